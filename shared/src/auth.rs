@@ -1,0 +1,244 @@
+//! API keys (stored only as SHA-256 hashes) and the authorizer's decision.
+//!
+//! API Gateway HTTP APIs cannot shape the body of a denied request, so the authorizer always answers
+//! `isAuthorized: true` with either `{account_id, mode}` or `{auth_error, auth_message}` in its context,
+//! and every handler turns the context into a `Principal` or a Stripe-style 401 (fail closed: a
+//! request without a valid context is refused). Infrastructure failures are errors of the authorizer
+//! itself, which API Gateway turns into a 500 and does not cache.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::ids::{AccountId, ApiKey, CreatedAt, Mode, Principal, unix_now};
+use crate::store::StoreError;
+
+const CTX_ACCOUNT: &str = "account_id";
+const CTX_MODE: &str = "mode";
+const CTX_ERROR: &str = "auth_error";
+const CTX_MESSAGE: &str = "auth_message";
+
+/// The ApiKeys table's item: keyed by the key's hash; the key itself is never stored.
+#[derive(Debug, Serialize, Deserialize)]
+struct ApiKeyItem {
+    pk: String,
+    account_id: AccountId,
+    mode: Mode,
+    created_at: CreatedAt,
+    revoked: bool,
+    /// The last four characters, to name the key in messages.
+    hint: String,
+}
+
+/// A new account's keys, shown once.
+#[derive(Debug)]
+pub struct NewAccount {
+    pub account_id: AccountId,
+    pub test_key: ApiKey,
+    pub live_key: ApiKey,
+}
+
+impl NewAccount {
+    /// `{"account_id","test_key","live_key"}` with the whole keys: for their owner's eyes only.
+    pub fn to_json(&self) -> Value {
+        serde_json::json!({
+            "account_id": self.account_id,
+            "test_key": self.test_key.expose(),
+            "live_key": self.live_key.expose(),
+        })
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ApiKeyStore {
+    client: Client,
+    table: String,
+}
+
+impl ApiKeyStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        ApiKeyStore { client, table: table.into() }
+    }
+
+    /// A new account with one test and one live key.
+    pub async fn create_account(&self) -> Result<NewAccount, StoreError> {
+        let account_id = AccountId::generate();
+        let test_key = ApiKey::generate(Mode::Test);
+        let live_key = ApiKey::generate(Mode::Live);
+        self.add_key(&account_id, &test_key).await?;
+        self.add_key(&account_id, &live_key).await?;
+        Ok(NewAccount { account_id, test_key, live_key })
+    }
+
+    pub async fn add_key(&self, account: &AccountId, key: &ApiKey) -> Result<(), StoreError> {
+        let item = ApiKeyItem {
+            pk: key.hash(),
+            account_id: account.clone(),
+            mode: key.mode(),
+            created_at: CreatedAt(unix_now()),
+            revoked: false,
+            hint: key.hint().to_owned(),
+        };
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(item)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn revoke(&self, key: &ApiKey) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.hash()))
+            .update_expression("SET revoked = :t")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Who the `Authorization` header's value speaks for, or the 401 to answer.
+    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Result<Principal, ApiError>, StoreError> {
+        let key = match parse_authorization(authorization) {
+            Ok(key) => key,
+            Err(e) => return Ok(Err(e)),
+        };
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(key.hash()))
+            .send()
+            .await?;
+        let Some(item) = out.item else {
+            return Ok(Err(auth_error("api_key_invalid", format!("Invalid API Key provided: {key}"))));
+        };
+        let item: ApiKeyItem = serde_dynamo::from_item(item)?;
+        if item.revoked {
+            return Ok(Err(auth_error("api_key_expired", format!("Expired API Key provided: {key}"))));
+        }
+        if item.mode != key.mode() {
+            // Cannot happen for keys we issued (the mode is part of the hashed key); refuse anyway.
+            return Ok(Err(auth_error("api_key_invalid", format!("Invalid API Key provided: {key}"))));
+        }
+        Ok(Ok(Principal { account: item.account_id, mode: item.mode }))
+    }
+}
+
+fn auth_error(code: &'static str, message: String) -> ApiError {
+    ApiError::Authentication { code, message }
+}
+
+/// `Bearer sk_…` (scheme case-insensitive) → the key.
+pub fn parse_authorization(value: Option<&str>) -> Result<ApiKey, ApiError> {
+    let missing = || {
+        auth_error(
+            "api_key_missing",
+            "You did not provide an API key. You need to provide your API key in the Authorization header, \
+             using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY')."
+                .to_owned(),
+        )
+    };
+    let value = value.map(str::trim).filter(|v| !v.is_empty()).ok_or_else(missing)?;
+    let (scheme, token) = value.split_once(' ').ok_or_else(missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(missing());
+    }
+    token.trim().parse::<ApiKey>().map_err(|_| {
+        auth_error(
+            "api_key_invalid",
+            "Invalid API Key provided. Secret keys look like sk_test_… or sk_live_….".to_owned(),
+        )
+    })
+}
+
+/// The authorizer's context for a decision.
+pub fn authorizer_context(decision: &Result<Principal, ApiError>) -> HashMap<String, Value> {
+    match decision {
+        Ok(p) => HashMap::from([
+            (CTX_ACCOUNT.to_owned(), Value::String(p.account.to_string())),
+            (CTX_MODE.to_owned(), Value::String(p.mode.to_string())),
+        ]),
+        Err(e) => {
+            let code = match e {
+                ApiError::Authentication { code, .. } => *code,
+                _ => "api_key_invalid",
+            };
+            HashMap::from([
+                (CTX_ERROR.to_owned(), Value::String(code.to_owned())),
+                (CTX_MESSAGE.to_owned(), Value::String(e.to_string())),
+            ])
+        }
+    }
+}
+
+/// Reads the authorizer's context back: a principal, or the 401 to answer. Anything else fails closed.
+pub fn principal_from_context(ctx: Option<&HashMap<String, Value>>) -> Result<Principal, ApiError> {
+    let refused = |code: &'static str, message: &str| Err(auth_error(code, message.to_owned()));
+    let Some(ctx) = ctx else {
+        return refused("api_key_missing", "No authorizer context: the request was not authenticated.");
+    };
+    let text = |k: &str| ctx.get(k).and_then(Value::as_str);
+    if let Some(code) = text(CTX_ERROR) {
+        let code = match code {
+            "api_key_missing" => "api_key_missing",
+            "api_key_expired" => "api_key_expired",
+            _ => "api_key_invalid",
+        };
+        return refused(code, text(CTX_MESSAGE).unwrap_or("Invalid API Key provided."));
+    }
+    match (text(CTX_ACCOUNT).map(str::parse), text(CTX_MODE).map(str::parse)) {
+        (Some(Ok(account)), Some(Ok(mode))) => Ok(Principal { account, mode }),
+        _ => refused("api_key_invalid", "Invalid authorizer context."),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn authorization_header_parsing() {
+        let key = ApiKey::generate(Mode::Test);
+        let ok = parse_authorization(Some(&format!("Bearer {}", key.expose()))).unwrap();
+        assert_eq!(ok, key);
+        assert!(parse_authorization(Some(&format!("bearer  {}", key.expose()))).is_ok());
+        for (value, code) in [
+            (None, "api_key_missing"),
+            (Some(""), "api_key_missing"),
+            (Some("Basic abc"), "api_key_missing"),
+            (Some("Bearer"), "api_key_missing"),
+            (Some("Bearer pk_test_abcd"), "api_key_invalid"),
+            (Some("Bearer sk_test_"), "api_key_invalid"),
+        ] {
+            match parse_authorization(value) {
+                Err(ApiError::Authentication { code: c, .. }) => assert_eq!(c, code, "{value:?}"),
+                other => panic!("{value:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn context_round_trip_fails_closed() {
+        let p = Principal { account: AccountId::generate(), mode: Mode::Live };
+        let ctx = authorizer_context(&Ok(p.clone()));
+        assert_eq!(principal_from_context(Some(&ctx)).unwrap(), p);
+        let denied = authorizer_context(&Err(auth_error("api_key_expired", "Expired".into())));
+        let err = principal_from_context(Some(&denied)).unwrap_err();
+        assert_eq!(err.status(), 401);
+        assert_eq!(err.body()["error"]["code"], "api_key_expired");
+        assert!(principal_from_context(None).is_err());
+        assert!(principal_from_context(Some(&HashMap::new())).is_err());
+        let forged = HashMap::from([(CTX_ACCOUNT.to_owned(), Value::String("acct_x".into()))]);
+        assert!(principal_from_context(Some(&forged)).is_err());
+    }
+}

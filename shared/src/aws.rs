@@ -1,0 +1,71 @@
+//! Building the AWS SDK clients: from the environment in AWS, or for the local servers.
+
+use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_credential_types::Credentials;
+
+pub const LOCAL_DYNAMODB_URL: &str = "http://127.0.0.1:8000";
+pub const LOCAL_SQS_URL: &str = "http://127.0.0.1:4566";
+
+/// Where the SDK clients talk to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Real AWS (or whatever `AWS_ENDPOINT_URL*` point at), with the usual credential chain.
+    Aws,
+    /// The local servers, with dummy credentials.
+    Local { dynamodb: String, sqs: String },
+}
+
+impl Target {
+    pub fn local() -> Self {
+        Target::Local { dynamodb: LOCAL_DYNAMODB_URL.to_owned(), sqs: LOCAL_SQS_URL.to_owned() }
+    }
+
+    /// For developer commands: AWS when the environment names credentials, a profile or an
+    /// endpoint; otherwise the local servers (`PAYGATE_DYNAMODB_URL`, `PAYGATE_SQS_URL` override them).
+    pub fn from_env() -> Self {
+        let set = |k: &str| std::env::var(k).is_ok_and(|v| !v.is_empty());
+        if ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_PROFILE"].iter().any(|k| set(k)) {
+            return Target::Aws;
+        }
+        let var = |k: &str, d: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_owned());
+        Target::Local {
+            dynamodb: var("PAYGATE_DYNAMODB_URL", LOCAL_DYNAMODB_URL),
+            sqs: var("PAYGATE_SQS_URL", LOCAL_SQS_URL),
+        }
+    }
+}
+
+/// One DynamoDB and one SQS client, built once at start-up and shared.
+#[derive(Debug, Clone)]
+pub struct Clients {
+    pub dynamodb: aws_sdk_dynamodb::Client,
+    pub sqs: aws_sdk_sqs::Client,
+}
+
+impl Clients {
+    pub async fn new(target: &Target) -> Self {
+        match target {
+            Target::Aws => {
+                let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
+                Clients { dynamodb: aws_sdk_dynamodb::Client::new(&sdk), sqs: aws_sdk_sqs::Client::new(&sdk) }
+            }
+            Target::Local { dynamodb, sqs } => {
+                let sdk = local_sdk_config().await;
+                let ddb = aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(dynamodb).build();
+                let sqs = aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(sqs).build();
+                Clients {
+                    dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb),
+                    sqs: aws_sdk_sqs::Client::from_conf(sqs),
+                }
+            }
+        }
+    }
+}
+
+async fn local_sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("local", "local", None, None, "paygate-local"))
+        .load()
+        .await
+}

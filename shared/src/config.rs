@@ -1,0 +1,84 @@
+//! Configuration from the environment, read once in each function's `main`.
+
+use std::time::Duration;
+
+/// Names of the DynamoDB tables and the delivery queue. In AWS, `template.yaml` passes the
+/// generated names in; locally the defaults below are what `paygate dev` and the tests create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub events_table: String,
+    pub webhook_endpoints_table: String,
+    pub api_keys_table: String,
+    pub deliveries_table: String,
+    pub delivery_queue: String,
+    pub delivery_dlq: String,
+    /// How long events are kept (DynamoDB TTL on `expires_at`).
+    pub event_retention: Duration,
+}
+
+/// Environment variable and local default of each table and queue, by the logical id it has in
+/// `template.yaml`. The local set-up creates each resource under its default name.
+pub const RESOURCES: &[(&str, &str, &str)] = &[
+    ("EventsTable", "PAYGATE_EVENTS_TABLE", "paygate-events"),
+    ("WebhookEndpointsTable", "PAYGATE_WEBHOOK_ENDPOINTS_TABLE", "paygate-webhook-endpoints"),
+    ("ApiKeysTable", "PAYGATE_API_KEYS_TABLE", "paygate-api-keys"),
+    ("DeliveriesTable", "PAYGATE_DELIVERIES_TABLE", "paygate-deliveries"),
+    ("DeliveryQueue", "PAYGATE_DELIVERY_QUEUE", "paygate-delivery"),
+    ("DeliveryDeadLetterQueue", "PAYGATE_DELIVERY_DLQ", "paygate-delivery-dlq"),
+];
+
+impl Config {
+    pub fn from_env() -> Self {
+        Self::from_lookup(|k| std::env::var(k).ok())
+    }
+
+    /// The local defaults, whatever the environment says.
+    pub fn local() -> Self {
+        Self::from_lookup(|_| None)
+    }
+
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
+        let name = |logical: &str| {
+            let (_, var, default) = RESOURCES.iter().find(|(l, _, _)| *l == logical).expect("known resource");
+            get(var).filter(|v| !v.is_empty()).unwrap_or_else(|| (*default).to_owned())
+        };
+        let days = get("PAYGATE_EVENT_RETENTION_DAYS")
+            .and_then(|d| d.parse::<u64>().ok())
+            .filter(|d| *d > 0)
+            .unwrap_or(30);
+        Config {
+            events_table: name("EventsTable"),
+            webhook_endpoints_table: name("WebhookEndpointsTable"),
+            api_keys_table: name("ApiKeysTable"),
+            deliveries_table: name("DeliveriesTable"),
+            delivery_queue: name("DeliveryQueue"),
+            delivery_dlq: name("DeliveryDeadLetterQueue"),
+            event_retention: Duration::from_secs(days * 86_400),
+        }
+    }
+
+    /// The local name of the resource with this logical id in `template.yaml`.
+    pub fn local_name(logical_id: &str) -> Option<&'static str> {
+        RESOURCES.iter().find(|(l, _, _)| *l == logical_id).map(|(_, _, d)| *d)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_and_overrides() {
+        let c = Config::local();
+        assert_eq!(c.events_table, "paygate-events");
+        assert_eq!(c.event_retention, Duration::from_secs(30 * 86_400));
+        let c = Config::from_lookup(|k| match k {
+            "PAYGATE_EVENTS_TABLE" => Some("stack-Events-1".into()),
+            "PAYGATE_EVENT_RETENTION_DAYS" => Some("7".into()),
+            _ => None,
+        });
+        assert_eq!(c.events_table, "stack-Events-1");
+        assert_eq!(c.api_keys_table, "paygate-api-keys");
+        assert_eq!(c.event_retention, Duration::from_secs(7 * 86_400));
+    }
+}

@@ -1,0 +1,420 @@
+//! Typed identifiers: event ids (`evt_` + ULID), account ids, test/live mode and API keys.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
+use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use rand::Rng;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::{Digest, Sha256};
+use ulid::{Generator, Ulid};
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("malformed {kind}: `{value}`")]
+pub struct MalformedId {
+    pub kind: &'static str,
+    pub value: String,
+}
+
+impl MalformedId {
+    fn new(kind: &'static str, value: &str) -> Self {
+        MalformedId { kind, value: value.chars().take(80).collect() }
+    }
+}
+
+macro_rules! string_serde {
+    ($t:ty) => {
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.collect_str(self)
+            }
+        }
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                s.parse().map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+/// `evt_` followed by a ULID in its canonical (upper-case Crockford) form. Ids sort by creation time,
+/// both as values and as strings, so DynamoDB's sort key order is time order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct EventId(Ulid);
+
+static GENERATOR: Mutex<Option<Generator>> = Mutex::new(None);
+
+impl EventId {
+    pub const PREFIX: &'static str = "evt_";
+
+    /// A new id for now; ids made by one process are strictly increasing, even within a millisecond.
+    pub fn generate() -> Self {
+        loop {
+            let mut guard = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+            let generator = guard.get_or_insert_with(Generator::new);
+            match generator.generate() {
+                Ok(ulid) => return EventId(ulid),
+                // 2^80 ids in one millisecond: wait for the next one rather than break the order.
+                Err(_) => {
+                    drop(guard);
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+        }
+    }
+
+    pub const fn from_ulid(ulid: Ulid) -> Self {
+        EventId(ulid)
+    }
+
+    pub const fn ulid(self) -> Ulid {
+        self.0
+    }
+
+    /// The smallest id that can be made at `ms` (unix milliseconds).
+    pub fn first_at_ms(ms: u64) -> Self {
+        EventId(Ulid::from_parts(ms, 0))
+    }
+
+    /// The largest id that can be made at `ms` (unix milliseconds).
+    pub fn last_at_ms(ms: u64) -> Self {
+        EventId(Ulid::from_parts(ms, u128::MAX))
+    }
+
+    /// The id just before this one in sort order, if any.
+    pub fn pred(self) -> Option<Self> {
+        self.0 .0.checked_sub(1).map(|v| EventId(Ulid(v)))
+    }
+
+    /// The id just after this one in sort order, if any.
+    pub fn succ(self) -> Option<Self> {
+        self.0 .0.checked_add(1).map(|v| EventId(Ulid(v)))
+    }
+
+    /// When the id was made, to the millisecond.
+    pub fn time(self) -> DateTime<Utc> {
+        Utc.timestamp_millis_opt(self.0.timestamp_ms() as i64)
+            .single()
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+    }
+
+    /// `created_at` of the event: the id's time, to the second.
+    pub fn created_at(self) -> CreatedAt {
+        CreatedAt(self.0.timestamp_ms() / 1000)
+    }
+}
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", Self::PREFIX, self.0)
+    }
+}
+
+impl FromStr for EventId {
+    type Err = MalformedId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || MalformedId::new("event id", s);
+        let body = s.strip_prefix(Self::PREFIX).ok_or_else(err)?;
+        if body.len() != ulid::ULID_LEN {
+            return Err(err());
+        }
+        let ulid = Ulid::from_string(body).map_err(|_| err())?;
+        // One event, one spelling: lower case or ambiguous letters (I, L, O) are not the id.
+        if ulid.to_string() != body {
+            return Err(err());
+        }
+        Ok(EventId(ulid))
+    }
+}
+
+string_serde!(EventId);
+
+/// A creation time, in whole unix seconds, written as RFC 3339 UTC (`2024-01-15T10:30:00Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CreatedAt(pub u64);
+
+impl CreatedAt {
+    pub fn unix_seconds(self) -> u64 {
+        self.0
+    }
+}
+
+impl fmt::Display for CreatedAt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let t = Utc
+            .timestamp_opt(self.0 as i64, 0)
+            .single()
+            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        f.write_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true))
+    }
+}
+
+impl FromStr for CreatedAt {
+    type Err = MalformedId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = DateTime::parse_from_rfc3339(s).map_err(|_| MalformedId::new("timestamp", s))?;
+        u64::try_from(t.timestamp())
+            .map(CreatedAt)
+            .map_err(|_| MalformedId::new("timestamp", s))
+    }
+}
+
+string_serde!(CreatedAt);
+
+/// Test or live: the two environments of an account, which never see each other's data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Test,
+    Live,
+}
+
+impl Mode {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Mode::Test => "test",
+            Mode::Live => "live",
+        }
+    }
+}
+
+impl fmt::Display for Mode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Mode {
+    type Err = MalformedId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "test" => Ok(Mode::Test),
+            "live" => Ok(Mode::Live),
+            _ => Err(MalformedId::new("mode", s)),
+        }
+    }
+}
+
+const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+fn random_alnum(n: usize) -> String {
+    let mut rng = rand::rng();
+    (0..n).map(|_| ALNUM[rng.random_range(0..ALNUM.len())] as char).collect()
+}
+
+fn is_token(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric())
+}
+
+/// `acct_` followed by 1–64 ASCII letters or digits.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountId(String);
+
+impl AccountId {
+    pub const PREFIX: &'static str = "acct_";
+
+    pub fn generate() -> Self {
+        AccountId(format!("{}{}", Self::PREFIX, random_alnum(16)))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl FromStr for AccountId {
+    type Err = MalformedId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.strip_prefix(Self::PREFIX) {
+            Some(rest) if is_token(rest, 64) => Ok(AccountId(s.to_owned())),
+            _ => Err(MalformedId::new("account id", s)),
+        }
+    }
+}
+
+string_serde!(AccountId);
+
+/// Who is asking: an account in one mode. The partition of every table is `{account}#{mode}`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Principal {
+    pub account: AccountId,
+    pub mode: Mode,
+}
+
+impl Principal {
+    pub fn partition(&self) -> String {
+        format!("{}#{}", self.account, self.mode)
+    }
+}
+
+/// A secret API key, `sk_test_…` or `sk_live_…`. Never printed in full: `Debug` and `Display`
+/// show only the mode and last four characters, as Stripe's dashboard does.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    raw: String,
+    mode: Mode,
+}
+
+impl ApiKey {
+    const SECRET_LEN: usize = 32;
+
+    pub fn generate(mode: Mode) -> Self {
+        let raw = format!("sk_{}_{}", mode, random_alnum(Self::SECRET_LEN));
+        ApiKey { raw, mode }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    /// The whole key, for showing once to its owner. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.raw
+    }
+
+    /// Lower-case hex SHA-256 of the whole key: what the ApiKeys table stores instead of the key.
+    pub fn hash(&self) -> String {
+        hex::encode(Sha256::digest(self.raw.as_bytes()))
+    }
+
+    /// The last four characters, safe to show.
+    pub fn hint(&self) -> &str {
+        &self.raw[self.raw.len() - 4..]
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKey({self})")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "sk_{}_****{}", self.mode, self.hint())
+    }
+}
+
+impl FromStr for ApiKey {
+    type Err = MalformedId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || MalformedId::new("API key", "sk_…");
+        let (mode, secret) = if let Some(rest) = s.strip_prefix("sk_test_") {
+            (Mode::Test, rest)
+        } else if let Some(rest) = s.strip_prefix("sk_live_") {
+            (Mode::Live, rest)
+        } else {
+            return Err(err());
+        };
+        if secret.len() < 4 || !is_token(secret, 128) {
+            return Err(err());
+        }
+        Ok(ApiKey { raw: s.to_owned(), mode })
+    }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_ids_round_trip_and_reject_other_spellings() {
+        let id = EventId::generate();
+        let s = id.to_string();
+        assert!(s.starts_with("evt_") && s.len() == 30);
+        assert_eq!(s.parse::<EventId>().unwrap(), id);
+        for bad in [
+            "",
+            "evt_",
+            "evt_abc123def456",
+            &s.to_lowercase().replace("evt_", "evt_"),
+            &s[4..],
+            &format!("{s}0"),
+            "evt_8ZZZZZZZZZZZZZZZZZZZZZZZZZ", // over 128 bits
+        ] {
+            if bad == s {
+                continue;
+            }
+            assert!(bad.parse::<EventId>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn ids_made_in_the_same_millisecond_stay_ordered() {
+        let ids: Vec<EventId> = (0..10_000).map(|_| EventId::generate()).collect();
+        for pair in ids.windows(2) {
+            assert!(pair[0] < pair[1]);
+            assert!(pair[0].to_string() < pair[1].to_string(), "string order is id order");
+        }
+        // 10 000 ids take well under 10 000 ms, so many share a millisecond.
+        let distinct_ms: std::collections::HashSet<u64> =
+            ids.iter().map(|i| i.ulid().timestamp_ms()).collect();
+        assert!(distinct_ms.len() < ids.len());
+    }
+
+    #[test]
+    fn id_order_follows_creation_time() {
+        let a = EventId::first_at_ms(1_700_000_000_000);
+        let b = EventId::last_at_ms(1_700_000_000_000);
+        let c = EventId::first_at_ms(1_700_000_000_001);
+        assert!(a < b && b < c);
+        assert_eq!(b.succ(), Some(c));
+        assert_eq!(c.pred(), Some(b));
+        assert_eq!(EventId::from_ulid(Ulid(0)).pred(), None);
+        assert_eq!(a.created_at().to_string(), "2023-11-14T22:13:20Z");
+        let now = EventId::generate();
+        assert!(now.created_at().unix_seconds().abs_diff(unix_now()) <= 1);
+    }
+
+    #[test]
+    fn created_at_formats_and_parses_rfc3339() {
+        let t: CreatedAt = "2024-01-15T10:30:00Z".parse().unwrap();
+        assert_eq!(t.unix_seconds(), 1_705_314_600);
+        assert_eq!(t.to_string(), "2024-01-15T10:30:00Z");
+        assert!("yesterday".parse::<CreatedAt>().is_err());
+    }
+
+    #[test]
+    fn api_keys_parse_hash_and_never_print() {
+        let k = ApiKey::generate(Mode::Live);
+        assert!(k.expose().starts_with("sk_live_"));
+        let parsed: ApiKey = k.expose().parse().unwrap();
+        assert_eq!(parsed.mode(), Mode::Live);
+        assert_eq!(parsed.hash(), k.hash());
+        assert_eq!(k.hash().len(), 64);
+        assert!(!format!("{k} {k:?}").contains(&k.expose()[8..]));
+        for bad in ["", "sk_test_", "pk_test_abcd1234", "sk_prod_abcd1234", "sk_test_ab", "sk_test_abc$1234"] {
+            assert!(bad.parse::<ApiKey>().is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn account_ids_and_modes() {
+        let a = AccountId::generate();
+        assert_eq!(a.as_str().parse::<AccountId>().unwrap(), a);
+        assert!("acct_".parse::<AccountId>().is_err());
+        assert!("acct_a#b".parse::<AccountId>().is_err(), "no partition separator inside ids");
+        assert!("user_abc".parse::<AccountId>().is_err());
+        assert_eq!("live".parse::<Mode>().unwrap(), Mode::Live);
+        assert!("prod".parse::<Mode>().is_err());
+        let p = Principal { account: "acct_x1".parse().unwrap(), mode: Mode::Test };
+        assert_eq!(p.partition(), "acct_x1#test");
+    }
+}

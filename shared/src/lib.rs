@@ -1,0 +1,22 @@
+//! `paygate`: the model and all domain logic of PayGate Events. Every function crate only wires it up.
+
+pub mod api;
+pub mod auth;
+pub mod aws;
+pub mod config;
+pub mod error;
+pub mod event;
+pub mod event_type;
+pub mod ids;
+pub mod ingest;
+pub mod list;
+pub mod logging;
+pub mod store;
+
+#[cfg(feature = "local")]
+pub mod local;
+
+pub use error::ApiError;
+pub use event::{Event, EventData, EventRequest};
+pub use event_type::{EventType, Family, TypeSelector};
+pub use ids::{AccountId, ApiKey, EventId, Mode, Principal};

@@ -1,0 +1,424 @@
+//! `GET /v1/events`: the query string parsed once into typed parameters, and the page read with
+//! key-condition Queries only (at most `limit + 1` items per source).
+
+use std::collections::BTreeSet;
+
+use chrono::DateTime;
+use futures::future::try_join_all;
+
+use crate::error::ApiError;
+use crate::event::Event;
+use crate::event_type::TypeSelector;
+use crate::ids::{EventId, Principal};
+use crate::store::{EventStore, RangeQuery, Source, StoreError};
+
+pub const DEFAULT_LIMIT: u8 = 10;
+pub const MAX_LIMIT: u8 = 100;
+pub const MAX_TYPES: usize = 20;
+
+/// Page size, 1–100.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limit(u8);
+
+impl Limit {
+    pub fn new(n: u8) -> Option<Self> {
+        (1..=MAX_LIMIT).contains(&n).then_some(Limit(n))
+    }
+    pub fn get(self) -> usize {
+        self.0 as usize
+    }
+}
+
+impl Default for Limit {
+    fn default() -> Self {
+        Limit(DEFAULT_LIMIT)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cursor {
+    /// The page of events older than this one.
+    StartingAfter(EventId),
+    /// The page of events immediately newer than this one (still returned newest first).
+    EndingBefore(EventId),
+}
+
+/// Inclusive bounds on `created_at`, in unix seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct CreatedRange {
+    pub gte: Option<u64>,
+    pub lte: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ListParams {
+    pub limit: Limit,
+    pub cursor: Option<Cursor>,
+    /// Empty: every type. Otherwise the union of these selectors (already free of overlaps).
+    pub types: Vec<TypeSelector>,
+    pub created: CreatedRange,
+}
+
+impl ListParams {
+    /// Parses a raw query string (`limit=3&types[]=payment.*&created[gte]=…`).
+    pub fn parse(query: &str) -> Result<Self, ApiError> {
+        let mut raw = RawParams::default();
+        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
+            raw.take(&key, value.into_owned())?;
+        }
+        raw.into_params()
+    }
+}
+
+#[derive(Default)]
+struct RawParams {
+    limit: Option<String>,
+    starting_after: Option<String>,
+    ending_before: Option<String>,
+    type_: Option<String>,
+    types: Vec<String>,
+    created: [Option<String>; 5],
+}
+
+const CREATED_KEYS: [&str; 5] = ["created", "created[gte]", "created[gt]", "created[lte]", "created[lt]"];
+
+fn once(slot: &mut Option<String>, key: &str, value: String) -> Result<(), ApiError> {
+    if slot.is_some() {
+        return Err(ApiError::invalid("parameter_duplicated", key, format!("The parameter {key} was given more than once.")));
+    }
+    *slot = Some(value);
+    Ok(())
+}
+
+fn is_indexed_types(key: &str) -> bool {
+    key.strip_prefix("types[")
+        .and_then(|r| r.strip_suffix(']'))
+        .is_some_and(|i| !i.is_empty() && i.len() <= 3 && i.bytes().all(|b| b.is_ascii_digit()))
+}
+
+impl RawParams {
+    fn take(&mut self, key: &str, value: String) -> Result<(), ApiError> {
+        match key {
+            "limit" => once(&mut self.limit, key, value),
+            "starting_after" => once(&mut self.starting_after, key, value),
+            "ending_before" => once(&mut self.ending_before, key, value),
+            "type" => once(&mut self.type_, key, value),
+            "types[]" => {
+                self.types.push(value);
+                Ok(())
+            }
+            k if is_indexed_types(k) => {
+                self.types.push(value);
+                Ok(())
+            }
+            k => match CREATED_KEYS.iter().position(|c| *c == k) {
+                Some(i) => once(&mut self.created[i], key, value),
+                None => Err(ApiError::unknown_parameter(k)),
+            },
+        }
+    }
+
+    fn into_params(self) -> Result<ListParams, ApiError> {
+        let limit = match self.limit {
+            None => Limit::default(),
+            Some(v) => parse_limit(&v)?,
+        };
+        let cursor = match (self.starting_after, self.ending_before) {
+            (Some(_), Some(_)) => {
+                return Err(ApiError::invalid(
+                    "parameters_exclusive",
+                    "ending_before",
+                    "You may only specify one of these parameters: starting_after, ending_before.",
+                ));
+            }
+            (Some(a), None) => Some(Cursor::StartingAfter(parse_cursor("starting_after", &a)?)),
+            (None, Some(b)) => Some(Cursor::EndingBefore(parse_cursor("ending_before", &b)?)),
+            (None, None) => None,
+        };
+        let selectors = match (self.type_, self.types.is_empty()) {
+            (Some(_), false) => {
+                return Err(ApiError::invalid(
+                    "parameters_exclusive",
+                    "types",
+                    "You may only specify one of these parameters: type, types.",
+                ));
+            }
+            (Some(t), true) => vec![parse_selector("type", &t)?],
+            (None, _) => {
+                if self.types.len() > MAX_TYPES {
+                    return Err(ApiError::invalid(
+                        "parameter_invalid",
+                        "types",
+                        format!("You may pass at most {MAX_TYPES} types; {} were given.", self.types.len()),
+                    ));
+                }
+                self.types.iter().map(|t| parse_selector("types", t)).collect::<Result<_, _>>()?
+            }
+        };
+        Ok(ListParams { limit, cursor, types: normalize(selectors), created: parse_created(&self.created)? })
+    }
+}
+
+fn parse_limit(v: &str) -> Result<Limit, ApiError> {
+    let n: i64 = v.parse().map_err(|_| {
+        ApiError::invalid("parameter_invalid_integer", "limit", format!("Invalid integer: {}", shorten(v)))
+    })?;
+    u8::try_from(n).ok().and_then(Limit::new).ok_or_else(|| {
+        ApiError::invalid(
+            "parameter_invalid_integer",
+            "limit",
+            format!("Invalid limit: must be between 1 and {MAX_LIMIT}; {n} was given."),
+        )
+    })
+}
+
+fn parse_cursor(param: &str, v: &str) -> Result<EventId, ApiError> {
+    v.parse().map_err(|_| {
+        ApiError::invalid(
+            "resource_missing",
+            param,
+            format!("Invalid {param}: '{}' is not an event id (evt_…).", shorten(v)),
+        )
+    })
+}
+
+fn parse_selector(param: &str, v: &str) -> Result<TypeSelector, ApiError> {
+    v.parse().map_err(|_| {
+        ApiError::invalid(
+            "parameter_invalid",
+            param,
+            format!("Invalid {param}: '{}' is not an event type or a family wildcard such as payment.*", shorten(v)),
+        )
+    })
+}
+
+/// Drops selectors that another selector already covers, and duplicates; keeps a stable order.
+fn normalize(selectors: Vec<TypeSelector>) -> Vec<TypeSelector> {
+    let families: BTreeSet<_> = selectors
+        .iter()
+        .filter_map(|s| match s {
+            TypeSelector::Family(f) => Some(*f),
+            TypeSelector::Exact(_) => None,
+        })
+        .collect();
+    let kept: BTreeSet<TypeSelector> = selectors
+        .into_iter()
+        .filter(|s| match s {
+            TypeSelector::Exact(t) => !families.contains(&t.family()),
+            TypeSelector::Family(_) => true,
+        })
+        .collect();
+    kept.into_iter().collect()
+}
+
+fn shorten(v: &str) -> String {
+    if v.chars().count() > 64 { format!("{}…", v.chars().take(64).collect::<String>()) } else { v.to_owned() }
+}
+
+/// Unix seconds or RFC 3339, to the second.
+fn parse_time(param: &str, v: &str) -> Result<u64, ApiError> {
+    if let Ok(secs) = v.parse::<u64>() {
+        return Ok(secs);
+    }
+    DateTime::parse_from_rfc3339(v)
+        .ok()
+        .and_then(|t| u64::try_from(t.timestamp()).ok())
+        .ok_or_else(|| {
+            ApiError::invalid(
+                "parameter_invalid",
+                param,
+                format!("Invalid timestamp for {param}: '{}'; use unix seconds or RFC 3339.", shorten(v)),
+            )
+        })
+}
+
+fn parse_created(raw: &[Option<String>; 5]) -> Result<CreatedRange, ApiError> {
+    let mut t = [None; 5];
+    for (i, v) in raw.iter().enumerate() {
+        if let Some(v) = v {
+            t[i] = Some(parse_time(CREATED_KEYS[i], v)?);
+        }
+    }
+    let [exact, gte, gt, lte, lt] = t;
+    // The user's own lower bounds must not exceed their upper bounds.
+    let lowers = [exact, gte, gt].into_iter().flatten();
+    let uppers: Vec<u64> = [exact, lte, lt].into_iter().flatten().collect();
+    for lo in lowers {
+        if uppers.iter().any(|&hi| lo > hi) {
+            return Err(ApiError::invalid(
+                "parameter_invalid",
+                "created",
+                "Invalid created range: the lower bound is after the upper bound.",
+            ));
+        }
+    }
+    if lt == Some(0) {
+        // Nothing is older than the epoch: an upper bound below any lower bound.
+        return Ok(CreatedRange { gte: Some(1), lte: Some(0) });
+    }
+    let gte = [exact, gte, gt.map(|v| v.saturating_add(1))].into_iter().flatten().max();
+    let lte = [exact, lte, lt.map(|v| v - 1)].into_iter().flatten().min();
+    Ok(CreatedRange { gte, lte })
+}
+
+/// A page of events, newest first.
+#[derive(Debug)]
+pub struct Page {
+    pub events: Vec<Event>,
+    pub has_more: bool,
+    /// Items DynamoDB read to answer (sum of the Queries' `ScannedCount`).
+    pub items_read: u32,
+}
+
+impl Page {
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "object": "list",
+            "data": self.events,
+            "has_more": self.has_more,
+            "url": "/v1/events",
+        })
+    }
+}
+
+/// The inclusive id range a request allows, or `None` when it allows nothing.
+fn id_range(p: &ListParams) -> Option<(EventId, EventId)> {
+    let mut lo = EventId::first_at_ms(p.created.gte.map_or(0, |s| s.saturating_mul(1000)));
+    let mut hi = match p.created.lte {
+        Some(s) => EventId::last_at_ms(s.saturating_mul(1000).saturating_add(999).min((1 << 48) - 1)),
+        None => EventId::last_at_ms((1 << 48) - 1),
+    };
+    match p.cursor {
+        Some(Cursor::StartingAfter(id)) => hi = hi.min(id.pred()?),
+        Some(Cursor::EndingBefore(id)) => lo = lo.max(id.succ()?),
+        None => {}
+    }
+    (lo <= hi).then_some((lo, hi))
+}
+
+/// Reads one page: one Query per source (one source unless several types were asked for), each with
+/// `Limit = limit + 1` and every condition in the key condition, merged by id.
+pub async fn list_events(store: &EventStore, principal: &Principal, p: &ListParams) -> Result<Page, StoreError> {
+    let limit = p.limit.get();
+    let Some((lo, hi)) = id_range(p) else {
+        return Ok(Page { events: vec![], has_more: false, items_read: 0 });
+    };
+    // `ending_before` reads upwards from the cursor; everything else reads downwards from the newest.
+    let ascending = matches!(p.cursor, Some(Cursor::EndingBefore(_)));
+    let sources: Vec<Source> = if p.types.is_empty() {
+        vec![Source::All]
+    } else {
+        p.types
+            .iter()
+            .map(|s| match *s {
+                TypeSelector::Exact(t) => Source::Type(t),
+                TypeSelector::Family(f) => Source::Family(f),
+            })
+            .collect()
+    };
+    let queries = sources.into_iter().map(|source| {
+        let q = RangeQuery { source, lo, hi, ascending, limit: limit as i32 + 1 };
+        async move { store.query(principal, &q).await }
+    });
+    let results = try_join_all(queries).await?;
+    let items_read = results.iter().map(|r| r.items_read).sum();
+    let mut events: Vec<Event> = results.into_iter().flat_map(|r| r.events).collect();
+    if ascending {
+        events.sort_by_key(|e| e.id);
+    } else {
+        events.sort_by_key(|e| std::cmp::Reverse(e.id));
+    }
+    events.dedup_by_key(|e| e.id);
+    let has_more = events.len() > limit;
+    events.truncate(limit);
+    if ascending {
+        events.reverse();
+    }
+    Ok(Page { events, has_more, items_read })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event_type::{EventType, Family};
+
+    fn err(q: &str) -> (String, String) {
+        let e = ListParams::parse(q).unwrap_err();
+        assert_eq!(e.status(), 400, "{q}");
+        let b = e.body();
+        (b["error"]["code"].as_str().unwrap().to_owned(), b["error"]["param"].as_str().unwrap().to_owned())
+    }
+
+    #[test]
+    fn defaults() {
+        let p = ListParams::parse("").unwrap();
+        assert_eq!(p.limit.get(), 10);
+        assert_eq!(p, ListParams::default());
+    }
+
+    #[test]
+    fn parses_every_parameter() {
+        let id = EventId::generate();
+        let p = ListParams::parse(&format!(
+            "limit=100&starting_after={id}&type=payment.succeeded&created[gte]=1700000000&created[lte]=2024-01-15T10:30:00.9Z"
+        ))
+        .unwrap();
+        assert_eq!(p.limit.get(), 100);
+        assert_eq!(p.cursor, Some(Cursor::StartingAfter(id)));
+        assert_eq!(p.types, vec![TypeSelector::Exact(EventType::PaymentSucceeded)]);
+        assert_eq!(p.created, CreatedRange { gte: Some(1_700_000_000), lte: Some(1_705_314_600) });
+        let p = ListParams::parse("types[]=payment.*&types[]=payment.failed&types%5B1%5D=refund.failed&types[2]=payment.*").unwrap();
+        assert_eq!(
+            p.types,
+            vec![TypeSelector::Exact(EventType::RefundFailed), TypeSelector::Family(Family::Payment)].into_iter().collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>()
+        );
+        let p = ListParams::parse("created[gt]=10&created[lt]=20").unwrap();
+        assert_eq!(p.created, CreatedRange { gte: Some(11), lte: Some(19) });
+        let p = ListParams::parse("created=10").unwrap();
+        assert_eq!(p.created, CreatedRange { gte: Some(10), lte: Some(10) });
+    }
+
+    #[test]
+    fn every_bad_input_is_a_400_naming_its_parameter() {
+        let id = EventId::generate();
+        assert_eq!(err("limit=abc"), ("parameter_invalid_integer".into(), "limit".into()));
+        assert_eq!(err("limit=0"), ("parameter_invalid_integer".into(), "limit".into()));
+        assert_eq!(err("limit=101"), ("parameter_invalid_integer".into(), "limit".into()));
+        assert_eq!(err("limit=-1"), ("parameter_invalid_integer".into(), "limit".into()));
+        assert_eq!(err("limit=1.5"), ("parameter_invalid_integer".into(), "limit".into()));
+        assert_eq!(err("limit="), ("parameter_invalid_integer".into(), "limit".into()));
+        assert_eq!(err(&format!("starting_after={id}&ending_before={id}")).0, "parameters_exclusive");
+        assert_eq!(err("starting_after=evt_nope"), ("resource_missing".into(), "starting_after".into()));
+        assert_eq!(err("ending_before=pay_123"), ("resource_missing".into(), "ending_before".into()));
+        assert_eq!(err("type=payment.exploded"), ("parameter_invalid".into(), "type".into()));
+        assert_eq!(err("type=*"), ("parameter_invalid".into(), "type".into()));
+        assert_eq!(err("types[]=nope"), ("parameter_invalid".into(), "types".into()));
+        assert_eq!(err("type=payment.failed&types[]=payment.created"), ("parameters_exclusive".into(), "types".into()));
+        let many: Vec<String> = EventType::ALL.iter().take(21).map(|t| format!("types[]={t}")).collect();
+        assert_eq!(err(&many.join("&")), ("parameter_invalid".into(), "types".into()));
+        assert_eq!(err("created[gte]=yesterday"), ("parameter_invalid".into(), "created[gte]".into()));
+        assert_eq!(err("created[gte]=20&created[lte]=10"), ("parameter_invalid".into(), "created".into()));
+        assert_eq!(err("created[gt]=-5"), ("parameter_invalid".into(), "created[gt]".into()));
+        assert_eq!(err("expand[]=data"), ("parameter_unknown".into(), "expand[]".into()));
+        assert_eq!(err("types[x]=payment.created"), ("parameter_unknown".into(), "types[x]".into()));
+        assert_eq!(err("limit=1&limit=2"), ("parameter_duplicated".into(), "limit".into()));
+    }
+
+    #[test]
+    fn id_ranges_follow_cursors_and_created_bounds() {
+        let p = ListParams::parse("created[gte]=100&created[lte]=100").unwrap();
+        let (lo, hi) = id_range(&p).unwrap();
+        assert_eq!(lo, EventId::first_at_ms(100_000));
+        assert_eq!(hi, EventId::last_at_ms(100_999));
+        let c = EventId::first_at_ms(100_500);
+        let mut q = p.clone();
+        q.cursor = Some(Cursor::StartingAfter(c));
+        assert_eq!(id_range(&q).unwrap(), (lo, c.pred().unwrap()));
+        q.cursor = Some(Cursor::EndingBefore(c));
+        assert_eq!(id_range(&q).unwrap(), (c.succ().unwrap(), hi));
+        q.cursor = Some(Cursor::StartingAfter(EventId::first_at_ms(100_000)));
+        assert_eq!(id_range(&q), None, "nothing is older than the first id of the range");
+        assert_eq!(id_range(&ListParams::parse("created[gt]=10&created[lt]=11").unwrap()), None);
+        assert_eq!(id_range(&ListParams::parse("created[lt]=0").unwrap()), None);
+    }
+}

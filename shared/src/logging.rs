@@ -1,0 +1,16 @@
+//! JSON logs for every function (`tracing`); level from `RUST_LOG` or `AWS_LAMBDA_LOG_LEVEL`.
+
+use tracing_subscriber::EnvFilter;
+
+/// Installs the JSON log subscriber once; later calls do nothing.
+pub fn init() {
+    let level = std::env::var("AWS_LAMBDA_LOG_LEVEL").unwrap_or_else(|_| "info".to_owned());
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(level.to_lowercase()));
+    let _ = tracing_subscriber::fmt()
+        .json()
+        .with_env_filter(filter)
+        .with_current_span(false)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}

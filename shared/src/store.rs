@@ -1,0 +1,213 @@
+//! The Events table: conditional puts, strongly consistent gets, and key-condition queries.
+
+use std::collections::HashMap;
+use std::fmt::Debug;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+
+use crate::error::ApiError;
+use crate::event::{Event, EventData, EventRequest, EventTag};
+use crate::event_type::{EventType, Family};
+use crate::ids::{CreatedAt, EventId, Principal};
+
+/// A failure talking to DynamoDB or reading what it holds.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("DynamoDB throttled the request: {0}")]
+    Throttled(String),
+    #[error("the item exists already")]
+    Conflict,
+    #[error("DynamoDB: {0}")]
+    Dynamo(String),
+    #[error("malformed item: {0}")]
+    Item(#[from] serde_dynamo::Error),
+}
+
+impl<E, R> From<SdkError<E, R>> for StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: Debug,
+{
+    fn from(err: SdkError<E, R>) -> Self {
+        match err.code() {
+            Some("ConditionalCheckFailedException") => StoreError::Conflict,
+            Some("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded") => {
+                StoreError::Throttled(DisplayErrorContext(&err).to_string())
+            }
+            _ => StoreError::Dynamo(DisplayErrorContext(&err).to_string()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        tracing::error!(error = %err, "store error");
+        match err {
+            StoreError::Throttled(_) => ApiError::RateLimited {
+                message: "Too many requests hit the API too quickly. Please retry with backoff.".to_owned(),
+            },
+            _ => ApiError::internal(),
+        }
+    }
+}
+
+/// The Events table's item: the event plus its keys and TTL.
+/// Keys: `pk` = `{account}#{mode}`, sort key `id`; GSI `ByType` on `type_pk`, GSI `ByFamily` on `family_pk`.
+#[derive(Debug, Serialize, Deserialize)]
+struct EventItem {
+    pk: String,
+    id: EventId,
+    type_pk: String,
+    family_pk: String,
+    #[serde(rename = "type")]
+    event_type: EventType,
+    created_at: CreatedAt,
+    data: serde_json::Map<String, serde_json::Value>,
+    pending_webhooks: u32,
+    request: EventRequest,
+    expires_at: u64,
+}
+
+impl EventItem {
+    fn new(principal: &Principal, event: &Event, expires_at: u64) -> Self {
+        let pk = principal.partition();
+        EventItem {
+            type_pk: type_partition(principal, event.event_type),
+            family_pk: family_partition(principal, event.event_type.family()),
+            pk,
+            id: event.id,
+            event_type: event.event_type,
+            created_at: event.created_at,
+            data: event.data.object.clone(),
+            pending_webhooks: event.pending_webhooks,
+            request: event.request.clone(),
+            expires_at,
+        }
+    }
+
+    fn into_event(self) -> Event {
+        Event {
+            id: self.id,
+            object: EventTag,
+            event_type: self.event_type,
+            created_at: self.created_at,
+            data: EventData { object: self.data },
+            pending_webhooks: self.pending_webhooks,
+            request: self.request,
+        }
+    }
+}
+
+pub fn type_partition(principal: &Principal, t: EventType) -> String {
+    format!("{}#{}", principal.partition(), t)
+}
+
+pub fn family_partition(principal: &Principal, f: Family) -> String {
+    format!("{}#{}", principal.partition(), f)
+}
+
+/// Which partition a query reads: the whole account+mode, one type, or one family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Source {
+    All,
+    Type(EventType),
+    Family(Family),
+}
+
+/// One Query: a partition, an inclusive id range, a direction and a page size.
+#[derive(Debug, Clone)]
+pub struct RangeQuery {
+    pub source: Source,
+    pub lo: EventId,
+    pub hi: EventId,
+    /// Oldest first when true; newest first when false.
+    pub ascending: bool,
+    pub limit: i32,
+}
+
+/// What a query returned, and how many items DynamoDB read for it (its `ScannedCount`).
+#[derive(Debug, Default)]
+pub struct QueryResult {
+    pub events: Vec<Event>,
+    pub items_read: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct EventStore {
+    client: Client,
+    table: String,
+    retention_secs: u64,
+}
+
+impl EventStore {
+    pub fn new(client: Client, table: impl Into<String>, retention: std::time::Duration) -> Self {
+        EventStore { client, table: table.into(), retention_secs: retention.as_secs() }
+    }
+
+    /// Writes a new event; never overwrites one with the same id.
+    pub async fn put_new(&self, principal: &Principal, event: &Event) -> Result<(), StoreError> {
+        let expires_at = event.created_at.unix_seconds() + self.retention_secs;
+        let item = serde_dynamo::to_item(EventItem::new(principal, event, expires_at))?;
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(id)")
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    pub async fn get(&self, principal: &Principal, id: EventId) -> Result<Option<Event>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key("pk", AttributeValue::S(principal.partition()))
+            .key("id", AttributeValue::S(id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await?;
+        match out.item {
+            Some(item) => Ok(Some(serde_dynamo::from_item::<_, EventItem>(item)?.into_event())),
+            None => Ok(None),
+        }
+    }
+
+    /// One Query with every condition in the key condition: no Scan, no filter expression.
+    pub async fn query(&self, principal: &Principal, q: &RangeQuery) -> Result<QueryResult, StoreError> {
+        let (index, key_attr, key) = match q.source {
+            Source::All => (None, "pk", principal.partition()),
+            Source::Type(t) => (Some("ByType"), "type_pk", type_partition(principal, t)),
+            Source::Family(f) => (Some("ByFamily"), "family_pk", family_partition(principal, f)),
+        };
+        let values = HashMap::from([
+            (":k".to_owned(), AttributeValue::S(key)),
+            (":lo".to_owned(), AttributeValue::S(q.lo.to_string())),
+            (":hi".to_owned(), AttributeValue::S(q.hi.to_string())),
+        ]);
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(index.map(str::to_owned))
+            .key_condition_expression("#k = :k AND #id BETWEEN :lo AND :hi")
+            .expression_attribute_names("#k", key_attr)
+            .expression_attribute_names("#id", "id")
+            .set_expression_attribute_values(Some(values))
+            .scan_index_forward(q.ascending)
+            .limit(q.limit)
+            .send()
+            .await?;
+        let events = out
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item::<_, EventItem>(item).map(EventItem::into_event))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(QueryResult { events, items_read: out.scanned_count.max(0) as u32 })
+    }
+}
