@@ -1,1 +1,74 @@
-fn main() {}
+//! `paygate`: developer commands for PayGate Events (like the Stripe CLI). Wiring only.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use paygate::EventType;
+use paygate::aws::Target;
+use paygate_cli::commands;
+use paygate_cli::stack::Stack;
+
+#[derive(Parser)]
+#[command(name = "paygate", version, about = "PayGate Events developer commands")]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run everything locally: servers, tables, queues, a demo account and the HTTP API.
+    Dev {
+        /// Address of the HTTP API.
+        #[arg(long, env = "PAYGATE_API_ADDR", default_value = "127.0.0.1:3000")]
+        addr: SocketAddr,
+        /// Use servers that are already running instead of starting them.
+        #[arg(long)]
+        no_servers: bool,
+    },
+    /// Manage accounts.
+    Accounts {
+        #[command(subcommand)]
+        command: AccountsCmd,
+    },
+    /// Create realistic events of a type for the account of an API key; prints each as JSON.
+    Trigger {
+        /// An event type, such as payment.succeeded.
+        event_type: EventType,
+        #[arg(long, env = "PAYGATE_KEY")]
+        api_key: String,
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
+        count: u32,
+    },
+}
+
+#[derive(Subcommand)]
+enum AccountsCmd {
+    /// Create an account; prints {"account_id","test_key","live_key"} (the keys are shown only now).
+    Create,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Cmd::Dev { addr, no_servers } => {
+            paygate::logging::init();
+            commands::dev(addr, !no_servers).await
+        }
+        Cmd::Accounts { command: AccountsCmd::Create } => {
+            commands::accounts_create(&Stack::new(&Target::from_env()).await).await
+        }
+        Cmd::Trigger { event_type, api_key, count } => {
+            commands::trigger(&Stack::new(&Target::from_env()).await, event_type, &api_key, count).await
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("paygate: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 
+use aws_lambda_events::apigw::{ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request};
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
@@ -132,6 +133,25 @@ impl ApiKeyStore {
         }
         Ok(Ok(Principal { account: item.account_id, mode: item.mode }))
     }
+}
+
+/// The HTTP API Lambda authorizer (payload 2.0, simple responses): always `isAuthorized: true`, with
+/// the decision in the context (see the module docs). A DynamoDB failure is an error of the
+/// authorizer, so API Gateway answers 500 and caches nothing.
+pub async fn authorize(
+    keys: &ApiKeyStore,
+    req: &ApiGatewayV2CustomAuthorizerV2Request,
+) -> Result<ApiGatewayV2CustomAuthorizerSimpleResponse<HashMap<String, Value>>, StoreError> {
+    let header = req.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let decision = keys.authenticate(header).await?;
+    match &decision {
+        Ok(p) => tracing::info!(account_id = %p.account, mode = %p.mode, "authorized"),
+        Err(e) => tracing::info!(reason = %e, "not authorized"),
+    }
+    let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::default();
+    response.is_authorized = true;
+    response.context = authorizer_context(&decision);
+    Ok(response)
 }
 
 fn auth_error(code: &'static str, message: String) -> ApiError {

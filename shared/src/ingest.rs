@@ -46,3 +46,19 @@ pub async fn publish(store: &EventStore, input: IngestRequest) -> Result<Event, 
     tracing::info!(event_id = %event.id, event_type = %event.event_type, "event published");
     Ok(event)
 }
+
+/// Why an ingestion failed: a bad input (the caller's fault) or a storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("invalid input: {0}")]
+    Invalid(ApiError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The `ingest-event` function: parse, publish, return the event as the API shows it.
+pub async fn handle(store: &EventStore, input: serde_json::Value) -> Result<serde_json::Value, IngestError> {
+    let input = IngestRequest::from_json(input).map_err(IngestError::Invalid)?;
+    let event = publish(store, input).await?;
+    Ok(serde_json::to_value(event).expect("events serialise"))
+}

@@ -12,5 +12,6 @@ pub fn init() {
         .with_current_span(false)
         .without_time()
         .with_target(false)
+        .with_writer(std::io::stderr)
         .try_init();
 }

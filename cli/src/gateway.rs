@@ -1,0 +1,185 @@
+//! A local stand-in for API Gateway (HTTP API, payload 2.0): routes a request exactly as the deployed
+//! API does (authorizer first, then the route's function), building the same events the Lambdas
+//! receive and calling the very same handler functions.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use aws_lambda_events::apigw::{
+    ApiGatewayRequestAuthorizer, ApiGatewayV2CustomAuthorizerV2Request, ApiGatewayV2httpRequest,
+    ApiGatewayV2httpRequestContext,
+};
+use axum::body::{Body as AxumBody, to_bytes};
+use axum::extract::State;
+use axum::response::Response as AxumResponse;
+use http::{HeaderMap, Method, StatusCode};
+use lambda_http::Body;
+use lambda_http::request::LambdaRequest;
+use paygate::api::{get_event, list_events_handler};
+use paygate::auth::{ApiKeyStore, authorize};
+use paygate::store::EventStore;
+use serde_json::{Value, json};
+
+/// Everything the functions behind the API need, built once.
+#[derive(Debug, Clone)]
+pub struct Functions {
+    pub events: EventStore,
+    pub keys: ApiKeyStore,
+}
+
+/// The routes of `template.yaml`'s HTTP API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Route {
+    GetEvent,
+    ListEvents,
+}
+
+impl Route {
+    fn route_key(self) -> &'static str {
+        match self {
+            Route::GetEvent => "GET /v1/events/{id}",
+            Route::ListEvents => "GET /v1/events",
+        }
+    }
+}
+
+fn route(method: &Method, path: &str) -> Option<(Route, HashMap<String, String>)> {
+    if method != Method::GET {
+        return None;
+    }
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    match segments.as_slice() {
+        ["v1", "events"] => Some((Route::ListEvents, HashMap::new())),
+        ["v1", "events", id] if !id.is_empty() => Some((Route::GetEvent, HashMap::from([("id".to_owned(), percent_decode(id))]))),
+        _ => None,
+    }
+}
+
+/// API Gateway passes path parameters percent-decoded.
+fn percent_decode(s: &str) -> String {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
+}
+
+fn json_response(status: u16, body: Value) -> AxumResponse {
+    AxumResponse::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(AxumBody::from(body.to_string()))
+        .expect("valid response")
+}
+
+/// Handles one HTTP request as API Gateway + the Lambdas would.
+pub async fn handle(functions: &Functions, req: axum::extract::Request, peer: Option<SocketAddr>) -> AxumResponse {
+    let (parts, body) = req.into_parts();
+    let path = parts.uri.path().to_owned();
+    let raw_query = parts.uri.query().unwrap_or("").to_owned();
+    let Some((route, path_parameters)) = route(&parts.method, &path) else {
+        return json_response(
+            404,
+            json!({"error": {"type": "invalid_request_error", "code": null, "param": null,
+                   "message": format!("Unrecognized request URL ({}: {}).", parts.method, path)}}),
+        );
+    };
+    let body = match to_bytes(body, 1 << 20).await {
+        Ok(b) => b,
+        Err(_) => return json_response(413, json!({"message": "Request Entity Too Large"})),
+    };
+    let request_id = ulid::Ulid::generate().to_string();
+    let mut context = ApiGatewayV2httpRequestContext::default();
+    context.route_key = Some(route.route_key().to_owned());
+    context.stage = Some("$default".to_owned());
+    context.request_id = Some(request_id);
+    context.domain_name = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
+    context.time_epoch = chrono_now_ms();
+    context.http.method = parts.method.clone();
+    context.http.path = Some(path.clone());
+    context.http.protocol = Some("HTTP/1.1".to_owned());
+    context.http.source_ip = peer.map(|p| p.ip().to_string());
+    context.http.user_agent = parts.headers.get(http::header::USER_AGENT).and_then(|h| h.to_str().ok()).map(str::to_owned);
+
+    // 1. The authorizer, with the same payload API Gateway sends it.
+    let mut auth_req = ApiGatewayV2CustomAuthorizerV2Request::default();
+    auth_req.version = Some("2.0".to_owned());
+    auth_req.type_ = Some("REQUEST".to_owned());
+    auth_req.route_key = Some(route.route_key().to_owned());
+    auth_req.raw_path = Some(path.clone());
+    auth_req.raw_query_string = Some(raw_query.clone());
+    auth_req.headers = lower_case_headers(&parts.headers);
+    auth_req.path_parameters = path_parameters.clone();
+    auth_req.request_context = context.clone();
+    let decision = match authorize(&functions.keys, &auth_req).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::error!(error = %e, "authorizer failed");
+            return json_response(500, json!({"message": "Internal Server Error"}));
+        }
+    };
+    if !decision.is_authorized {
+        return json_response(403, json!({"message": "Forbidden"}));
+    }
+
+    // 2. The route's function, with the payload-2.0 event carrying the authorizer's context.
+    let mut authorizer = ApiGatewayRequestAuthorizer::default();
+    authorizer.fields = decision.context;
+    context.authorizer = Some(authorizer);
+    let mut event = ApiGatewayV2httpRequest::default();
+    event.version = Some("2.0".to_owned());
+    event.route_key = Some(route.route_key().to_owned());
+    event.raw_path = Some(path);
+    event.raw_query_string = Some(raw_query);
+    event.headers = lower_case_headers(&parts.headers);
+    event.path_parameters = path_parameters;
+    event.request_context = context;
+    event.body = (!body.is_empty()).then(|| String::from_utf8_lossy(&body).into_owned());
+    let request: lambda_http::Request = LambdaRequest::ApiGatewayV2(event).into();
+    let response = match route {
+        Route::GetEvent => get_event(&functions.events, request).await,
+        Route::ListEvents => list_events_handler(&functions.events, request).await,
+    };
+    let (parts, body) = response.into_parts();
+    let bytes = match body {
+        Body::Empty => Vec::new(),
+        Body::Text(t) => t.into_bytes(),
+        Body::Binary(b) => b,
+        _ => Vec::new(),
+    };
+    let mut out = AxumResponse::new(AxumBody::from(bytes));
+    *out.status_mut() = StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    *out.headers_mut() = parts.headers;
+    out
+}
+
+fn lower_case_headers(h: &HeaderMap) -> HeaderMap {
+    // `http` header names are lower case already, as payload 2.0 sends them.
+    h.clone()
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// The router: every request goes through [`handle`].
+pub fn router(functions: Arc<Functions>) -> axum::Router {
+    axum::Router::new()
+        .fallback(
+            |State(f): State<Arc<Functions>>,
+             axum::extract::ConnectInfo(peer): axum::extract::ConnectInfo<SocketAddr>,
+             req: axum::extract::Request| async move { handle(&f, req, Some(peer)).await },
+        )
+        .with_state(functions)
+}
+
+/// Serves the API on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    functions: Arc<Functions>,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(functions).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+}

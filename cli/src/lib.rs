@@ -1,0 +1,6 @@
+//! The `paygate` developer CLI: the local stack (`paygate dev`), accounts and test events.
+
+pub mod commands;
+pub mod fixtures;
+pub mod gateway;
+pub mod stack;

