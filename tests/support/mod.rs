@@ -1,0 +1,122 @@
+//! Shared set-up of the integration tests: clients for the real local servers, the template's
+//! tables and queues, fresh accounts, the local HTTP API on a random port, and OpenAPI checks.
+
+pub mod openapi;
+
+use std::sync::Arc;
+
+use futures::StreamExt;
+use paygate::auth::NewAccount;
+use paygate::aws::Target;
+use paygate::{Event, EventId, EventRequest, EventType, Principal};
+use paygate_cli::stack::Stack;
+use tokio::sync::OnceCell;
+
+static PROVISIONED: OnceCell<()> = OnceCell::const_new();
+
+/// Clients for the local servers, with every table and queue of `template.yaml` created.
+pub async fn stack() -> Stack {
+    let stack = Stack::new(&Target::local()).await;
+    PROVISIONED
+        .get_or_init(|| async {
+            stack.provision().await.unwrap_or_else(|e| {
+                panic!(
+                    "the local servers do not answer ({e}).\n\
+                     Start them with `scripts/local.sh start`, or run the tests with `make test`."
+                )
+            });
+        })
+        .await;
+    stack
+}
+
+/// A new account with a test and a live key.
+pub async fn account(stack: &Stack) -> NewAccount {
+    stack.keys().create_account().await.expect("create account")
+}
+
+pub fn test_principal(a: &NewAccount) -> Principal {
+    Principal { account: a.account_id.clone(), mode: a.test_key.mode() }
+}
+
+pub fn live_principal(a: &NewAccount) -> Principal {
+    Principal { account: a.account_id.clone(), mode: a.live_key.mode() }
+}
+
+/// An event of type `t` created at `ms` (unix milliseconds), with a little payload.
+pub fn event_at(t: EventType, ms: u64) -> Event {
+    let id = EventId::from_ulid(ulid::Ulid::from_parts(ms, rand_u128()));
+    let object = serde_json::json!({"id": format!("obj_{ms}"), "object": t.family().as_str(), "amount": 5000, "currency": "GHS"});
+    Event::with_id(id, t, object.as_object().cloned().unwrap_or_default(), EventRequest::default())
+}
+
+fn rand_u128() -> u128 {
+    ulid::Ulid::generate().0 & ((1u128 << 80) - 1)
+}
+
+/// Writes events, 16 at a time; returns them sorted newest first.
+pub async fn seed(stack: &Stack, principal: &Principal, mut events: Vec<Event>) -> Vec<Event> {
+    let store = stack.events();
+    futures::stream::iter(events.iter())
+        .map(|e| {
+            let store = &store;
+            async move { store.put_new(principal, e).await.expect("put event") }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<()>>()
+        .await;
+    events.sort_by_key(|e| std::cmp::Reverse(e.id));
+    events
+}
+
+/// The local HTTP API (`paygate dev`'s server) on a random port of 127.0.0.1, with a real client.
+pub struct Api {
+    pub base: String,
+    pub client: reqwest::Client,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+/// What one request returned.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub request_id: Option<String>,
+    pub body: serde_json::Value,
+}
+
+impl Api {
+    pub async fn start(stack: &Stack) -> Api {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let base = format!("http://{}", listener.local_addr().expect("addr"));
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let functions = Arc::new(stack.functions());
+        tokio::spawn(async move {
+            paygate_cli::gateway::serve(listener, functions, async {
+                let _ = rx.await;
+            })
+            .await
+            .expect("serve");
+        });
+        Api { base, client: reqwest::Client::new(), _shutdown: tx }
+    }
+
+    /// GET `path_and_query` with an optional key; checks the response against `openapi.yaml`.
+    pub async fn get(&self, path_and_query: &str, key: Option<&str>) -> Reply {
+        let mut req = self.client.get(format!("{}{}", self.base, path_and_query));
+        if let Some(k) = key {
+            req = req.header("authorization", format!("Bearer {k}"));
+        }
+        let resp = req.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let request_id = resp.headers().get("request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        assert_eq!(
+            resp.headers().get("content-type").and_then(|v| v.to_str().ok()),
+            Some("application/json")
+        );
+        let body: serde_json::Value = resp.json().await.expect("JSON body");
+        let path = path_and_query.split('?').next().unwrap_or_default();
+        openapi::check_response("get", path, status, &body);
+        assert!(request_id.as_deref().is_some_and(|r| r.starts_with("req_")), "Request-Id header on every response");
+        Reply { status, request_id, body }
+    }
+}

@@ -1,0 +1,271 @@
+//! The Events API through the local HTTP API (`paygate dev`'s server: authorizer, then the same
+//! handlers the Lambdas run) with a real HTTP client, on DynamoDB Local. Every response is checked
+//! against openapi.yaml by `Api::get`.
+
+use integration_tests::{Api, account, event_at, live_principal, seed, stack, test_principal};
+use paygate::list::{ListParams, list_events};
+use paygate::{Event, EventType, Family, TypeSelector};
+use serde_json::Value;
+
+const TYPES: [EventType; 5] = [
+    EventType::PaymentSucceeded,
+    EventType::PaymentFailed,
+    EventType::RefundCreated,
+    EventType::CustomerCreated,
+    EventType::CheckoutSessionCompleted,
+];
+
+fn now_ms() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
+}
+
+/// `n` events of the five types, 7 minutes and 13 seconds apart, ending about now (a TTL of 30
+/// days keeps them all).
+fn spread(n: u64) -> Vec<Event> {
+    let start = now_ms() - n * 433_000;
+    (0..n).map(|i| event_at(TYPES[(i * 7 % 5) as usize], start + i * 433_000 + (i % 1000))).collect()
+}
+
+fn ids(v: &Value) -> Vec<String> {
+    v["data"].as_array().unwrap().iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect()
+}
+
+fn id_strings(events: &[&Event]) -> Vec<String> {
+    events.iter().map(|e| e.id.to_string()).collect()
+}
+
+/// Walks every page forward with `starting_after`; returns the ids and checks has_more.
+async fn walk_forward(api: &Api, key: &str, query: &str, limit: usize) -> Vec<String> {
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let after = cursor.as_ref().map(|c| format!("&starting_after={c}")).unwrap_or_default();
+        let r = api.get(&format!("/v1/events?limit={limit}{query}{after}"), Some(key)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let page = ids(&r.body);
+        assert!(page.len() <= limit);
+        all.extend(page.iter().cloned());
+        if !r.body["has_more"].as_bool().unwrap() {
+            return all;
+        }
+        assert_eq!(page.len(), limit, "a page with more after it is full");
+        cursor = page.last().cloned();
+    }
+}
+
+/// Walks every page backward with `ending_before`, starting from the oldest event `oldest`.
+async fn walk_backward(api: &Api, key: &str, query: &str, limit: usize, oldest: &str) -> Vec<String> {
+    let mut all = vec![oldest.to_owned()];
+    let mut cursor = oldest.to_owned();
+    loop {
+        let r = api.get(&format!("/v1/events?limit={limit}{query}&ending_before={cursor}"), Some(key)).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+        let page = ids(&r.body);
+        let mut sorted = page.clone();
+        sorted.sort_by(|a, b| b.cmp(a));
+        assert_eq!(page, sorted, "pages are newest first, ending_before too");
+        let mut newer = page.clone();
+        newer.extend(all);
+        all = newer;
+        if !r.body["has_more"].as_bool().unwrap() {
+            return all;
+        }
+        assert_eq!(page.len(), limit);
+        cursor = page.first().cloned().unwrap();
+    }
+}
+
+#[tokio::test]
+async fn retrieve() {
+    let stack = stack().await;
+    let api = Api::start(&stack).await;
+    let (a, b) = (account(&stack).await, account(&stack).await);
+    let test_event = seed(&stack, &test_principal(&a), vec![event_at(EventType::PaymentSucceeded, now_ms())]).await.remove(0);
+    let live_event = seed(&stack, &live_principal(&a), vec![event_at(EventType::PayoutFailed, now_ms())]).await.remove(0);
+    let other = seed(&stack, &test_principal(&b), vec![event_at(EventType::PaymentSucceeded, now_ms())]).await.remove(0);
+    let key = a.test_key.expose();
+
+    let r = api.get(&format!("/v1/events/{}", test_event.id), Some(key)).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body, serde_json::to_value(&test_event).unwrap(), "exactly the event JSON");
+
+    let live = api.get(&format!("/v1/events/{}", live_event.id), Some(a.live_key.expose())).await;
+    assert_eq!(live.status, 200);
+    assert_eq!(live.body["type"], "payout.failed");
+
+    for (path, why) in [
+        (format!("/v1/events/{}", paygate::EventId::generate()), "not found"),
+        (format!("/v1/events/{}", other.id), "another account's event"),
+        (format!("/v1/events/{}", live_event.id), "a live event with a test key"),
+        ("/v1/events/evt_abc123def456".to_owned(), "malformed id"),
+        ("/v1/events/%20%27%22".to_owned(), "garbage id"),
+    ] {
+        let r = api.get(&path, Some(key)).await;
+        assert_eq!(r.status, 404, "{why}: {}", r.body);
+        assert_eq!(r.body["error"]["code"], "resource_missing", "{why}");
+        assert_eq!(r.body["error"]["param"], "id", "{why}");
+    }
+    let r = api.get(&format!("/v1/events/{}?expand[]=data", test_event.id), Some(key)).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str()), (400, Some("parameter_unknown")));
+
+    let revoked = account(&stack).await;
+    stack.keys().revoke(&revoked.test_key).await.unwrap();
+    let path = format!("/v1/events/{}", test_event.id);
+    for (k, code) in [
+        (None, "api_key_missing"),
+        (Some("sk_test_thisKeyDoesNotExist0000"), "api_key_invalid"),
+        (Some("not-a-key"), "api_key_invalid"),
+        (Some(revoked.test_key.expose()), "api_key_expired"),
+    ] {
+        let r = api.get(&path, k).await;
+        assert_eq!(r.status, 401, "{k:?}");
+        assert_eq!(r.body["error"]["type"], "authentication_error");
+        assert_eq!(r.body["error"]["code"], code, "{k:?}");
+    }
+}
+
+#[tokio::test]
+async fn pagination_and_filters_over_260_events() {
+    let stack = stack().await;
+    let api = Api::start(&stack).await;
+    let a = account(&stack).await;
+    let key = a.test_key.expose();
+    let events = seed(&stack, &test_principal(&a), spread(260)).await;
+    // Live events of the same account never show up with the test key.
+    seed(&stack, &live_principal(&a), spread(5)).await;
+    let all: Vec<&Event> = events.iter().collect();
+    let oldest = events.last().unwrap().id.to_string();
+
+    // Every event exactly once, in order, both directions.
+    assert_eq!(walk_forward(&api, key, "", 25).await, id_strings(&all));
+    assert_eq!(walk_backward(&api, key, "", 25, &oldest).await, id_strings(&all));
+    assert_eq!(walk_forward(&api, key, "", 100).await, id_strings(&all));
+
+    // has_more at both ends.
+    let first = api.get("/v1/events?limit=10", Some(key)).await;
+    assert_eq!(ids(&first.body), id_strings(&all[..10]));
+    assert_eq!(first.body["has_more"], true);
+    let newest = all[0].id.to_string();
+    let r = api.get(&format!("/v1/events?ending_before={newest}"), Some(key)).await;
+    assert_eq!((ids(&r.body).len(), &r.body["has_more"]), (0, &Value::Bool(false)));
+    let r = api.get(&format!("/v1/events?starting_after={oldest}"), Some(key)).await;
+    assert_eq!((ids(&r.body).len(), &r.body["has_more"]), (0, &Value::Bool(false)));
+    let r = api.get(&format!("/v1/events?limit=5&ending_before={}", all[5].id), Some(key)).await;
+    assert_eq!(ids(&r.body), id_strings(&all[..5]));
+    assert_eq!(r.body["has_more"], false, "nothing newer than the newest five");
+
+    // One type, a family, several types (both spellings): alone and walked with cursors.
+    let of = |pred: &dyn Fn(&Event) -> bool| -> Vec<&Event> { all.iter().copied().filter(|e| pred(e)).collect() };
+    let succeeded = of(&|e| e.event_type == EventType::PaymentSucceeded);
+    let payments = of(&|e| e.event_type.family() == Family::Payment);
+    let refunds_or_customers = of(&|e| matches!(e.event_type, EventType::RefundCreated | EventType::CustomerCreated));
+    assert!(succeeded.len() > 40 && payments.len() > succeeded.len());
+    for (query, want) in [
+        ("&type=payment.succeeded", &succeeded),
+        ("&type=payment.*", &payments),
+        ("&types[]=refund.created&types[]=customer.created", &refunds_or_customers),
+        ("&types%5B0%5D=customer.created&types%5B1%5D=refund.created", &refunds_or_customers),
+        ("&types[]=payment.*&types[]=payment.failed", &payments),
+    ] {
+        assert_eq!(walk_forward(&api, key, query, 7).await, id_strings(want), "{query}");
+        let oldest = want.last().unwrap().id.to_string();
+        assert_eq!(walk_backward(&api, key, query, 9, &oldest).await, id_strings(want), "{query}");
+    }
+
+    // created ranges: inclusive seconds, unix or RFC 3339, alone and with cursors and types.
+    let lo = all[200].created_at;
+    let hi = all[40].created_at;
+    let window = of(&|e| e.created_at >= lo && e.created_at <= hi);
+    assert_eq!(window.len(), 161);
+    let q = format!("&created[gte]={}&created[lte]={}", lo.unix_seconds(), hi.unix_seconds());
+    assert_eq!(walk_forward(&api, key, &q, 50).await, id_strings(&window));
+    let q_rfc = format!("&created[gte]={lo}&created[lte]={hi}");
+    assert_eq!(walk_forward(&api, key, &q_rfc, 50).await, id_strings(&window));
+    let oldest_in = window.last().unwrap().id.to_string();
+    assert_eq!(walk_backward(&api, key, &q, 30, &oldest_in).await, id_strings(&window));
+    let q_open = format!("&created[gt]={}&created[lt]={}", lo.unix_seconds(), hi.unix_seconds());
+    assert_eq!(walk_forward(&api, key, &q_open, 50).await, id_strings(&window[1..window.len() - 1]));
+    let exact = api.get(&format!("/v1/events?created={}", lo.unix_seconds()), Some(key)).await;
+    assert_eq!(ids(&exact.body), vec![all[200].id.to_string()]);
+    let typed_window: Vec<&Event> = window.iter().copied().filter(|e| e.event_type.family() == Family::Payment).collect();
+    assert_eq!(walk_forward(&api, key, &format!("{q}&type=payment.*"), 8).await, id_strings(&typed_window));
+
+    // limit bounds.
+    let one = api.get("/v1/events?limit=1", Some(key)).await;
+    assert_eq!(ids(&one.body), id_strings(&all[..1]));
+    let hundred = api.get("/v1/events?limit=100", Some(key)).await;
+    assert_eq!(ids(&hundred.body), id_strings(&all[..100]));
+    assert_eq!(hundred.body["has_more"], true);
+}
+
+#[tokio::test]
+async fn bad_list_requests_are_400s_naming_the_parameter() {
+    let stack = stack().await;
+    let api = Api::start(&stack).await;
+    let a = account(&stack).await;
+    let key = a.test_key.expose();
+    let id = paygate::EventId::generate();
+    let many_types: String = EventType::ALL.iter().take(21).map(|t| format!("&types[]={t}")).collect();
+    for (query, code, param) in [
+        ("limit=abc".to_owned(), "parameter_invalid_integer", "limit"),
+        ("limit=0".to_owned(), "parameter_invalid_integer", "limit"),
+        ("limit=101".to_owned(), "parameter_invalid_integer", "limit"),
+        (format!("starting_after={id}&ending_before={id}"), "parameters_exclusive", "ending_before"),
+        ("starting_after=evt_123".to_owned(), "resource_missing", "starting_after"),
+        ("ending_before=abc".to_owned(), "resource_missing", "ending_before"),
+        ("type=payment.refunded".to_owned(), "parameter_invalid", "type"),
+        ("types[]=payment.created&types[]=charge.*".to_owned(), "parameter_invalid", "types"),
+        ("type=payment.created&types[]=payment.failed".to_owned(), "parameters_exclusive", "types"),
+        (many_types[1..].to_owned(), "parameter_invalid", "types"),
+        ("created[gte]=last-week".to_owned(), "parameter_invalid", "created[gte]"),
+        ("created[lte]=2024-13-45T00:00:00Z".to_owned(), "parameter_invalid", "created[lte]"),
+        ("created[gte]=200&created[lte]=100".to_owned(), "parameter_invalid", "created"),
+        ("created[gte]=2024-01-15T10:30:00Z&created[lt]=2024-01-15T10:29:59Z".to_owned(), "parameter_invalid", "created"),
+        ("sort=asc".to_owned(), "parameter_unknown", "sort"),
+    ] {
+        let r = api.get(&format!("/v1/events?{query}"), Some(key)).await;
+        assert_eq!(r.status, 400, "{query}: {}", r.body);
+        assert_eq!(r.body["error"]["type"], "invalid_request_error", "{query}");
+        assert_eq!(r.body["error"]["code"], code, "{query}");
+        assert_eq!(r.body["error"]["param"], param, "{query}");
+    }
+    let r = api.get("/v1/events", None).await;
+    assert_eq!(r.status, 401);
+}
+
+#[tokio::test]
+async fn a_page_reads_at_most_limit_plus_one_items_of_2000() {
+    let stack = stack().await;
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    let events = seed(&stack, &p, spread(2000)).await;
+    let store = stack.events();
+    let middle = events[1000].id;
+    let (lo, hi) = (events[1500].created_at, events[300].created_at);
+    for query in [
+        String::new(),
+        "limit=100".to_owned(),
+        "limit=1".to_owned(),
+        format!("limit=50&starting_after={middle}"),
+        format!("limit=50&ending_before={middle}"),
+        "limit=20&type=payment.succeeded".to_owned(),
+        "limit=20&type=payment.*".to_owned(),
+        format!("limit=30&type=refund.created&starting_after={middle}"),
+        format!("limit=30&created[gte]={}&created[lte]={}", lo.unix_seconds(), hi.unix_seconds()),
+        format!("limit=30&type=customer.*&created[gte]={}&ending_before={middle}", lo.unix_seconds()),
+    ] {
+        let params = ListParams::parse(&query).unwrap();
+        let page = list_events(&store, &p, &params).await.unwrap();
+        let limit = params.limit.get() as u32;
+        assert_eq!(page.events.len() as u32, limit.min(page.events.len() as u32));
+        assert!(page.has_more, "{query}: 2000 events leave more in every direction here");
+        assert!(page.items_read <= limit + 1, "{query}: read {} items for a page of {limit}", page.items_read);
+    }
+    // Several types: one Query per type, each bounded the same way.
+    let params = ListParams::parse("limit=25&types[]=payment.failed&types[]=refund.created&types[]=checkout.*").unwrap();
+    assert_eq!(params.types.len(), 3);
+    assert!(params.types.contains(&TypeSelector::Family(Family::Checkout)));
+    let page = list_events(&store, &p, &params).await.unwrap();
+    assert_eq!(page.events.len(), 25);
+    assert!(page.items_read <= 3 * 26, "read {}", page.items_read);
+}

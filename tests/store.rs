@@ -1,0 +1,158 @@
+//! The Events and ApiKeys tables on DynamoDB Local: puts, gets, isolation, ingestion, TTL.
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeyType};
+use integration_tests::{account, event_at, live_principal, stack, test_principal};
+use paygate::config::Config;
+use paygate::ingest::{IngestError, handle};
+use paygate::local::{Resources, TEMPLATE};
+use paygate::store::StoreError;
+use paygate::{AccountId, EventType, Mode, Principal};
+use serde_json::json;
+
+#[tokio::test]
+async fn put_then_get_and_other_accounts_or_modes_find_nothing() {
+    let stack = stack().await;
+    let (a, b) = (account(&stack).await, account(&stack).await);
+    let store = stack.events();
+    let event = paygate::Event::new(
+        EventType::PaymentSucceeded,
+        json!({"id": "pay_1", "object": "payment", "amount": 5000, "currency": "GHS"}).as_object().unwrap().clone(),
+        paygate::EventRequest { id: Some("req_1".into()), idempotency_key: Some("order_1".into()) },
+    );
+    store.put_new(&test_principal(&a), &event).await.unwrap();
+
+    let got = store.get(&test_principal(&a), event.id).await.unwrap();
+    assert_eq!(got.as_ref(), Some(&event));
+    assert_eq!(serde_json::to_value(got.unwrap()).unwrap(), serde_json::to_value(&event).unwrap());
+    assert_eq!(store.get(&live_principal(&a), event.id).await.unwrap(), None, "live never sees test");
+    assert_eq!(store.get(&test_principal(&b), event.id).await.unwrap(), None, "other accounts never see it");
+}
+
+#[tokio::test]
+async fn a_put_never_overwrites_an_event() {
+    let stack = stack().await;
+    let a = account(&stack).await;
+    let store = stack.events();
+    let first = event_at(EventType::RefundCreated, 1_763_000_000_000);
+    store.put_new(&test_principal(&a), &first).await.unwrap();
+    let mut second = first.clone();
+    second.pending_webhooks = 7;
+    assert!(matches!(store.put_new(&test_principal(&a), &second).await, Err(StoreError::Conflict)));
+    assert_eq!(store.get(&test_principal(&a), first.id).await.unwrap(), Some(first));
+}
+
+#[tokio::test]
+async fn items_carry_keys_and_a_ttl() {
+    let stack = stack().await;
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    let e = paygate::Event::new(EventType::PayoutCompleted, Default::default(), Default::default());
+    stack.events().put_new(&p, &e).await.unwrap();
+    let item = stack
+        .clients
+        .dynamodb
+        .get_item()
+        .table_name(&stack.config.events_table)
+        .key("pk", AttributeValue::S(p.partition()))
+        .key("id", AttributeValue::S(e.id.to_string()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let ttl: u64 = item["expires_at"].as_n().unwrap().parse().unwrap();
+    assert_eq!(ttl, e.created_at.unix_seconds() + 30 * 86_400);
+    assert_eq!(item["type_pk"].as_s().unwrap(), &format!("{}#payout.completed", p.partition()));
+    assert_eq!(item["family_pk"].as_s().unwrap(), &format!("{}#payout", p.partition()));
+}
+
+#[tokio::test]
+async fn ingest_validates_and_publishes() {
+    let stack = stack().await;
+    let a = account(&stack).await;
+    let store = stack.events();
+    let ok = json!({
+        "account_id": a.account_id, "mode": "live", "type": "checkout.session.completed",
+        "data": {"object": {"id": "cs_1", "object": "checkout.session"}},
+        "request": {"id": "req_9", "idempotency_key": null}
+    });
+    let event = handle(&store, ok).await.unwrap();
+    assert_eq!(event["type"], "checkout.session.completed");
+    assert_eq!(event["pending_webhooks"], 0);
+    let id = event["id"].as_str().unwrap().parse().unwrap();
+    let live = Principal { account: a.account_id.clone(), mode: Mode::Live };
+    assert_eq!(serde_json::to_value(store.get(&live, id).await.unwrap().unwrap()).unwrap(), event);
+
+    for bad in [
+        json!({"account_id": a.account_id, "mode": "live", "type": "payment.exploded", "data": {"object": {}}}),
+        json!({"account_id": "nobody", "mode": "live", "type": "payment.created", "data": {"object": {}}}),
+        json!({"account_id": a.account_id, "mode": "prod", "type": "payment.created", "data": {"object": {}}}),
+        json!({"account_id": a.account_id, "mode": "test", "type": "payment.created"}),
+        json!({"account_id": a.account_id, "mode": "test", "type": "payment.created", "data": {"object": 5}}),
+        json!({"account_id": a.account_id, "mode": "test", "type": "payment.created", "data": {"object": {}}, "id": "evt_mine"}),
+    ] {
+        assert!(matches!(handle(&store, bad.clone()).await, Err(IngestError::Invalid(_))), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn revoked_and_unknown_keys_are_refused() {
+    let stack = stack().await;
+    let a = account(&stack).await;
+    let keys = stack.keys();
+    let header = format!("Bearer {}", a.live_key.expose());
+    let p = keys.authenticate(Some(&header)).await.unwrap().unwrap();
+    assert_eq!(p, live_principal(&a));
+    keys.revoke(&a.live_key).await.unwrap();
+    let err = keys.authenticate(Some(&header)).await.unwrap().unwrap_err();
+    assert_eq!(err.body()["error"]["code"], "api_key_expired");
+    let unknown = paygate::ApiKey::generate(Mode::Test);
+    let err = keys.authenticate(Some(&format!("Bearer {}", unknown.expose()))).await.unwrap().unwrap_err();
+    assert_eq!(err.body()["error"]["code"], "api_key_invalid");
+    assert!(!err.to_string().contains(&unknown.expose()[8..]), "messages never show the key");
+    // The table holds hashes only.
+    let item = stack
+        .clients
+        .dynamodb
+        .get_item()
+        .table_name(&stack.config.api_keys_table)
+        .key("pk", AttributeValue::S(a.test_key.hash()))
+        .send()
+        .await
+        .unwrap()
+        .item
+        .unwrap();
+    let stored = format!("{item:?}");
+    assert!(!stored.contains(a.test_key.expose()), "raw keys are never stored");
+    assert_eq!(item["account_id"].as_s().unwrap(), a.account_id.as_str());
+    let _: AccountId = a.account_id.as_str().parse().unwrap();
+}
+
+#[tokio::test]
+async fn local_tables_are_the_templates() {
+    let stack = stack().await;
+    let template = Resources::from_template(TEMPLATE).unwrap();
+    for (logical, props) in &template.tables {
+        let name = Config::local_name(logical).unwrap();
+        let t = stack.clients.dynamodb.describe_table().table_name(name).send().await.unwrap().table.unwrap();
+        let keys: Vec<(String, String)> = t
+            .key_schema()
+            .iter()
+            .map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned()))
+            .collect();
+        let want: Vec<(String, String)> =
+            props.key_schema.iter().map(|k| (k.attribute_name.clone(), k.key_type.clone())).collect();
+        assert_eq!(keys, want, "{logical}");
+        let mut gsis: Vec<String> = t.global_secondary_indexes().iter().filter_map(|g| g.index_name().map(str::to_owned)).collect();
+        gsis.sort();
+        let mut want_gsis: Vec<String> = props.global_secondary_indexes.iter().map(|g| g.index_name.clone()).collect();
+        want_gsis.sort();
+        assert_eq!(gsis, want_gsis, "{logical}");
+        assert_eq!(
+            t.stream_specification().and_then(|s| s.stream_view_type()).map(|v| v.as_str().to_owned()),
+            props.stream_specification.as_ref().map(|s| s.stream_view_type.clone()),
+            "{logical}"
+        );
+        assert!(t.key_schema().iter().any(|k| k.key_type() == &KeyType::Hash));
+    }
+}
