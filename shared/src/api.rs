@@ -18,7 +18,7 @@ pub async fn get_event(store: &EventStore, req: Request) -> Response<Body> {
     let result = async {
         let principal = principal(&req)?;
         no_query_parameters(&req)?;
-        let raw = req.path_parameters_ref().and_then(|p| p.first("id")).unwrap_or_default().to_owned();
+        let raw = path_param(&req, "id");
         // A malformed id cannot name an event: 404 without reading the table.
         let missing = || ApiError::not_found("event", &raw, "id");
         let id: EventId = raw.parse().map_err(|_| missing())?;
@@ -53,7 +53,7 @@ fn authorizer_fields(req: &Request) -> Option<&HashMap<String, Value>> {
     }
 }
 
-fn no_query_parameters(req: &Request) -> Result<(), ApiError> {
+pub fn no_query_parameters(req: &Request) -> Result<(), ApiError> {
     let query = req.uri().query().unwrap_or("");
     match form_urlencoded::parse(query.as_bytes()).next() {
         Some((k, _)) => Err(ApiError::unknown_parameter(&k)),
@@ -70,24 +70,48 @@ pub fn request_id(req: &Request) -> String {
     format!("req_{}", from_gateway.unwrap_or_else(|| ulid::Ulid::generate().to_string()))
 }
 
-/// The one place a result becomes an HTTP response.
-pub fn respond(req: &Request, result: Result<Value, ApiError>) -> Response<Body> {
-    let request_id = request_id(req);
-    let (status, body) = match result {
+/// The one place a result becomes a status and a body (errors in Stripe's shape).
+pub fn status_and_body(result: Result<Value, ApiError>) -> (u16, Value) {
+    match result {
         Ok(body) => (200, body),
         Err(e) => {
             if e.status() >= 500 {
-                tracing::error!(request_id, status = e.status(), "request failed");
+                tracing::error!(status = e.status(), "request failed");
             } else {
-                tracing::info!(request_id, status = e.status(), code = ?e.body()["error"]["code"], "request refused");
+                tracing::info!(status = e.status(), code = ?e.body()["error"]["code"], "request refused");
             }
             (e.status(), e.body())
         }
-    };
-    Response::builder()
+    }
+}
+
+/// A result as an HTTP response.
+pub fn respond(req: &Request, result: Result<Value, ApiError>) -> Response<Body> {
+    let (status, body) = status_and_body(result);
+    response(req, status, &body, false)
+}
+
+/// A JSON response with `Request-Id` (and `Idempotent-Replayed` when it replays an earlier one).
+pub fn response(req: &Request, status: u16, body: &Value, replayed: bool) -> Response<Body> {
+    let mut builder = Response::builder()
         .status(status)
         .header("content-type", "application/json")
-        .header("request-id", request_id)
-        .body(Body::Text(body.to_string()))
-        .expect("valid response")
+        .header("request-id", request_id(req));
+    if replayed {
+        builder = builder.header("idempotent-replayed", "true");
+    }
+    builder.body(Body::Text(body.to_string())).expect("valid response")
+}
+
+/// The route key API Gateway matched (`POST /v1/webhook_endpoints/{id}`).
+pub fn route_key(req: &Request) -> Option<&str> {
+    match req.request_context_ref()? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.route_key.as_deref(),
+        _ => None,
+    }
+}
+
+/// A path parameter, as API Gateway decoded it.
+pub fn path_param(req: &Request, name: &str) -> String {
+    req.path_parameters_ref().and_then(|p| p.first(name)).unwrap_or_default().to_owned()
 }

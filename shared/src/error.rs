@@ -18,6 +18,9 @@ pub enum ApiError {
     /// 404: no such object for this account and mode.
     #[error("{message}")]
     NotFound { message: String, param: Option<String> },
+    /// 409: another request with the same `Idempotency-Key` is still running.
+    #[error("{message}")]
+    Conflict { message: String },
     /// 429: too many requests (DynamoDB throttled us).
     #[error("{message}")]
     RateLimited { message: String },
@@ -53,6 +56,7 @@ impl ApiError {
             ApiError::InvalidRequest { .. } | ApiError::Idempotency { .. } => 400,
             ApiError::Authentication { .. } => 401,
             ApiError::NotFound { .. } => 404,
+            ApiError::Conflict { .. } => 409,
             ApiError::RateLimited { .. } => 429,
             ApiError::Internal { .. } => 500,
         }
@@ -61,9 +65,10 @@ impl ApiError {
     fn parts(&self) -> (&'static str, Option<&'static str>, Option<&str>) {
         match self {
             ApiError::InvalidRequest { code, param, .. } => ("invalid_request_error", Some(code), param.as_deref()),
-            ApiError::Idempotency { .. } => ("idempotency_error", Some("idempotency_key_in_use"), None),
+            ApiError::Idempotency { .. } => ("idempotency_error", Some("idempotency_key_reused"), None),
             ApiError::Authentication { code, .. } => ("authentication_error", Some(code), None),
             ApiError::NotFound { param, .. } => ("invalid_request_error", Some("resource_missing"), param.as_deref()),
+            ApiError::Conflict { .. } => ("idempotency_error", Some("idempotency_key_in_use"), None),
             ApiError::RateLimited { .. } => ("rate_limit_error", Some("rate_limit"), None),
             ApiError::Internal { .. } => ("api_error", None, None),
         }

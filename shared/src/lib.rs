@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod list;
 pub mod logging;
 pub mod store;
+pub mod webhook;
 
 #[cfg(feature = "local")]
 pub mod local;

@@ -159,7 +159,7 @@ impl RawParams {
     }
 }
 
-fn parse_limit(v: &str) -> Result<Limit, ApiError> {
+pub fn parse_limit(v: &str) -> Result<Limit, ApiError> {
     let n: i64 = v.parse().map_err(|_| {
         ApiError::invalid("parameter_invalid_integer", "limit", format!("Invalid integer: {}", shorten(v)))
     })?;

@@ -101,6 +101,20 @@ impl EventItem {
     }
 }
 
+/// An Events-table item as a stream's `NewImage` carries it: whose event, and the event.
+pub fn event_from_image(image: serde_dynamo::Item) -> Result<(Principal, Event), StoreError> {
+    let item: EventItem = serde_dynamo::from_item(image)?;
+    let principal = principal_of_partition(&item.pk)
+        .ok_or_else(|| StoreError::Dynamo(format!("malformed partition key {:?}", item.pk)))?;
+    Ok((principal, item.into_event()))
+}
+
+/// `{account}#{mode}` → the principal.
+pub fn principal_of_partition(pk: &str) -> Option<Principal> {
+    let (account, mode) = pk.split_once('#')?;
+    Some(Principal { account: account.parse().ok()?, mode: mode.parse().ok()? })
+}
+
 pub fn type_partition(principal: &Principal, t: EventType) -> String {
     format!("{}#{}", principal.partition(), t)
 }

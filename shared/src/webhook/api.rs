@@ -1,0 +1,339 @@
+//! The webhook HTTP API (one function, routed by API Gateway's route key):
+//! `POST|GET /v1/webhook_endpoints`, `GET|POST|DELETE /v1/webhook_endpoints/{id}`,
+//! `POST /v1/webhook_endpoints/{id}/rotate_secret`, `POST /v1/webhook_endpoints/{id}/resend`,
+//! `GET /v1/events/{id}/deliveries`. Bodies are JSON or form-encoded (`enabled_events[]=a` and
+//! `enabled_events[0]=a`); every POST honours `Idempotency-Key`.
+
+use lambda_http::{Body, Request, Response};
+use serde_json::{Map, Value, json};
+
+use crate::api::{no_query_parameters, path_param, principal, response, route_key, status_and_body};
+use crate::error::ApiError;
+use crate::ids::{EventId, Principal, unix_now};
+use crate::list::{Limit, parse_limit};
+use crate::store::EventStore;
+use crate::webhook::deliveries::DeliveryStore;
+use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointId, EndpointStatus, EndpointStore, new_endpoint, rotate};
+use crate::webhook::fanout::{DeliveryMessage, Fanout};
+use crate::webhook::idempotency::{Claim, IdempotencyStore, fingerprint};
+use crate::webhook::ssrf::{UrlPolicy, check_url};
+
+const MAX_DESCRIPTION: usize = 5000;
+
+/// What the webhook API needs, built once.
+#[derive(Debug, Clone)]
+pub struct WebhookApi {
+    pub endpoints: EndpointStore,
+    pub idempotency: IdempotencyStore,
+    pub deliveries: DeliveryStore,
+    pub events: EventStore,
+    pub fanout: Fanout,
+    pub policy: UrlPolicy,
+}
+
+/// Body parameters, form or JSON, as one JSON object (lists as arrays).
+fn body_params(req: &Request) -> Result<Map<String, Value>, ApiError> {
+    let raw: &[u8] = match req.body() {
+        Body::Empty => b"",
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => b"",
+    };
+    let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let is_json = content_type.starts_with("application/json") || raw.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
+    if is_json {
+        return match serde_json::from_slice::<Value>(raw) {
+            Ok(Value::Object(m)) => Ok(m),
+            _ => Err(ApiError::InvalidRequest {
+                code: "parameter_invalid",
+                message: "The request body is not a JSON object.".into(),
+                param: None,
+            }),
+        };
+    }
+    let mut out = Map::new();
+    for (k, v) in form_urlencoded::parse(raw) {
+        let list_name = k
+            .strip_suffix(']')
+            .and_then(|s| s.split_once('['))
+            .filter(|(_, idx)| idx.is_empty() || idx.bytes().all(|b| b.is_ascii_digit()))
+            .map(|(name, _)| name.to_owned());
+        match list_name {
+            Some(name) => {
+                let entry = out.entry(name).or_insert_with(|| Value::Array(vec![]));
+                match entry {
+                    Value::Array(a) => a.push(Value::String(v.into_owned())),
+                    _ => return Err(ApiError::invalid("parameter_invalid", k.as_ref(), format!("{k} was given both as a list and a value."))),
+                }
+            }
+            None => {
+                if out.insert(k.to_string(), Value::String(v.into_owned())).is_some() {
+                    return Err(ApiError::invalid("parameter_duplicated", k.as_ref(), format!("The parameter {k} was given more than once.")));
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Typed access to body parameters; whatever is left over at the end is unknown.
+struct Params(Map<String, Value>);
+
+impl Params {
+    fn string(&mut self, name: &str) -> Result<Option<String>, ApiError> {
+        match self.0.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s)),
+            Some(_) => Err(ApiError::invalid("parameter_invalid", name, format!("{name} must be a string."))),
+        }
+    }
+
+    fn required(&mut self, name: &str) -> Result<String, ApiError> {
+        self.string(name)?
+            .filter(|s| !s.trim().is_empty())
+            .ok_or_else(|| ApiError::invalid("parameter_missing", name, format!("Missing required param: {name}.")))
+    }
+
+    fn list(&mut self, name: &str) -> Result<Option<Vec<String>>, ApiError> {
+        match self.0.remove(name) {
+            None => Ok(None),
+            Some(Value::Array(items)) => items
+                .into_iter()
+                .map(|i| match i {
+                    Value::String(s) => Ok(s),
+                    _ => Err(ApiError::invalid("parameter_invalid", name, format!("{name} must be a list of strings."))),
+                })
+                .collect::<Result<Vec<_>, _>>()
+                .map(Some),
+            Some(_) => Err(ApiError::invalid("parameter_invalid", name, format!("{name} must be a list ({name}[]=…)."))),
+        }
+    }
+
+    fn done(self) -> Result<(), ApiError> {
+        match self.0.keys().next() {
+            Some(k) => Err(ApiError::unknown_parameter(k)),
+            None => Ok(()),
+        }
+    }
+}
+
+fn description(d: Option<String>) -> Result<Option<String>, ApiError> {
+    match d {
+        Some(d) if d.chars().count() > MAX_DESCRIPTION => Err(ApiError::invalid(
+            "parameter_invalid",
+            "description",
+            format!("description is at most {MAX_DESCRIPTION} characters."),
+        )),
+        Some(d) if d.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+fn endpoint_missing(id: &str) -> ApiError {
+    ApiError::not_found("webhook endpoint", id, "id")
+}
+
+impl WebhookApi {
+    /// The function's handler.
+    pub async fn handle(&self, req: Request) -> Response<Body> {
+        let route = route_key(&req).unwrap_or_default().to_owned();
+        let principal = match principal(&req) {
+            Ok(p) => p,
+            Err(e) => {
+                let (status, body) = status_and_body(Err(e));
+                return response(&req, status, &body, false);
+            }
+        };
+        if !route.starts_with("POST ") {
+            let result = match no_query_parameters(&req) {
+                Err(e) if !route.ends_with("/v1/webhook_endpoints") => Err(e),
+                _ => self.read(&route, &principal, &req).await,
+            };
+            let (status, body) = status_and_body(result);
+            return response(&req, status, &body, false);
+        }
+        // POSTs: parse once, then claim the idempotency key for exactly these parameters.
+        let params = match body_params(&req) {
+            Ok(p) => p,
+            Err(e) => {
+                let (status, body) = status_and_body(Err(e));
+                return response(&req, status, &body, false);
+            }
+        };
+        let id = path_param(&req, "id");
+        let print = fingerprint(&[&route, &id], &Value::Object(params.clone()));
+        let key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let claim = match self.idempotency.claim(&principal, key.as_deref(), &print).await {
+            Ok(c) => c,
+            Err(e) => {
+                let (status, body) = status_and_body(Err(e));
+                return response(&req, status, &body, false);
+            }
+        };
+        if let Claim::Replay(status, body) = &claim {
+            return response(&req, *status, body, true);
+        }
+        let (status, body) = status_and_body(self.write(&route, &principal, &id, Params(params)).await);
+        if let Claim::Fresh(key) = &claim {
+            if let Err(e) = self.idempotency.finish(&principal, key, status, &body).await {
+                tracing::error!(error = %e, "could not store the idempotent response");
+            }
+        }
+        response(&req, status, &body, false)
+    }
+
+    async fn read(&self, route: &str, principal: &Principal, req: &Request) -> Result<Value, ApiError> {
+        let id = path_param(req, "id");
+        match route {
+            "GET /v1/webhook_endpoints" => self.list(principal, req.uri().query().unwrap_or("")).await,
+            "GET /v1/webhook_endpoints/{id}" => Ok(self.endpoint(principal, &id).await?.to_json(false)),
+            "DELETE /v1/webhook_endpoints/{id}" => {
+                let ep_id: EndpointId = id.parse().map_err(|_| endpoint_missing(&id))?;
+                if !self.endpoints.delete(principal, &ep_id).await? {
+                    return Err(endpoint_missing(&id));
+                }
+                Ok(json!({"id": ep_id, "object": "webhook_endpoint", "deleted": true}))
+            }
+            "GET /v1/events/{id}/deliveries" => {
+                let missing = || ApiError::not_found("event", &id, "id");
+                let event_id: EventId = id.parse().map_err(|_| missing())?;
+                self.events.get(principal, event_id).await?.ok_or_else(missing)?;
+                let attempts = self.deliveries.attempts(principal, event_id).await?;
+                Ok(json!({
+                    "object": "list",
+                    "data": attempts.iter().map(|a| a.to_json()).collect::<Vec<_>>(),
+                    "has_more": false,
+                    "url": format!("/v1/events/{event_id}/deliveries"),
+                }))
+            }
+            _ => Err(ApiError::InvalidRequest { code: "route_unknown", message: format!("Unrecognized request URL ({route})."), param: None }),
+        }
+    }
+
+    async fn write(&self, route: &str, principal: &Principal, id: &str, mut p: Params) -> Result<Value, ApiError> {
+        match route {
+            "POST /v1/webhook_endpoints" => {
+                let url = p.required("url")?;
+                let events = p
+                    .list("enabled_events")?
+                    .ok_or_else(|| ApiError::invalid("parameter_missing", "enabled_events", "Missing required param: enabled_events."))?;
+                let enabled_events = EnabledEvents::parse(&events)?;
+                let description = description(p.string("description")?)?;
+                p.done()?;
+                let url = check_url(&url, principal.mode, self.policy).await?;
+                let endpoint = new_endpoint(principal.mode, url.as_str().to_owned(), enabled_events, description);
+                self.endpoints.create(principal, &endpoint).await??;
+                tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint created");
+                Ok(endpoint.to_json(true))
+            }
+            "POST /v1/webhook_endpoints/{id}" => {
+                let mut endpoint = self.endpoint(principal, id).await?;
+                let url = p.string("url")?;
+                let events = p.list("enabled_events")?;
+                let desc = p.string("description")?;
+                let status = p.string("status")?;
+                p.done()?;
+                if let Some(url) = url {
+                    endpoint.url = check_url(&url, principal.mode, self.policy).await?.as_str().to_owned();
+                }
+                if let Some(events) = events {
+                    endpoint.enabled_events = EnabledEvents::parse(&events)?;
+                }
+                if desc.is_some() {
+                    endpoint.description = description(desc)?;
+                }
+                if let Some(status) = status {
+                    endpoint.status = status.parse::<EndpointStatus>().map_err(|_| {
+                        ApiError::invalid("parameter_invalid", "status", "status must be enabled or disabled.")
+                    })?;
+                }
+                self.save(principal, &endpoint, id).await?;
+                Ok(endpoint.to_json(false))
+            }
+            "POST /v1/webhook_endpoints/{id}/rotate_secret" => {
+                p.done()?;
+                let mut endpoint = self.endpoint(principal, id).await?;
+                rotate(&mut endpoint, unix_now());
+                self.save(principal, &endpoint, id).await?;
+                tracing::info!(endpoint_id = %endpoint.id, "webhook secret rotated");
+                Ok(endpoint.to_json(true))
+            }
+            "POST /v1/webhook_endpoints/{id}/resend" => {
+                let raw = p.required("event")?;
+                p.done()?;
+                let endpoint = self.endpoint(principal, id).await?;
+                let missing = || ApiError::not_found("event", &raw, "event");
+                let event_id: EventId = raw.parse().map_err(|_| missing())?;
+                self.events.get(principal, event_id).await?.ok_or_else(missing)?;
+                if endpoint.status != EndpointStatus::Enabled {
+                    return Err(ApiError::invalid("endpoint_disabled", "id", "The webhook endpoint is disabled; enable it first."));
+                }
+                self.deliveries.reopen(principal, event_id, &endpoint.id).await?;
+                let message = DeliveryMessage {
+                    account_id: principal.account.clone(),
+                    mode: principal.mode,
+                    event_id,
+                    endpoint_id: endpoint.id.clone(),
+                };
+                self.fanout.enqueue(&[message]).await.map_err(|e| {
+                    tracing::error!(error = %e, "resend enqueue failed");
+                    ApiError::internal()
+                })?;
+                Ok(json!({"object": "webhook_resend", "event": event_id, "endpoint": endpoint.id, "status": "pending"}))
+            }
+            _ => Err(ApiError::InvalidRequest { code: "route_unknown", message: format!("Unrecognized request URL ({route})."), param: None }),
+        }
+    }
+
+    async fn endpoint(&self, principal: &Principal, id: &str) -> Result<Endpoint, ApiError> {
+        let ep_id: EndpointId = id.parse().map_err(|_| endpoint_missing(id))?;
+        self.endpoints.get(principal, &ep_id).await?.ok_or_else(|| endpoint_missing(id))
+    }
+
+    async fn save(&self, principal: &Principal, endpoint: &Endpoint, id: &str) -> Result<(), ApiError> {
+        if !self.endpoints.replace(principal, endpoint).await? {
+            return Err(endpoint_missing(id));
+        }
+        Ok(())
+    }
+
+    /// Stripe's list shape; at most 16 endpoints exist, read in one Query and paged here.
+    async fn list(&self, principal: &Principal, query: &str) -> Result<Value, ApiError> {
+        let mut limit = Limit::default();
+        let mut after: Option<EndpointId> = None;
+        let mut before: Option<EndpointId> = None;
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            let cursor = |v: &str, param: &str| {
+                v.parse::<EndpointId>().map_err(|_| ApiError::invalid("resource_missing", param, format!("Invalid {param}: '{v}'.")))
+            };
+            match k.as_ref() {
+                "limit" => limit = parse_limit(&v)?,
+                "starting_after" => after = Some(cursor(&v, "starting_after")?),
+                "ending_before" => before = Some(cursor(&v, "ending_before")?),
+                other => return Err(ApiError::unknown_parameter(other)),
+            }
+        }
+        if after.is_some() && before.is_some() {
+            return Err(ApiError::invalid("parameters_exclusive", "ending_before", "You may only specify one of these parameters: starting_after, ending_before."));
+        }
+        let all = self.endpoints.list(principal).await?; // newest first
+        let (page, has_more): (Vec<&Endpoint>, bool) = match (&after, &before) {
+            (Some(a), _) => {
+                let rest: Vec<&Endpoint> = all.iter().filter(|e| e.id < *a).collect();
+                (rest.iter().take(limit.get()).copied().collect(), rest.len() > limit.get())
+            }
+            (_, Some(b)) => {
+                let newer: Vec<&Endpoint> = all.iter().filter(|e| e.id > *b).collect();
+                let start = newer.len().saturating_sub(limit.get());
+                (newer[start..].to_vec(), start > 0)
+            }
+            _ => (all.iter().take(limit.get()).collect(), all.len() > limit.get()),
+        };
+        Ok(json!({
+            "object": "list",
+            "data": page.iter().map(|e| e.to_json(false)).collect::<Vec<_>>(),
+            "has_more": has_more,
+            "url": "/v1/webhook_endpoints",
+        }))
+    }
+}

@@ -1,0 +1,366 @@
+//! `deliver-webhooks`: SQS batches of (event, endpoint) messages → signed POSTs, all messages of a
+//! batch concurrently over one HTTP client. Success acknowledges; failure records the attempt, sets
+//! the message's visibility to the next backoff and reports a batch item failure; an exhausted
+//! schedule records the final failure and moves the message to the DLQ.
+
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use futures::future::join_all;
+use rand::Rng;
+
+use crate::ids::{Mode, unix_now};
+use crate::store::{EventStore, StoreError};
+use crate::webhook::deliveries::{Attempt, DeliveryStatus, DeliveryStore};
+use crate::webhook::endpoints::{EndpointStatus, EndpointStore};
+use crate::webhook::fanout::DeliveryMessage;
+use crate::webhook::signature::sign;
+use crate::webhook::ssrf::{PublicOnlyResolver, UrlPolicy, is_forbidden};
+
+/// Response bytes read at the most; the rest is never read.
+pub const MAX_RESPONSE_BYTES: usize = 20 * 1024;
+/// Response bytes kept in an attempt record.
+const KEPT_RESPONSE_BYTES: usize = 2 * 1024;
+/// SQS's longest visibility timeout.
+const MAX_DELAY_SECS: u64 = 12 * 3600;
+
+/// Seconds to wait before each retry: entry `n` follows attempt `n + 1`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule {
+    pub live: Vec<u64>,
+    pub test: Vec<u64>,
+}
+
+impl Default for RetrySchedule {
+    /// Live: about three days (1 m, 5 m, 30 m, 2 h, 5 h, 10 h, then 12 h). Test: 3 retries in about an hour.
+    fn default() -> Self {
+        let h = 3600;
+        RetrySchedule {
+            live: vec![60, 300, 1800, 2 * h, 5 * h, 10 * h, 12 * h, 12 * h, 12 * h, 12 * h, 12 * h],
+            test: vec![300, 900, 2400],
+        }
+    }
+}
+
+impl RetrySchedule {
+    /// `PAYGATE_RETRY_SCHEDULE=1,2,4` (seconds) sets both schedules, so tests finish in seconds.
+    pub fn from_env() -> Result<Self, String> {
+        match std::env::var("PAYGATE_RETRY_SCHEDULE") {
+            Ok(v) if !v.trim().is_empty() => {
+                let s = v
+                    .split(',')
+                    .map(|x| x.trim().parse::<u64>().map_err(|_| format!("PAYGATE_RETRY_SCHEDULE: {x:?} is not a number of seconds")))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(RetrySchedule { live: s.clone(), test: s })
+            }
+            _ => Ok(RetrySchedule::default()),
+        }
+    }
+
+    pub fn for_mode(&self, mode: Mode) -> &[u64] {
+        match mode {
+            Mode::Live => &self.live,
+            Mode::Test => &self.test,
+        }
+    }
+}
+
+/// The wait after failed attempt `attempt` (1-based): ±20 % jitter around the schedule, or the
+/// receiver's `Retry-After` within [1 s, 12 h]. `None` when the schedule is exhausted.
+pub fn next_delay(schedule: &[u64], attempt: u32, retry_after: Option<u64>) -> Option<u64> {
+    let base = *schedule.get(attempt.saturating_sub(1) as usize)?;
+    if let Some(ra) = retry_after {
+        return Some(ra.clamp(1, MAX_DELAY_SECS));
+    }
+    let jitter = rand::rng().random_range(0.8..=1.2);
+    Some(((base as f64 * jitter).round() as u64).min(MAX_DELAY_SECS))
+}
+
+/// The delivery HTTP client: connect 5 s, total 15 s, no redirects, public addresses only.
+pub fn http_client(policy: UrlPolicy) -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(Duration::from_secs(15))
+        .redirect(reqwest::redirect::Policy::none())
+        .dns_resolver(PublicOnlyResolver::shared(policy))
+        .user_agent(concat!("PayGate-Webhooks/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .expect("HTTP client")
+}
+
+/// What the delivery function needs, built once.
+#[derive(Debug, Clone)]
+pub struct Deliverer {
+    pub events: EventStore,
+    pub endpoints: EndpointStore,
+    pub deliveries: DeliveryStore,
+    pub sqs: aws_sdk_sqs::Client,
+    pub queue_url: String,
+    pub dlq_url: String,
+    pub http: reqwest::Client,
+    pub schedule: RetrySchedule,
+    pub policy: UrlPolicy,
+}
+
+/// What became of one message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Acknowledge (delete) the message.
+    Done,
+    /// Leave it; it comes back after its new visibility timeout.
+    Retry,
+}
+
+/// The result of one POST.
+struct Response {
+    status: Option<u16>,
+    retry_after: Option<u64>,
+    body: Option<String>,
+    error: Option<String>,
+}
+
+impl Deliverer {
+    /// The SQS handler: every message of the batch at once.
+    pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
+        let outcomes = join_all(batch.records.iter().map(|m| self.message(m))).await;
+        let mut response = SqsBatchResponse::default();
+        for (m, outcome) in batch.records.iter().zip(outcomes) {
+            if outcome == Outcome::Retry {
+                let mut f = BatchItemFailure::default();
+                f.item_identifier = m.message_id.clone().unwrap_or_default();
+                response.batch_item_failures.push(f);
+            }
+        }
+        response
+    }
+
+    async fn message(&self, m: &SqsMessage) -> Outcome {
+        match self.deliver(m).await {
+            Ok(o) => o,
+            Err(e) => {
+                // Our own failure (DynamoDB, SQS): retry the message as it is.
+                tracing::error!(error = %e, message_id = ?m.message_id, "delivery failed on our side");
+                Outcome::Retry
+            }
+        }
+    }
+
+    async fn to_dlq(&self, m: &SqsMessage, reason: &str) -> Result<(), StoreError> {
+        self.sqs
+            .send_message()
+            .queue_url(&self.dlq_url)
+            .message_body(m.body.clone().unwrap_or_default())
+            .message_attributes(
+                "reason",
+                aws_sdk_sqs::types::MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(reason)
+                    .build()
+                    .map_err(|e| StoreError::Dynamo(e.to_string()))?,
+            )
+            .send()
+            .await
+            .map_err(|e| StoreError::Dynamo(format!("SQS: {}", aws_sdk_sqs::error::DisplayErrorContext(e))))?;
+        Ok(())
+    }
+
+    async fn deliver(&self, m: &SqsMessage) -> Result<Outcome, StoreError> {
+        let Some(msg) = m.body.as_deref().and_then(|b| serde_json::from_str::<DeliveryMessage>(b).ok()) else {
+            tracing::error!(message_id = ?m.message_id, "malformed delivery message; moved to the DLQ");
+            self.to_dlq(m, "malformed message").await?;
+            return Ok(Outcome::Done);
+        };
+        let attempt: u32 = m.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
+        let principal = msg.principal();
+        let span = tracing::info_span!("deliver", event_id = %msg.event_id, endpoint_id = %msg.endpoint_id, attempt);
+        let _enter = span.enter();
+
+        match self.deliveries.status(&principal, msg.event_id, &msg.endpoint_id).await? {
+            Some(DeliveryStatus::Pending) => {}
+            Some(done) => {
+                tracing::info!(status = ?done, "already delivered or closed; duplicate message acknowledged");
+                return Ok(Outcome::Done);
+            }
+            None => {
+                self.deliveries.open(&principal, msg.event_id, &msg.endpoint_id).await?;
+            }
+        }
+        let endpoint = match self.endpoints.get(&principal, &msg.endpoint_id).await? {
+            Some(e) if e.status == EndpointStatus::Enabled => e,
+            _ => {
+                tracing::info!("endpoint deleted or disabled; nothing sent");
+                self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Canceled).await?;
+                return Ok(Outcome::Done);
+            }
+        };
+        let Some(event) = self.events.get(&principal, msg.event_id).await? else {
+            tracing::info!("event no longer exists; nothing sent");
+            self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Canceled).await?;
+            return Ok(Outcome::Done);
+        };
+
+        let body = serde_json::to_vec(&event).expect("events serialise");
+        let now = unix_now();
+        let started = Instant::now();
+        let response = self.post(&endpoint.url, &endpoint.signing_secrets(now), &event.id.to_string(), now, body).await;
+        let latency_ms = started.elapsed().as_millis() as u64;
+        let succeeded = response.status.is_some_and(|s| (200..300).contains(&s));
+        let record = Attempt {
+            event_id: msg.event_id,
+            endpoint_id: msg.endpoint_id.clone(),
+            attempt,
+            succeeded,
+            http_status: response.status,
+            latency_ms,
+            error: response.error.clone(),
+            response_body: response.body.clone(),
+            created_at: now,
+        };
+        self.deliveries.record_attempt(&principal, &record).await?;
+        metric(succeeded, latency_ms);
+        tracing::info!(succeeded, http_status = ?response.status, latency_ms, error = ?response.error, "attempt");
+
+        if succeeded {
+            self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Succeeded).await?;
+            return Ok(Outcome::Done);
+        }
+        if response.status == Some(410) {
+            tracing::warn!("endpoint answered 410 Gone; disabled");
+            self.endpoints.set_status(&principal, &endpoint.id, EndpointStatus::Disabled).await?;
+            self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Failed).await?;
+            return Ok(Outcome::Done);
+        }
+        match next_delay(self.schedule.for_mode(principal.mode), attempt, response.retry_after) {
+            Some(delay) => {
+                if let Some(handle) = &m.receipt_handle {
+                    self.sqs
+                        .change_message_visibility()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(handle)
+                        .visibility_timeout(delay as i32)
+                        .send()
+                        .await
+                        .map_err(|e| StoreError::Dynamo(format!("SQS: {}", aws_sdk_sqs::error::DisplayErrorContext(e))))?;
+                }
+                tracing::info!(retry_in_secs = delay, "will retry");
+                Ok(Outcome::Retry)
+            }
+            None => {
+                tracing::warn!("retry schedule exhausted; final failure, message moved to the DLQ");
+                self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Failed).await?;
+                self.to_dlq(m, "retry schedule exhausted").await?;
+                Ok(Outcome::Done)
+            }
+        }
+    }
+
+    async fn post(&self, url: &str, secrets: &[&crate::webhook::signature::WebhookSecret], event_id: &str, t: u64, body: Vec<u8>) -> Response {
+        let fail = |e: String| Response { status: None, retry_after: None, body: None, error: Some(e) };
+        // Names are checked by the resolver at connect time; literal addresses here.
+        if !self.policy.allow_private {
+            if let Ok(u) = url::Url::parse(url) {
+                let literal = match u.host() {
+                    Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
+                    Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
+                    _ => None,
+                };
+                if literal.is_some_and(is_forbidden) {
+                    return fail("the URL's address is not public".into());
+                }
+            }
+        }
+        let mut req = self.http.post(url).header("content-type", "application/json");
+        for (name, value) in sign(secrets, event_id, t, &body) {
+            req = req.header(name, value);
+        }
+        let mut resp = match req.body(body).send().await {
+            Ok(r) => r,
+            Err(e) => return fail(describe(&e)),
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let mut read = Vec::new();
+        let mut error = None;
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = MAX_RESPONSE_BYTES - read.len();
+                    read.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if read.len() >= MAX_RESPONSE_BYTES {
+                        break; // the rest is never read
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(describe(&e));
+                    break;
+                }
+            }
+        }
+        read.truncate(KEPT_RESPONSE_BYTES);
+        Response { status: Some(status), retry_after, body: Some(String::from_utf8_lossy(&read).into_owned()), error }
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".to_owned()
+    } else if e.is_connect() {
+        format!("connection failed: {}", std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_default())
+    } else {
+        e.to_string()
+    }
+}
+
+/// A CloudWatch Embedded Metric Format line on stdout: deliveries succeeded/failed and attempt
+/// latency. Only inside Lambda, where CloudWatch turns it into metrics.
+fn metric(succeeded: bool, latency_ms: u64) {
+    if std::env::var_os("AWS_LAMBDA_FUNCTION_NAME").is_none() {
+        return;
+    }
+    let line = serde_json::json!({
+        "_aws": {
+            "Timestamp": unix_now() * 1000,
+            "CloudWatchMetrics": [{
+                "Namespace": "PayGate/Webhooks",
+                "Dimensions": [[]],
+                "Metrics": [
+                    {"Name": "DeliveriesSucceeded", "Unit": "Count"},
+                    {"Name": "DeliveriesFailed", "Unit": "Count"},
+                    {"Name": "AttemptLatency", "Unit": "Milliseconds"}
+                ]
+            }]
+        },
+        "DeliveriesSucceeded": u8::from(succeeded),
+        "DeliveriesFailed": u8::from(!succeeded),
+        "AttemptLatency": latency_ms,
+    });
+    println!("{line}");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delays_follow_the_schedule_with_jitter_and_retry_after() {
+        let s = RetrySchedule::default();
+        assert_eq!(s.live.len(), 11);
+        assert!(s.live.iter().sum::<u64>() > 3 * 86_400 - 86_400 / 2, "about three days");
+        assert_eq!(s.test.len(), 3);
+        assert!((3000..=4000).contains(&s.test.iter().sum::<u64>()), "about an hour");
+        for _ in 0..100 {
+            let d = next_delay(&[100, 200], 1, None).unwrap();
+            assert!((80..=120).contains(&d));
+        }
+        assert!((160..=240).contains(&next_delay(&[100, 200], 2, None).unwrap()));
+        assert_eq!(next_delay(&[100, 200], 3, None), None, "exhausted");
+        assert_eq!(next_delay(&[100], 1, Some(30)), Some(30));
+        assert_eq!(next_delay(&[100], 1, Some(0)), Some(1));
+        assert_eq!(next_delay(&[100], 1, Some(10_000_000)), Some(MAX_DELAY_SECS));
+    }
+}

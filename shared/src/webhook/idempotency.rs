@@ -1,0 +1,152 @@
+//! `Idempotency-Key` with Stripe's semantics: the same key and the same request within 24 hours
+//! replay the first response; the same key with different parameters is a 400 `idempotency_error`;
+//! a key whose first request is still running is a 409. Records live in the WebhookEndpoints table
+//! (sort key `idem#{key}`) and expire by TTL.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::AttributeValue;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+use crate::error::ApiError;
+use crate::ids::{Principal, unix_now};
+use crate::store::StoreError;
+
+pub const WINDOW_SECS: u64 = 24 * 3600;
+const MAX_KEY_LEN: usize = 255;
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Record {
+    pk: String,
+    id: String,
+    fingerprint: String,
+    /// None while the first request runs.
+    status: Option<u16>,
+    body: Option<String>,
+    expires_at: u64,
+}
+
+/// What to do with a request.
+#[derive(Debug)]
+pub enum Claim {
+    /// No key: just run it.
+    NoKey,
+    /// First use of the key: run it, then [`IdempotencyStore::finish`].
+    Fresh(String),
+    /// Seen before with the same parameters: answer this.
+    Replay(u16, Value),
+}
+
+#[derive(Debug, Clone)]
+pub struct IdempotencyStore {
+    client: Client,
+    table: String,
+}
+
+/// A fingerprint of what a request asks: route, path id and its parsed parameters.
+pub fn fingerprint(parts: &[&str], params: &Value) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update(p.as_bytes());
+        h.update([0]);
+    }
+    h.update(params.to_string().as_bytes());
+    hex::encode(h.finalize())
+}
+
+impl IdempotencyStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        IdempotencyStore { client, table: table.into() }
+    }
+
+    fn key(principal: &Principal, key: &str) -> [(String, AttributeValue); 2] {
+        [
+            ("pk".to_owned(), AttributeValue::S(principal.partition())),
+            ("id".to_owned(), AttributeValue::S(format!("idem#{key}"))),
+        ]
+    }
+
+    /// Claims `key` for a request with `fingerprint`.
+    pub async fn claim(&self, principal: &Principal, key: Option<&str>, fingerprint: &str) -> Result<Claim, ApiError> {
+        let Some(key) = key else { return Ok(Claim::NoKey) };
+        if key.is_empty() || key.len() > MAX_KEY_LEN {
+            return Err(ApiError::invalid(
+                "idempotency_key_invalid",
+                "Idempotency-Key",
+                format!("Idempotency keys are 1 to {MAX_KEY_LEN} characters long."),
+            ));
+        }
+        let now = unix_now();
+        let record = Record {
+            pk: principal.partition(),
+            id: format!("idem#{key}"),
+            fingerprint: fingerprint.to_owned(),
+            status: None,
+            body: None,
+            expires_at: now + WINDOW_SECS,
+        };
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(record).map_err(StoreError::from)?))
+            .condition_expression("attribute_not_exists(id) OR expires_at < :now")
+            .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .send()
+            .await;
+        match put.map_err(StoreError::from) {
+            Ok(_) => return Ok(Claim::Fresh(key.to_owned())),
+            Err(StoreError::Conflict) => {}
+            Err(e) => return Err(e.into()),
+        }
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(principal, key).into_iter().collect()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(StoreError::from)?;
+        let Some(item) = out.item else {
+            // Released between our put and get: the first request failed on our side. Try again.
+            return Err(ApiError::internal());
+        };
+        let existing: Record = serde_dynamo::from_item(item).map_err(StoreError::from)?;
+        if existing.fingerprint != fingerprint {
+            return Err(ApiError::Idempotency {
+                message: format!(
+                    "Keys for idempotent requests can only be used with the same parameters they were first used with. \
+                     Try using a key other than '{key}' if you meant to execute a different request."
+                ),
+            });
+        }
+        match (existing.status, existing.body) {
+            (Some(status), Some(body)) => Ok(Claim::Replay(status, serde_json::from_str(&body).unwrap_or(Value::Null))),
+            _ => Err(ApiError::Conflict {
+                message: "There is currently another in-progress request using this Idempotency-Key; retry later.".to_owned(),
+            }),
+        }
+    }
+
+    /// Stores the response of a fresh request, or releases the key when we failed (5xx).
+    pub async fn finish(&self, principal: &Principal, key: &str, status: u16, body: &Value) -> Result<(), StoreError> {
+        let k: std::collections::HashMap<_, _> = Self::key(principal, key).into_iter().collect();
+        if status >= 500 {
+            self.client.delete_item().table_name(&self.table).set_key(Some(k)).send().await?;
+            return Ok(());
+        }
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(k))
+            .update_expression("SET #s = :s, body = :b")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":s", AttributeValue::N(status.to_string()))
+            .expression_attribute_values(":b", AttributeValue::S(body.to_string()))
+            .send()
+            .await?;
+        Ok(())
+    }
+}

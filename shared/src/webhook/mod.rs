@@ -1,0 +1,12 @@
+//! Webhooks: endpoints, signatures, SSRF rules, fan-out and delivery.
+
+pub mod api;
+pub mod deliver;
+pub mod deliveries;
+pub mod endpoints;
+pub mod fanout;
+pub mod idempotency;
+pub mod signature;
+pub mod ssrf;
+
+pub use signature::{DEFAULT_TOLERANCE_SECS, construct_event, verify_standard};

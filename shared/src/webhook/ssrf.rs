@@ -1,0 +1,196 @@
+//! Server-side request forgery rules: a webhook URL may only reach public addresses. Checked when an
+//! endpoint is created or changed, and again at connect time by [`PublicOnlyResolver`] (so a name
+//! that later resolves to a private address is still refused).
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+
+use crate::error::ApiError;
+use crate::ids::Mode;
+
+/// Whether private addresses are allowed: only `paygate dev` and tests say yes, explicitly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UrlPolicy {
+    pub allow_private: bool,
+}
+
+impl UrlPolicy {
+    pub const STRICT: UrlPolicy = UrlPolicy { allow_private: false };
+    /// For local development only.
+    pub const LOCAL_DEV: UrlPolicy = UrlPolicy { allow_private: true };
+
+    /// `PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS=true` (never set in the deployed template).
+    pub fn from_env() -> Self {
+        let allow = std::env::var("PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS").is_ok_and(|v| v == "true");
+        UrlPolicy { allow_private: allow }
+    }
+}
+
+fn v4_forbidden(ip: Ipv4Addr) -> bool {
+    let [a, b, c, _] = ip.octets();
+    ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local() // includes 169.254.169.254, the metadata service
+        || ip.is_multicast()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || a == 0 // "this network"
+        || (a == 100 && (64..128).contains(&b)) // CGNAT 100.64.0.0/10
+        || (a == 192 && b == 0 && c == 0) // IETF protocol assignments
+        || (a == 198 && (18..20).contains(&b)) // benchmarking
+        || a >= 240 // reserved
+}
+
+fn v6_forbidden(ip: Ipv6Addr) -> bool {
+    if let Some(v4) = ip.to_ipv4_mapped() {
+        return v4_forbidden(v4);
+    }
+    let s = ip.segments();
+    ip.is_unspecified()
+        || ip.is_loopback()
+        || ip.is_multicast()
+        || ip.is_unique_local() // fc00::/7
+        || ip.is_unicast_link_local() // fe80::/10
+        || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
+        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
+        || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64: an IPv4 address in disguise
+        || (s[0..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible (deprecated)
+        || s[0] == 0x0100 && s[1..4] == [0, 0, 0] // discard-only
+}
+
+/// Loopback, private, link-local (metadata), CGNAT, multicast, unspecified or reserved space.
+pub fn is_forbidden(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => v4_forbidden(v4),
+        IpAddr::V6(v6) => v6_forbidden(v6),
+    }
+}
+
+fn invalid_url(message: impl Into<String>) -> ApiError {
+    ApiError::invalid("url_invalid", "url", message)
+}
+
+/// A webhook URL that passed the rules: absolute http(s), a host, no credentials, https in live mode.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookUrl(url::Url);
+
+impl WebhookUrl {
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+    pub fn url(&self) -> &url::Url {
+        &self.0
+    }
+}
+
+/// Parses and checks a URL, resolving its host name: every address must be public (unless allowed).
+pub async fn check_url(raw: &str, mode: Mode, policy: UrlPolicy) -> Result<WebhookUrl, ApiError> {
+    let url = url::Url::parse(raw.trim()).map_err(|e| invalid_url(format!("Invalid URL: {e}.")))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if mode == Mode::Test => {}
+        "http" => return Err(invalid_url("Live mode webhook endpoints must use https.")),
+        other => return Err(invalid_url(format!("Invalid URL scheme {other}: use https (or http in test mode)."))),
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(invalid_url("Webhook URLs may not contain credentials."));
+    }
+    let host = url.host().ok_or_else(|| invalid_url("The URL has no host."))?;
+    let port = url.port_or_known_default().unwrap_or(443);
+    let addrs: Vec<IpAddr> = match host {
+        url::Host::Ipv4(ip) => vec![IpAddr::V4(ip)],
+        url::Host::Ipv6(ip) => vec![IpAddr::V6(ip)],
+        url::Host::Domain(name) => match tokio::net::lookup_host((name, port)).await {
+            Ok(it) => it.map(|a| a.ip()).collect(),
+            Err(_) => return Err(invalid_url(format!("The host {name} does not resolve."))),
+        },
+    };
+    if addrs.is_empty() {
+        return Err(invalid_url("The host does not resolve."));
+    }
+    if !policy.allow_private && addrs.iter().any(|ip| is_forbidden(*ip)) {
+        return Err(invalid_url(
+            "The URL resolves to a private, loopback, link-local or reserved address; webhooks go to public addresses only.",
+        ));
+    }
+    Ok(WebhookUrl(url))
+}
+
+/// A DNS resolver for the delivery client that drops forbidden addresses (and fails when none remain).
+#[derive(Debug, Clone, Copy)]
+pub struct PublicOnlyResolver {
+    pub policy: UrlPolicy,
+}
+
+impl reqwest::dns::Resolve for PublicOnlyResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.policy;
+        Box::pin(async move {
+            let host = name.as_str().to_owned();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
+                .await?
+                .filter(|a| policy.allow_private || !is_forbidden(a.ip()))
+                .collect();
+            if addrs.is_empty() {
+                return Err(format!("{host} resolves to no public address").into());
+            }
+            Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+impl PublicOnlyResolver {
+    pub fn shared(policy: UrlPolicy) -> Arc<Self> {
+        Arc::new(PublicOnlyResolver { policy })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn forbidden_addresses() {
+        for ip in [
+            "127.0.0.1", "127.1.2.3", "10.0.0.1", "172.16.5.4", "172.31.255.255", "192.168.1.1", "169.254.169.254",
+            "100.64.0.1", "100.127.255.255", "0.0.0.0", "224.0.0.1", "255.255.255.255", "240.0.0.1", "192.0.0.8",
+            "198.18.0.1", "192.0.2.1", "::1", "::", "fc00::1", "fd12:3456::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "2001:db8::1", "::127.0.0.1",
+        ] {
+            assert!(is_forbidden(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+            assert!(!is_forbidden(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[tokio::test]
+    async fn urls_are_checked() {
+        let strict = UrlPolicy::STRICT;
+        for (url, mode) in [
+            ("http://127.0.0.1:4242/hook", Mode::Test),
+            ("http://10.0.0.1/hook", Mode::Test),
+            ("http://169.254.169.254/latest/meta-data", Mode::Test),
+            ("http://[::1]:8080/", Mode::Test),
+            ("http://localhost:4242/hook", Mode::Test),
+            ("http://0x7f000001/", Mode::Test),
+            ("http://2130706433/", Mode::Test),
+            ("https://93.184.215.14/hook", Mode::Live),
+        ] {
+            let r = check_url(url, mode, strict).await;
+            if url.starts_with("https://93.") {
+                assert!(r.is_ok(), "{url}: {r:?}");
+            } else {
+                let e = r.unwrap_err();
+                assert_eq!(e.body()["error"]["param"], "url", "{url}");
+                assert_eq!(e.body()["error"]["code"], "url_invalid", "{url}");
+            }
+        }
+        assert!(check_url("http://93.184.215.14/hook", Mode::Live, strict).await.is_err(), "live needs https");
+        assert!(check_url("ftp://93.184.215.14/", Mode::Test, strict).await.is_err());
+        assert!(check_url("/relative", Mode::Test, strict).await.is_err());
+        assert!(check_url("https://user:pw@93.184.215.14/", Mode::Test, strict).await.is_err());
+        assert!(check_url("http://127.0.0.1:4242/hook", Mode::Test, UrlPolicy::LOCAL_DEV).await.is_ok());
+    }
+}
