@@ -4,12 +4,16 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use paygate::auth::NewAccount;
-use paygate::aws::Target;
 use paygate::ingest::{IngestData, IngestRequest, publish};
-use paygate::{EventRequest, EventType, Principal};
+use paygate::list::{Cursor, ListParams, list_events};
+use paygate::webhook::deliver::RetrySchedule;
+use paygate::webhook::endpoints::{EnabledEvents, new_endpoint};
+use paygate::webhook::ssrf::check_url;
+use paygate::{EventId, EventRequest, EventType, Principal};
 
 use crate::fixtures::object_for;
 use crate::gateway::serve;
+use crate::pollers;
 use crate::stack::{Servers, Stack};
 
 pub type CliResult = Result<(), String>;
@@ -71,6 +75,9 @@ Try, in another terminal:
   curl -H \"Authorization: Bearer $PAYGATE_KEY\" 'http://{addr}/v1/events?type=payment.succeeded&limit=3'
   curl -H \"Authorization: Bearer $PAYGATE_KEY\" 'http://{addr}/v1/events?limit=3&starting_after=<last id of the page>'
 
+Webhooks: run a receiver on 127.0.0.1:4242, then
+  cargo run -q --bin paygate -- listen --forward-to http://127.0.0.1:4242/webhooks --api-key $PAYGATE_KEY
+
 Press Ctrl-C to stop everything this command started.",
         ddb = paygate::aws::LOCAL_DYNAMODB_URL,
         sqs = paygate::aws::LOCAL_SQS_URL,
@@ -79,7 +86,7 @@ Press Ctrl-C to stop everything this command started.",
     );
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
@@ -94,8 +101,9 @@ async fn shutdown_signal() {
 pub async fn dev(addr: SocketAddr, start_servers: bool) -> CliResult {
     let mut servers = if start_servers { Some(Servers::start()?) } else { None };
     let result = async {
-        let stack = Stack::new(&Target::local()).await;
-        stack.provision().await?;
+        let stack = Stack::local(None).await?;
+        let schedule = RetrySchedule::from_env()?;
+        let _pollers = pollers::start(&stack, stack.deliverer(schedule)).await?;
         let account = stack.keys().create_account().await.map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
@@ -121,4 +129,57 @@ pub async fn dev(addr: SocketAddr, start_servers: bool) -> CliResult {
         s.stop();
     }
     result
+}
+
+/// `paygate listen --forward-to URL [--events a,b]`: a temporary endpoint for the key's account; prints
+/// its secret, then one line per delivery attempt; deletes the endpoint on Ctrl-C.
+pub async fn listen(stack: &Stack, api_key: &str, forward_to: &str, events: &[String]) -> CliResult {
+    let principal = principal_of(stack, api_key).await?;
+    let enabled = EnabledEvents::parse(events).map_err(|e| e.to_string())?;
+    let url = check_url(forward_to, principal.mode, stack.policy).await.map_err(|e| e.to_string())?;
+    let mut endpoint = new_endpoint(principal.mode, url.as_str().to_owned(), enabled, None);
+    endpoint.description = Some("paygate listen (temporary)".to_owned());
+    stack.endpoints().create(&principal, &endpoint).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    println!("Ready. Forwarding {} events to {} (endpoint {}).", endpoint.enabled_events.to_strings().join(","), endpoint.url, endpoint.id);
+    println!("Your webhook signing secret is {} (^C to quit)", endpoint.secret.expose());
+    let watch = watch_deliveries(stack, &principal, &endpoint.id);
+    tokio::select! {
+        r = watch => r?,
+        _ = shutdown_signal() => {}
+    }
+    stack.endpoints().delete(&principal, &endpoint.id).await.map_err(|e| e.to_string())?;
+    eprintln!("paygate listen: endpoint {} deleted", endpoint.id);
+    Ok(())
+}
+
+/// Prints each attempt to `endpoint` on events newer than now: polls the newest events (one Query)
+/// and the attempts of those not yet settled (one Query each).
+async fn watch_deliveries(stack: &Stack, principal: &Principal, endpoint: &paygate::webhook::endpoints::EndpointId) -> CliResult {
+    let events = stack.events();
+    let deliveries = stack.deliveries();
+    let start = EventId::generate();
+    let mut watching: Vec<(EventId, EventType, usize)> = Vec::new();
+    let mut newest = start;
+    loop {
+        let mut params = ListParams::default();
+        params.cursor = Some(Cursor::EndingBefore(newest));
+        let page = list_events(&events, principal, &params).await.map_err(|e| e.to_string())?;
+        for e in page.events.iter().rev() {
+            newest = newest.max(e.id);
+            watching.push((e.id, e.event_type, 0));
+        }
+        for (id, t, printed) in &mut watching {
+            let attempts = deliveries.attempts(principal, *id).await.map_err(|e| e.to_string())?;
+            for a in attempts.iter().filter(|a| &a.endpoint_id == endpoint).skip(*printed) {
+                let status = a.http_status.map(|s| s.to_string()).unwrap_or_else(|| a.error.clone().unwrap_or_default());
+                println!("{}  {:<32} attempt {}  [{}]  {} ms", id, t.as_str(), a.attempt, status, a.latency_ms);
+                *printed += 1;
+            }
+        }
+        // Stop watching events whose last attempt succeeded a while ago.
+        if watching.len() > 200 {
+            watching.drain(..watching.len() - 200);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    }
 }

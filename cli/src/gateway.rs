@@ -19,6 +19,7 @@ use lambda_http::request::LambdaRequest;
 use paygate::api::{get_event, list_events_handler};
 use paygate::auth::{ApiKeyStore, authorize};
 use paygate::store::EventStore;
+use paygate::webhook::api::WebhookApi;
 use serde_json::{Value, json};
 
 /// Everything the functions behind the API need, built once.
@@ -26,34 +27,56 @@ use serde_json::{Value, json};
 pub struct Functions {
     pub events: EventStore,
     pub keys: ApiKeyStore,
+    pub webhooks: WebhookApi,
 }
 
-/// The routes of `template.yaml`'s HTTP API.
+/// The functions behind the routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Route {
+enum Function {
     GetEvent,
     ListEvents,
+    WebhookEndpoints,
 }
 
-impl Route {
-    fn route_key(self) -> &'static str {
-        match self {
-            Route::GetEvent => "GET /v1/events/{id}",
-            Route::ListEvents => "GET /v1/events",
-        }
-    }
-}
+/// The routes of `template.yaml`'s HTTP API: route key and function.
+const ROUTES: &[(&str, Function)] = &[
+    ("GET /v1/events", Function::ListEvents),
+    ("GET /v1/events/{id}", Function::GetEvent),
+    ("GET /v1/events/{id}/deliveries", Function::WebhookEndpoints),
+    ("GET /v1/webhook_endpoints", Function::WebhookEndpoints),
+    ("POST /v1/webhook_endpoints", Function::WebhookEndpoints),
+    ("GET /v1/webhook_endpoints/{id}", Function::WebhookEndpoints),
+    ("POST /v1/webhook_endpoints/{id}", Function::WebhookEndpoints),
+    ("DELETE /v1/webhook_endpoints/{id}", Function::WebhookEndpoints),
+    ("POST /v1/webhook_endpoints/{id}/rotate_secret", Function::WebhookEndpoints),
+    ("POST /v1/webhook_endpoints/{id}/resend", Function::WebhookEndpoints),
+];
 
-fn route(method: &Method, path: &str) -> Option<(Route, HashMap<String, String>)> {
-    if method != Method::GET {
-        return None;
-    }
+/// The route that `method path` matches, as API Gateway matches it, with its path parameters.
+fn route(method: &Method, path: &str) -> Option<(&'static str, Function, HashMap<String, String>)> {
     let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
-    match segments.as_slice() {
-        ["v1", "events"] => Some((Route::ListEvents, HashMap::new())),
-        ["v1", "events", id] if !id.is_empty() => Some((Route::GetEvent, HashMap::from([("id".to_owned(), percent_decode(id))]))),
-        _ => None,
-    }
+    ROUTES.iter().find_map(|(key, function)| {
+        let (m, template) = key.split_once(' ')?;
+        if m != method.as_str() {
+            return None;
+        }
+        let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
+        if parts.len() != segments.len() {
+            return None;
+        }
+        let mut params = HashMap::new();
+        for (t, s) in parts.iter().zip(&segments) {
+            match t.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+                Some(name) if !s.is_empty() => {
+                    params.insert(name.to_owned(), percent_decode(s));
+                }
+                Some(_) => return None,
+                None if t == s => {}
+                None => return None,
+            }
+        }
+        Some((*key, *function, params))
+    })
 }
 
 /// API Gateway passes path parameters percent-decoded.
@@ -74,7 +97,7 @@ pub async fn handle(functions: &Functions, req: axum::extract::Request, peer: Op
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let raw_query = parts.uri.query().unwrap_or("").to_owned();
-    let Some((route, path_parameters)) = route(&parts.method, &path) else {
+    let Some((route_key, function, path_parameters)) = route(&parts.method, &path) else {
         return json_response(
             404,
             json!({"error": {"type": "invalid_request_error", "code": null, "param": null,
@@ -87,7 +110,7 @@ pub async fn handle(functions: &Functions, req: axum::extract::Request, peer: Op
     };
     let request_id = ulid::Ulid::generate().to_string();
     let mut context = ApiGatewayV2httpRequestContext::default();
-    context.route_key = Some(route.route_key().to_owned());
+    context.route_key = Some(route_key.to_owned());
     context.stage = Some("$default".to_owned());
     context.request_id = Some(request_id);
     context.domain_name = parts.headers.get(http::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_owned);
@@ -102,7 +125,7 @@ pub async fn handle(functions: &Functions, req: axum::extract::Request, peer: Op
     let mut auth_req = ApiGatewayV2CustomAuthorizerV2Request::default();
     auth_req.version = Some("2.0".to_owned());
     auth_req.type_ = Some("REQUEST".to_owned());
-    auth_req.route_key = Some(route.route_key().to_owned());
+    auth_req.route_key = Some(route_key.to_owned());
     auth_req.raw_path = Some(path.clone());
     auth_req.raw_query_string = Some(raw_query.clone());
     auth_req.headers = lower_case_headers(&parts.headers);
@@ -125,7 +148,7 @@ pub async fn handle(functions: &Functions, req: axum::extract::Request, peer: Op
     context.authorizer = Some(authorizer);
     let mut event = ApiGatewayV2httpRequest::default();
     event.version = Some("2.0".to_owned());
-    event.route_key = Some(route.route_key().to_owned());
+    event.route_key = Some(route_key.to_owned());
     event.raw_path = Some(path);
     event.raw_query_string = Some(raw_query);
     event.headers = lower_case_headers(&parts.headers);
@@ -133,9 +156,10 @@ pub async fn handle(functions: &Functions, req: axum::extract::Request, peer: Op
     event.request_context = context;
     event.body = (!body.is_empty()).then(|| String::from_utf8_lossy(&body).into_owned());
     let request: lambda_http::Request = LambdaRequest::ApiGatewayV2(event).into();
-    let response = match route {
-        Route::GetEvent => get_event(&functions.events, request).await,
-        Route::ListEvents => list_events_handler(&functions.events, request).await,
+    let response = match function {
+        Function::GetEvent => get_event(&functions.events, request).await,
+        Function::ListEvents => list_events_handler(&functions.events, request).await,
+        Function::WebhookEndpoints => functions.webhooks.handle(request).await,
     };
     let (parts, body) = response.into_parts();
     let bytes = match body {

@@ -3,4 +3,5 @@
 pub mod commands;
 pub mod fixtures;
 pub mod gateway;
+pub mod pollers;
 pub mod stack;

@@ -5,7 +5,6 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use paygate::EventType;
-use paygate::aws::Target;
 use paygate_cli::commands;
 use paygate_cli::stack::Stack;
 
@@ -41,6 +40,17 @@ enum Cmd {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
         count: u32,
     },
+    /// Forward webhooks to a local URL: registers a temporary endpoint, prints its secret and each delivery.
+    Listen {
+        /// Where to send the events, such as http://127.0.0.1:4242/webhooks.
+        #[arg(long)]
+        forward_to: String,
+        #[arg(long, env = "PAYGATE_KEY")]
+        api_key: String,
+        /// Event types or family wildcards, comma-separated (default: all).
+        #[arg(long, value_delimiter = ',', default_value = "*")]
+        events: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -57,12 +67,18 @@ async fn main() -> ExitCode {
             paygate::logging::init();
             commands::dev(addr, !no_servers).await
         }
-        Cmd::Accounts { command: AccountsCmd::Create } => {
-            commands::accounts_create(&Stack::new(&Target::from_env()).await).await
-        }
-        Cmd::Trigger { event_type, api_key, count } => {
-            commands::trigger(&Stack::new(&Target::from_env()).await, event_type, &api_key, count).await
-        }
+        Cmd::Accounts { command: AccountsCmd::Create } => match Stack::from_env().await {
+            Ok(stack) => commands::accounts_create(&stack).await,
+            Err(e) => Err(e),
+        },
+        Cmd::Trigger { event_type, api_key, count } => match Stack::from_env().await {
+            Ok(stack) => commands::trigger(&stack, event_type, &api_key, count).await,
+            Err(e) => Err(e),
+        },
+        Cmd::Listen { forward_to, api_key, events } => match Stack::from_env().await {
+            Ok(stack) => commands::listen(&stack, &api_key, &forward_to, &events).await,
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

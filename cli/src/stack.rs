@@ -1,5 +1,5 @@
 //! The local stack: the servers (through `scripts/local.sh`, the one place that installs and starts
-//! them), their tables and queues, and the demo account.
+//! them), their tables and queues, and every function's dependencies built from one configuration.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -7,8 +7,15 @@ use std::process::{Command, Stdio};
 use paygate::auth::ApiKeyStore;
 use paygate::aws::{Clients, Target};
 use paygate::config::Config;
-use paygate::local::{Provisioned, default_name, provision};
+use paygate::local::provision;
 use paygate::store::EventStore;
+use paygate::webhook::api::WebhookApi;
+use paygate::webhook::deliver::{Deliverer, RetrySchedule, http_client};
+use paygate::webhook::deliveries::DeliveryStore;
+use paygate::webhook::endpoints::EndpointStore;
+use paygate::webhook::fanout::Fanout;
+use paygate::webhook::idempotency::IdempotencyStore;
+use paygate::webhook::ssrf::UrlPolicy;
 
 use crate::gateway::Functions;
 
@@ -48,12 +55,7 @@ impl Servers {
         if self.started.is_empty() {
             return;
         }
-        let _ = Command::new("bash")
-            .arg(script())
-            .arg("stop")
-            .args(&self.started)
-            .stdin(Stdio::null())
-            .status();
+        let _ = Command::new("bash").arg(script()).arg("stop").args(&self.started).stdin(Stdio::null()).status();
         self.started.clear();
     }
 }
@@ -64,22 +66,44 @@ impl Drop for Servers {
     }
 }
 
-/// Clients, configuration and the functions' dependencies for one target.
+/// Clients and configuration for one target, and the functions' dependencies built from them.
 #[derive(Debug, Clone)]
 pub struct Stack {
     pub clients: Clients,
     pub config: Config,
+    /// Private and loopback webhook URLs are allowed only for local development.
+    pub policy: UrlPolicy,
 }
 
 impl Stack {
-    pub async fn new(target: &Target) -> Self {
-        let config = if *target == Target::Aws { Config::from_env() } else { Config::local() };
-        Stack { clients: Clients::new(target).await, config }
+    /// Real AWS, configured from the environment (table names, queue URLs).
+    pub async fn aws() -> Self {
+        Stack { clients: Clients::new(&Target::Aws).await, config: Config::from_env(), policy: UrlPolicy::from_env() }
     }
 
-    /// Creates the template's tables and queues on the local servers (idempotent).
-    pub async fn provision(&self) -> Result<Provisioned, String> {
-        provision(&self.clients, &default_name).await.map_err(|e| e.to_string())
+    /// For developer commands: AWS when the environment names it, the local servers otherwise.
+    pub async fn from_env() -> Result<Self, String> {
+        match Target::from_env() {
+            Target::Aws => Ok(Self::aws().await),
+            _ => Self::local(None).await,
+        }
+    }
+
+    /// The local servers, with the template's tables and queues created (idempotent) under the
+    /// default names, or under private names ending in `-{suffix}`.
+    pub async fn local(suffix: Option<&str>) -> Result<Self, String> {
+        let mut config = match suffix {
+            Some(s) => Config::local_with_suffix(s),
+            None => Config::local(),
+        };
+        let clients = Clients::new(&Target::local()).await;
+        let names = config.clone();
+        let provisioned = provision(&clients, &|id| names.name_of(id)).await.map_err(|e| {
+            format!("the local servers do not answer ({e}); start them with `make servers` or `scripts/local.sh start`")
+        })?;
+        config.delivery_queue_url = provisioned.queue_urls.get("DeliveryQueue").cloned().unwrap_or_default();
+        config.delivery_dlq_url = provisioned.queue_urls.get("DeliveryDeadLetterQueue").cloned().unwrap_or_default();
+        Ok(Stack { clients, config, policy: UrlPolicy::LOCAL_DEV })
     }
 
     pub fn events(&self) -> EventStore {
@@ -90,7 +114,49 @@ impl Stack {
         ApiKeyStore::new(self.clients.dynamodb.clone(), &self.config.api_keys_table)
     }
 
+    pub fn endpoints(&self) -> EndpointStore {
+        EndpointStore::new(self.clients.dynamodb.clone(), &self.config.webhook_endpoints_table)
+    }
+
+    pub fn deliveries(&self) -> DeliveryStore {
+        DeliveryStore::new(self.clients.dynamodb.clone(), &self.config.deliveries_table, &self.config.events_table)
+    }
+
+    pub fn fanout(&self) -> Fanout {
+        Fanout {
+            endpoints: self.endpoints(),
+            deliveries: self.deliveries(),
+            sqs: self.clients.sqs.clone(),
+            queue_url: self.config.delivery_queue_url.clone(),
+        }
+    }
+
+    pub fn deliverer(&self, schedule: RetrySchedule) -> Deliverer {
+        Deliverer {
+            events: self.events(),
+            endpoints: self.endpoints(),
+            deliveries: self.deliveries(),
+            sqs: self.clients.sqs.clone(),
+            queue_url: self.config.delivery_queue_url.clone(),
+            dlq_url: self.config.delivery_dlq_url.clone(),
+            http: http_client(self.policy),
+            schedule,
+            policy: self.policy,
+        }
+    }
+
+    pub fn webhook_api(&self) -> WebhookApi {
+        WebhookApi {
+            endpoints: self.endpoints(),
+            idempotency: IdempotencyStore::new(self.clients.dynamodb.clone(), &self.config.webhook_endpoints_table),
+            deliveries: self.deliveries(),
+            events: self.events(),
+            fanout: self.fanout(),
+            policy: self.policy,
+        }
+    }
+
     pub fn functions(&self) -> Functions {
-        Functions { events: self.events(), keys: self.keys() }
+        Functions { events: self.events(), keys: self.keys(), webhooks: self.webhook_api() }
     }
 }

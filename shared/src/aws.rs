@@ -63,7 +63,8 @@ impl Clients {
     }
 }
 
-async fn local_sdk_config() -> SdkConfig {
+/// Region and dummy credentials for the local servers.
+pub async fn local_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "paygate-local"))

@@ -12,6 +12,10 @@ pub struct Config {
     pub deliveries_table: String,
     pub delivery_queue: String,
     pub delivery_dlq: String,
+    /// URLs of the two queues (`PAYGATE_DELIVERY_QUEUE_URL`, `PAYGATE_DELIVERY_DLQ_URL`); the local
+    /// set-up fills them in when it creates the queues.
+    pub delivery_queue_url: String,
+    pub delivery_dlq_url: String,
     /// How long events are kept (DynamoDB TTL on `expires_at`).
     pub event_retention: Duration,
 }
@@ -37,6 +41,13 @@ impl Config {
         Self::from_lookup(|_| None)
     }
 
+    /// The local defaults, each with `-{suffix}`: a private set of tables and queues.
+    pub fn local_with_suffix(suffix: &str) -> Self {
+        Self::from_lookup(|var| {
+            RESOURCES.iter().find(|(_, v, _)| *v == var).map(|(_, _, default)| format!("{default}-{suffix}"))
+        })
+    }
+
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
         let name = |logical: &str| {
             let (_, var, default) = RESOURCES.iter().find(|(l, _, _)| *l == logical).expect("known resource");
@@ -53,6 +64,8 @@ impl Config {
             deliveries_table: name("DeliveriesTable"),
             delivery_queue: name("DeliveryQueue"),
             delivery_dlq: name("DeliveryDeadLetterQueue"),
+            delivery_queue_url: get("PAYGATE_DELIVERY_QUEUE_URL").unwrap_or_default(),
+            delivery_dlq_url: get("PAYGATE_DELIVERY_DLQ_URL").unwrap_or_default(),
             event_retention: Duration::from_secs(days * 86_400),
         }
     }
@@ -60,6 +73,19 @@ impl Config {
     /// The local name of the resource with this logical id in `template.yaml`.
     pub fn local_name(logical_id: &str) -> Option<&'static str> {
         RESOURCES.iter().find(|(l, _, _)| *l == logical_id).map(|(_, _, d)| *d)
+    }
+
+    /// The name this configuration gives the resource with this logical id.
+    pub fn name_of(&self, logical_id: &str) -> String {
+        match logical_id {
+            "EventsTable" => self.events_table.clone(),
+            "WebhookEndpointsTable" => self.webhook_endpoints_table.clone(),
+            "ApiKeysTable" => self.api_keys_table.clone(),
+            "DeliveriesTable" => self.deliveries_table.clone(),
+            "DeliveryQueue" => self.delivery_queue.clone(),
+            "DeliveryDeadLetterQueue" => self.delivery_dlq.clone(),
+            other => other.to_lowercase(),
+        }
     }
 }
 
@@ -79,6 +105,9 @@ mod tests {
         });
         assert_eq!(c.events_table, "stack-Events-1");
         assert_eq!(c.api_keys_table, "paygate-api-keys");
+        let private = Config::local_with_suffix("t1");
+        assert_eq!(private.events_table, "paygate-events-t1");
+        assert_eq!(private.name_of("DeliveryQueue"), "paygate-delivery-t1");
         assert_eq!(c.event_retention, Duration::from_secs(7 * 86_400));
     }
 }

@@ -7,27 +7,19 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use paygate::auth::NewAccount;
-use paygate::aws::Target;
 use paygate::{Event, EventId, EventRequest, EventType, Principal};
 use paygate_cli::stack::Stack;
-use tokio::sync::OnceCell;
-
-static PROVISIONED: OnceCell<()> = OnceCell::const_new();
 
 /// Clients for the local servers, with every table and queue of `template.yaml` created.
 pub async fn stack() -> Stack {
-    let stack = Stack::new(&Target::local()).await;
-    PROVISIONED
-        .get_or_init(|| async {
-            stack.provision().await.unwrap_or_else(|e| {
-                panic!(
-                    "the local servers do not answer ({e}).\n\
-                     Start them with `scripts/local.sh start`, or run the tests with `make test`."
-                )
-            });
-        })
-        .await;
-    stack
+    Stack::local(None).await.unwrap_or_else(|e| panic!("{e}; or run the tests with `make test`"))
+}
+
+/// A private copy of every table and queue (names ending in a fresh suffix), for tests that run the
+/// stream and queue pollers and must not see other tests' events or messages.
+pub async fn isolated_stack() -> Stack {
+    let suffix = ulid::Ulid::generate().to_string().to_lowercase();
+    Stack::local(Some(&suffix)).await.unwrap_or_else(|e| panic!("{e}; or run the tests with `make test`"))
 }
 
 /// A new account with a test and a live key.
