@@ -103,7 +103,7 @@ pub async fn dev(addr: SocketAddr, start_servers: bool) -> CliResult {
     let result = async {
         let stack = Stack::local(None).await?;
         let schedule = RetrySchedule::from_env()?;
-        let _pollers = pollers::start(&stack, stack.deliverer(schedule)).await?;
+        let _pollers = pollers::start(&stack, stack.deliverer(schedule), false).await?;
         let account = stack.keys().create_account().await.map_err(|e| e.to_string())?;
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;

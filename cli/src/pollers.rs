@@ -3,6 +3,7 @@
 //! shapes, batch sizes and partial batch failures.
 
 use std::collections::{HashMap, HashSet};
+
 use std::time::Duration;
 
 use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
@@ -35,9 +36,10 @@ impl Drop for Pollers {
     }
 }
 
-/// Starts both pollers for a stack.
-pub async fn start(stack: &Stack, deliverer: Deliverer) -> Result<Pollers, String> {
-    let stream = stream_poller(stack, stack.fanout()).await?;
+/// Starts both pollers for a stack. `from_start`: read the stream's existing records too (a fresh
+/// table); otherwise only what is written from now on, as a new event source mapping would.
+pub async fn start(stack: &Stack, deliverer: Deliverer, from_start: bool) -> Result<Pollers, String> {
+    let stream = stream_poller(stack, stack.fanout(), from_start).await?;
     let queue = tokio::spawn(queue_poller(stack.clients.sqs.clone(), stack.config.delivery_queue_url.clone(), deliverer));
     Ok(Pollers { tasks: vec![stream, queue] })
 }
@@ -65,8 +67,17 @@ async fn streams_client() -> aws_sdk_dynamodbstreams::Client {
     aws_sdk_dynamodbstreams::Client::from_conf(aws_sdk_dynamodbstreams::config::Builder::from(&sdk).endpoint_url(dynamodb).build())
 }
 
-/// Polls every shard of the Events table's stream from its start.
-async fn stream_poller(stack: &Stack, fanout: Fanout) -> Result<JoinHandle<()>, String> {
+/// Where a shard is read from next.
+struct Shard {
+    iterator: Option<String>,
+    last_sequence: Option<String>,
+    /// For a shard that existed when the poller started: read from LATEST (dev) or TRIM_HORIZON (tests).
+    from_start: bool,
+}
+
+/// Polls every shard of the Events table's stream: shards present at start from their start
+/// (`from_start`) or from now, shards that appear later from their start.
+async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool) -> Result<JoinHandle<()>, String> {
     let table = stack
         .clients
         .dynamodb
@@ -77,60 +88,83 @@ async fn stream_poller(stack: &Stack, fanout: Fanout) -> Result<JoinHandle<()>, 
         .map_err(|e| format!("describe {}: {e:?}", stack.config.events_table))?;
     let stream_arn = table.table.and_then(|t| t.latest_stream_arn).ok_or("the Events table has no stream")?;
     let streams = streams_client().await;
+    let mut shards: HashMap<String, Shard> = HashMap::new();
+    for id in shard_ids(&streams, &stream_arn).await {
+        shards.insert(id, Shard { iterator: None, last_sequence: None, from_start });
+    }
     Ok(tokio::spawn(async move {
-        let mut iterators: HashMap<String, String> = HashMap::new();
-        let mut seen: HashSet<String> = HashSet::new();
-        let mut last_describe = tokio::time::Instant::now() - Duration::from_secs(60);
+        let mut last_describe = tokio::time::Instant::now();
         loop {
             if last_describe.elapsed() > Duration::from_secs(5) {
                 last_describe = tokio::time::Instant::now();
-                if let Ok(d) = streams.describe_stream().stream_arn(&stream_arn).send().await {
-                    for shard in d.stream_description.map(|s| s.shards.unwrap_or_default()).unwrap_or_default() {
-                        let Some(id) = shard.shard_id else { continue };
-                        if seen.insert(id.clone()) {
-                            if let Ok(it) = streams
-                                .get_shard_iterator()
-                                .stream_arn(&stream_arn)
-                                .shard_id(&id)
-                                .shard_iterator_type(ShardIteratorType::TrimHorizon)
-                                .send()
-                                .await
-                            {
-                                if let Some(i) = it.shard_iterator {
-                                    iterators.insert(id, i);
-                                }
-                            }
-                        }
-                    }
+                for id in shard_ids(&streams, &stream_arn).await {
+                    shards.entry(id).or_insert(Shard { iterator: None, last_sequence: None, from_start: true });
                 }
             }
             let mut any = false;
-            for (shard, iterator) in iterators.clone() {
+            for (id, shard) in shards.iter_mut() {
+                if shard.iterator.is_none() {
+                    let (kind, seq) = match (&shard.last_sequence, shard.from_start) {
+                        (Some(seq), _) => (ShardIteratorType::AfterSequenceNumber, Some(seq.clone())),
+                        (None, true) => (ShardIteratorType::TrimHorizon, None),
+                        (None, false) => (ShardIteratorType::Latest, None),
+                    };
+                    let got = streams
+                        .get_shard_iterator()
+                        .stream_arn(&stream_arn)
+                        .shard_id(id)
+                        .shard_iterator_type(kind)
+                        .set_sequence_number(seq)
+                        .send()
+                        .await;
+                    match got {
+                        Ok(o) => shard.iterator = o.shard_iterator,
+                        Err(e) => {
+                            tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), shard = id, "get_shard_iterator failed");
+                            continue;
+                        }
+                    }
+                    // Once read from its start, a shard continues after its last record.
+                    shard.from_start = true;
+                }
+                let Some(iterator) = shard.iterator.clone() else { continue };
                 let out = match streams.get_records().shard_iterator(&iterator).limit(STREAM_BATCH).send().await {
                     Ok(o) => o,
                     Err(e) => {
-                        tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), shard, "get_records failed");
-                        iterators.remove(&shard);
-                        seen.remove(&shard);
+                        tracing::debug!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), shard = id, "get_records failed; new iterator");
+                        shard.iterator = None;
                         continue;
                     }
                 };
-                match out.next_shard_iterator {
-                    Some(next) => iterators.insert(shard, next),
-                    None => iterators.remove(&shard),
-                };
+                shard.iterator = out.next_shard_iterator;
                 let records: Vec<EventRecord> = out.records.unwrap_or_default().into_iter().map(to_record).collect();
-                if records.is_empty() {
-                    continue;
+                if let Some(last) = records.last() {
+                    shard.last_sequence = last.change.sequence_number.clone();
+                    any = true;
+                    invoke_fanout(&fanout, records).await;
                 }
-                any = true;
-                invoke_fanout(&fanout, records).await;
             }
             if !any {
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
         }
     }))
+}
+
+async fn shard_ids(streams: &aws_sdk_dynamodbstreams::Client, arn: &str) -> Vec<String> {
+    match streams.describe_stream().stream_arn(arn).send().await {
+        Ok(d) => d
+            .stream_description
+            .and_then(|s| s.shards)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|s| s.shard_id)
+            .collect(),
+        Err(e) => {
+            tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), "describe_stream failed");
+            Vec::new()
+        }
+    }
 }
 
 /// One batch, retried from the first failed record, as Lambda does with ReportBatchItemFailures.

@@ -2,6 +2,7 @@
 //! tables and queues, fresh accounts, the local HTTP API on a random port, and OpenAPI checks.
 
 pub mod openapi;
+pub mod receiver;
 
 use std::sync::Arc;
 
@@ -74,14 +75,21 @@ pub struct Reply {
     pub status: u16,
     pub request_id: Option<String>,
     pub body: serde_json::Value,
+    /// `Idempotent-Replayed: true` was set.
+    pub replayed: bool,
 }
 
 impl Api {
     pub async fn start(stack: &Stack) -> Api {
+        Self::start_with(stack.functions()).await
+    }
+
+    /// The API over these functions (a stricter URL policy, say).
+    pub async fn start_with(functions: paygate_cli::gateway::Functions) -> Api {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let functions = Arc::new(stack.functions());
+        let functions = Arc::new(functions);
         tokio::spawn(async move {
             paygate_cli::gateway::serve(listener, functions, async {
                 let _ = rx.await;
@@ -94,21 +102,50 @@ impl Api {
 
     /// GET `path_and_query` with an optional key; checks the response against `openapi.yaml`.
     pub async fn get(&self, path_and_query: &str, key: Option<&str>) -> Reply {
-        let mut req = self.client.get(format!("{}{}", self.base, path_and_query));
+        self.request(reqwest::Method::GET, path_and_query, key, None, None).await
+    }
+
+    /// POST a form (`a=b&c[]=d`) or, when it starts with `{`, JSON.
+    pub async fn post(&self, path: &str, key: &str, body: &str, idempotency_key: Option<&str>) -> Reply {
+        self.request(reqwest::Method::POST, path, Some(key), Some(body), idempotency_key).await
+    }
+
+    pub async fn delete(&self, path: &str, key: &str) -> Reply {
+        self.request(reqwest::Method::DELETE, path, Some(key), None, None).await
+    }
+
+    /// One request; checks the response against `openapi.yaml` and the `Request-Id` header.
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path_and_query: &str,
+        key: Option<&str>,
+        body: Option<&str>,
+        idempotency_key: Option<&str>,
+    ) -> Reply {
+        let mut req = self.client.request(method.clone(), format!("{}{}", self.base, path_and_query));
         if let Some(k) = key {
             req = req.header("authorization", format!("Bearer {k}"));
+        }
+        if let Some(b) = body {
+            let ct = if b.starts_with('{') { "application/json" } else { "application/x-www-form-urlencoded" };
+            req = req.header("content-type", ct).body(b.to_owned());
+        }
+        if let Some(i) = idempotency_key {
+            req = req.header("idempotency-key", i);
         }
         let resp = req.send().await.expect("request");
         let status = resp.status().as_u16();
         let request_id = resp.headers().get("request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+        let replayed = resp.headers().get("idempotent-replayed").is_some();
         assert_eq!(
             resp.headers().get("content-type").and_then(|v| v.to_str().ok()),
             Some("application/json")
         );
         let body: serde_json::Value = resp.json().await.expect("JSON body");
         let path = path_and_query.split('?').next().unwrap_or_default();
-        openapi::check_response("get", path, status, &body);
+        openapi::check_response(&method.as_str().to_lowercase(), path, status, &body);
         assert!(request_id.as_deref().is_some_and(|r| r.starts_with("req_")), "Request-Id header on every response");
-        Reply { status, request_id, body }
+        Reply { status, request_id, body, replayed }
     }
 }

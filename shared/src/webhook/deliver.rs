@@ -76,11 +76,19 @@ pub fn next_delay(schedule: &[u64], attempt: u32, retry_after: Option<u64>) -> O
     Some(((base as f64 * jitter).round() as u64).min(MAX_DELAY_SECS))
 }
 
+/// Total time one POST may take, response included.
+pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(15);
+
 /// The delivery HTTP client: connect 5 s, total 15 s, no redirects, public addresses only.
 pub fn http_client(policy: UrlPolicy) -> reqwest::Client {
+    http_client_with_timeout(policy, TOTAL_TIMEOUT)
+}
+
+/// [`http_client`] with another total timeout (tests use a short one).
+pub fn http_client_with_timeout(policy: UrlPolicy, total: Duration) -> reqwest::Client {
     reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5))
-        .timeout(Duration::from_secs(15))
+        .connect_timeout(Duration::from_secs(5).min(total))
+        .timeout(total)
         .redirect(reqwest::redirect::Policy::none())
         .dns_resolver(PublicOnlyResolver::shared(policy))
         .user_agent(concat!("PayGate-Webhooks/", env!("CARGO_PKG_VERSION")))

@@ -33,6 +33,11 @@ impl EndpointId {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// When the endpoint was created, in unix milliseconds (from the ULID).
+    pub fn created_ms(&self) -> u64 {
+        ulid::Ulid::from_string(&self.0[3..]).map(|u| u.timestamp_ms()).unwrap_or(0)
+    }
 }
 
 impl fmt::Display for EndpointId {

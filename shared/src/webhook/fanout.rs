@@ -81,10 +81,10 @@ impl Fanout {
     pub async fn fan_out(&self, principal: &Principal, event: &Event) -> Result<usize, FanoutError> {
         let endpoints = self.endpoints.list(principal).await?;
         let mut messages = Vec::new();
-        for ep in endpoints
-            .iter()
-            .filter(|e| e.status == EndpointStatus::Enabled && e.enabled_events.matches(event.event_type))
-        {
+        // Endpoints get the events made after they were (ids carry their creation time), as Stripe's do.
+        for ep in endpoints.iter().filter(|e| {
+            e.status == EndpointStatus::Enabled && e.enabled_events.matches(event.event_type) && e.id.created_ms() <= event.id.ulid().timestamp_ms()
+        }) {
             self.deliveries.open(principal, event.id, &ep.id).await?;
             messages.push(DeliveryMessage {
                 account_id: principal.account.clone(),

@@ -1,0 +1,416 @@
+//! Webhooks end to end on the real local servers: events written to DynamoDB Local flow through the
+//! stream poller into `fanout`, through the SQS server into `deliver-webhooks`, and reach real HTTP
+//! receivers on 127.0.0.1 that verify both signature schemes. Each test has private tables and queues.
+
+use std::time::Duration;
+
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use integration_tests::receiver::{Answer, Receiver};
+use integration_tests::{Api, account, isolated_stack, live_principal, stack, test_principal};
+use paygate::ingest::{IngestData, IngestRequest, publish};
+use paygate::webhook::deliver::{Deliverer, RetrySchedule, http_client_with_timeout};
+use paygate::webhook::deliveries::DeliveryStatus;
+use paygate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, new_endpoint};
+use paygate::webhook::fanout::DeliveryMessage;
+use paygate::webhook::ssrf::UrlPolicy;
+use paygate::{Event, EventType, Principal};
+use paygate_cli::pollers::{self, Pollers};
+use paygate_cli::stack::Stack;
+
+/// A deliverer with a retry schedule of seconds and a 2 s request timeout.
+fn deliverer(stack: &Stack, schedule: &[u64]) -> Deliverer {
+    let mut d = stack.deliverer(RetrySchedule { live: schedule.to_vec(), test: schedule.to_vec() });
+    d.http = http_client_with_timeout(stack.policy, Duration::from_secs(2));
+    d
+}
+
+async fn running(schedule: &[u64]) -> (Stack, Pollers) {
+    let stack = isolated_stack().await;
+    let pollers = pollers::start(&stack, deliverer(&stack, schedule), true).await.unwrap();
+    (stack, pollers)
+}
+
+async fn endpoint(stack: &Stack, p: &Principal, r: &Receiver, events: &[&str]) -> Endpoint {
+    let enabled = EnabledEvents::parse(&events.iter().map(|e| e.to_string()).collect::<Vec<_>>()).unwrap();
+    let ep = new_endpoint(p.mode, r.url.clone(), enabled, None);
+    stack.endpoints().create(p, &ep).await.unwrap().unwrap();
+    r.expect_secrets(&[ep.secret.expose()]);
+    ep
+}
+
+async fn emit(stack: &Stack, p: &Principal, t: EventType) -> Event {
+    let input = IngestRequest {
+        account_id: p.account.clone(),
+        mode: p.mode,
+        event_type: t,
+        data: IngestData { object: serde_json::json!({"id": "pay_1", "object": "payment", "amount": 5000, "currency": "GHS"}).as_object().unwrap().clone() },
+        request: Default::default(),
+    };
+    // Endpoints get events created after them: make sure the millisecond has passed.
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    publish(&stack.events(), input).await.unwrap()
+}
+
+/// Waits (bounded) until the event's pending_webhooks is `n`; returns what it last was.
+async fn pending_becomes(stack: &Stack, p: &Principal, e: &Event, n: u32) -> u32 {
+    let mut last = u32::MAX;
+    for _ in 0..300 {
+        last = stack.events().get(p, e.id).await.unwrap().unwrap().pending_webhooks;
+        if last == n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    last
+}
+
+/// Waits (bounded) until the (event, endpoint) delivery is no longer pending.
+async fn settled(stack: &Stack, p: &Principal, e: &Event, ep: &Endpoint) -> Option<DeliveryStatus> {
+    let mut status = None;
+    for _ in 0..300 {
+        status = stack.deliveries().status(p, e.id, &ep.id).await.unwrap();
+        if matches!(status, Some(s) if s != DeliveryStatus::Pending) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    status
+}
+
+#[tokio::test]
+async fn events_reach_each_matching_endpoint_once_signed() {
+    let (stack, _pollers) = running(&[1, 1]).await;
+    let (a, b) = (account(&stack).await, account(&stack).await);
+    let p = test_principal(&a);
+    let receivers: Vec<Receiver> = futures::future::join_all((0..7).map(|_| Receiver::start(vec![]))).await;
+    let exact = endpoint(&stack, &p, &receivers[0], &["payment.succeeded"]).await;
+    let family = endpoint(&stack, &p, &receivers[1], &["payment.*"]).await;
+    let all = endpoint(&stack, &p, &receivers[2], &["*"]).await;
+    endpoint(&stack, &p, &receivers[3], &["refund.created", "payment.failed"]).await;
+    let mut disabled = endpoint(&stack, &p, &receivers[4], &["*"]).await;
+    disabled.status = EndpointStatus::Disabled;
+    stack.endpoints().replace(&p, &disabled).await.unwrap();
+    endpoint(&stack, &test_principal(&b), &receivers[5], &["*"]).await;
+    endpoint(&stack, &live_principal(&a), &receivers[6], &["*"]).await;
+
+    let event = emit(&stack, &p, EventType::PaymentSucceeded).await;
+    for (r, ep) in receivers[..3].iter().zip([&exact, &family, &all]) {
+        let got = r.wait_for(1).await;
+        assert_eq!(got.len(), 1, "{}", ep.id);
+        assert!(got[0].verified, "both signatures verify");
+        assert_eq!(got[0].v1_count, 1);
+        let delivered = got[0].event.clone().unwrap();
+        assert_eq!(delivered.id, event.id);
+        assert_eq!(delivered.data, event.data);
+        assert_eq!(settled(&stack, &p, &event, ep).await, Some(DeliveryStatus::Succeeded));
+    }
+    assert_eq!(pending_becomes(&stack, &p, &event, 0).await, 0);
+    tokio::time::sleep(Duration::from_millis(1500)).await; // room for anything that should not come
+    for (i, r) in receivers.iter().enumerate() {
+        let want = usize::from(i < 3);
+        assert_eq!(r.received().len(), want, "receiver {i}");
+    }
+
+    // Another event of another family: only the `*` endpoint.
+    let refund = emit(&stack, &p, EventType::CustomerCreated).await;
+    assert_eq!(receivers[2].wait_for(2).await.len(), 2);
+    assert_eq!(pending_becomes(&stack, &p, &refund, 0).await, 0);
+    assert_eq!(receivers[0].received().len() + receivers[1].received().len(), 2);
+}
+
+#[tokio::test]
+async fn failures_retry_until_success_and_are_recorded() {
+    let (stack, _pollers) = running(&[1, 1, 1]).await;
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    let flaky = Receiver::start(vec![Answer::Status(500), Answer::Big(500, 10 * 1024 * 1024), Answer::Status(200)]).await;
+    let ep = endpoint(&stack, &p, &flaky, &["*"]).await;
+    let event = emit(&stack, &p, EventType::PaymentFailed).await;
+    assert_eq!(settled(&stack, &p, &event, &ep).await, Some(DeliveryStatus::Succeeded));
+    assert_eq!(pending_becomes(&stack, &p, &event, 0).await, 0);
+    let attempts = stack.deliveries().attempts(&p, event.id).await.unwrap();
+    let summary: Vec<(u32, bool, Option<u16>)> = attempts.iter().map(|a| (a.attempt, a.succeeded, a.http_status)).collect();
+    assert_eq!(summary, vec![(1, false, Some(500)), (2, false, Some(500)), (3, true, Some(200))]);
+    assert!(attempts[1].response_body.as_ref().unwrap().len() <= 2048, "the 10 MB answer is not kept (nor read)");
+    assert_eq!(flaky.received().iter().filter(|r| r.verified).count(), 3);
+
+    // The attempts through the API.
+    let api = Api::start(&stack).await;
+    let r = api.get(&format!("/v1/events/{}/deliveries", event.id), Some(a.test_key.expose())).await;
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["data"].as_array().unwrap().len(), 3);
+    assert_eq!(r.body["data"][2]["status"], "succeeded");
+}
+
+#[tokio::test]
+async fn timeouts_and_refused_connections_retry_then_the_dlq_keeps_the_message() {
+    let (stack, _pollers) = running(&[1, 1]).await;
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    // Nothing listens on this port: bind, note it, close.
+    let refused_url = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}/webhooks", l.local_addr().unwrap())
+    };
+    let mut dead = Receiver::default();
+    dead.url = refused_url;
+    let dead_ep = endpoint(&stack, &p, &dead, &["payment.*"]).await;
+    let slow = Receiver::start(vec![Answer::Slow(Duration::from_secs(4)), Answer::Status(200)]).await;
+    let slow_ep = endpoint(&stack, &p, &slow, &["payment.*"]).await;
+
+    let event = emit(&stack, &p, EventType::PaymentCreated).await;
+    assert_eq!(settled(&stack, &p, &event, &slow_ep).await, Some(DeliveryStatus::Succeeded));
+    assert_eq!(settled(&stack, &p, &event, &dead_ep).await, Some(DeliveryStatus::Failed));
+    assert_eq!(pending_becomes(&stack, &p, &event, 0).await, 0);
+
+    let attempts = stack.deliveries().attempts(&p, event.id).await.unwrap();
+    let slow_attempts: Vec<_> = attempts.iter().filter(|x| x.endpoint_id == slow_ep.id).collect();
+    assert_eq!(slow_attempts.len(), 2);
+    assert_eq!(slow_attempts[0].error.as_deref(), Some("timeout"));
+    let dead_attempts: Vec<_> = attempts.iter().filter(|x| x.endpoint_id == dead_ep.id).collect();
+    assert_eq!(dead_attempts.len(), 3, "the first attempt and the two retries of the schedule");
+    assert!(dead_attempts.iter().all(|x| !x.succeeded && x.error.as_deref().unwrap().starts_with("connection failed")));
+
+    // Nothing lost: the exhausted message waits in the DLQ.
+    let sqs = &stack.clients.sqs;
+    let mut in_dlq = Vec::new();
+    for _ in 0..10 {
+        let out = sqs.receive_message().queue_url(&stack.config.delivery_dlq_url).wait_time_seconds(1).send().await.unwrap();
+        in_dlq.extend(out.messages().iter().filter_map(|m| m.body().map(str::to_owned)));
+        if !in_dlq.is_empty() {
+            break;
+        }
+    }
+    let msg: DeliveryMessage = serde_json::from_str(&in_dlq[0]).unwrap();
+    assert_eq!((msg.event_id, msg.endpoint_id), (event.id, dead_ep.id));
+}
+
+#[tokio::test]
+async fn gone_disables_the_endpoint() {
+    let (stack, _pollers) = running(&[1, 1]).await;
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    let gone = Receiver::start(vec![Answer::Status(410)]).await;
+    let ep = endpoint(&stack, &p, &gone, &["*"]).await;
+    let event = emit(&stack, &p, EventType::PayoutFailed).await;
+    assert_eq!(settled(&stack, &p, &event, &ep).await, Some(DeliveryStatus::Failed));
+    assert_eq!(stack.endpoints().get(&p, &ep.id).await.unwrap().unwrap().status, EndpointStatus::Disabled);
+    assert_eq!(stack.deliveries().attempts(&p, event.id).await.unwrap().len(), 1, "no retries after 410");
+    let next = emit(&stack, &p, EventType::PayoutFailed).await;
+    assert_eq!(pending_becomes(&stack, &p, &next, 0).await, 0);
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(gone.received().len(), 1, "a disabled endpoint gets nothing");
+}
+
+fn sqs_message(body: &DeliveryMessage, id: &str, receive_count: u32) -> SqsMessage {
+    let mut m = SqsMessage::default();
+    m.message_id = Some(id.to_owned());
+    m.body = Some(serde_json::to_string(body).unwrap());
+    m.attributes.insert("ApproximateReceiveCount".into(), receive_count.to_string());
+    m
+}
+
+#[tokio::test]
+async fn a_message_delivered_twice_decrements_once_and_batches_run_concurrently() {
+    // No pollers: the handlers are called directly with the shapes SQS sends.
+    let stack = isolated_stack().await;
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    let receivers: Vec<Receiver> =
+        futures::future::join_all((0..10).map(|_| Receiver::start(vec![Answer::Slow(Duration::from_millis(300))]))).await;
+    let mut eps = Vec::new();
+    for r in &receivers {
+        eps.push(endpoint(&stack, &p, r, &["*"]).await);
+    }
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let event = Event::new(EventType::RefundSucceeded, Default::default(), Default::default());
+    stack.events().put_new(&p, &event).await.unwrap();
+    let fanout = stack.fanout();
+    assert_eq!(fanout.fan_out(&p, &event).await.unwrap(), 10);
+    assert_eq!(fanout.fan_out(&p, &event).await.unwrap(), 10, "re-processing the record sends again…");
+    assert_eq!(stack.events().get(&p, event.id).await.unwrap().unwrap().pending_webhooks, 10, "…but counts once");
+
+    let messages: Vec<DeliveryMessage> = eps
+        .iter()
+        .map(|ep| DeliveryMessage { account_id: p.account.clone(), mode: p.mode, event_id: event.id, endpoint_id: ep.id.clone() })
+        .collect();
+    let d = deliverer(&stack, &[1]);
+    let mut batch = SqsEvent::default();
+    batch.records = messages.iter().enumerate().map(|(i, m)| sqs_message(m, &format!("m{i}"), 1)).collect();
+    let response = d.handle(batch).await;
+    assert!(response.batch_item_failures.is_empty());
+    let in_flight: usize = receivers.iter().map(Receiver::max_in_flight).sum();
+    assert_eq!(in_flight, 10);
+    let overlapping = receivers.iter().filter(|r| r.received().len() == 1).count();
+    assert_eq!(overlapping, 10);
+    assert_eq!(stack.events().get(&p, event.id).await.unwrap().unwrap().pending_webhooks, 0);
+
+    // The same message again (SQS's at-least-once): acknowledged, nothing sent, no second decrement.
+    let mut again = SqsEvent::default();
+    again.records = vec![sqs_message(&messages[0], "dup", 2), sqs_message(&messages[0], "dup2", 1)];
+    assert!(d.handle(again).await.batch_item_failures.is_empty());
+    assert_eq!(receivers[0].received().len(), 1);
+    assert_eq!(stack.events().get(&p, event.id).await.unwrap().unwrap().pending_webhooks, 0);
+}
+
+#[tokio::test]
+async fn concurrency_is_real() {
+    // 10 receivers that each hold a request for 300 ms: with the batch delivered concurrently, all
+    // ten requests are in flight at the same moment (counted by the receivers, not timed).
+    let stack = isolated_stack().await;
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    let shared = Receiver::start((0..10).map(|_| Answer::Slow(Duration::from_millis(300))).collect()).await;
+    let mut messages = Vec::new();
+    for _ in 0..10 {
+        let ep = endpoint(&stack, &p, &shared, &["*"]).await;
+        messages.push(ep);
+    }
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let event = Event::new(EventType::PaymentSucceeded, Default::default(), Default::default());
+    stack.events().put_new(&p, &event).await.unwrap();
+    stack.fanout().fan_out(&p, &event).await.unwrap();
+    let mut batch = SqsEvent::default();
+    batch.records = messages
+        .iter()
+        .enumerate()
+        .map(|(i, ep)| {
+            let m = DeliveryMessage { account_id: p.account.clone(), mode: p.mode, event_id: event.id, endpoint_id: ep.id.clone() };
+            sqs_message(&m, &format!("c{i}"), 1)
+        })
+        .collect();
+    assert!(deliverer(&stack, &[1]).handle(batch).await.batch_item_failures.is_empty());
+    assert_eq!(shared.received().len(), 10);
+    assert_eq!(shared.max_in_flight(), 10, "all ten POSTs were in flight together");
+}
+
+#[tokio::test]
+async fn endpoints_api() {
+    let stack = stack().await;
+    let api = Api::start(&stack).await;
+    let a = account(&stack).await;
+    let key = a.test_key.expose();
+
+    // Create: form with both list spellings, and JSON.
+    let form = "url=http%3A%2F%2F127.0.0.1%3A9%2Fa&enabled_events[]=payment.succeeded&enabled_events[1]=refund.*&description=Orders";
+    let created = api.post("/v1/webhook_endpoints", key, form, None).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert_eq!(created.body["enabled_events"], serde_json::json!(["payment.succeeded", "refund.*"]));
+    assert!(created.body["secret"].as_str().unwrap().starts_with("whsec_"));
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let json = api.post("/v1/webhook_endpoints", key, r#"{"url":"http://127.0.0.1:9/b","enabled_events":["*"]}"#, None).await;
+    assert_eq!(json.status, 200, "{}", json.body);
+
+    // Later reads never show the secret.
+    let got = api.get(&format!("/v1/webhook_endpoints/{id}"), Some(key)).await;
+    assert_eq!(got.status, 200);
+    assert!(got.body.get("secret").is_none());
+    assert_eq!(got.body["description"], "Orders");
+    let list = api.get("/v1/webhook_endpoints?limit=1", Some(key)).await;
+    assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
+    assert_eq!(list.body["has_more"], true);
+    let first = list.body["data"][0]["id"].as_str().unwrap().to_owned();
+    let next = api.get(&format!("/v1/webhook_endpoints?limit=1&starting_after={first}"), Some(key)).await;
+    assert_eq!(next.body["data"][0]["id"], id.as_str());
+    assert_eq!(next.body["has_more"], false);
+    let back = api.get(&format!("/v1/webhook_endpoints?ending_before={id}"), Some(key)).await;
+    assert_eq!(back.body["data"][0]["id"], first.as_str());
+    // Test keys never see live endpoints.
+    assert_eq!(api.get(&format!("/v1/webhook_endpoints/{id}"), Some(a.live_key.expose())).await.status, 404);
+
+    // Update and delete.
+    let upd = api.post(&format!("/v1/webhook_endpoints/{id}"), key, "status=disabled&enabled_events[]=*", None).await;
+    assert_eq!((upd.body["status"].as_str(), upd.body["enabled_events"][0].as_str()), (Some("disabled"), Some("*")));
+    assert_eq!(api.post(&format!("/v1/webhook_endpoints/{id}"), key, "status=paused", None).await.body["error"]["param"], "status");
+    let del = api.delete(&format!("/v1/webhook_endpoints/{id}"), key).await;
+    assert_eq!(del.body["deleted"], true);
+    assert_eq!(api.get(&format!("/v1/webhook_endpoints/{id}"), Some(key)).await.status, 404);
+    assert_eq!(api.delete(&format!("/v1/webhook_endpoints/{id}"), key).await.status, 404);
+
+    // Validation.
+    for (body, param) in [
+        ("enabled_events[]=*", "url"),
+        ("url=http%3A%2F%2F127.0.0.1%3A9%2F", "enabled_events"),
+        ("url=http%3A%2F%2F127.0.0.1%3A9%2F&enabled_events[]=payment.nope", "enabled_events"),
+        ("url=ftp%3A%2F%2Fexample.com%2F&enabled_events[]=*", "url"),
+        ("url=not-a-url&enabled_events[]=*", "url"),
+        ("url=http%3A%2F%2F127.0.0.1%3A9%2F&enabled_events[]=*&colour=red", "colour"),
+    ] {
+        let r = api.post("/v1/webhook_endpoints", key, body, None).await;
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+        assert_eq!(r.body["error"]["param"], param, "{body}");
+    }
+    let live = api.post("/v1/webhook_endpoints", a.live_key.expose(), "url=http%3A%2F%2F127.0.0.1%3A9%2F&enabled_events[]=*", None).await;
+    assert_eq!((live.status, live.body["error"]["param"].as_str()), (400, Some("url")), "live mode needs https");
+
+    // Idempotency: the same key and body replay; another body is refused.
+    let body = "url=http%3A%2F%2F127.0.0.1%3A9%2Fidem&enabled_events[]=*";
+    let one = api.post("/v1/webhook_endpoints", key, body, Some("order-1")).await;
+    let two = api.post("/v1/webhook_endpoints", key, body, Some("order-1")).await;
+    assert!(!one.replayed && two.replayed);
+    assert_eq!(one.body, two.body);
+    let three = api.post("/v1/webhook_endpoints", key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fother&enabled_events[]=*", Some("order-1")).await;
+    assert_eq!((three.status, three.body["error"]["type"].as_str()), (400, Some("idempotency_error")));
+
+    // At most 16 per account and mode (3 exist: the JSON one, the idempotent one, and …).
+    let existing = api.get("/v1/webhook_endpoints?limit=100", Some(key)).await.body["data"].as_array().unwrap().len();
+    for i in existing..16 {
+        let r = api.post("/v1/webhook_endpoints", key, &format!("url=http%3A%2F%2F127.0.0.1%3A9%2F{i}&enabled_events[]=*"), None).await;
+        assert_eq!(r.status, 200, "{}", r.body);
+    }
+    let over = api.post("/v1/webhook_endpoints", key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fx&enabled_events[]=*", None).await;
+    assert_eq!((over.status, over.body["error"]["code"].as_str()), (400, Some("resource_limit_exceeded")));
+}
+
+#[tokio::test]
+async fn private_addresses_are_refused_outside_local_dev() {
+    let stack = stack().await;
+    let mut functions = stack.functions();
+    functions.webhooks.policy = UrlPolicy::STRICT;
+    let api = Api::start_with(functions).await;
+    let a = account(&stack).await;
+    for url in [
+        "http://127.0.0.1:4242/hook",
+        "http://10.0.0.1/hook",
+        "http://169.254.169.254/latest/meta-data/",
+        "http://[::1]:4242/hook",
+        "http://localhost:4242/hook",
+        "http://[::ffff:127.0.0.1]/hook",
+    ] {
+        let body = format!("{{\"url\":\"{url}\",\"enabled_events\":[\"*\"]}}");
+        let r = api.post("/v1/webhook_endpoints", a.test_key.expose(), &body, None).await;
+        assert_eq!(r.status, 400, "{url}");
+        assert_eq!(r.body["error"]["code"], "url_invalid", "{url}");
+    }
+}
+
+#[tokio::test]
+async fn rotation_signs_with_both_secrets_and_resend_delivers_again() {
+    let (stack, _pollers) = running(&[1]).await;
+    let api = Api::start(&stack).await;
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    let key = a.test_key.expose();
+    let r = Receiver::start(vec![]).await;
+    let created = api.post("/v1/webhook_endpoints", key, &format!("{{\"url\":\"{}\",\"enabled_events\":[\"payment.*\"]}}", r.url), None).await;
+    let id = created.body["id"].as_str().unwrap().to_owned();
+    let old = created.body["secret"].as_str().unwrap().to_owned();
+    let rotated = api.post(&format!("/v1/webhook_endpoints/{id}/rotate_secret"), key, "", None).await;
+    let new = rotated.body["secret"].as_str().unwrap().to_owned();
+    assert_ne!(old, new);
+    r.expect_secrets(&[&old, &new]);
+    let event = emit(&stack, &p, EventType::PaymentSucceeded).await;
+    let got = r.wait_for(1).await;
+    assert_eq!(got[0].v1_count, 2);
+    assert!(got[0].verified, "verifies with the old and with the new secret");
+
+    let ep_id = id.parse().unwrap();
+    let ep = stack.endpoints().get(&p, &ep_id).await.unwrap().unwrap();
+    assert_eq!(settled(&stack, &p, &event, &ep).await, Some(DeliveryStatus::Succeeded));
+    let resent = api.post(&format!("/v1/webhook_endpoints/{id}/resend"), key, &format!("event={}", event.id), None).await;
+    assert_eq!(resent.status, 200, "{}", resent.body);
+    assert_eq!(r.wait_for(2).await.len(), 2);
+    assert_eq!(pending_becomes(&stack, &p, &event, 0).await, 0);
+    let missing = api.post(&format!("/v1/webhook_endpoints/{id}/resend"), key, "event=evt_nope", None).await;
+    assert_eq!((missing.status, missing.body["error"]["param"].as_str()), (404, Some("event")));
+}
