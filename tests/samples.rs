@@ -1,0 +1,146 @@
+//! Every file in `events/` is a real Lambda event shape: each is deserialised into its function's
+//! `aws_lambda_events` type (or `lambda_http`'s request, as the runtime does) and run through the
+//! function's handler against the local servers, seeded with the account, key, event and endpoint
+//! the samples name.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
+use aws_lambda_events::sqs::SqsEvent;
+use integration_tests::isolated_stack;
+use integration_tests::receiver::Receiver;
+use lambda_http::request::LambdaRequest;
+use lambda_http::{Body, Response};
+use paygate::api::{get_event, list_events_handler, route_key};
+use paygate::auth::authorize;
+use paygate::store::EventStore;
+use paygate::webhook::deliver::RetrySchedule;
+use paygate::webhook::deliveries::DeliveryStatus;
+use paygate::webhook::endpoints::{EnabledEvents, new_endpoint};
+use paygate::{AccountId, ApiKey, Event, EventId, EventType, Mode, Principal};
+use paygate_cli::stack::Stack;
+use serde_json::Value;
+
+const ACCOUNT: &str = "acct_sample0001";
+const KEY: &str = "sk_test_sampleKey000000000000001";
+const EVENT: &str = "evt_01M86Q64X5F9SJQX46N8MH7WTH";
+const ENDPOINT: &str = "we_01M86Q64Q75548AGQCZMZ8CETQ";
+
+fn read(name: &str) -> Value {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
+fn body(r: &Response<Body>) -> Value {
+    match r.body() {
+        Body::Text(t) => serde_json::from_str(t).unwrap(),
+        other => panic!("unexpected body {other:?}"),
+    }
+}
+
+/// An API Gateway (HTTP API, payload 2.0) sample through its function, as the runtime would.
+async fn http(stack: &Stack, name: &str) -> (u16, Value) {
+    let req: lambda_http::Request = serde_json::from_value::<LambdaRequest>(read(name)).unwrap().into();
+    let response = match route_key(&req).unwrap() {
+        "GET /v1/events/{id}" => get_event(&stack.events(), req).await,
+        "GET /v1/events" => list_events_handler(&stack.events(), req).await,
+        _ => stack.webhook_api().handle(req).await,
+    };
+    assert!(response.headers().contains_key("request-id"), "{name}");
+    (response.status().as_u16(), body(&response))
+}
+
+async fn seed(stack: &Stack, receiver: &Receiver) -> Principal {
+    let account: AccountId = ACCOUNT.parse().unwrap();
+    let p = Principal { account: account.clone(), mode: Mode::Test };
+    stack.keys().add_key(&account, &KEY.parse::<ApiKey>().unwrap()).await.unwrap();
+    let mut endpoint = new_endpoint(Mode::Test, receiver.url.clone(), EnabledEvents::All, None);
+    endpoint.id = ENDPOINT.parse().unwrap();
+    stack.endpoints().create(&p, &endpoint).await.unwrap().unwrap();
+    receiver.expect_secrets(&[endpoint.secret.expose()]);
+    let object = read("ingest-event.json")["data"]["object"].as_object().unwrap().clone();
+    let event = Event::with_id(EVENT.parse::<EventId>().unwrap(), EventType::PaymentSucceeded, object, Default::default());
+    // A retention long enough that the sample's fixed date never expires under the tests.
+    let store = EventStore::new(stack.clients.dynamodb.clone(), &stack.config.events_table, Duration::from_secs(100 * 365 * 86_400));
+    store.put_new(&p, &event).await.unwrap();
+    p
+}
+
+#[tokio::test]
+async fn every_sample_event_runs_through_its_function() {
+    let stack = isolated_stack().await;
+    let receiver = Receiver::start(vec![]).await;
+    let p = seed(&stack, &receiver).await;
+    let mut exercised = BTreeSet::new();
+    let mut ran = |name: &'static str| {
+        exercised.insert(name);
+        name
+    };
+
+    // API Gateway HTTP API payloads.
+    let (s, b) = http(&stack, ran("get-event.apigw.json")).await;
+    assert_eq!((s, b["id"].as_str()), (200, Some(EVENT)));
+    let (s, b) = http(&stack, ran("get-event-not-found.apigw.json")).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (404, Some("resource_missing")));
+    let (s, b) = http(&stack, ran("list-events-by-type.apigw.json")).await;
+    assert_eq!(s, 200);
+    assert_eq!(b["data"][0]["id"], EVENT);
+    assert!(b["data"].as_array().unwrap().iter().all(|e| e["type"] == "payment.succeeded"));
+    let (s, b) = http(&stack, ran("list-events-bad-limit.apigw.json")).await;
+    assert_eq!((s, b["error"]["param"].as_str()), (400, Some("limit")));
+    let (s, b) = http(&stack, ran("webhook-endpoints-create.apigw.json")).await;
+    assert_eq!(s, 200, "{b}");
+    assert!(b["secret"].as_str().unwrap().starts_with("whsec_"));
+    let (s, b) = http(&stack, ran("webhook-endpoints-list.apigw.json")).await;
+    assert_eq!((s, b["data"].as_array().unwrap().len()), (200, 2));
+
+    // The authorizer's payload.
+    let req: ApiGatewayV2CustomAuthorizerV2Request = serde_json::from_value(read(ran("authorizer.json"))).unwrap();
+    let decision = authorize(&stack.keys(), &req).await.unwrap();
+    assert!(decision.is_authorized);
+    assert_eq!(decision.context["account_id"], ACCOUNT);
+    assert_eq!(decision.context["mode"], "test");
+    let req: ApiGatewayV2CustomAuthorizerV2Request = serde_json::from_value(read(ran("authorizer-unknown-key.json"))).unwrap();
+    let decision = authorize(&stack.keys(), &req).await.unwrap();
+    assert_eq!(decision.context["auth_error"], "api_key_invalid");
+
+    // Direct invocation of ingest-event.
+    let event = paygate::ingest::handle(&stack.events(), read(ran("ingest-event.json"))).await.unwrap();
+    assert_eq!(event["type"], "payment.succeeded");
+    assert_eq!(event["request"]["idempotency_key"], "order_1234");
+
+    // The DynamoDB stream → fanout: one message for the sample endpoint (the one created above is
+    // newer than the event, so it gets nothing).
+    let batch: aws_lambda_events::dynamodb::Event = serde_json::from_value(read(ran("fanout-insert.dynamodb-stream.json"))).unwrap();
+    let response = stack.fanout().handle(batch).await;
+    assert!(response.batch_item_failures.is_empty());
+    let id: EventId = EVENT.parse().unwrap();
+    assert_eq!(stack.events().get(&p, id).await.unwrap().unwrap().pending_webhooks, 1);
+    let queued = stack.clients.sqs.receive_message().queue_url(&stack.config.delivery_queue_url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+    assert_eq!(queued.messages().len(), 1);
+
+    // The SQS batch → deliver-webhooks: the same message twice (at-least-once), delivered, counted once.
+    let batch: SqsEvent = serde_json::from_value(read(ran("deliver-batch.sqs.json"))).unwrap();
+    let response = stack.deliverer(RetrySchedule { live: vec![1], test: vec![1] }).handle(batch).await;
+    assert!(response.batch_item_failures.is_empty());
+    let got = receiver.received();
+    assert!(!got.is_empty() && got.iter().all(|r| r.verified));
+    let endpoint = ENDPOINT.parse().unwrap();
+    assert_eq!(stack.deliveries().status(&p, id, &endpoint).await.unwrap(), Some(DeliveryStatus::Succeeded));
+    assert_eq!(stack.events().get(&p, id).await.unwrap().unwrap().pending_webhooks, 0);
+
+    // The attempts route, after the delivery.
+    let (s, b) = http(&stack, ran("event-deliveries.apigw.json")).await;
+    assert_eq!(s, 200);
+    assert!(!b["data"].as_array().unwrap().is_empty());
+
+    // Every file in events/ was run.
+    let all: BTreeSet<String> = std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../events"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    let exercised: BTreeSet<String> = exercised.into_iter().map(str::to_owned).collect();
+    assert_eq!(all, exercised, "every sample in events/ has a run here");
+}
