@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test validate build servers stop
+.PHONY: help dev test validate build servers stop watch invoke
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -21,3 +21,12 @@ servers: ## start DynamoDB Local and the SQS server in the background
 
 stop: ## stop the servers that `make servers` started
 	scripts/local.sh stop
+
+build: ## sam build: arm64 bootstraps of every function (cargo-lambda, zig), then the zip sizes
+	scripts/build.sh
+
+watch: ## cargo lambda watch: every function on 127.0.0.1:9000, talking to the local servers (make servers first)
+	scripts/invoke.sh watch
+
+invoke: ## invoke one function with a sample event: make invoke FN=get-event EVENT=events/get-event.apigw.json
+	scripts/invoke.sh invoke "$(FN)" "$(EVENT)"

@@ -5,7 +5,6 @@
 
 use std::collections::BTreeSet;
 use std::path::Path;
-use std::time::Duration;
 
 use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use aws_lambda_events::sqs::SqsEvent;
@@ -15,18 +14,13 @@ use lambda_http::request::LambdaRequest;
 use lambda_http::{Body, Response};
 use paygate::api::{get_event, list_events_handler, route_key};
 use paygate::auth::authorize;
-use paygate::store::EventStore;
 use paygate::webhook::deliver::RetrySchedule;
 use paygate::webhook::deliveries::DeliveryStatus;
-use paygate::webhook::endpoints::{EnabledEvents, new_endpoint};
-use paygate::{AccountId, ApiKey, Event, EventId, EventType, Mode, Principal};
+use paygate::{EventId, Principal};
 use paygate_cli::stack::Stack;
 use serde_json::Value;
 
-const ACCOUNT: &str = "acct_sample0001";
-const KEY: &str = "sk_test_sampleKey000000000000001";
-const EVENT: &str = "evt_01M86Q64X5F9SJQX46N8MH7WTH";
-const ENDPOINT: &str = "we_01M86Q64Q75548AGQCZMZ8CETQ";
+use paygate_cli::samples::{ACCOUNT, ENDPOINT, EVENT};
 
 fn read(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);
@@ -53,18 +47,8 @@ async fn http(stack: &Stack, name: &str) -> (u16, Value) {
 }
 
 async fn seed(stack: &Stack, receiver: &Receiver) -> Principal {
-    let account: AccountId = ACCOUNT.parse().unwrap();
-    let p = Principal { account: account.clone(), mode: Mode::Test };
-    stack.keys().add_key(&account, &KEY.parse::<ApiKey>().unwrap()).await.unwrap();
-    let mut endpoint = new_endpoint(Mode::Test, receiver.url.clone(), EnabledEvents::All, None);
-    endpoint.id = ENDPOINT.parse().unwrap();
-    stack.endpoints().create(&p, &endpoint).await.unwrap().unwrap();
+    let (p, endpoint) = paygate_cli::samples::seed(stack, &receiver.url).await.unwrap();
     receiver.expect_secrets(&[endpoint.secret.expose()]);
-    let object = read("ingest-event.json")["data"]["object"].as_object().unwrap().clone();
-    let event = Event::with_id(EVENT.parse::<EventId>().unwrap(), EventType::PaymentSucceeded, object, Default::default());
-    // A retention long enough that the sample's fixed date never expires under the tests.
-    let store = EventStore::new(stack.clients.dynamodb.clone(), &stack.config.events_table, Duration::from_secs(100 * 365 * 86_400));
-    store.put_new(&p, &event).await.unwrap();
     p
 }
 

@@ -183,3 +183,26 @@ async fn watch_deliveries(stack: &Stack, principal: &Principal, endpoint: &payga
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
     }
 }
+
+/// `paygate env`: the environment that makes the functions' own `main` talk to the local stack.
+pub fn env(stack: &Stack) -> CliResult {
+    let paygate::aws::Target::Local { dynamodb, sqs } = paygate::aws::Target::local() else { unreachable!() };
+    let c = &stack.config;
+    for (k, v) in [
+        ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.as_str()),
+        ("AWS_ENDPOINT_URL_SQS", sqs.as_str()),
+        ("AWS_ACCESS_KEY_ID", "local"),
+        ("AWS_SECRET_ACCESS_KEY", "local"),
+        ("AWS_REGION", "us-east-1"),
+        ("PAYGATE_EVENTS_TABLE", &c.events_table),
+        ("PAYGATE_WEBHOOK_ENDPOINTS_TABLE", &c.webhook_endpoints_table),
+        ("PAYGATE_API_KEYS_TABLE", &c.api_keys_table),
+        ("PAYGATE_DELIVERIES_TABLE", &c.deliveries_table),
+        ("PAYGATE_DELIVERY_QUEUE_URL", &c.delivery_queue_url),
+        ("PAYGATE_DELIVERY_DLQ_URL", &c.delivery_dlq_url),
+        ("PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS", "true"),
+    ] {
+        println!("export {k}={v}");
+    }
+    Ok(())
+}

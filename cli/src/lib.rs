@@ -4,4 +4,5 @@ pub mod commands;
 pub mod fixtures;
 pub mod gateway;
 pub mod pollers;
+pub mod samples;
 pub mod stack;

@@ -40,6 +40,13 @@ enum Cmd {
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
         count: u32,
     },
+    /// Print `export …` lines that point the functions (`cargo lambda watch`) at the local stack.
+    Env,
+    /// The sample events' data.
+    Samples {
+        #[command(subcommand)]
+        command: SamplesCmd,
+    },
     /// Forward webhooks to a local URL: registers a temporary endpoint, prints its secret and each delivery.
     Listen {
         /// Where to send the events, such as http://127.0.0.1:4242/webhooks.
@@ -50,6 +57,16 @@ enum Cmd {
         /// Event types or family wildcards, comma-separated (default: all).
         #[arg(long, value_delimiter = ',', default_value = "*")]
         events: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SamplesCmd {
+    /// Seed the account, key, event and endpoint that the files in events/ name.
+    Seed {
+        /// Where the sample endpoint sends webhooks.
+        #[arg(long, default_value = "http://127.0.0.1:4242/webhooks")]
+        endpoint_url: String,
     },
 }
 
@@ -73,6 +90,16 @@ async fn main() -> ExitCode {
         },
         Cmd::Trigger { event_type, api_key, count } => match Stack::from_env().await {
             Ok(stack) => commands::trigger(&stack, event_type, &api_key, count).await,
+            Err(e) => Err(e),
+        },
+        Cmd::Env => match Stack::local(None).await {
+            Ok(stack) => commands::env(&stack),
+            Err(e) => Err(e),
+        },
+        Cmd::Samples { command: SamplesCmd::Seed { endpoint_url } } => match Stack::local(None).await {
+            Ok(stack) => paygate_cli::samples::seed(&stack, &endpoint_url).await.map(|(p, e)| {
+                println!("seeded {} (key {}), event {}, endpoint {} -> {}", p.account, paygate_cli::samples::KEY, paygate_cli::samples::EVENT, e.id, e.url)
+            }),
             Err(e) => Err(e),
         },
         Cmd::Listen { forward_to, api_key, events } => match Stack::from_env().await {
