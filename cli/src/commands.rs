@@ -79,11 +79,18 @@ Webhooks: run a receiver on 127.0.0.1:4242, then
   cargo run -q --bin paygate -- listen --forward-to http://127.0.0.1:4242/webhooks --api-key $PAYGATE_KEY
 
 Press Ctrl-C to stop everything this command started.",
-        ddb = paygate::aws::LOCAL_DYNAMODB_URL,
-        sqs = paygate::aws::LOCAL_SQS_URL,
+        ddb = local_urls().0,
+        sqs = local_urls().1,
         acct = account.account_id,
         live_key = account.live_key.expose(),
     );
+}
+
+fn local_urls() -> (String, String) {
+    match paygate::aws::Target::local() {
+        paygate::aws::Target::Local { dynamodb, sqs } => (dynamodb, sqs),
+        paygate::aws::Target::Aws => unreachable!("Target::local is local"),
+    }
 }
 
 pub async fn shutdown_signal() {
@@ -186,7 +193,7 @@ async fn watch_deliveries(stack: &Stack, principal: &Principal, endpoint: &payga
 
 /// `paygate env`: the environment that makes the functions' own `main` talk to the local stack.
 pub fn env(stack: &Stack) -> CliResult {
-    let paygate::aws::Target::Local { dynamodb, sqs } = paygate::aws::Target::local() else { unreachable!() };
+    let (dynamodb, sqs) = local_urls();
     let c = &stack.config;
     for (k, v) in [
         ("AWS_ENDPOINT_URL_DYNAMODB", dynamodb.as_str()),

@@ -99,7 +99,7 @@ impl Stack {
         let clients = Clients::new(&Target::local()).await;
         let names = config.clone();
         let provisioned = provision(&clients, &|id| names.name_of(id)).await.map_err(|e| {
-            format!("the local servers do not answer ({e}); start them with `make servers` or `scripts/local.sh start`")
+            format!("cannot create the local tables and queues ({e}); are the local servers up? (`make servers`)")
         })?;
         config.delivery_queue_url = provisioned.queue_urls.get("DeliveryQueue").cloned().unwrap_or_default();
         config.delivery_dlq_url = provisioned.queue_urls.get("DeliveryDeadLetterQueue").cloned().unwrap_or_default();

@@ -16,12 +16,18 @@ pub enum Target {
 }
 
 impl Target {
-    /// The local servers: `PAYGATE_DYNAMODB_URL` and `PAYGATE_SQS_URL`, by default on 127.0.0.1:8000 and :4566.
+    /// The local servers: `PAYGATE_DYNAMODB_URL` and `PAYGATE_SQS_URL`, else 127.0.0.1 on
+    /// `PAYGATE_DYNAMODB_PORT` and `PAYGATE_SQS_PORT` (as `scripts/local.sh` starts them), else :8000 and :4566.
     pub fn local() -> Self {
-        let var = |k: &str, d: &str| std::env::var(k).ok().filter(|v| !v.is_empty()).unwrap_or_else(|| d.to_owned());
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let url = |url_var: &str, port_var: &str, default: &str| {
+            var(url_var)
+                .or_else(|| var(port_var).map(|p| format!("http://127.0.0.1:{p}")))
+                .unwrap_or_else(|| default.to_owned())
+        };
         Target::Local {
-            dynamodb: var("PAYGATE_DYNAMODB_URL", LOCAL_DYNAMODB_URL),
-            sqs: var("PAYGATE_SQS_URL", LOCAL_SQS_URL),
+            dynamodb: url("PAYGATE_DYNAMODB_URL", "PAYGATE_DYNAMODB_PORT", LOCAL_DYNAMODB_URL),
+            sqs: url("PAYGATE_SQS_URL", "PAYGATE_SQS_PORT", LOCAL_SQS_URL),
         }
     }
 

@@ -191,15 +191,18 @@ pub async fn provision(clients: &Clients, name: &(dyn Fn(&str) -> String + Sync)
             let policy = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": r.max_receive_count});
             attrs.insert(QueueAttributeName::RedrivePolicy, policy.to_string());
         }
-        let created = clients
-            .sqs
-            .create_queue()
-            .queue_name(name(id))
-            .set_attributes(Some(attrs))
-            .send()
-            .await
-            .map_err(aws_err)?;
-        out.queue_urls.insert(id.clone(), created.queue_url.unwrap_or_default());
+        let created = clients.sqs.create_queue().queue_name(name(id)).set_attributes(Some(attrs.clone())).send().await;
+        let url = match created {
+            Ok(c) => c.queue_url.unwrap_or_default(),
+            // It exists with other attributes (the template changed): bring it in line.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_queue_name_exists()) => {
+                let url = clients.sqs.get_queue_url().queue_name(name(id)).send().await.map_err(aws_err)?.queue_url.unwrap_or_default();
+                clients.sqs.set_queue_attributes().queue_url(&url).set_attributes(Some(attrs)).send().await.map_err(aws_err)?;
+                url
+            }
+            Err(e) => return Err(aws_err(e)),
+        };
+        out.queue_urls.insert(id.clone(), url);
     }
     Ok(out)
 }

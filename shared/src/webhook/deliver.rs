@@ -318,7 +318,12 @@ fn describe(e: &reqwest::Error) -> String {
     if e.is_timeout() {
         "timeout".to_owned()
     } else if e.is_connect() {
-        format!("connection failed: {}", std::error::Error::source(e).map(|s| s.to_string()).unwrap_or_default())
+        // The innermost cause says what happened: "Connection refused (os error 111)", a DNS failure…
+        let mut cause: &dyn std::error::Error = e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        format!("connection failed: {cause}")
     } else {
         e.to_string()
     }
