@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test validate build servers stop watch invoke
+.PHONY: help dev test validate build servers stop watch invoke bench
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -30,3 +30,7 @@ watch: ## cargo lambda watch: every function on 127.0.0.1:9000, talking to the l
 
 invoke: ## invoke one function with a sample event: make invoke FN=get-event EVENT=events/get-event.apigw.json
 	scripts/invoke.sh invoke "$(FN)" "$(EVENT)"
+
+bench: ## delivery concurrency benchmark against a same-run baseline (starts the servers if needed)
+	scripts/local.sh start >/dev/null
+	cargo run -q --release --locked -p paygate-cli --example bench_delivery
