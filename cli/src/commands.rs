@@ -108,7 +108,7 @@ pub async fn shutdown_signal() {
 pub async fn dev(addr: SocketAddr, start_servers: bool) -> CliResult {
     let mut servers = if start_servers { Some(Servers::start()?) } else { None };
     let result = async {
-        let stack = Stack::local(None).await?;
+        let stack = Stack::local_from_env().await?;
         let schedule = RetrySchedule::from_env()?;
         let _pollers = pollers::start(&stack, stack.deliverer(schedule), false).await?;
         let account = stack.keys().create_account().await.map_err(|e| e.to_string())?;

@@ -92,11 +92,11 @@ async fn main() -> ExitCode {
             Ok(stack) => commands::trigger(&stack, event_type, &api_key, count).await,
             Err(e) => Err(e),
         },
-        Cmd::Env => match Stack::local(None).await {
+        Cmd::Env => match Stack::local_from_env().await {
             Ok(stack) => commands::env(&stack),
             Err(e) => Err(e),
         },
-        Cmd::Samples { command: SamplesCmd::Seed { endpoint_url } } => match Stack::local(None).await {
+        Cmd::Samples { command: SamplesCmd::Seed { endpoint_url } } => match Stack::local_from_env().await {
             Ok(stack) => paygate_cli::samples::seed(&stack, &endpoint_url).await.map(|(p, e)| {
                 println!("seeded {} (key {}), event {}, endpoint {} -> {}", p.account, paygate_cli::samples::KEY, paygate_cli::samples::EVENT, e.id, e.url)
             }),

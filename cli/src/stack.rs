@@ -85,8 +85,15 @@ impl Stack {
     pub async fn from_env() -> Result<Self, String> {
         match Target::from_env() {
             Target::Aws => Ok(Self::aws().await),
-            _ => Self::local(None).await,
+            _ => Self::local_from_env().await,
         }
+    }
+
+    /// The local servers, with private resource names when `PAYGATE_LOCAL_SUFFIX` is set (tests
+    /// that run the binaries side by side with others).
+    pub async fn local_from_env() -> Result<Self, String> {
+        let suffix = std::env::var("PAYGATE_LOCAL_SUFFIX").ok().filter(|s| !s.is_empty());
+        Self::local(suffix.as_deref()).await
     }
 
     /// The local servers, with the template's tables and queues created (idempotent) under the

@@ -1,0 +1,133 @@
+//! The `paygate` binary as a new user runs it: `paygate dev` (with the servers already up), then
+//! `listen` forwarding to a real receiver, then `trigger`; the delivery arrives signed and `listen`
+//! prints it, and the HTTP API pages through what `trigger` made. Private tables and queues
+//! (`PAYGATE_LOCAL_SUFFIX`) keep it apart from the other tests.
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use integration_tests::receiver::Receiver;
+
+/// target/debug/paygate, next to this test's own binary (target/debug/deps/cli-…).
+fn paygate() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let bin = exe.parent().unwrap().parent().unwrap().join("paygate");
+    assert!(bin.is_file(), "{} missing: run through `cargo test --workspace`", bin.display());
+    bin
+}
+
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Running {
+    fn start(args: &[&str], suffix: &str) -> Running {
+        let mut child = Command::new(paygate())
+            .args(args)
+            .env("PAYGATE_LOCAL_SUFFIX", suffix)
+            .env("PAYGATE_RETRY_SCHEDULE", "1,1")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .stdin(Stdio::null())
+            .spawn()
+            .unwrap();
+        let (tx, rx) = mpsc::channel();
+        let out = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running { child, lines: rx }
+    }
+
+    /// The first line containing `needle` (waits at most 60 s).
+    fn line_with(&self, needle: &str) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
+                if l.contains(needle) {
+                    return l;
+                }
+            }
+        }
+        panic!("no line with {needle:?}");
+    }
+
+    /// SIGINT, as Ctrl-C sends, then wait for the exit.
+    fn interrupt(&mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill").args(["-INT", &self.child.id().to_string()]).status();
+        for _ in 0..100 {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
+        panic!("did not stop on SIGINT");
+    }
+}
+
+/// A test that fails half-way leaves nothing running.
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_listen_trigger_as_a_new_user() {
+    let suffix = format!("cli{}", ulid::Ulid::generate().to_string().to_lowercase());
+    let mut dev = Running::start(&["dev", "--no-servers", "--addr", "127.0.0.1:0"], &suffix);
+    let api = dev.line_with("HTTP API").split_whitespace().last().unwrap().to_owned();
+    let key = dev.line_with("test key").split_whitespace().last().unwrap().to_owned();
+    assert!(key.starts_with("sk_test_"));
+
+    let receiver = Receiver::start(vec![]).await;
+    let mut listen = Running::start(&["listen", "--forward-to", &receiver.url, "--api-key", &key, "--events", "payment.*"], &suffix);
+    let secret = listen.line_with("signing secret").split_whitespace().find(|w| w.starts_with("whsec_")).unwrap().to_owned();
+    receiver.expect_secrets(&[&secret]);
+
+    let out = Command::new(paygate())
+        .args(["trigger", "payment.succeeded", "--api-key", &key, "--count", "3"])
+        .env("PAYGATE_LOCAL_SUFFIX", &suffix)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let events: Vec<serde_json::Value> =
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(events.len(), 3);
+    assert!(events.iter().all(|e| e["data"]["object"]["currency"] == "GHS" && e["data"]["object"]["payment_method"] == "mobile_money"));
+
+    let got = receiver.wait_for(3).await;
+    assert_eq!(got.len(), 3);
+    assert!(got.iter().all(|r| r.verified), "signed with the secret listen printed");
+    let line = listen.line_with(events[0]["id"].as_str().unwrap());
+    assert!(line.contains("payment.succeeded") && line.contains("[200]"), "{line}");
+
+    // The README's curl: the three events, newest first, paged with the printed key.
+    let client = reqwest::Client::new();
+    let page: serde_json::Value = client
+        .get(format!("{api}/v1/events?type=payment.succeeded&limit=2"))
+        .bearer_auth(&key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(page["data"][0]["id"], events[2]["id"]);
+    assert_eq!(page["has_more"], true);
+
+    assert!(listen.interrupt().success());
+    assert!(dev.interrupt().success());
+}
