@@ -4,18 +4,11 @@
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use paygate::auth::ApiKeyStore;
 use paygate::aws::{Clients, Target};
 use paygate::config::Config;
 use paygate::local::provision;
-use paygate::store::EventStore;
-use paygate::webhook::api::WebhookApi;
-use paygate::webhook::deliver::{Deliverer, RetrySchedule, http_client};
-use paygate::webhook::deliveries::DeliveryStore;
-use paygate::webhook::endpoints::EndpointStore;
-use paygate::webhook::fanout::Fanout;
-use paygate::webhook::idempotency::IdempotencyStore;
 use paygate::webhook::ssrf::UrlPolicy;
+use paygate::wiring::Deps;
 
 use crate::gateway::Functions;
 
@@ -66,19 +59,29 @@ impl Drop for Servers {
     }
 }
 
-/// Clients and configuration for one target, and the functions' dependencies built from them.
+/// The functions' dependencies ([`Deps`]) for one target; `Deref`s to them.
 #[derive(Debug, Clone)]
 pub struct Stack {
-    pub clients: Clients,
-    pub config: Config,
-    /// Private and loopback webhook URLs are allowed only for local development.
-    pub policy: UrlPolicy,
+    pub deps: Deps,
+}
+
+impl std::ops::Deref for Stack {
+    type Target = Deps;
+    fn deref(&self) -> &Deps {
+        &self.deps
+    }
+}
+
+impl std::ops::DerefMut for Stack {
+    fn deref_mut(&mut self) -> &mut Deps {
+        &mut self.deps
+    }
 }
 
 impl Stack {
     /// Real AWS, configured from the environment (table names, queue URLs).
     pub async fn aws() -> Self {
-        Stack { clients: Clients::new(&Target::Aws).await, config: Config::from_env(), policy: UrlPolicy::from_env() }
+        Stack { deps: Deps::from_env().await }
     }
 
     /// For developer commands: AWS when the environment names it, the local servers otherwise.
@@ -110,57 +113,7 @@ impl Stack {
         })?;
         config.delivery_queue_url = provisioned.queue_urls.get("DeliveryQueue").cloned().unwrap_or_default();
         config.delivery_dlq_url = provisioned.queue_urls.get("DeliveryDeadLetterQueue").cloned().unwrap_or_default();
-        Ok(Stack { clients, config, policy: UrlPolicy::LOCAL_DEV })
-    }
-
-    pub fn events(&self) -> EventStore {
-        EventStore::new(self.clients.dynamodb.clone(), &self.config.events_table, self.config.event_retention)
-    }
-
-    pub fn keys(&self) -> ApiKeyStore {
-        ApiKeyStore::new(self.clients.dynamodb.clone(), &self.config.api_keys_table)
-    }
-
-    pub fn endpoints(&self) -> EndpointStore {
-        EndpointStore::new(self.clients.dynamodb.clone(), &self.config.webhook_endpoints_table)
-    }
-
-    pub fn deliveries(&self) -> DeliveryStore {
-        DeliveryStore::new(self.clients.dynamodb.clone(), &self.config.deliveries_table, &self.config.events_table)
-    }
-
-    pub fn fanout(&self) -> Fanout {
-        Fanout {
-            endpoints: self.endpoints(),
-            deliveries: self.deliveries(),
-            sqs: self.clients.sqs.clone(),
-            queue_url: self.config.delivery_queue_url.clone(),
-        }
-    }
-
-    pub fn deliverer(&self, schedule: RetrySchedule) -> Deliverer {
-        Deliverer {
-            events: self.events(),
-            endpoints: self.endpoints(),
-            deliveries: self.deliveries(),
-            sqs: self.clients.sqs.clone(),
-            queue_url: self.config.delivery_queue_url.clone(),
-            dlq_url: self.config.delivery_dlq_url.clone(),
-            http: http_client(self.policy),
-            schedule,
-            policy: self.policy,
-        }
-    }
-
-    pub fn webhook_api(&self) -> WebhookApi {
-        WebhookApi {
-            endpoints: self.endpoints(),
-            idempotency: IdempotencyStore::new(self.clients.dynamodb.clone(), &self.config.webhook_endpoints_table),
-            deliveries: self.deliveries(),
-            events: self.events(),
-            fanout: self.fanout(),
-            policy: self.policy,
-        }
+        Ok(Stack { deps: Deps { clients, config, policy: UrlPolicy::LOCAL_DEV } })
     }
 
     pub fn functions(&self) -> Functions {

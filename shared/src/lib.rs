@@ -13,6 +13,7 @@ pub mod list;
 pub mod logging;
 pub mod store;
 pub mod webhook;
+pub mod wiring;
 
 #[cfg(feature = "local")]
 pub mod local;

@@ -1,16 +1,13 @@
 //! HTTP API Lambda authorizer: `Authorization: Bearer sk_…` → account and mode. Wiring only.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use paygate::auth::{ApiKeyStore, authorize};
-use paygate::aws::{Clients, Target};
-use paygate::config::Config;
+use paygate::auth::authorize;
+use paygate::wiring::Deps;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     paygate::logging::init();
-    let config = Config::from_env();
-    let clients = Clients::new(&Target::Aws).await;
-    let keys = ApiKeyStore::new(clients.dynamodb, config.api_keys_table);
+    let keys = Deps::from_env().await.keys();
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {
         let keys = &keys;
         async move { authorize(keys, &event.payload).await.map_err(Error::from) }

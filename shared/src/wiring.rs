@@ -1,0 +1,82 @@
+//! Building every function's dependencies from one configuration: the Lambdas' `main`s, the local
+//! stack and the tests all wire through here.
+
+use crate::auth::ApiKeyStore;
+use crate::aws::{Clients, Target};
+use crate::config::Config;
+use crate::store::EventStore;
+use crate::webhook::api::WebhookApi;
+use crate::webhook::deliver::{Deliverer, RetrySchedule, http_client};
+use crate::webhook::deliveries::DeliveryStore;
+use crate::webhook::endpoints::EndpointStore;
+use crate::webhook::fanout::Fanout;
+use crate::webhook::idempotency::IdempotencyStore;
+use crate::webhook::ssrf::UrlPolicy;
+
+/// SDK clients, configuration and the webhook URL policy, built once at start-up.
+#[derive(Debug, Clone)]
+pub struct Deps {
+    pub clients: Clients,
+    pub config: Config,
+    /// Private and loopback webhook URLs are allowed only for local development.
+    pub policy: UrlPolicy,
+}
+
+impl Deps {
+    /// In a Lambda: the usual AWS credential chain, configuration and policy from the environment.
+    pub async fn from_env() -> Self {
+        Deps { clients: Clients::new(&Target::Aws).await, config: Config::from_env(), policy: UrlPolicy::from_env() }
+    }
+
+    pub fn events(&self) -> EventStore {
+        EventStore::new(self.clients.dynamodb.clone(), &self.config.events_table, self.config.event_retention)
+    }
+
+    pub fn keys(&self) -> ApiKeyStore {
+        ApiKeyStore::new(self.clients.dynamodb.clone(), &self.config.api_keys_table)
+    }
+
+    pub fn endpoints(&self) -> EndpointStore {
+        EndpointStore::new(self.clients.dynamodb.clone(), &self.config.webhook_endpoints_table)
+    }
+
+    pub fn deliveries(&self) -> DeliveryStore {
+        DeliveryStore::new(self.clients.dynamodb.clone(), &self.config.deliveries_table, &self.config.events_table)
+    }
+
+    pub fn fanout(&self) -> Fanout {
+        Fanout {
+            endpoints: self.endpoints(),
+            deliveries: self.deliveries(),
+            sqs: self.clients.sqs.clone(),
+            queue_url: self.config.delivery_queue_url.clone(),
+        }
+    }
+
+    /// Delivery with the given retry schedule (`RetrySchedule::from_env()` in the Lambda).
+    pub fn deliverer(&self, schedule: RetrySchedule) -> Deliverer {
+        Deliverer {
+            events: self.events(),
+            endpoints: self.endpoints(),
+            deliveries: self.deliveries(),
+            sqs: self.clients.sqs.clone(),
+            queue_url: self.config.delivery_queue_url.clone(),
+            dlq_url: self.config.delivery_dlq_url.clone(),
+            http: http_client(self.policy),
+            schedule,
+            policy: self.policy,
+        }
+    }
+
+    pub fn webhook_api(&self) -> WebhookApi {
+        WebhookApi {
+            endpoints: self.endpoints(),
+            idempotency: IdempotencyStore::new(self.clients.dynamodb.clone(), &self.config.webhook_endpoints_table),
+            deliveries: self.deliveries(),
+            events: self.events(),
+            fanout: self.fanout(),
+            policy: self.policy,
+        }
+    }
+
+}
