@@ -414,3 +414,45 @@ async fn rotation_signs_with_both_secrets_and_resend_delivers_again() {
     let missing = api.post(&format!("/v1/webhook_endpoints/{id}/resend"), key, "event=evt_nope", None).await;
     assert_eq!((missing.status, missing.body["error"]["param"].as_str()), (404, Some("event")));
 }
+
+#[tokio::test]
+async fn delivery_refuses_private_addresses_at_connect_time() {
+    // Endpoints stored as if they had passed the checks at creation (say the name resolved to a
+    // public address then): a strict deliverer still refuses loopback, by name or by address.
+    let stack = isolated_stack().await;
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    let r = Receiver::start(vec![]).await;
+    let port = r.url.split(':').nth(2).unwrap().split('/').next().unwrap().to_owned();
+    let mut eps = Vec::new();
+    for url in [format!("http://localhost:{port}/webhooks"), format!("http://127.0.0.1:{port}/webhooks")] {
+        let ep = new_endpoint(p.mode, url, EnabledEvents::All, None);
+        stack.endpoints().create(&p, &ep).await.unwrap().unwrap();
+        eps.push(ep);
+    }
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let event = Event::new(EventType::PaymentCreated, Default::default(), Default::default());
+    stack.events().put_new(&p, &event).await.unwrap();
+    stack.fanout().fan_out(&p, &event).await.unwrap();
+    let mut strict = deliverer(&stack, &[1]);
+    strict.policy = UrlPolicy::STRICT;
+    strict.http = paygate::webhook::deliver::http_client_with_timeout(UrlPolicy::STRICT, Duration::from_secs(2));
+    let mut batch = SqsEvent::default();
+    batch.records = eps
+        .iter()
+        .enumerate()
+        .map(|(i, ep)| {
+            let m = DeliveryMessage { account_id: p.account.clone(), mode: p.mode, event_id: event.id, endpoint_id: ep.id.clone() };
+            sqs_message(&m, &format!("s{i}"), 1)
+        })
+        .collect();
+    let response = strict.handle(batch).await;
+    assert_eq!(response.batch_item_failures.len(), 2, "both failed, to be retried");
+    assert!(r.received().is_empty(), "nothing reached the loopback receiver");
+    let attempts = stack.deliveries().attempts(&p, event.id).await.unwrap();
+    assert_eq!(attempts.len(), 2);
+    for a in &attempts {
+        let e = a.error.as_deref().unwrap();
+        assert!(e.contains("no public address") || e.contains("not public"), "{e}");
+    }
+}

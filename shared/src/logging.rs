@@ -9,7 +9,9 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .json()
         .with_env_filter(filter)
-        .with_current_span(false)
+        // The current span's fields: the Lambda request id, and event and endpoint ids where there are.
+        .with_current_span(true)
+        .with_span_list(false)
         .without_time()
         .with_target(false)
         .with_writer(std::io::stderr)

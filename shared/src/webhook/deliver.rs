@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
 use rand::Rng;
+use tracing::Instrument;
 
 use crate::ids::{Mode, unix_now};
 use crate::store::{EventStore, StoreError};
@@ -179,9 +180,12 @@ impl Deliverer {
             return Ok(Outcome::Done);
         };
         let attempt: u32 = m.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
-        let principal = msg.principal();
         let span = tracing::info_span!("deliver", event_id = %msg.event_id, endpoint_id = %msg.endpoint_id, attempt);
-        let _enter = span.enter();
+        self.deliver_message(m, msg, attempt).instrument(span).await
+    }
+
+    async fn deliver_message(&self, m: &SqsMessage, msg: DeliveryMessage, attempt: u32) -> Result<Outcome, StoreError> {
+        let principal = msg.principal();
 
         match self.deliveries.status(&principal, msg.event_id, &msg.endpoint_id).await? {
             Some(DeliveryStatus::Pending) => {}
