@@ -13,7 +13,7 @@ use aws_lambda_events::apigw::{
 use axum::body::{Body as AxumBody, to_bytes};
 use axum::extract::State;
 use axum::response::Response as AxumResponse;
-use http::{HeaderMap, Method, StatusCode};
+use http::{Method, StatusCode};
 use lambda_http::Body;
 use lambda_http::request::LambdaRequest;
 use paygate::api::{get_event, list_events_handler};
@@ -128,7 +128,8 @@ pub async fn handle(functions: &Functions, req: axum::extract::Request, peer: Op
     auth_req.route_key = Some(route_key.to_owned());
     auth_req.raw_path = Some(path.clone());
     auth_req.raw_query_string = Some(raw_query.clone());
-    auth_req.headers = lower_case_headers(&parts.headers);
+    // `http` header names are lower case already, as payload 2.0 sends them.
+    auth_req.headers = parts.headers.clone();
     auth_req.path_parameters = path_parameters.clone();
     auth_req.request_context = context.clone();
     let decision = match authorize(&functions.keys, &auth_req).await {
@@ -151,7 +152,7 @@ pub async fn handle(functions: &Functions, req: axum::extract::Request, peer: Op
     event.route_key = Some(route_key.to_owned());
     event.raw_path = Some(path);
     event.raw_query_string = Some(raw_query);
-    event.headers = lower_case_headers(&parts.headers);
+    event.headers = parts.headers.clone();
     event.path_parameters = path_parameters;
     event.request_context = context;
     event.body = (!body.is_empty()).then(|| String::from_utf8_lossy(&body).into_owned());
@@ -172,11 +173,6 @@ pub async fn handle(functions: &Functions, req: axum::extract::Request, peer: Op
     *out.status_mut() = StatusCode::from_u16(parts.status.as_u16()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     *out.headers_mut() = parts.headers;
     out
-}
-
-fn lower_case_headers(h: &HeaderMap) -> HeaderMap {
-    // `http` header names are lower case already, as payload 2.0 sends them.
-    h.clone()
 }
 
 fn chrono_now_ms() -> i64 {
