@@ -17,10 +17,11 @@ use paygate::{Event, EventType, Principal};
 use paygate_cli::pollers::{self, Pollers};
 use paygate_cli::stack::Stack;
 
-/// A deliverer with a retry schedule of seconds and a 2 s request timeout.
+/// A deliverer with a retry schedule of seconds and a 5 s request timeout (roomy for a loaded
+/// machine, short enough for the timeout test).
 fn deliverer(stack: &Stack, schedule: &[u64]) -> Deliverer {
     let mut d = stack.deliverer(RetrySchedule { live: schedule.to_vec(), test: schedule.to_vec() });
-    d.http = http_client_with_timeout(stack.policy, Duration::from_secs(2));
+    d.http = http_client_with_timeout(stack.policy, Duration::from_secs(5));
     d
 }
 
@@ -155,7 +156,7 @@ async fn timeouts_and_refused_connections_retry_then_the_dlq_keeps_the_message()
     let mut dead = Receiver::default();
     dead.url = refused_url;
     let dead_ep = endpoint(&stack, &p, &dead, &["payment.*"]).await;
-    let slow = Receiver::start(vec![Answer::Slow(Duration::from_secs(4)), Answer::Status(200)]).await;
+    let slow = Receiver::start(vec![Answer::Slow(Duration::from_secs(7)), Answer::Status(200)]).await;
     let slow_ep = endpoint(&stack, &p, &slow, &["payment.*"]).await;
 
     let event = emit(&stack, &p, EventType::PaymentCreated).await;
@@ -211,13 +212,12 @@ fn sqs_message(body: &DeliveryMessage, id: &str, receive_count: u32) -> SqsMessa
 }
 
 #[tokio::test]
-async fn a_message_delivered_twice_decrements_once_and_batches_run_concurrently() {
+async fn a_message_delivered_twice_decrements_once() {
     // No pollers: the handlers are called directly with the shapes SQS sends.
     let stack = isolated_stack().await;
     let a = account(&stack).await;
     let p = test_principal(&a);
-    let receivers: Vec<Receiver> =
-        futures::future::join_all((0..10).map(|_| Receiver::start(vec![Answer::Slow(Duration::from_millis(300))]))).await;
+    let receivers: Vec<Receiver> = futures::future::join_all((0..10).map(|_| Receiver::start(vec![]))).await;
     let mut eps = Vec::new();
     for r in &receivers {
         eps.push(endpoint(&stack, &p, r, &["*"]).await);
@@ -239,10 +239,7 @@ async fn a_message_delivered_twice_decrements_once_and_batches_run_concurrently(
     batch.records = messages.iter().enumerate().map(|(i, m)| sqs_message(m, &format!("m{i}"), 1)).collect();
     let response = d.handle(batch).await;
     assert!(response.batch_item_failures.is_empty());
-    let in_flight: usize = receivers.iter().map(Receiver::max_in_flight).sum();
-    assert_eq!(in_flight, 10);
-    let overlapping = receivers.iter().filter(|r| r.received().len() == 1).count();
-    assert_eq!(overlapping, 10);
+    assert!(receivers.iter().all(|r| r.received().len() == 1 && r.received()[0].verified));
     assert_eq!(stack.events().get(&p, event.id).await.unwrap().unwrap().pending_webhooks, 0);
 
     // The same message again (SQS's at-least-once): acknowledged, nothing sent, no second decrement.
@@ -255,12 +252,13 @@ async fn a_message_delivered_twice_decrements_once_and_batches_run_concurrently(
 
 #[tokio::test]
 async fn concurrency_is_real() {
-    // 10 receivers that each hold a request for 300 ms: with the batch delivered concurrently, all
-    // ten requests are in flight at the same moment (counted by the receivers, not timed).
+    // Ten endpoints on a receiver that holds each request for a second (the client's timeout here
+    // is 5 s): with the batch delivered concurrently, all ten requests are in flight at the same
+    // moment, as the receiver counts them (nothing is timed; `make bench` measures the speed-up).
     let stack = isolated_stack().await;
     let a = account(&stack).await;
     let p = test_principal(&a);
-    let shared = Receiver::start((0..10).map(|_| Answer::Slow(Duration::from_millis(300))).collect()).await;
+    let shared = Receiver::start((0..10).map(|_| Answer::Slow(Duration::from_secs(1))).collect()).await;
     let mut messages = Vec::new();
     for _ in 0..10 {
         let ep = endpoint(&stack, &p, &shared, &["*"]).await;
@@ -436,7 +434,7 @@ async fn delivery_refuses_private_addresses_at_connect_time() {
     stack.fanout().fan_out(&p, &event).await.unwrap();
     let mut strict = deliverer(&stack, &[1]);
     strict.policy = UrlPolicy::STRICT;
-    strict.http = paygate::webhook::deliver::http_client_with_timeout(UrlPolicy::STRICT, Duration::from_secs(2));
+    strict.http = paygate::webhook::deliver::http_client_with_timeout(UrlPolicy::STRICT, Duration::from_secs(5));
     let mut batch = SqsEvent::default();
     batch.records = eps
         .iter()
