@@ -211,6 +211,20 @@ fn sqs_message(body: &DeliveryMessage, id: &str, receive_count: u32) -> SqsMessa
     m
 }
 
+/// One SQS batch with the first receive of (event, endpoint) for each endpoint.
+fn first_receives(p: &Principal, event: &Event, endpoints: &[Endpoint]) -> SqsEvent {
+    let mut batch = SqsEvent::default();
+    batch.records = endpoints
+        .iter()
+        .enumerate()
+        .map(|(i, ep)| {
+            let m = DeliveryMessage { account_id: p.account.clone(), mode: p.mode, event_id: event.id, endpoint_id: ep.id.clone() };
+            sqs_message(&m, &format!("m{i}"), 1)
+        })
+        .collect();
+    batch
+}
+
 #[tokio::test]
 async fn a_message_delivered_twice_decrements_once() {
     // No pollers: the handlers are called directly with the shapes SQS sends.
@@ -230,13 +244,9 @@ async fn a_message_delivered_twice_decrements_once() {
     assert_eq!(fanout.fan_out(&p, &event).await.unwrap(), 10, "re-processing the record sends again…");
     assert_eq!(stack.events().get(&p, event.id).await.unwrap().unwrap().pending_webhooks, 10, "…but counts once");
 
-    let messages: Vec<DeliveryMessage> = eps
-        .iter()
-        .map(|ep| DeliveryMessage { account_id: p.account.clone(), mode: p.mode, event_id: event.id, endpoint_id: ep.id.clone() })
-        .collect();
     let d = deliverer(&stack, &[1]);
-    let mut batch = SqsEvent::default();
-    batch.records = messages.iter().enumerate().map(|(i, m)| sqs_message(m, &format!("m{i}"), 1)).collect();
+    let batch = first_receives(&p, &event, &eps);
+    let first = batch.records[0].clone();
     let response = d.handle(batch).await;
     assert!(response.batch_item_failures.is_empty());
     assert!(receivers.iter().all(|r| r.received().len() == 1 && r.received()[0].verified));
@@ -244,7 +254,9 @@ async fn a_message_delivered_twice_decrements_once() {
 
     // The same message again (SQS's at-least-once): acknowledged, nothing sent, no second decrement.
     let mut again = SqsEvent::default();
-    again.records = vec![sqs_message(&messages[0], "dup", 2), sqs_message(&messages[0], "dup2", 1)];
+    let mut redelivered = first.clone();
+    redelivered.attributes.insert("ApproximateReceiveCount".into(), "2".into());
+    again.records = vec![redelivered, first];
     assert!(d.handle(again).await.batch_item_failures.is_empty());
     assert_eq!(receivers[0].received().len(), 1);
     assert_eq!(stack.events().get(&p, event.id).await.unwrap().unwrap().pending_webhooks, 0);
@@ -268,15 +280,7 @@ async fn concurrency_is_real() {
     let event = Event::new(EventType::PaymentSucceeded, Default::default(), Default::default());
     stack.events().put_new(&p, &event).await.unwrap();
     stack.fanout().fan_out(&p, &event).await.unwrap();
-    let mut batch = SqsEvent::default();
-    batch.records = messages
-        .iter()
-        .enumerate()
-        .map(|(i, ep)| {
-            let m = DeliveryMessage { account_id: p.account.clone(), mode: p.mode, event_id: event.id, endpoint_id: ep.id.clone() };
-            sqs_message(&m, &format!("c{i}"), 1)
-        })
-        .collect();
+    let batch = first_receives(&p, &event, &messages);
     assert!(deliverer(&stack, &[1]).handle(batch).await.batch_item_failures.is_empty());
     assert_eq!(shared.received().len(), 10);
     assert_eq!(shared.max_in_flight(), 10, "all ten POSTs were in flight together");
@@ -435,16 +439,7 @@ async fn delivery_refuses_private_addresses_at_connect_time() {
     let mut strict = deliverer(&stack, &[1]);
     strict.policy = UrlPolicy::STRICT;
     strict.http = paygate::webhook::deliver::http_client_with_timeout(UrlPolicy::STRICT, Duration::from_secs(5));
-    let mut batch = SqsEvent::default();
-    batch.records = eps
-        .iter()
-        .enumerate()
-        .map(|(i, ep)| {
-            let m = DeliveryMessage { account_id: p.account.clone(), mode: p.mode, event_id: event.id, endpoint_id: ep.id.clone() };
-            sqs_message(&m, &format!("s{i}"), 1)
-        })
-        .collect();
-    let response = strict.handle(batch).await;
+    let response = strict.handle(first_receives(&p, &event, &eps)).await;
     assert_eq!(response.batch_item_failures.len(), 2, "both failed, to be retried");
     assert!(r.received().is_empty(), "nothing reached the loopback receiver");
     let attempts = stack.deliveries().attempts(&p, event.id).await.unwrap();
