@@ -11,12 +11,9 @@ use std::time::Duration;
 
 use integration_tests::receiver::Receiver;
 
-/// target/debug/paygate, next to this test's own binary (target/debug/deps/cli-…).
+/// The `paygate` binary, which Cargo builds for this package's tests.
 fn paygate() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let bin = exe.parent().unwrap().parent().unwrap().join("paygate");
-    assert!(bin.is_file(), "{} missing: run through `cargo test --workspace`", bin.display());
-    bin
+    PathBuf::from(env!("CARGO_BIN_EXE_paygate"))
 }
 
 struct Running {
