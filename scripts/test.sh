@@ -11,4 +11,17 @@ started=$(scripts/local.sh start)
 trap 'scripts/local.sh stop $started' EXIT
 
 scripts/validate.sh
-cargo test --workspace --locked "$@"
+
+# Every test of the workspace; the totals of all test binaries close the output.
+log=$(mktemp)
+trap 'scripts/local.sh stop $started; rm -f "$log"' EXIT
+set +e
+cargo test --workspace --locked "$@" 2>&1 | tee "$log"
+status=${PIPESTATUS[0]}
+set -e
+# shellcheck disable=SC2086
+scripts/local.sh stop $started
+trap 'rm -f "$log"' EXIT
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
+     END { printf "cargo: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+exit "$status"
