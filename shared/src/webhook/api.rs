@@ -7,7 +7,7 @@
 use lambda_http::{Body, Request, Response};
 use serde_json::{Map, Value, json};
 
-use crate::api::{no_query_parameters, path_param, principal, response, route_key, status_and_body};
+use crate::api::{no_query_parameters, path_param, principal, respond, response, route_key, status_and_body};
 use crate::error::ApiError;
 use crate::ids::{EventId, Principal, unix_now};
 use crate::list::{Limit, parse_limit};
@@ -139,36 +139,26 @@ impl WebhookApi {
         let route = route_key(&req).unwrap_or_default().to_owned();
         let principal = match principal(&req) {
             Ok(p) => p,
-            Err(e) => {
-                let (status, body) = status_and_body(Err(e));
-                return response(&req, status, &body, false);
-            }
+            Err(e) => return respond(&req, Err(e)),
         };
         if !route.starts_with("POST ") {
             let result = match no_query_parameters(&req) {
                 Err(e) if !route.ends_with("/v1/webhook_endpoints") => Err(e),
                 _ => self.read(&route, &principal, &req).await,
             };
-            let (status, body) = status_and_body(result);
-            return response(&req, status, &body, false);
+            return respond(&req, result);
         }
         // POSTs: parse once, then claim the idempotency key for exactly these parameters.
         let params = match body_params(&req) {
             Ok(p) => p,
-            Err(e) => {
-                let (status, body) = status_and_body(Err(e));
-                return response(&req, status, &body, false);
-            }
+            Err(e) => return respond(&req, Err(e)),
         };
         let id = path_param(&req, "id");
         let print = fingerprint(&[&route, &id], &Value::Object(params.clone()));
         let key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let claim = match self.idempotency.claim(&principal, key.as_deref(), &print).await {
             Ok(c) => c,
-            Err(e) => {
-                let (status, body) = status_and_body(Err(e));
-                return response(&req, status, &body, false);
-            }
+            Err(e) => return respond(&req, Err(e)),
         };
         if let Claim::Replay(status, body) = &claim {
             return response(&req, *status, body, true);
