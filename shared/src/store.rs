@@ -42,6 +42,13 @@ where
     }
 }
 
+/// A request builder missing a required field: a bug of ours, reported like a DynamoDB failure.
+impl From<aws_sdk_dynamodb::error::BuildError> for StoreError {
+    fn from(err: aws_sdk_dynamodb::error::BuildError) -> Self {
+        StoreError::Dynamo(err.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         tracing::error!(error = %err, "store error");
@@ -51,6 +58,18 @@ impl From<StoreError> for ApiError {
             },
             _ => ApiError::internal(),
         }
+    }
+}
+
+/// One TransactWriteItems call. `Ok(false)` when DynamoDB cancelled it (a condition did not hold).
+pub(crate) async fn transact_write(
+    client: &Client,
+    items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+) -> Result<bool, StoreError> {
+    match client.transact_write_items().set_transact_items(Some(items)).send().await {
+        Ok(_) => Ok(true),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => Ok(false),
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -164,8 +164,7 @@ impl Deliverer {
                 aws_sdk_sqs::types::MessageAttributeValue::builder()
                     .data_type("String")
                     .string_value(reason)
-                    .build()
-                    .map_err(|e| StoreError::Dynamo(e.to_string()))?,
+                    .build()?,
             )
             .send()
             .await
@@ -197,18 +196,19 @@ impl Deliverer {
                 self.deliveries.open(&principal, msg.event_id, &msg.endpoint_id).await?;
             }
         }
+        // The event first: whether it still exists decides whether closing releases its count.
+        let Some(event) = self.events.get(&principal, msg.event_id).await? else {
+            tracing::info!("event no longer exists; nothing sent");
+            self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Canceled, false).await?;
+            return Ok(Outcome::Done);
+        };
         let endpoint = match self.endpoints.get(&principal, &msg.endpoint_id).await? {
             Some(e) if e.status == EndpointStatus::Enabled => e,
             _ => {
                 tracing::info!("endpoint deleted or disabled; nothing sent");
-                self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Canceled).await?;
+                self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Canceled, true).await?;
                 return Ok(Outcome::Done);
             }
-        };
-        let Some(event) = self.events.get(&principal, msg.event_id).await? else {
-            tracing::info!("event no longer exists; nothing sent");
-            self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Canceled).await?;
-            return Ok(Outcome::Done);
         };
 
         let body = serde_json::to_vec(&event).expect("events serialise");
@@ -233,13 +233,13 @@ impl Deliverer {
         tracing::info!(succeeded, http_status = ?response.status, latency_ms, error = ?response.error, "attempt");
 
         if succeeded {
-            self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Succeeded).await?;
+            self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Succeeded, true).await?;
             return Ok(Outcome::Done);
         }
         if response.status == Some(410) {
             tracing::warn!("endpoint answered 410 Gone; disabled");
             self.endpoints.set_status(&principal, &endpoint.id, EndpointStatus::Disabled).await?;
-            self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Failed).await?;
+            self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Failed, true).await?;
             return Ok(Outcome::Done);
         }
         match next_delay(self.schedule.for_mode(principal.mode), attempt, response.retry_after) {
@@ -259,7 +259,7 @@ impl Deliverer {
             }
             None => {
                 tracing::warn!("retry schedule exhausted; final failure, message moved to the DLQ");
-                self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Failed).await?;
+                self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Failed, true).await?;
                 self.to_dlq(m, "retry schedule exhausted").await?;
                 Ok(Outcome::Done)
             }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::ids::{EventId, Principal, unix_now};
-use crate::store::StoreError;
+use crate::store::{StoreError, transact_write};
 use crate::webhook::endpoints::EndpointId;
 
 /// Kept for as long as events are.
@@ -113,17 +113,8 @@ impl DeliveryStore {
             .update_expression("ADD pending_webhooks :d")
             .condition_expression("attribute_exists(id)")
             .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+            .build()?;
         Ok(TransactWriteItem::builder().update(update).build())
-    }
-
-    async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
-        match self.client.transact_write_items().set_transact_items(Some(items)).send().await {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
     }
 
     /// Opens the pending state of (event, endpoint) and counts it in `pending_webhooks`, once.
@@ -143,9 +134,8 @@ impl DeliveryStore {
             .table_name(&self.table)
             .set_item(Some(serde_dynamo::to_item(item)?))
             .condition_expression("attribute_not_exists(sk)")
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
-        self.transact(vec![TransactWriteItem::builder().put(put).build(), self.pending_change(principal, event, 1)?])
+            .build()?;
+        transact_write(&self.client, vec![TransactWriteItem::builder().put(put).build(), self.pending_change(principal, event, 1)?])
             .await
     }
 
@@ -162,9 +152,8 @@ impl DeliveryStore {
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
             .expression_attribute_values(":now", AttributeValue::N(unix_now().to_string()))
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
-        self.transact(vec![TransactWriteItem::builder().update(update).build(), self.pending_change(principal, event, 1)?])
+            .build()?;
+        transact_write(&self.client, vec![TransactWriteItem::builder().update(update).build(), self.pending_change(principal, event, 1)?])
             .await
     }
 
@@ -180,9 +169,17 @@ impl DeliveryStore {
         Ok(out.item.map(serde_dynamo::from_item::<_, StateItem>).transpose()?.map(|s| s.status))
     }
 
-    /// Closes a pending state with `status` and decrements `pending_webhooks`, in one transaction.
-    /// False when it was closed already: the decrement happens once.
-    pub async fn close(&self, principal: &Principal, event: EventId, endpoint: &EndpointId, status: DeliveryStatus) -> Result<bool, StoreError> {
+    /// Closes a pending state with `status` and, when the event still exists, decrements its
+    /// `pending_webhooks`, in one transaction. False when it was closed already: the decrement
+    /// happens once.
+    pub async fn close(
+        &self,
+        principal: &Principal,
+        event: EventId,
+        endpoint: &EndpointId,
+        status: DeliveryStatus,
+        event_exists: bool,
+    ) -> Result<bool, StoreError> {
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(state_key(principal, event, endpoint)))
@@ -192,27 +189,13 @@ impl DeliveryStore {
             .expression_attribute_values(":final", AttributeValue::S(serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()))
             .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
             .expression_attribute_values(":now", AttributeValue::N(unix_now().to_string()))
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+            .build()?;
         let mut items = vec![TransactWriteItem::builder().update(update).build()];
         // The event may be gone (TTL); the state still closes.
-        if self.event_exists(principal, event).await? {
+        if event_exists {
             items.push(self.pending_change(principal, event, -1)?);
         }
-        self.transact(items).await
-    }
-
-    async fn event_exists(&self, principal: &Principal, event: EventId) -> Result<bool, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.events_table)
-            .key("pk", AttributeValue::S(principal.partition()))
-            .key("id", AttributeValue::S(event.to_string()))
-            .projection_expression("id")
-            .send()
-            .await?;
-        Ok(out.item.is_some())
+        transact_write(&self.client, items).await
     }
 
     pub async fn record_attempt(&self, principal: &Principal, attempt: &Attempt) -> Result<(), StoreError> {

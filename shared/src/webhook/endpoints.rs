@@ -14,7 +14,7 @@ use serde_json::{Value, json};
 use crate::error::ApiError;
 use crate::event_type::{EventType, TypeSelector};
 use crate::ids::{CreatedAt, MalformedId, Mode, Principal, unix_now};
-use crate::store::StoreError;
+use crate::store::{StoreError, transact_write};
 use crate::webhook::signature::WebhookSecret;
 
 pub const MAX_ENDPOINTS: u32 = 16;
@@ -260,8 +260,7 @@ impl EndpointStore {
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression("attribute_not_exists(id)")
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+            .build()?;
         let count = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(principal, COUNTER_ID)))
@@ -270,24 +269,16 @@ impl EndpointStore {
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":max", AttributeValue::N(MAX_ENDPOINTS.to_string()))
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().update(count).build())
-            .transact_items(TransactWriteItem::builder().put(put).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Ok(())),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => Ok(Err(ApiError::invalid(
-                "resource_limit_exceeded",
-                "url",
-                format!("You have reached the maximum of {MAX_ENDPOINTS} webhook endpoints for this account and mode."),
-            ))),
-            Err(e) => Err(e.into()),
+            .build()?;
+        let items = vec![TransactWriteItem::builder().update(count).build(), TransactWriteItem::builder().put(put).build()];
+        if transact_write(&self.client, items).await? {
+            return Ok(Ok(()));
         }
+        Ok(Err(ApiError::invalid(
+            "resource_limit_exceeded",
+            "url",
+            format!("You have reached the maximum of {MAX_ENDPOINTS} webhook endpoints for this account and mode."),
+        )))
     }
 
     pub async fn get(&self, principal: &Principal, id: &EndpointId) -> Result<Option<Endpoint>, StoreError> {
@@ -364,8 +355,7 @@ impl EndpointStore {
             .table_name(&self.table)
             .set_key(Some(key(principal, id.as_str())))
             .condition_expression("attribute_exists(id)")
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
+            .build()?;
         let count = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(principal, COUNTER_ID)))
@@ -373,20 +363,9 @@ impl EndpointStore {
             .condition_expression("n > :zero")
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .build()
-            .map_err(|e| StoreError::Dynamo(e.to_string()))?;
-        let result = self
-            .client
-            .transact_write_items()
-            .transact_items(TransactWriteItem::builder().delete(delete).build())
-            .transact_items(TransactWriteItem::builder().update(count).build())
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(true),
-            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => Ok(false),
-            Err(e) => Err(e.into()),
-        }
+            .build()?;
+        transact_write(&self.client, vec![TransactWriteItem::builder().delete(delete).build(), TransactWriteItem::builder().update(count).build()])
+            .await
     }
 }
 
