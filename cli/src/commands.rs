@@ -7,9 +7,10 @@ use paygate::auth::NewAccount;
 use paygate::ingest::{IngestData, IngestRequest, publish};
 use paygate::list::{Cursor, ListParams, list_events};
 use paygate::webhook::deliver::RetrySchedule;
-use paygate::webhook::endpoints::{EnabledEvents, new_endpoint};
+use paygate::webhook::endpoints::{EnabledEvents, Endpoint, new_endpoint};
 use paygate::webhook::ssrf::check_url;
-use paygate::{EventId, EventRequest, EventType, Principal};
+use paygate::store::EventStore;
+use paygate::{Event, EventId, EventRequest, EventType, Principal};
 
 use crate::fixtures::object_for;
 use crate::gateway::serve;
@@ -35,22 +36,28 @@ pub async fn principal_of(stack: &Stack, api_key: &str) -> Result<Principal, Str
         .map_err(|e| e.to_string())
 }
 
+/// Publishes an event of type `t` with a realistic object (see `fixtures`).
+async fn publish_fixture(events: &EventStore, principal: &Principal, t: EventType, request: EventRequest) -> Result<Event, String> {
+    let input = IngestRequest {
+        account_id: principal.account.clone(),
+        mode: principal.mode,
+        event_type: t,
+        data: IngestData { object: object_for(t) },
+        request,
+    };
+    publish(events, input).await.map_err(|e| e.to_string())
+}
+
 /// `paygate trigger <type> --api-key K --count N`: creates realistic events, prints each as a JSON line.
 pub async fn trigger(stack: &Stack, event_type: EventType, api_key: &str, count: u32) -> CliResult {
     let principal = principal_of(stack, api_key).await?;
     let events = stack.events();
     for i in 0..count {
-        let input = IngestRequest {
-            account_id: principal.account.clone(),
-            mode: principal.mode,
-            event_type,
-            data: IngestData { object: object_for(event_type) },
-            request: EventRequest {
-                id: Some(format!("req_cli{:06}", rand::random::<u32>() % 1_000_000)),
-                idempotency_key: Some(format!("paygate-cli-{}-{i}", ulid::Ulid::generate())),
-            },
+        let request = EventRequest {
+            id: Some(format!("req_cli{:06}", rand::random::<u32>() % 1_000_000)),
+            idempotency_key: Some(format!("paygate-cli-{}-{i}", ulid::Ulid::generate())),
         };
-        let event = publish(&events, input).await.map_err(|e| e.to_string())?;
+        let event = publish_fixture(&events, &principal, event_type, request).await?;
         println!("{}", serde_json::to_string(&event).expect("events serialise"));
     }
     Ok(())
@@ -117,14 +124,8 @@ pub async fn dev(addr: SocketAddr, start_servers: bool) -> CliResult {
         // A few events so that the first curl shows something.
         let events = stack.events();
         for t in [EventType::CustomerCreated, EventType::PaymentCreated, EventType::PaymentSucceeded] {
-            let input = IngestRequest {
-                account_id: account.account_id.clone(),
-                mode: account.test_key.mode(),
-                event_type: t,
-                data: IngestData { object: object_for(t) },
-                request: EventRequest::default(),
-            };
-            publish(&events, input).await.map_err(|e| e.to_string())?;
+            let principal = Principal { account: account.account_id.clone(), mode: account.test_key.mode() };
+            publish_fixture(&events, &principal, t, EventRequest::default()).await?;
         }
         print_banner(addr, &account);
         serve(listener, Arc::new(stack.functions()), shutdown_signal()).await.map_err(|e| e.to_string())?;
@@ -149,7 +150,7 @@ pub async fn listen(stack: &Stack, api_key: &str, forward_to: &str, events: &[St
     stack.endpoints().create(&principal, &endpoint).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
     println!("Ready. Forwarding {} events to {} (endpoint {}).", endpoint.enabled_events.to_strings().join(","), endpoint.url, endpoint.id);
     println!("Your webhook signing secret is {} (^C to quit)", endpoint.secret.expose());
-    let watch = watch_deliveries(stack, &principal, &endpoint.id);
+    let watch = watch_deliveries(stack, &principal, &endpoint);
     tokio::select! {
         r = watch => r?,
         _ = shutdown_signal() => {}
@@ -160,30 +161,37 @@ pub async fn listen(stack: &Stack, api_key: &str, forward_to: &str, events: &[St
 }
 
 /// Prints each attempt to `endpoint` on events newer than now: polls the newest events (one Query)
-/// and the attempts of those not yet settled (one Query each).
-async fn watch_deliveries(stack: &Stack, principal: &Principal, endpoint: &paygate::webhook::endpoints::EndpointId) -> CliResult {
+/// and the attempts of the events it subscribes to that are not settled yet (one Query each).
+async fn watch_deliveries(stack: &Stack, principal: &Principal, endpoint: &Endpoint) -> CliResult {
     let events = stack.events();
     let deliveries = stack.deliveries();
-    let start = EventId::generate();
+    // (event, type, attempts printed so far)
     let mut watching: Vec<(EventId, EventType, usize)> = Vec::new();
-    let mut newest = start;
+    let mut newest = EventId::generate();
     loop {
         let mut params = ListParams::default();
         params.cursor = Some(Cursor::EndingBefore(newest));
         let page = list_events(&events, principal, &params).await.map_err(|e| e.to_string())?;
         for e in page.events.iter().rev() {
             newest = newest.max(e.id);
-            watching.push((e.id, e.event_type, 0));
+            if endpoint.enabled_events.matches(e.event_type) {
+                watching.push((e.id, e.event_type, 0));
+            }
         }
+        let mut settled = Vec::new();
         for (id, t, printed) in &mut watching {
             let attempts = deliveries.attempts(principal, *id).await.map_err(|e| e.to_string())?;
-            for a in attempts.iter().filter(|a| &a.endpoint_id == endpoint).skip(*printed) {
+            for a in attempts.iter().filter(|a| a.endpoint_id == endpoint.id).skip(*printed) {
                 let status = a.http_status.map(|s| s.to_string()).unwrap_or_else(|| a.error.clone().unwrap_or_default());
                 println!("{}  {:<32} attempt {}  [{}]  {} ms", id, t.as_str(), a.attempt, status, a.latency_ms);
                 *printed += 1;
+                if a.succeeded || a.http_status == Some(410) {
+                    settled.push(*id);
+                }
             }
         }
-        // Stop watching events whose last attempt succeeded a while ago.
+        // Delivered (or gone) events need no more watching; of the rest, the newest 200 are kept.
+        watching.retain(|(id, _, _)| !settled.contains(id));
         if watching.len() > 200 {
             watching.drain(..watching.len() - 200);
         }
