@@ -91,7 +91,7 @@ async fn every_sample_event_runs_through_its_function() {
     assert_eq!(decision.context["auth_error"], "api_key_invalid");
 
     // Direct invocation of ingest-event.
-    let event = paygate::ingest::handle(&stack.events(), read(ran("ingest-event.json"))).await.unwrap();
+    let event = stack.publisher().handle(read(ran("ingest-event.json"))).await.unwrap();
     assert_eq!(event["type"], "payment.succeeded");
     assert_eq!(event["request"]["idempotency_key"], "order_1234");
 

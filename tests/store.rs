@@ -3,7 +3,7 @@
 use aws_sdk_dynamodb::types::{AttributeValue, KeyType};
 use integration_tests::{account, event_at, live_principal, stack, test_principal};
 use paygate::config::Config;
-use paygate::ingest::{IngestError, handle};
+use paygate::ingest::IngestError;
 use paygate::local::{Resources, TEMPLATE};
 use paygate::store::StoreError;
 use paygate::{AccountId, EventType, Mode, Principal};
@@ -71,12 +71,13 @@ async fn ingest_validates_and_publishes() {
     let stack = stack().await;
     let a = account(&stack).await;
     let store = stack.events();
+    let publisher = stack.publisher();
     let ok = json!({
         "account_id": a.account_id, "mode": "live", "type": "checkout.session.completed",
         "data": {"object": {"id": "cs_1", "object": "checkout.session"}},
         "request": {"id": "req_9", "idempotency_key": null}
     });
-    let event = handle(&store, ok).await.unwrap();
+    let event = publisher.handle(ok).await.unwrap();
     assert_eq!(event["type"], "checkout.session.completed");
     assert_eq!(event["pending_webhooks"], 0);
     let id = event["id"].as_str().unwrap().parse().unwrap();
@@ -91,7 +92,7 @@ async fn ingest_validates_and_publishes() {
         json!({"account_id": a.account_id, "mode": "test", "type": "payment.created", "data": {"object": 5}}),
         json!({"account_id": a.account_id, "mode": "test", "type": "payment.created", "data": {"object": {}}, "id": "evt_mine"}),
     ] {
-        assert!(matches!(handle(&store, bad.clone()).await, Err(IngestError::Invalid(_))), "{bad}");
+        assert!(matches!(publisher.handle(bad.clone()).await, Err(IngestError::Invalid(_))), "{bad}");
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use integration_tests::receiver::{Answer, Receiver};
 use integration_tests::{Api, account, isolated_stack, live_principal, stack, test_principal};
-use paygate::ingest::{IngestData, IngestRequest, publish};
+use paygate::ingest::{DataObject, IngestData, IngestRequest};
 use paygate::webhook::deliver::{Deliverer, RetrySchedule, http_client_with_timeout};
 use paygate::webhook::deliveries::DeliveryStatus;
 use paygate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, new_endpoint};
@@ -44,12 +44,12 @@ async fn emit(stack: &Stack, p: &Principal, t: EventType) -> Event {
         account_id: p.account.clone(),
         mode: p.mode,
         event_type: t,
-        data: IngestData { object: serde_json::json!({"id": "pay_1", "object": "payment", "amount": 5000, "currency": "GHS"}).as_object().unwrap().clone() },
+        data: IngestData { object: DataObject::parse(serde_json::json!({"id": "pay_1", "object": "payment", "amount": 5000, "currency": "GHS"})).unwrap() },
         request: Default::default(),
     };
     // Endpoints get events created after them: make sure the millisecond has passed.
     tokio::time::sleep(Duration::from_millis(2)).await;
-    publish(&stack.events(), input).await.unwrap()
+    stack.publisher().publish(input).await.unwrap()
 }
 
 /// Waits (bounded) until the event's pending_webhooks is `n`; returns what it last was.
@@ -236,12 +236,10 @@ async fn a_message_delivered_twice_decrements_once() {
     for r in &receivers {
         eps.push(endpoint(&stack, &p, r, &["*"]).await);
     }
-    tokio::time::sleep(Duration::from_millis(2)).await;
-    let event = Event::new(EventType::RefundSucceeded, Default::default(), Default::default());
-    stack.events().put_new(&p, &event).await.unwrap();
+    let event = emit(&stack, &p, EventType::RefundSucceeded).await;
     let fanout = stack.fanout();
-    assert_eq!(fanout.fan_out(&p, &event).await.unwrap(), 10);
-    assert_eq!(fanout.fan_out(&p, &event).await.unwrap(), 10, "re-processing the record sends again…");
+    assert_eq!(fanout.fan_out(&p, event.id).await.unwrap(), 10);
+    assert_eq!(fanout.fan_out(&p, event.id).await.unwrap(), 10, "re-processing the record sends again…");
     assert_eq!(stack.events().get(&p, event.id).await.unwrap().unwrap().pending_webhooks, 10, "…but counts once");
 
     let d = deliverer(&stack, &[1]);
@@ -276,10 +274,8 @@ async fn concurrency_is_real() {
         let ep = endpoint(&stack, &p, &shared, &["*"]).await;
         messages.push(ep);
     }
-    tokio::time::sleep(Duration::from_millis(2)).await;
-    let event = Event::new(EventType::PaymentSucceeded, Default::default(), Default::default());
-    stack.events().put_new(&p, &event).await.unwrap();
-    stack.fanout().fan_out(&p, &event).await.unwrap();
+    let event = emit(&stack, &p, EventType::PaymentSucceeded).await;
+    stack.fanout().fan_out(&p, event.id).await.unwrap();
     let batch = first_receives(&p, &event, &messages);
     assert!(deliverer(&stack, &[1]).handle(batch).await.batch_item_failures.is_empty());
     assert_eq!(shared.received().len(), 10);
@@ -432,10 +428,8 @@ async fn delivery_refuses_private_addresses_at_connect_time() {
         stack.endpoints().create(&p, &ep).await.unwrap().unwrap();
         eps.push(ep);
     }
-    tokio::time::sleep(Duration::from_millis(2)).await;
-    let event = Event::new(EventType::PaymentCreated, Default::default(), Default::default());
-    stack.events().put_new(&p, &event).await.unwrap();
-    stack.fanout().fan_out(&p, &event).await.unwrap();
+    let event = emit(&stack, &p, EventType::PaymentCreated).await;
+    stack.fanout().fan_out(&p, event.id).await.unwrap();
     let mut strict = deliverer(&stack, &[1]);
     strict.policy = UrlPolicy::STRICT;
     strict.http = paygate::webhook::deliver::http_client_with_timeout(UrlPolicy::STRICT, Duration::from_secs(5));

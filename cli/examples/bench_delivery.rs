@@ -12,7 +12,8 @@ use axum::http::StatusCode;
 use paygate::webhook::deliver::RetrySchedule;
 use paygate::webhook::endpoints::{EnabledEvents, new_endpoint};
 use paygate::webhook::fanout::DeliveryMessage;
-use paygate::{AccountId, Event, EventType, Mode, Principal};
+use paygate::ingest::{DataObject, IngestData, IngestRequest};
+use paygate::{AccountId, EventType, Mode, Principal};
 use paygate_cli::stack::Stack;
 
 const RECEIVERS: usize = 10;
@@ -61,15 +62,19 @@ async fn main() -> Result<(), String> {
     for _ in 0..ROUNDS {
         for mode in ["sequential", "concurrent"] {
             tokio::time::sleep(Duration::from_millis(2)).await;
-            let event = Event::new(EventType::PaymentSucceeded, Default::default(), Default::default());
-            stack.events().put_new(&p, &event).await.map_err(|e| e.to_string())?;
-            stack.fanout().fan_out(&p, &event).await.map_err(|e| e.to_string())?;
+            let input = IngestRequest {
+                account_id: p.account.clone(),
+                mode: p.mode,
+                event_type: EventType::PaymentSucceeded,
+                data: IngestData { object: DataObject::parse(serde_json::json!({"id": "pay_bench", "object": "payment"}))? },
+                request: Default::default(),
+            };
+            let event = stack.publisher().publish(input).await.map_err(|e| e.to_string())?;
             let messages: Vec<SqsMessage> = endpoints
                 .iter()
                 .enumerate()
                 .map(|(i, ep)| {
-                    let m = DeliveryMessage { account_id: p.account.clone(), mode: p.mode, event_id: event.id, endpoint_id: ep.id.clone() };
-                    message(&m, i)
+                    message(&DeliveryMessage::new(&p, event.id, ep.id.clone()), i)
                 })
                 .collect();
             let start = Instant::now();

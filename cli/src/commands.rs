@@ -4,12 +4,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use paygate::auth::NewAccount;
-use paygate::ingest::{IngestData, IngestRequest, publish};
+use paygate::ingest::{DataObject, IngestData, IngestRequest, Publisher};
 use paygate::list::{Cursor, ListParams, list_events};
 use paygate::webhook::deliver::RetrySchedule;
-use paygate::webhook::endpoints::{EnabledEvents, Endpoint, new_endpoint};
+use paygate::list::parse_time;
+use paygate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointId, new_endpoint};
 use paygate::webhook::ssrf::check_url;
-use paygate::store::EventStore;
 use paygate::{Event, EventId, EventRequest, EventType, Principal};
 
 use crate::fixtures::object_for;
@@ -37,27 +37,27 @@ pub async fn principal_of(stack: &Stack, api_key: &str) -> Result<Principal, Str
 }
 
 /// Publishes an event of type `t` with a realistic object (see `fixtures`).
-async fn publish_fixture(events: &EventStore, principal: &Principal, t: EventType, request: EventRequest) -> Result<Event, String> {
+async fn publish_fixture(publisher: &Publisher, principal: &Principal, t: EventType, request: EventRequest) -> Result<Event, String> {
     let input = IngestRequest {
         account_id: principal.account.clone(),
         mode: principal.mode,
         event_type: t,
-        data: IngestData { object: object_for(t) },
+        data: IngestData { object: DataObject::parse(object_for(t).into()).map_err(|e| format!("fixture of {t}: {e}"))? },
         request,
     };
-    publish(events, input).await.map_err(|e| e.to_string())
+    publisher.publish(input).await.map_err(|e| e.to_string())
 }
 
 /// `paygate trigger <type> --api-key K --count N`: creates realistic events, prints each as a JSON line.
 pub async fn trigger(stack: &Stack, event_type: EventType, api_key: &str, count: u32) -> CliResult {
     let principal = principal_of(stack, api_key).await?;
-    let events = stack.events();
+    let publisher = stack.publisher();
     for i in 0..count {
         let request = EventRequest {
             id: Some(format!("req_cli{:06}", rand::random::<u32>() % 1_000_000)),
             idempotency_key: Some(format!("paygate-cli-{}-{i}", ulid::Ulid::generate())),
         };
-        let event = publish_fixture(&events, &principal, event_type, request).await?;
+        let event = publish_fixture(&publisher, &principal, event_type, request).await?;
         println!("{}", serde_json::to_string(&event).expect("events serialise"));
     }
     Ok(())
@@ -122,10 +122,10 @@ pub async fn dev(addr: SocketAddr, start_servers: bool) -> CliResult {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         // A few events so that the first curl shows something.
-        let events = stack.events();
+        let publisher = stack.publisher();
         for t in [EventType::CustomerCreated, EventType::PaymentCreated, EventType::PaymentSucceeded] {
             let principal = Principal { account: account.account_id.clone(), mode: account.test_key.mode() };
-            publish_fixture(&events, &principal, t, EventRequest::default()).await?;
+            publish_fixture(&publisher, &principal, t, EventRequest::default()).await?;
         }
         print_banner(addr, &account);
         serve(listener, Arc::new(stack.functions()), shutdown_signal()).await.map_err(|e| e.to_string())?;
@@ -219,5 +219,28 @@ pub fn env(stack: &Stack) -> CliResult {
     ] {
         println!("export {k}={v}");
     }
+    Ok(())
+}
+
+/// `paygate recover --endpoint we_… --since T`: what `POST /v1/webhook_endpoints/{id}/recover` does.
+/// Prints the recovery as JSON.
+pub async fn recover(stack: &Stack, api_key: &str, endpoint: &str, since: &str) -> CliResult {
+    let principal = principal_of(stack, api_key).await?;
+    let endpoint: EndpointId = endpoint.parse().map_err(|e: paygate::ids::MalformedId| e.to_string())?;
+    let since = parse_time("since", since).map_err(|e| e.to_string())?;
+    let api = stack.webhook_api();
+    let queued = api.recover(&principal, &endpoint, since).await.map_err(|e| e.to_string())?;
+    println!("{}", serde_json::json!({"object": "webhook_recovery", "endpoint": endpoint, "queued": queued.len(), "events": queued}));
+    Ok(())
+}
+
+/// `paygate dlq redrive [--max N]`: moves messages from the dead-letter queue back to the delivery
+/// queue (as SQS's own DLQ redrive does, attributes included). A message that comes back re-opens
+/// its finally failed delivery, which is delivered again from attempt 1. Prints how many it moved.
+pub async fn dlq_redrive(stack: &Stack, max: usize) -> CliResult {
+    let moved = paygate::webhook::redrive::move_dead_letters(&stack.clients.sqs, &stack.config.delivery_dlq_url, &stack.config.delivery_queue_url, max)
+        .await
+        .map_err(|e| e.to_string())?;
+    println!("{}", serde_json::json!({"object": "dlq_redrive", "moved": moved}));
     Ok(())
 }

@@ -50,6 +50,7 @@ const ROUTES: &[(&str, Function)] = &[
     ("DELETE /v1/webhook_endpoints/{id}", Function::WebhookEndpoints),
     ("POST /v1/webhook_endpoints/{id}/rotate_secret", Function::WebhookEndpoints),
     ("POST /v1/webhook_endpoints/{id}/resend", Function::WebhookEndpoints),
+    ("POST /v1/webhook_endpoints/{id}/recover", Function::WebhookEndpoints),
 ];
 
 /// The route that `method path` matches, as API Gateway matches it, with its path parameters.

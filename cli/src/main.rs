@@ -47,6 +47,22 @@ enum Cmd {
         #[command(subcommand)]
         command: SamplesCmd,
     },
+    /// Re-queue every finally failed delivery to an endpoint of the events created since a time.
+    Recover {
+        /// The endpoint, we_….
+        #[arg(long)]
+        endpoint: String,
+        /// Unix seconds or RFC 3339.
+        #[arg(long)]
+        since: String,
+        #[arg(long, env = "PAYGATE_KEY")]
+        api_key: String,
+    },
+    /// The delivery dead-letter queue.
+    Dlq {
+        #[command(subcommand)]
+        command: DlqCmd,
+    },
     /// Forward webhooks to a local URL: registers a temporary endpoint, prints its secret and each delivery.
     Listen {
         /// Where to send the events, such as http://127.0.0.1:4242/webhooks.
@@ -67,6 +83,16 @@ enum SamplesCmd {
         /// Where the sample endpoint sends webhooks.
         #[arg(long, default_value = "http://127.0.0.1:4242/webhooks")]
         endpoint_url: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum DlqCmd {
+    /// Move messages back to the delivery queue; their deliveries re-open and are attempted again.
+    Redrive {
+        /// Move at most this many.
+        #[arg(long, default_value_t = 10_000)]
+        max: usize,
     },
 }
 
@@ -100,6 +126,14 @@ async fn main() -> ExitCode {
             Ok(stack) => paygate_cli::samples::seed(&stack, &endpoint_url).await.map(|(p, e)| {
                 println!("seeded {} (key {}), event {}, endpoint {} -> {}", p.account, paygate_cli::samples::KEY, paygate_cli::samples::EVENT, e.id, e.url)
             }),
+            Err(e) => Err(e),
+        },
+        Cmd::Recover { endpoint, since, api_key } => match Stack::from_env().await {
+            Ok(stack) => commands::recover(&stack, &api_key, &endpoint, &since).await,
+            Err(e) => Err(e),
+        },
+        Cmd::Dlq { command: DlqCmd::Redrive { max } } => match Stack::from_env().await {
+            Ok(stack) => commands::dlq_redrive(&stack, max).await,
             Err(e) => Err(e),
         },
         Cmd::Listen { forward_to, api_key, events } => match Stack::from_env().await {

@@ -1,17 +1,23 @@
-//! What Lambda's event source mappings do, for `paygate dev` and the tests: the Events table's
-//! stream feeds `fanout` and the delivery queue feeds `deliver-webhooks`, with the same event
-//! shapes, batch sizes and partial batch failures.
+//! What Lambda's event source mappings and the EventBridge schedule do, for `paygate dev` and the
+//! tests: the Events table's stream feeds `fanout`, the delivery queue feeds `deliver-webhooks`, and
+//! the sweeper runs on a timer, with the same event shapes, batch sizes and partial batch failures.
+//!
+//! No poller ever drops a batch: a failure is retried with capped backoff until the servers are
+//! back, logged once per backoff step. A stream record that cannot be read at all is logged at error
+//! level, parked in the fan-out failure queue, and skipped (its deliveries are the sweeper's).
 
 use std::collections::{HashMap, HashSet};
-
 use std::time::Duration;
 
 use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, SdkError};
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use paygate::aws::Target;
 use paygate::webhook::deliver::Deliverer;
 use paygate::webhook::fanout::Fanout;
+use paygate::webhook::sweeper::Sweeper;
 use tokio::task::JoinHandle;
 
 use crate::stack::Stack;
@@ -20,10 +26,11 @@ use crate::stack::Stack;
 pub const STREAM_BATCH: i32 = 100;
 /// Queue batch size (the template's, too).
 pub const QUEUE_BATCH: i32 = 10;
-/// How often a failing stream batch is retried before it is skipped (the template's MaximumRetryAttempts).
-const STREAM_RETRIES: u32 = 3;
+/// Backoff of a failing poller: from the first step, doubling, up to the cap.
+const BACKOFF_FIRST: Duration = Duration::from_millis(200);
+const BACKOFF_CAP: Duration = Duration::from_secs(5);
 
-/// The two pollers; aborted when dropped.
+/// The pollers and the sweeper; aborted when dropped.
 pub struct Pollers {
     tasks: Vec<JoinHandle<()>>,
 }
@@ -36,12 +43,49 @@ impl Drop for Pollers {
     }
 }
 
-/// Starts both pollers for a stack. `from_start`: read the stream's existing records too (a fresh
-/// table); otherwise only what is written from now on, as a new event source mapping would.
+/// Starts the pollers and the sweeper for a stack. `from_start`: read the stream's existing records
+/// too (a fresh table); otherwise only what is written from now on, as a new event source mapping would.
 pub async fn start(stack: &Stack, deliverer: Deliverer, from_start: bool) -> Result<Pollers, String> {
     let stream = stream_poller(stack, stack.fanout(), from_start).await?;
     let queue = tokio::spawn(queue_poller(stack.clients.sqs.clone(), stack.config.delivery_queue_url.clone(), deliverer));
-    Ok(Pollers { tasks: vec![stream, queue] })
+    let sweeper = tokio::spawn(sweep_every(stack.sweeper(), sweep_interval(stack.config.redrive_after)));
+    Ok(Pollers { tasks: vec![stream, queue, sweeper] })
+}
+
+/// How often the local sweeper runs: a third of the grace, between 1 s and the deployed minute.
+pub fn sweep_interval(redrive_after: Duration) -> Duration {
+    (redrive_after / 3).clamp(Duration::from_secs(1), Duration::from_secs(60))
+}
+
+/// Capped exponential backoff that logs each failure once, with the wait that follows it.
+struct Backoff {
+    what: &'static str,
+    next: Duration,
+}
+
+impl Backoff {
+    fn new(what: &'static str) -> Self {
+        Backoff { what, next: BACKOFF_FIRST }
+    }
+
+    fn reset(&mut self) {
+        self.next = BACKOFF_FIRST;
+    }
+
+    async fn fail(&mut self, error: &str) {
+        tracing::warn!(what = self.what, error, retry_in_ms = self.next.as_millis() as u64, "failed; retrying");
+        tokio::time::sleep(self.next).await;
+        self.next = (self.next * 2).min(BACKOFF_CAP);
+    }
+}
+
+async fn sweep_every(sweeper: Sweeper, interval: Duration) {
+    loop {
+        tokio::time::sleep(interval).await;
+        if let Err(e) = sweeper.sweep().await {
+            tracing::warn!(error = %e, "sweep failed; the next one tries again");
+        }
+    }
 }
 
 fn to_record(r: aws_sdk_dynamodbstreams::types::Record) -> EventRecord {
@@ -60,9 +104,12 @@ fn to_record(r: aws_sdk_dynamodbstreams::types::Record) -> EventRecord {
     record
 }
 
-/// A DynamoDB Streams client for the local DynamoDB.
-async fn streams_client() -> aws_sdk_dynamodbstreams::Client {
-    let paygate::aws::Target::Local { dynamodb, .. } = paygate::aws::Target::local() else { unreachable!() };
+/// A DynamoDB Streams client for the stack's DynamoDB, with the same timeouts as every client.
+async fn streams_client(target: &Target) -> aws_sdk_dynamodbstreams::Client {
+    let dynamodb = match target {
+        Target::Local { dynamodb, .. } => dynamodb.clone(),
+        Target::Aws => paygate::aws::LOCAL_DYNAMODB_URL.to_owned(),
+    };
     let sdk = paygate::aws::local_sdk_config().await;
     aws_sdk_dynamodbstreams::Client::from_conf(aws_sdk_dynamodbstreams::config::Builder::from(&sdk).endpoint_url(dynamodb).build())
 }
@@ -73,6 +120,62 @@ struct Shard {
     last_sequence: Option<String>,
     /// For a shard that existed when the poller started: read from LATEST (dev) or TRIM_HORIZON (tests).
     from_start: bool,
+    backoff: Backoff,
+}
+
+impl Shard {
+    fn new(from_start: bool) -> Self {
+        Shard { iterator: None, last_sequence: None, from_start, backoff: Backoff::new("stream shard") }
+    }
+}
+
+/// One page of a shard: the records it could read, the raw JSON of those it could not, and where
+/// the shard goes on.
+struct Page {
+    records: Vec<EventRecord>,
+    unreadable: Vec<(Option<String>, serde_json::Value)>,
+    next: Option<String>,
+}
+
+/// GetRecords. When the SDK cannot read the answer (DynamoDB Local writes an empty map as `{}` in
+/// stream images, which no SDK accepts), the page is read from the raw JSON instead, record by
+/// record, so one bad record is set aside rather than stalling the shard.
+async fn get_records(streams: &aws_sdk_dynamodbstreams::Client, iterator: &str) -> Result<Page, String> {
+    match streams.get_records().shard_iterator(iterator).limit(STREAM_BATCH).send().await {
+        Ok(o) => Ok(Page {
+            records: o.records.unwrap_or_default().into_iter().map(to_record).collect(),
+            unreadable: Vec::new(),
+            next: o.next_shard_iterator,
+        }),
+        Err(SdkError::ResponseError(r)) => {
+            let raw: serde_json::Value = r
+                .raw()
+                .body()
+                .bytes()
+                .and_then(|b| serde_json::from_slice(b).ok())
+                .ok_or_else(|| "GetRecords answered something that is not JSON".to_owned())?;
+            let mut page = Page { records: Vec::new(), unreadable: Vec::new(), next: raw["NextShardIterator"].as_str().map(str::to_owned) };
+            for record in raw["Records"].as_array().cloned().unwrap_or_default() {
+                let sequence = record.pointer("/dynamodb/SequenceNumber").and_then(|s| s.as_str()).map(str::to_owned);
+                match serde_json::from_value::<EventRecord>(record.clone()) {
+                    Ok(r) => page.records.push(r),
+                    Err(_) => page.unreadable.push((sequence, record)),
+                }
+            }
+            Ok(page)
+        }
+        Err(e) => Err(DisplayErrorContext(e).to_string()),
+    }
+}
+
+/// Logs an unreadable stream record at error level and parks it in the fan-out failure queue
+/// (where the deployed mapping's on-failure destination puts what it gives up on).
+async fn park(stack_sqs: &aws_sdk_sqs::Client, queue_url: &str, sequence: Option<String>, record: serde_json::Value) {
+    tracing::error!(sequence_number = ?sequence, "unreadable stream record parked in the fan-out failure queue and skipped; the sweeper schedules its deliveries");
+    let sent = stack_sqs.send_message().queue_url(queue_url).message_body(record.to_string()).send().await;
+    if let Err(e) = sent {
+        tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), sequence_number = ?sequence, "could not park the stream record");
+    }
 }
 
 /// Polls every shard of the Events table's stream: shards present at start from their start
@@ -85,20 +188,27 @@ async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool) -> Resul
         .table_name(&stack.config.events_table)
         .send()
         .await
-        .map_err(|e| format!("describe {}: {e:?}", stack.config.events_table))?;
+        .map_err(|e| format!("describe {}: {}", stack.config.events_table, DisplayErrorContext(e)))?;
     let stream_arn = table.table.and_then(|t| t.latest_stream_arn).ok_or("the Events table has no stream")?;
-    let streams = streams_client().await;
+    let streams = streams_client(&stack.clients.target).await;
+    let sqs = stack.clients.sqs.clone();
+    let parking = stack.config.fanout_failure_queue_url.clone();
     let mut shards: HashMap<String, Shard> = HashMap::new();
-    for id in shard_ids(&streams, &stream_arn).await {
-        shards.insert(id, Shard { iterator: None, last_sequence: None, from_start });
+    for id in shard_ids(&streams, &stream_arn).await.unwrap_or_default() {
+        shards.insert(id, Shard::new(from_start));
     }
     Ok(tokio::spawn(async move {
         let mut last_describe = tokio::time::Instant::now();
         loop {
             if last_describe.elapsed() > Duration::from_secs(5) {
                 last_describe = tokio::time::Instant::now();
-                for id in shard_ids(&streams, &stream_arn).await {
-                    shards.entry(id).or_insert(Shard { iterator: None, last_sequence: None, from_start: true });
+                match shard_ids(&streams, &stream_arn).await {
+                    Ok(ids) => {
+                        for id in ids {
+                            shards.entry(id).or_insert_with(|| Shard::new(true));
+                        }
+                    }
+                    Err(e) => tracing::warn!(error = e, "describe_stream failed; trying again in 5 s"),
                 }
             }
             let mut any = false;
@@ -109,18 +219,12 @@ async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool) -> Resul
                         (None, true) => (ShardIteratorType::TrimHorizon, None),
                         (None, false) => (ShardIteratorType::Latest, None),
                     };
-                    let got = streams
-                        .get_shard_iterator()
-                        .stream_arn(&stream_arn)
-                        .shard_id(id)
-                        .shard_iterator_type(kind)
-                        .set_sequence_number(seq)
-                        .send()
-                        .await;
+                    let got =
+                        streams.get_shard_iterator().stream_arn(&stream_arn).shard_id(id).shard_iterator_type(kind).set_sequence_number(seq).send().await;
                     match got {
                         Ok(o) => shard.iterator = o.shard_iterator,
                         Err(e) => {
-                            tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), shard = id, "get_shard_iterator failed");
+                            shard.backoff.fail(&DisplayErrorContext(e).to_string()).await;
                             continue;
                         }
                     }
@@ -128,21 +232,33 @@ async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool) -> Resul
                     shard.from_start = true;
                 }
                 let Some(iterator) = shard.iterator.clone() else { continue };
-                let out = match streams.get_records().shard_iterator(&iterator).limit(STREAM_BATCH).send().await {
-                    Ok(o) => o,
+                let page = match get_records(&streams, &iterator).await {
+                    Ok(p) => p,
                     Err(e) => {
-                        tracing::debug!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), shard = id, "get_records failed; new iterator");
+                        // A new iterator from the last record read: nothing is skipped.
                         shard.iterator = None;
+                        shard.backoff.fail(&e).await;
                         continue;
                     }
                 };
-                shard.iterator = out.next_shard_iterator;
-                let records: Vec<EventRecord> = out.records.unwrap_or_default().into_iter().map(to_record).collect();
-                if let Some(last) = records.last() {
-                    shard.last_sequence = last.change.sequence_number.clone();
-                    any = true;
-                    invoke_fanout(&fanout, records).await;
+                shard.backoff.reset();
+                for (sequence, record) in page.unreadable.iter().cloned() {
+                    park(&sqs, &parking, sequence, record).await;
                 }
+                let last_sequence = page
+                    .records
+                    .iter()
+                    .filter_map(|r| r.change.sequence_number.clone())
+                    .chain(page.unreadable.iter().filter_map(|(s, _)| s.clone()))
+                    .max_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
+                if !page.records.is_empty() {
+                    any = true;
+                    invoke_fanout(&fanout, page.records).await;
+                }
+                if last_sequence.is_some() {
+                    shard.last_sequence = last_sequence;
+                }
+                shard.iterator = page.next;
             }
             if !any {
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -151,25 +267,15 @@ async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool) -> Resul
     }))
 }
 
-async fn shard_ids(streams: &aws_sdk_dynamodbstreams::Client, arn: &str) -> Vec<String> {
-    match streams.describe_stream().stream_arn(arn).send().await {
-        Ok(d) => d
-            .stream_description
-            .and_then(|s| s.shards)
-            .unwrap_or_default()
-            .into_iter()
-            .filter_map(|s| s.shard_id)
-            .collect(),
-        Err(e) => {
-            tracing::warn!(error = %aws_sdk_dynamodbstreams::error::DisplayErrorContext(e), "describe_stream failed");
-            Vec::new()
-        }
-    }
+async fn shard_ids(streams: &aws_sdk_dynamodbstreams::Client, arn: &str) -> Result<Vec<String>, String> {
+    let d = streams.describe_stream().stream_arn(arn).send().await.map_err(|e| DisplayErrorContext(e).to_string())?;
+    Ok(d.stream_description.and_then(|s| s.shards).unwrap_or_default().into_iter().filter_map(|s| s.shard_id).collect())
 }
 
-/// One batch, retried from the first failed record, as Lambda does with ReportBatchItemFailures.
+/// One batch, retried from the first failed record as Lambda does with ReportBatchItemFailures,
+/// until it succeeds: never skipped.
 async fn invoke_fanout(fanout: &Fanout, mut records: Vec<EventRecord>) {
-    let mut tries = 0;
+    let mut backoff = Backoff::new("fan-out of a stream batch");
     while !records.is_empty() {
         let mut batch = StreamEvent::default();
         batch.records = records.clone();
@@ -177,14 +283,9 @@ async fn invoke_fanout(fanout: &Fanout, mut records: Vec<EventRecord>) {
         let Some(failed) = response.batch_item_failures.first().and_then(|f| f.item_identifier.clone()) else {
             return;
         };
-        tries += 1;
-        if tries > STREAM_RETRIES {
-            tracing::error!(sequence_number = failed, "fan-out kept failing; batch skipped (the deployed mapping sends it to its on-failure queue)");
-            return;
-        }
         let at = records.iter().position(|r| r.change.sequence_number.as_deref() == Some(&failed)).unwrap_or(0);
         records.drain(..at);
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        backoff.fail(&format!("record {failed} failed")).await;
     }
 }
 
@@ -194,12 +295,24 @@ fn to_message(m: aws_sdk_sqs::types::Message) -> SqsMessage {
     msg.receipt_handle = m.receipt_handle;
     msg.body = m.body;
     msg.attributes = m.attributes.unwrap_or_default().into_iter().map(|(k, v)| (k.as_str().to_owned(), v)).collect();
+    msg.message_attributes = m
+        .message_attributes
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| {
+            let mut a = aws_lambda_events::sqs::SqsMessageAttribute::default();
+            a.string_value = v.string_value;
+            a.data_type = Some(v.data_type);
+            (k, a)
+        })
+        .collect();
     msg.event_source = Some("aws:sqs".to_owned());
     msg
 }
 
 /// Long-polls the delivery queue, ten messages at a time; deletes what the handler did not report failed.
 async fn queue_poller(sqs: aws_sdk_sqs::Client, queue_url: String, deliverer: Deliverer) {
+    let mut backoff = Backoff::new("delivery queue");
     loop {
         let out = match sqs
             .receive_message()
@@ -207,16 +320,17 @@ async fn queue_poller(sqs: aws_sdk_sqs::Client, queue_url: String, deliverer: De
             .max_number_of_messages(QUEUE_BATCH)
             .wait_time_seconds(1)
             .message_system_attribute_names(MessageSystemAttributeName::All)
+            .message_attribute_names("All")
             .send()
             .await
         {
             Ok(o) => o,
             Err(e) => {
-                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "receive_message failed");
-                tokio::time::sleep(Duration::from_millis(500)).await;
+                backoff.fail(&aws_sdk_sqs::error::DisplayErrorContext(e).to_string()).await;
                 continue;
             }
         };
+        backoff.reset();
         let messages: Vec<SqsMessage> = out.messages.unwrap_or_default().into_iter().map(to_message).collect();
         if messages.is_empty() {
             continue;
@@ -229,15 +343,10 @@ async fn queue_poller(sqs: aws_sdk_sqs::Client, queue_url: String, deliverer: De
             .iter()
             .enumerate()
             .filter(|(_, m)| !failed.contains(m.message_id.as_deref().unwrap_or_default()))
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder()
-                    .id(i.to_string())
-                    .receipt_handle(m.receipt_handle.clone()?)
-                    .build()
-                    .ok()
-            })
+            .filter_map(|(i, m)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(m.receipt_handle.clone()?).build().ok())
             .collect();
         if !entries.is_empty() {
+            // Not deleted: the messages come back and are acknowledged then as duplicates.
             if let Err(e) = sqs.delete_message_batch().queue_url(&queue_url).set_entries(Some(entries)).send().await {
                 tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "delete_message_batch failed");
             }

@@ -39,9 +39,12 @@ pub async fn seed(stack: &Stack, endpoint_url: &str) -> Result<(Principal, Endpo
         "payment_method": "mobile_money", "provider": "mtn", "phone": "024****567"
     });
     let id: EventId = EVENT.parse().map_err(|e| format!("{e}"))?;
-    let event = Event::with_id(id, EventType::PaymentSucceeded, object.as_object().cloned().unwrap_or_default(), Default::default());
+    let mut event = Event::with_id(id, EventType::PaymentSucceeded, object.as_object().cloned().unwrap_or_default(), Default::default());
+    // Published as `ingest` publishes: with the pending delivery to the sample endpoint.
+    event.pending_webhooks = 1;
+    let states = stack.deliveries().opening(&p, id, std::slice::from_ref(&endpoint.id)).map_err(|e| e.to_string())?;
     // A retention long enough that the samples' fixed date never expires.
     let store = EventStore::new(stack.clients.dynamodb.clone(), &stack.config.events_table, Duration::from_secs(100 * 365 * 86_400));
-    ignore_conflict(store.put_new(&p, &event).await)?;
+    ignore_conflict(store.put_new_with(&p, &event, states).await)?;
     Ok((p, endpoint))
 }

@@ -102,18 +102,26 @@ impl Stack {
     /// The local servers, with the template's tables and queues created (idempotent) under the
     /// default names, or under private names ending in `-{suffix}`.
     pub async fn local(suffix: Option<&str>) -> Result<Self, String> {
+        Self::local_on(&Target::local(), suffix).await
+    }
+
+    /// [`Stack::local`] on servers at other addresses (tests put fault proxies in front of them).
+    /// `PAYGATE_REDRIVE_AFTER_SECONDS` and `PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS=false` apply here too.
+    pub async fn local_on(target: &Target, suffix: Option<&str>) -> Result<Self, String> {
         let mut config = match suffix {
             Some(s) => Config::local_with_suffix(s),
             None => Config::local(),
         };
-        let clients = Clients::new(&Target::local()).await;
+        config.redrive_after = Config::from_env().redrive_after;
+        let clients = Clients::new(target).await;
         let names = config.clone();
         let provisioned = provision(&clients, &|id| names.name_of(id)).await.map_err(|e| {
             format!("cannot create the local tables and queues ({e}); are the local servers up? (`make servers`)")
         })?;
         config.delivery_queue_url = provisioned.queue_urls.get("DeliveryQueue").cloned().unwrap_or_default();
         config.delivery_dlq_url = provisioned.queue_urls.get("DeliveryDeadLetterQueue").cloned().unwrap_or_default();
-        Ok(Stack { deps: Deps { clients, config, policy: UrlPolicy::LOCAL_DEV } })
+        config.fanout_failure_queue_url = provisioned.queue_urls.get("FanoutFailureQueue").cloned().unwrap_or_default();
+        Ok(Stack { deps: Deps { clients, config, policy: UrlPolicy::local_from_env() } })
     }
 
     pub fn functions(&self) -> Functions {

@@ -1,5 +1,9 @@
 //! Building the AWS SDK clients: from the environment in AWS, or for the local servers.
 
+use std::time::Duration;
+
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_credential_types::Credentials;
 
@@ -42,19 +46,46 @@ impl Target {
     }
 }
 
+/// Fail fast, never hang: each attempt of an operation may take [`ATTEMPT_TIMEOUT`], the whole
+/// operation with its retries [`OPERATION_TIMEOUT`], so a request facing a hung store answers an
+/// error within 5 s instead of waiting for the store.
+pub const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(3);
+pub const OPERATION_TIMEOUT: Duration = Duration::from_millis(4500);
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+/// Attempts per operation (the first and two retries), with the SDK's standard backoff.
+pub const MAX_ATTEMPTS: u32 = 3;
+
+pub fn timeouts() -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+        .operation_timeout(OPERATION_TIMEOUT)
+        .build()
+}
+
+pub fn retries() -> RetryConfig {
+    RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
+}
+
 /// One DynamoDB and one SQS client, built once at start-up and shared.
 #[derive(Debug, Clone)]
 pub struct Clients {
     pub dynamodb: aws_sdk_dynamodb::Client,
     pub sqs: aws_sdk_sqs::Client,
+    /// Where they talk to.
+    pub target: Target,
 }
 
 impl Clients {
     pub async fn new(target: &Target) -> Self {
         match target {
             Target::Aws => {
-                let sdk = aws_config::load_defaults(BehaviorVersion::latest()).await;
-                Clients { dynamodb: aws_sdk_dynamodb::Client::new(&sdk), sqs: aws_sdk_sqs::Client::new(&sdk) }
+                let sdk = aws_config::defaults(BehaviorVersion::latest())
+                    .timeout_config(timeouts())
+                    .retry_config(retries())
+                    .load()
+                    .await;
+                Clients { dynamodb: aws_sdk_dynamodb::Client::new(&sdk), sqs: aws_sdk_sqs::Client::new(&sdk), target: target.clone() }
             }
             Target::Local { dynamodb, sqs } => {
                 let sdk = local_sdk_config().await;
@@ -63,6 +94,7 @@ impl Clients {
                 Clients {
                     dynamodb: aws_sdk_dynamodb::Client::from_conf(ddb),
                     sqs: aws_sdk_sqs::Client::from_conf(sqs),
+                    target: target.clone(),
                 }
             }
         }
@@ -74,6 +106,8 @@ pub async fn local_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "paygate-local"))
+        .timeout_config(timeouts())
+        .retry_config(retries())
         .load()
         .await
 }

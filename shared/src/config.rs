@@ -16,8 +16,15 @@ pub struct Config {
     /// set-up fills them in when it creates the queues.
     pub delivery_queue_url: String,
     pub delivery_dlq_url: String,
+    /// The queue where stream records the fan-out cannot read are parked
+    /// (`PAYGATE_FANOUT_FAILURE_QUEUE_URL`; deployed, the stream mapping's on-failure destination).
+    pub fanout_failure_queue: String,
+    pub fanout_failure_queue_url: String,
     /// How long events are kept (DynamoDB TTL on `expires_at`).
     pub event_retention: Duration,
+    /// How long a pending delivery may go untouched past its next attempt before the sweeper
+    /// enqueues it again (`PAYGATE_REDRIVE_AFTER_SECONDS`, default 300).
+    pub redrive_after: Duration,
 }
 
 /// Environment variable and local default of each table and queue, by the logical id it has in
@@ -29,7 +36,11 @@ pub const RESOURCES: &[(&str, &str, &str)] = &[
     ("DeliveriesTable", "PAYGATE_DELIVERIES_TABLE", "paygate-deliveries"),
     ("DeliveryQueue", "PAYGATE_DELIVERY_QUEUE", "paygate-delivery"),
     ("DeliveryDeadLetterQueue", "PAYGATE_DELIVERY_DLQ", "paygate-delivery-dlq"),
+    ("FanoutFailureQueue", "PAYGATE_FANOUT_FAILURE_QUEUE", "paygate-fanout-failures"),
 ];
+
+/// The default of `PAYGATE_REDRIVE_AFTER_SECONDS`.
+pub const DEFAULT_REDRIVE_AFTER_SECS: u64 = 300;
 
 impl Config {
     pub fn from_env() -> Self {
@@ -57,6 +68,10 @@ impl Config {
             .and_then(|d| d.parse::<u64>().ok())
             .filter(|d| *d > 0)
             .unwrap_or(30);
+        let redrive_after = get("PAYGATE_REDRIVE_AFTER_SECONDS")
+            .and_then(|d| d.parse::<u64>().ok())
+            .filter(|d| *d > 0)
+            .unwrap_or(DEFAULT_REDRIVE_AFTER_SECS);
         Config {
             events_table: name("EventsTable"),
             webhook_endpoints_table: name("WebhookEndpointsTable"),
@@ -66,7 +81,10 @@ impl Config {
             delivery_dlq: name("DeliveryDeadLetterQueue"),
             delivery_queue_url: get("PAYGATE_DELIVERY_QUEUE_URL").unwrap_or_default(),
             delivery_dlq_url: get("PAYGATE_DELIVERY_DLQ_URL").unwrap_or_default(),
+            fanout_failure_queue: name("FanoutFailureQueue"),
+            fanout_failure_queue_url: get("PAYGATE_FANOUT_FAILURE_QUEUE_URL").unwrap_or_default(),
             event_retention: Duration::from_secs(days * 86_400),
+            redrive_after: Duration::from_secs(redrive_after),
         }
     }
 
@@ -84,6 +102,7 @@ impl Config {
             "DeliveriesTable" => self.deliveries_table.clone(),
             "DeliveryQueue" => self.delivery_queue.clone(),
             "DeliveryDeadLetterQueue" => self.delivery_dlq.clone(),
+            "FanoutFailureQueue" => self.fanout_failure_queue.clone(),
             other => other.to_lowercase(),
         }
     }
@@ -98,6 +117,9 @@ mod tests {
         let c = Config::local();
         assert_eq!(c.events_table, "paygate-events");
         assert_eq!(c.event_retention, Duration::from_secs(30 * 86_400));
+        assert_eq!(c.redrive_after, Duration::from_secs(300));
+        let quick = Config::from_lookup(|k| (k == "PAYGATE_REDRIVE_AFTER_SECONDS").then(|| "3".to_owned()));
+        assert_eq!(quick.redrive_after, Duration::from_secs(3));
         let c = Config::from_lookup(|k| match k {
             "PAYGATE_EVENTS_TABLE" => Some("stack-Events-1".into()),
             "PAYGATE_EVENT_RETENTION_DAYS" => Some("7".into()),

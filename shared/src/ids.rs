@@ -79,6 +79,12 @@ impl EventId {
         EventId(Ulid::from_parts(ms, 0))
     }
 
+    /// The smallest id made at or after `secs` (unix seconds); `None` past the last time an id holds.
+    pub fn first_at_secs(secs: u64) -> Option<Self> {
+        let ms = secs.checked_mul(1000).filter(|ms| *ms < 1 << 48)?;
+        Some(Self::first_at_ms(ms))
+    }
+
     /// The largest id that can be made at `ms` (unix milliseconds).
     pub fn last_at_ms(ms: u64) -> Self {
         EventId(Ulid::from_parts(ms, u128::MAX))

@@ -216,7 +216,7 @@ fn shorten(v: &str) -> String {
 }
 
 /// Unix seconds or RFC 3339, to the second.
-fn parse_time(param: &str, v: &str) -> Result<u64, ApiError> {
+pub fn parse_time(param: &str, v: &str) -> Result<u64, ApiError> {
     if let Ok(secs) = v.parse::<u64>() {
         return Ok(secs);
     }
@@ -281,13 +281,19 @@ impl Page {
     }
 }
 
+/// The last millisecond an event id can carry (ULIDs have 48 bits of time).
+const MAX_ID_MS: u64 = (1 << 48) - 1;
+
 /// The inclusive id range a request allows, or `None` when it allows nothing.
 fn id_range(p: &ListParams) -> Option<(EventId, EventId)> {
-    let mut lo = EventId::first_at_ms(p.created.gte.map_or(0, |s| s.saturating_mul(1000)));
-    let mut hi = match p.created.lte {
-        Some(s) => EventId::last_at_ms(s.saturating_mul(1000).saturating_add(999).min((1 << 48) - 1)),
-        None => EventId::last_at_ms((1 << 48) - 1),
-    };
+    // Ids hold 48 bits of milliseconds: a lower bound past the last one allows nothing (it must
+    // not wrap around to 1970), an upper bound past it allows everything up to it.
+    let lo_ms = p.created.gte.map_or(0, |s| s.saturating_mul(1000));
+    if lo_ms > MAX_ID_MS {
+        return None;
+    }
+    let mut lo = EventId::first_at_ms(lo_ms);
+    let mut hi = EventId::last_at_ms(p.created.lte.map_or(MAX_ID_MS, |s| s.saturating_mul(1000).saturating_add(999).min(MAX_ID_MS)));
     match p.cursor {
         Some(Cursor::StartingAfter(id)) => hi = hi.min(id.pred()?),
         Some(Cursor::EndingBefore(id)) => lo = lo.max(id.succ()?),
@@ -420,5 +426,17 @@ mod tests {
         assert_eq!(id_range(&q), None, "nothing is older than the first id of the range");
         assert_eq!(id_range(&ListParams::parse("created[gt]=10&created[lt]=11").unwrap()), None);
         assert_eq!(id_range(&ListParams::parse("created[lt]=0").unwrap()), None);
+    }
+
+    #[test]
+    fn lower_bounds_past_the_last_id_time_allow_nothing_rather_than_wrapping_to_1970() {
+        let last_second = MAX_ID_MS / 1000;
+        for q in [format!("created[gte]={}", last_second + 1), format!("created={}", last_second + 1), format!("created[gt]={last_second}"), "created[gte]=18446744073709551615".to_owned()] {
+            assert_eq!(id_range(&ListParams::parse(&q).unwrap()), None, "{q}");
+        }
+        let (lo, hi) = id_range(&ListParams::parse(&format!("created[gte]={last_second}")).unwrap()).unwrap();
+        assert_eq!((lo, hi), (EventId::first_at_ms(last_second * 1000), EventId::last_at_ms(MAX_ID_MS)));
+        let (_, hi) = id_range(&ListParams::parse("created[lte]=18446744073709551615").unwrap()).unwrap();
+        assert_eq!(hi, EventId::last_at_ms(MAX_ID_MS));
     }
 }

@@ -5,7 +5,7 @@ use std::fmt::Debug;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -20,6 +20,8 @@ pub enum StoreError {
     Throttled(String),
     #[error("the item exists already")]
     Conflict,
+    #[error("DynamoDB kept cancelling the transaction for contention (TransactionConflict)")]
+    Contention,
     #[error("DynamoDB: {0}")]
     Dynamo(String),
     #[error("malformed item: {0}")]
@@ -61,15 +63,60 @@ impl From<StoreError> for ApiError {
     }
 }
 
-/// One TransactWriteItems call. `Ok(false)` when DynamoDB cancelled it (a condition did not hold).
+/// How often a transaction cancelled by contention (`TransactionConflict`) is tried again.
+const CONFLICT_TRIES: u32 = 8;
+
+/// One TransactWriteItems call. `Ok(true)` when it committed, `Ok(false)` when a condition did not
+/// hold (`ConditionalCheckFailed`). Contention is not failure: a cancellation for
+/// `TransactionConflict` (another transaction on the same item, as when several endpoints settle
+/// one event at once) is tried again with jittered backoff, and only after [`CONFLICT_TRIES`] is it
+/// an error ([`StoreError::Contention`]), which callers retry like any other failure.
 pub(crate) async fn transact_write(
     client: &Client,
-    items: Vec<aws_sdk_dynamodb::types::TransactWriteItem>,
+    items: Vec<TransactWriteItem>,
 ) -> Result<bool, StoreError> {
-    match client.transact_write_items().set_transact_items(Some(items)).send().await {
-        Ok(_) => Ok(true),
-        Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => Ok(false),
-        Err(e) => Err(e.into()),
+    for attempt in 1..=CONFLICT_TRIES {
+        let err = match client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+            Ok(_) => return Ok(true),
+            Err(e) => e,
+        };
+        let Some(cancelled) = err.as_service_error().and_then(|s| match s {
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
+            _ => None,
+        }) else {
+            return Err(err.into());
+        };
+        let codes: Vec<&str> = cancelled.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
+        match cancellation(&codes) {
+            Cancellation::ConditionFailed => return Ok(false),
+            Cancellation::Conflict if attempt < CONFLICT_TRIES => {
+                let backoff = 20u64 << attempt.min(6); // 40 ms … 1.3 s
+                let jittered = rand::Rng::random_range(&mut rand::rng(), backoff / 2..=backoff);
+                tracing::debug!(attempt, "transaction conflict; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(jittered)).await;
+            }
+            Cancellation::Conflict => return Err(StoreError::Contention),
+            Cancellation::Other => return Err(err.into()),
+        }
+    }
+    Err(StoreError::Contention)
+}
+
+/// Why DynamoDB cancelled a transaction, from its cancellation reason codes.
+#[derive(Debug, PartialEq, Eq)]
+enum Cancellation {
+    ConditionFailed,
+    Conflict,
+    Other,
+}
+
+fn cancellation(codes: &[&str]) -> Cancellation {
+    if codes.contains(&"ConditionalCheckFailed") {
+        Cancellation::ConditionFailed
+    } else if codes.contains(&"TransactionConflict") {
+        Cancellation::Conflict
+    } else {
+        Cancellation::Other
     }
 }
 
@@ -180,18 +227,34 @@ impl EventStore {
         EventStore { client, table: table.into(), retention_secs: retention.as_secs() }
     }
 
+    fn new_item(&self, principal: &Principal, event: &Event) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let expires_at = event.created_at.unix_seconds() + self.retention_secs;
+        Ok(serde_dynamo::to_item(EventItem::new(principal, event, expires_at))?)
+    }
+
     /// Writes a new event; never overwrites one with the same id.
     pub async fn put_new(&self, principal: &Principal, event: &Event) -> Result<(), StoreError> {
-        let expires_at = event.created_at.unix_seconds() + self.retention_secs;
-        let item = serde_dynamo::to_item(EventItem::new(principal, event, expires_at))?;
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item))
+            .set_item(Some(self.new_item(principal, event)?))
             .condition_expression("attribute_not_exists(id)")
             .send()
             .await?;
         Ok(())
+    }
+
+    /// Writes a new event together with `with` (its delivery states) in one transaction; never
+    /// overwrites an event. `StoreError::Conflict` when the id exists.
+    pub async fn put_new_with(&self, principal: &Principal, event: &Event, with: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.new_item(principal, event)?))
+            .condition_expression("attribute_not_exists(id)")
+            .build()?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        items.extend(with);
+        if transact_write(&self.client, items).await? { Ok(()) } else { Err(StoreError::Conflict) }
     }
 
     pub async fn get(&self, principal: &Principal, id: EventId) -> Result<Option<Event>, StoreError> {
@@ -242,5 +305,18 @@ impl EventStore {
             .map(|item| serde_dynamo::from_item::<_, EventItem>(item).map(EventItem::into_event))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(QueryResult { events, items_read: out.scanned_count.max(0) as u32 })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_conflict_is_not_a_failed_condition() {
+        assert_eq!(cancellation(&["None", "ConditionalCheckFailed"]), Cancellation::ConditionFailed);
+        assert_eq!(cancellation(&["TransactionConflict", "None"]), Cancellation::Conflict);
+        assert_eq!(cancellation(&["ThrottlingError"]), Cancellation::Other);
+        assert_eq!(cancellation(&[]), Cancellation::Other);
     }
 }

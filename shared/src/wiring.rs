@@ -4,6 +4,7 @@
 use crate::auth::ApiKeyStore;
 use crate::aws::{Clients, Target};
 use crate::config::Config;
+use crate::ingest::Publisher;
 use crate::store::EventStore;
 use crate::webhook::api::WebhookApi;
 use crate::webhook::deliver::{Deliverer, RetrySchedule, http_client};
@@ -12,6 +13,7 @@ use crate::webhook::endpoints::EndpointStore;
 use crate::webhook::fanout::Fanout;
 use crate::webhook::idempotency::IdempotencyStore;
 use crate::webhook::ssrf::UrlPolicy;
+use crate::webhook::sweeper::Sweeper;
 
 /// SDK clients, configuration and the webhook URL policy, built once at start-up.
 #[derive(Debug, Clone)]
@@ -41,16 +43,23 @@ impl Deps {
     }
 
     pub fn deliveries(&self) -> DeliveryStore {
-        DeliveryStore::new(self.clients.dynamodb.clone(), &self.config.deliveries_table, &self.config.events_table)
+        DeliveryStore::new(self.clients.dynamodb.clone(), &self.config.deliveries_table, &self.config.events_table, self.config.redrive_after)
     }
 
     pub fn fanout(&self) -> Fanout {
         Fanout {
-            endpoints: self.endpoints(),
             deliveries: self.deliveries(),
             sqs: self.clients.sqs.clone(),
             queue_url: self.config.delivery_queue_url.clone(),
         }
+    }
+
+    pub fn publisher(&self) -> Publisher {
+        Publisher { events: self.events(), endpoints: self.endpoints(), deliveries: self.deliveries() }
+    }
+
+    pub fn sweeper(&self) -> Sweeper {
+        Sweeper { deliveries: self.deliveries(), fanout: self.fanout() }
     }
 
     /// Delivery with the given retry schedule (`RetrySchedule::from_env()` in the Lambda).
@@ -78,5 +87,4 @@ impl Deps {
             policy: self.policy,
         }
     }
-
 }

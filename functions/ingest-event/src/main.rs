@@ -2,16 +2,15 @@
 //! returns the stored event. Wiring only.
 
 use lambda_runtime::{Error, LambdaEvent, service_fn};
-use paygate::ingest::handle;
 use paygate::wiring::Deps;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     paygate::logging::init();
-    let store = Deps::from_env().await.events();
+    let publisher = Deps::from_env().await.publisher();
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        let store = &store;
-        async move { handle(store, event.payload).await.map_err(Error::from) }
+        let publisher = &publisher;
+        async move { publisher.handle(event.payload).await.map_err(Error::from) }
     }))
     .await
 }

@@ -1,6 +1,7 @@
 //! The webhook HTTP API (one function, routed by API Gateway's route key):
 //! `POST|GET /v1/webhook_endpoints`, `GET|POST|DELETE /v1/webhook_endpoints/{id}`,
 //! `POST /v1/webhook_endpoints/{id}/rotate_secret`, `POST /v1/webhook_endpoints/{id}/resend`,
+//! `POST /v1/webhook_endpoints/{id}/recover`,
 //! `GET /v1/events/{id}/deliveries`. Bodies are JSON or form-encoded (`enabled_events[]=a` and
 //! `enabled_events[0]=a`); every POST honours `Idempotency-Key`.
 
@@ -9,8 +10,8 @@ use serde_json::{Map, Value, json};
 
 use crate::api::{no_query_parameters, path_param, principal, respond, response, route_key, status_and_body};
 use crate::error::ApiError;
-use crate::ids::{EventId, Principal, unix_now};
-use crate::list::{Limit, parse_limit};
+use crate::ids::{CreatedAt, EventId, Principal, unix_now};
+use crate::list::{Limit, parse_limit, parse_time};
 use crate::store::EventStore;
 use crate::webhook::deliveries::DeliveryStore;
 use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointId, EndpointStatus, EndpointStore, new_endpoint, rotate};
@@ -259,19 +260,52 @@ impl WebhookApi {
                     return Err(ApiError::invalid("endpoint_disabled", "id", "The webhook endpoint is disabled; enable it first."));
                 }
                 self.deliveries.reopen(principal, event_id, &endpoint.id).await?;
-                let message = DeliveryMessage {
-                    account_id: principal.account.clone(),
-                    mode: principal.mode,
-                    event_id,
-                    endpoint_id: endpoint.id.clone(),
-                };
-                self.fanout.enqueue(&[message]).await.map_err(|e| {
-                    tracing::error!(error = %e, "resend enqueue failed");
-                    ApiError::internal()
-                })?;
+                self.schedule(principal, &endpoint.id, &[event_id]).await;
                 Ok(json!({"object": "webhook_resend", "event": event_id, "endpoint": endpoint.id, "status": "pending"}))
             }
+            "POST /v1/webhook_endpoints/{id}/recover" => {
+                let since = parse_time("since", &p.required("since")?)?;
+                p.done()?;
+                let endpoint = self.endpoint(principal, id).await?;
+                if endpoint.status != EndpointStatus::Enabled {
+                    return Err(ApiError::invalid("endpoint_disabled", "id", "The webhook endpoint is disabled; enable it first."));
+                }
+                let queued = self.recover(principal, &endpoint.id, since).await?;
+                Ok(json!({
+                    "object": "webhook_recovery",
+                    "endpoint": endpoint.id,
+                    "since": CreatedAt(since),
+                    "queued": queued.len(),
+                    "events": queued,
+                }))
+            }
             _ => Err(ApiError::InvalidRequest { code: "route_unknown", message: format!("Unrecognized request URL ({route})."), param: None }),
+        }
+    }
+
+    /// Re-opens every finally failed delivery to `endpoint` of the events created at or after
+    /// `since` (unix seconds) and schedules them; returns those events. Idempotent: what it re-opened
+    /// is pending, and no longer failed, so a second run finds only newer failures.
+    pub async fn recover(&self, principal: &Principal, endpoint: &EndpointId, since: u64) -> Result<Vec<EventId>, ApiError> {
+        let Some(since) = EventId::first_at_secs(since) else { return Ok(Vec::new()) };
+        let mut queued = Vec::new();
+        for event_id in self.deliveries.failed_since(principal, endpoint, since).await? {
+            // False when the event expired meanwhile, or another recover got there first.
+            if self.deliveries.reopen(principal, event_id, endpoint).await? {
+                queued.push(event_id);
+            }
+        }
+        self.schedule(principal, endpoint, &queued).await;
+        tracing::info!(endpoint_id = %endpoint, queued = queued.len(), "failed deliveries recovered");
+        Ok(queued)
+    }
+
+    /// Enqueues re-opened deliveries. They are pending in DynamoDB already, so should SQS refuse,
+    /// the sweeper sends them after the grace: logged, not failed.
+    async fn schedule(&self, principal: &Principal, endpoint: &EndpointId, events: &[EventId]) {
+        let messages: Vec<DeliveryMessage> = events.iter().map(|e| DeliveryMessage::new(principal, *e, endpoint.clone())).collect();
+        if let Err(e) = self.fanout.enqueue(&messages).await {
+            tracing::warn!(error = %e, "could not enqueue re-opened deliveries; the sweeper sends them");
         }
     }
 

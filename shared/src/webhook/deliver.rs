@@ -1,7 +1,8 @@
 //! `deliver-webhooks`: SQS batches of (event, endpoint) messages → signed POSTs, all messages of a
 //! batch concurrently over one HTTP client. Success acknowledges; failure records the attempt, sets
 //! the message's visibility to the next backoff and reports a batch item failure; an exhausted
-//! schedule records the final failure and moves the message to the DLQ.
+//! schedule records the final failure and copies the message to the DLQ. Attempts are counted in
+//! the delivery state, not by SQS, so a message the sweeper sends again continues the schedule.
 
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,11 @@ pub const MAX_RESPONSE_BYTES: usize = 20 * 1024;
 const KEPT_RESPONSE_BYTES: usize = 2 * 1024;
 /// SQS's longest visibility timeout.
 const MAX_DELAY_SECS: u64 = 12 * 3600;
+/// A message may come back this much before its state's next attempt and still be that attempt.
+const SCHEDULE_SLACK_SECS: u64 = 2;
+/// The message attribute the deliverer sets on what it copies to the dead-letter queue; a message
+/// carrying it that comes back (a DLQ redrive) re-opens its finally failed delivery.
+pub const DLQ_REASON: &str = "reason";
 
 /// Seconds to wait before each retry: entry `n` follows attempt `n + 1`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -154,63 +160,79 @@ impl Deliverer {
         }
     }
 
-    async fn to_dlq(&self, m: &SqsMessage, reason: &str) -> Result<(), StoreError> {
-        self.sqs
-            .send_message()
-            .queue_url(&self.dlq_url)
-            .message_body(m.body.clone().unwrap_or_default())
-            .message_attributes(
-                "reason",
-                aws_sdk_sqs::types::MessageAttributeValue::builder()
-                    .data_type("String")
-                    .string_value(reason)
-                    .build()?,
-            )
-            .send()
-            .await
-            .map_err(|e| StoreError::Dynamo(format!("SQS: {}", aws_sdk_sqs::error::DisplayErrorContext(e))))?;
-        Ok(())
+    /// Best effort: the final failure is recorded in DynamoDB already (`recover` finds it); the
+    /// dead-letter queue is where operators look and what alarms watch.
+    async fn to_dlq(&self, m: &SqsMessage, reason: &str) {
+        let sent = async {
+            self.sqs
+                .send_message()
+                .queue_url(&self.dlq_url)
+                .message_body(m.body.clone().unwrap_or_default())
+                .message_attributes(
+                    DLQ_REASON,
+                    aws_sdk_sqs::types::MessageAttributeValue::builder().data_type("String").string_value(reason).build()?,
+                )
+                .send()
+                .await?;
+            Ok::<_, aws_sdk_sqs::Error>(())
+        };
+        if let Err(e) = sent.await {
+            tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), reason, "could not copy the message to the dead-letter queue");
+        }
     }
 
     async fn deliver(&self, m: &SqsMessage) -> Result<Outcome, StoreError> {
         let Some(msg) = m.body.as_deref().and_then(|b| serde_json::from_str::<DeliveryMessage>(b).ok()) else {
             tracing::error!(message_id = ?m.message_id, "malformed delivery message; moved to the DLQ");
-            self.to_dlq(m, "malformed message").await?;
+            self.to_dlq(m, "malformed message").await;
             return Ok(Outcome::Done);
         };
-        let attempt: u32 = m.attributes.get("ApproximateReceiveCount").and_then(|c| c.parse().ok()).unwrap_or(1);
-        let span = tracing::info_span!("deliver", event_id = %msg.event_id, endpoint_id = %msg.endpoint_id, attempt);
-        self.deliver_message(m, msg, attempt).instrument(span).await
+        let span = tracing::info_span!("deliver", event_id = %msg.event_id, endpoint_id = %msg.endpoint_id);
+        self.deliver_message(m, msg).instrument(span).await
     }
 
-    async fn deliver_message(&self, m: &SqsMessage, msg: DeliveryMessage, attempt: u32) -> Result<Outcome, StoreError> {
+    async fn deliver_message(&self, m: &SqsMessage, msg: DeliveryMessage) -> Result<Outcome, StoreError> {
         let principal = msg.principal();
+        let (event_id, endpoint_id) = (msg.event_id, &msg.endpoint_id);
 
-        match self.deliveries.status(&principal, msg.event_id, &msg.endpoint_id).await? {
-            Some(DeliveryStatus::Pending) => {}
-            Some(done) => {
-                tracing::info!(status = ?done, "already delivered or closed; duplicate message acknowledged");
-                return Ok(Outcome::Done);
-            }
-            None => {
-                self.deliveries.open(&principal, msg.event_id, &msg.endpoint_id).await?;
-            }
-        }
-        // The event first: whether it still exists decides whether closing releases its count.
-        let Some(event) = self.events.get(&principal, msg.event_id).await? else {
-            tracing::info!("event no longer exists; nothing sent");
-            self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Canceled, false).await?;
+        // The state in DynamoDB decides; the message only says "look at this pair now".
+        let Some(mut state) = self.deliveries.state(&principal, event_id, endpoint_id).await? else {
+            tracing::warn!("no delivery state (expired, or never opened); message acknowledged");
             return Ok(Outcome::Done);
         };
-        let endpoint = match self.endpoints.get(&principal, &msg.endpoint_id).await? {
+        match state.status {
+            DeliveryStatus::Pending if state.next_attempt_at > unix_now() + SCHEDULE_SLACK_SECS => {
+                // Another message (or the sweeper) brings the attempt that is due later.
+                tracing::info!(next_attempt_at = state.next_attempt_at, "next attempt not due yet; early duplicate acknowledged");
+                return Ok(Outcome::Done);
+            }
+            DeliveryStatus::Pending => {}
+            // Moved back from the dead-letter queue: deliver it again from attempt 1.
+            DeliveryStatus::Failed if m.message_attributes.contains_key(DLQ_REASON) => {
+                self.deliveries.reopen(&principal, event_id, endpoint_id).await?;
+                state.attempts = 0;
+            }
+            done => {
+                tracing::info!(status = ?done, "already settled; duplicate message acknowledged");
+                return Ok(Outcome::Done);
+            }
+        }
+        // The event first: whether it still exists decides whether settling releases its count.
+        let Some(event) = self.events.get(&principal, event_id).await? else {
+            tracing::info!("event no longer exists; nothing sent");
+            self.deliveries.settle(&principal, event_id, endpoint_id, DeliveryStatus::Canceled, None, false).await?;
+            return Ok(Outcome::Done);
+        };
+        let endpoint = match self.endpoints.get(&principal, endpoint_id).await? {
             Some(e) if e.status == EndpointStatus::Enabled => e,
             _ => {
                 tracing::info!("endpoint deleted or disabled; nothing sent");
-                self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Canceled, true).await?;
+                self.deliveries.settle(&principal, event_id, endpoint_id, DeliveryStatus::Canceled, None, true).await?;
                 return Ok(Outcome::Done);
             }
         };
 
+        let attempt = state.attempts + 1;
         let body = serde_json::to_vec(&event).expect("events serialise");
         let now = unix_now();
         let started = Instant::now();
@@ -218,8 +240,8 @@ impl Deliverer {
         let latency_ms = started.elapsed().as_millis() as u64;
         let succeeded = response.status.is_some_and(|s| (200..300).contains(&s));
         let record = Attempt {
-            event_id: msg.event_id,
-            endpoint_id: msg.endpoint_id.clone(),
+            event_id,
+            endpoint_id: endpoint_id.clone(),
             attempt,
             succeeded,
             http_status: response.status,
@@ -228,39 +250,44 @@ impl Deliverer {
             response_body: response.body.clone(),
             created_at: now,
         };
-        self.deliveries.record_attempt(&principal, &record).await?;
         metric(succeeded, latency_ms);
-        tracing::info!(succeeded, http_status = ?response.status, latency_ms, error = ?response.error, "attempt");
+        tracing::info!(attempt, succeeded, http_status = ?response.status, latency_ms, error = ?response.error, "attempt");
 
         if succeeded {
-            self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Succeeded, true).await?;
+            self.deliveries.settle(&principal, event_id, endpoint_id, DeliveryStatus::Succeeded, Some(&record), true).await?;
             return Ok(Outcome::Done);
         }
         if response.status == Some(410) {
             tracing::warn!("endpoint answered 410 Gone; disabled");
             self.endpoints.set_status(&principal, &endpoint.id, EndpointStatus::Disabled).await?;
-            self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Failed, true).await?;
+            self.deliveries.settle(&principal, event_id, endpoint_id, DeliveryStatus::Failed, Some(&record), true).await?;
             return Ok(Outcome::Done);
         }
         match next_delay(self.schedule.for_mode(principal.mode), attempt, response.retry_after) {
             Some(delay) => {
+                self.deliveries.retry_later(&principal, &record, unix_now() + delay).await?;
+                // The message itself comes back after the delay; should that fail (or the message
+                // vanish), the state is overdue after the delay plus the grace and the sweeper sends it.
                 if let Some(handle) = &m.receipt_handle {
-                    self.sqs
+                    let changed = self
+                        .sqs
                         .change_message_visibility()
                         .queue_url(&self.queue_url)
                         .receipt_handle(handle)
                         .visibility_timeout(delay as i32)
                         .send()
-                        .await
-                        .map_err(|e| StoreError::Dynamo(format!("SQS: {}", aws_sdk_sqs::error::DisplayErrorContext(e))))?;
+                        .await;
+                    if let Err(e) = changed {
+                        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not set the retry delay on the message; the sweeper covers it");
+                    }
                 }
                 tracing::info!(retry_in_secs = delay, "will retry");
                 Ok(Outcome::Retry)
             }
             None => {
-                tracing::warn!("retry schedule exhausted; final failure, message moved to the DLQ");
-                self.deliveries.close(&principal, msg.event_id, &msg.endpoint_id, DeliveryStatus::Failed, true).await?;
-                self.to_dlq(m, "retry schedule exhausted").await?;
+                tracing::warn!("retry schedule exhausted; final failure recorded, message copied to the DLQ");
+                self.deliveries.settle(&principal, event_id, endpoint_id, DeliveryStatus::Failed, Some(&record), true).await?;
+                self.to_dlq(m, "retry schedule exhausted").await;
                 Ok(Outcome::Done)
             }
         }

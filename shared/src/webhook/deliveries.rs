@@ -2,11 +2,21 @@
 //! for the state of one (event, endpoint) and `{endpoint id}#attempt#{ulid}` for each attempt. So "the
 //! attempts of event X" is one Query and "did endpoint Y get event X" one GetItem.
 //!
-//! `pending_webhooks` of the event moves with the state in the same transaction: +1 when a state
-//! opens, -1 when it closes (pending → succeeded, failed or canceled). A state closes once, so the
-//! count drops exactly once per (event, endpoint) however often SQS delivers a message.
+//! These states are the source of truth of delivery; SQS only schedules. A state is opened in the
+//! same transaction as its event (see `ingest`), so `pending_webhooks` counts it from the event's
+//! first moment, and it moves with the state in the same transaction ever after: -1 when the state
+//! settles (pending → succeeded, failed or canceled), +1 when a resend or recover re-opens it. A
+//! state settles once, so the count drops exactly once per (event, endpoint).
+//!
+//! Two sparse indexes make unfinished work findable by a key condition:
+//! - `ByDue` (`due_shard`, `due_at`): every pending state, with the time by which something should
+//!   have touched it (its next attempt plus the redrive grace). The sweeper re-enqueues the states
+//!   whose time has passed, whatever happened to their messages.
+//! - `ByFailed` (`failed_pk` = `{account}#{mode}#{endpoint}`, `event_id`): every finally failed
+//!   state, so `recover` finds an endpoint's failures since a time with one Query.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
@@ -14,11 +24,17 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::ids::{EventId, Principal, unix_now};
-use crate::store::{StoreError, transact_write};
+use crate::store::{StoreError, principal_of_partition, transact_write};
 use crate::webhook::endpoints::EndpointId;
 
 /// Kept for as long as events are.
 const RETENTION_SECS: u64 = 30 * 86_400;
+/// Partitions of the `ByDue` index, so that no single index partition takes every write.
+pub const DUE_SHARDS: u32 = 4;
+/// The `ByDue` index.
+pub const DUE_INDEX: &str = "ByDue";
+/// The `ByFailed` index.
+pub const FAILED_INDEX: &str = "ByFailed";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -30,6 +46,17 @@ pub enum DeliveryStatus {
     Canceled,
 }
 
+impl DeliveryStatus {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Canceled => "canceled",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct StateItem {
     pk: String,
@@ -39,6 +66,58 @@ struct StateItem {
     status: DeliveryStatus,
     updated_at: u64,
     expires_at: u64,
+    /// Attempts made since the state last opened.
+    #[serde(default)]
+    attempts: u32,
+    /// Unix seconds before which no attempt is due (the backoff); 0 for "now".
+    #[serde(default)]
+    next_attempt_at: u64,
+    /// `ByDue` keys, present while pending.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    due_shard: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    due_at: Option<u64>,
+    /// `ByFailed` key, present while finally failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    failed_pk: Option<String>,
+}
+
+/// The state of one (event, endpoint) delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryState {
+    pub event_id: EventId,
+    pub endpoint_id: EndpointId,
+    pub status: DeliveryStatus,
+    /// Attempts made since the state last opened.
+    pub attempts: u32,
+    /// Unix seconds before which no attempt is due.
+    pub next_attempt_at: u64,
+}
+
+impl From<StateItem> for DeliveryState {
+    fn from(s: StateItem) -> Self {
+        DeliveryState {
+            event_id: s.event_id,
+            endpoint_id: s.endpoint_id,
+            status: s.status,
+            attempts: s.attempts,
+            next_attempt_at: s.next_attempt_at,
+        }
+    }
+}
+
+/// What the `ByFailed` index projects (its keys).
+#[derive(Debug, Deserialize)]
+struct FailedKey {
+    event_id: EventId,
+}
+
+/// A pending delivery the sweeper found overdue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Overdue {
+    pub principal: Principal,
+    pub event_id: EventId,
+    pub endpoint_id: EndpointId,
 }
 
 /// One delivery attempt.
@@ -87,6 +166,9 @@ pub struct DeliveryStore {
     client: Client,
     table: String,
     events_table: String,
+    /// How long a pending state may go untouched past its next attempt before the sweeper
+    /// enqueues it again (`PAYGATE_REDRIVE_AFTER_SECONDS`).
+    redrive_after: u64,
 }
 
 fn pk(principal: &Principal, event: EventId) -> String {
@@ -100,16 +182,39 @@ fn state_key(principal: &Principal, event: EventId, endpoint: &EndpointId) -> Ha
     ])
 }
 
+/// The `ByDue` partition of an event's states: from the random part of its id, so every state of
+/// one event shares a partition and the partitions fill evenly.
+fn due_shard(event: EventId) -> String {
+    format!("due#{}", (event.ulid().random() % u128::from(DUE_SHARDS)) as u32)
+}
+
+fn failed_pk(principal: &Principal, endpoint: &EndpointId) -> String {
+    format!("{}#{endpoint}", principal.partition())
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+
 impl DeliveryStore {
-    pub fn new(client: Client, table: impl Into<String>, events_table: impl Into<String>) -> Self {
-        DeliveryStore { client, table: table.into(), events_table: events_table.into() }
+    pub fn new(client: Client, table: impl Into<String>, events_table: impl Into<String>, redrive_after: Duration) -> Self {
+        DeliveryStore { client, table: table.into(), events_table: events_table.into(), redrive_after: redrive_after.as_secs() }
+    }
+
+    /// The redrive grace, in seconds.
+    pub fn redrive_after(&self) -> u64 {
+        self.redrive_after
     }
 
     fn pending_change(&self, principal: &Principal, event: EventId, delta: i32) -> Result<TransactWriteItem, StoreError> {
         let update = Update::builder()
             .table_name(&self.events_table)
-            .key("pk", AttributeValue::S(principal.partition()))
-            .key("id", AttributeValue::S(event.to_string()))
+            .key("pk", s(principal.partition()))
+            .key("id", s(event.to_string()))
             .update_expression("ADD pending_webhooks :d")
             .condition_expression("attribute_exists(id)")
             .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))
@@ -117,11 +222,8 @@ impl DeliveryStore {
         Ok(TransactWriteItem::builder().update(update).build())
     }
 
-    /// Opens the pending state of (event, endpoint) and counts it in `pending_webhooks`, once.
-    /// False when it was open or done already (a re-processed stream record).
-    pub async fn open(&self, principal: &Principal, event: EventId, endpoint: &EndpointId) -> Result<bool, StoreError> {
-        let now = unix_now();
-        let item = StateItem {
+    fn new_state(&self, principal: &Principal, event: EventId, endpoint: &EndpointId, now: u64) -> StateItem {
+        StateItem {
             pk: pk(principal, event),
             sk: format!("{endpoint}#state"),
             event_id: event,
@@ -129,35 +231,60 @@ impl DeliveryStore {
             status: DeliveryStatus::Pending,
             updated_at: now,
             expires_at: now + RETENTION_SECS,
-        };
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(serde_dynamo::to_item(item)?))
-            .condition_expression("attribute_not_exists(sk)")
-            .build()?;
-        transact_write(&self.client, vec![TransactWriteItem::builder().put(put).build(), self.pending_change(principal, event, 1)?])
-            .await
+            attempts: 0,
+            next_attempt_at: 0,
+            due_shard: Some(due_shard(event)),
+            due_at: Some(now + self.redrive_after),
+            failed_pk: None,
+        }
     }
 
-    /// Re-opens a closed state (a resend). False when it is pending already.
+    /// The puts that open the pending states of a new event, one per subscribed endpoint, for the
+    /// event's own transaction (the event item counts them in its `pending_webhooks`).
+    pub fn opening(&self, principal: &Principal, event: EventId, endpoints: &[EndpointId]) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let now = unix_now();
+        endpoints
+            .iter()
+            .map(|ep| {
+                let put = Put::builder()
+                    .table_name(&self.table)
+                    .set_item(Some(serde_dynamo::to_item(self.new_state(principal, event, ep, now))?))
+                    .condition_expression("attribute_not_exists(sk)")
+                    .build()?;
+                Ok(TransactWriteItem::builder().put(put).build())
+            })
+            .collect()
+    }
+
+    /// Opens the state of (event, endpoint) again after it settled (a resend, a recover, a message
+    /// moved back from the dead-letter queue), or for the first time, and counts it in
+    /// `pending_webhooks`. Its attempts start again from 1. False when it is pending already.
     pub async fn reopen(&self, principal: &Principal, event: EventId, endpoint: &EndpointId) -> Result<bool, StoreError> {
-        if self.open(principal, event, endpoint).await? {
-            return Ok(true);
-        }
+        let now = unix_now();
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(state_key(principal, event, endpoint)))
-            .update_expression("SET #s = :pending, updated_at = :now")
-            .condition_expression("#s <> :pending")
+            .update_expression(
+                "SET #s = :pending, updated_at = :now, attempts = :zero, next_attempt_at = :zero, due_shard = :shard, due_at = :due REMOVE failed_pk",
+            )
+            .condition_expression("attribute_exists(sk) AND #s <> :pending")
             .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
-            .expression_attribute_values(":now", AttributeValue::N(unix_now().to_string()))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":shard", s(due_shard(event)))
+            .expression_attribute_values(":due", n(now + self.redrive_after))
             .build()?;
-        transact_write(&self.client, vec![TransactWriteItem::builder().update(update).build(), self.pending_change(principal, event, 1)?])
-            .await
+        if transact_write(&self.client, vec![TransactWriteItem::builder().update(update).build(), self.pending_change(principal, event, 1)?]).await? {
+            return Ok(true);
+        }
+        // No state at all (an endpoint the event never went to): open one.
+        let mut items = self.opening(principal, event, std::slice::from_ref(endpoint))?;
+        items.push(self.pending_change(principal, event, 1)?);
+        transact_write(&self.client, items).await
     }
 
-    pub async fn status(&self, principal: &Principal, event: EventId, endpoint: &EndpointId) -> Result<Option<DeliveryStatus>, StoreError> {
+    pub async fn state(&self, principal: &Principal, event: EventId, endpoint: &EndpointId) -> Result<Option<DeliveryState>, StoreError> {
         let out = self
             .client
             .get_item()
@@ -166,52 +293,178 @@ impl DeliveryStore {
             .consistent_read(true)
             .send()
             .await?;
-        Ok(out.item.map(serde_dynamo::from_item::<_, StateItem>).transpose()?.map(|s| s.status))
+        Ok(out.item.map(serde_dynamo::from_item::<_, StateItem>).transpose()?.map(DeliveryState::from))
     }
 
-    /// Closes a pending state with `status` and, when the event still exists, decrements its
-    /// `pending_webhooks`, in one transaction. False when it was closed already: the decrement
-    /// happens once.
-    pub async fn close(
-        &self,
-        principal: &Principal,
-        event: EventId,
-        endpoint: &EndpointId,
-        status: DeliveryStatus,
-        event_exists: bool,
-    ) -> Result<bool, StoreError> {
-        let update = Update::builder()
+    pub async fn status(&self, principal: &Principal, event: EventId, endpoint: &EndpointId) -> Result<Option<DeliveryStatus>, StoreError> {
+        Ok(self.state(principal, event, endpoint).await?.map(|s| s.status))
+    }
+
+    /// Every state of one event (one Query), attempts left out.
+    pub async fn states(&self, principal: &Principal, event: EventId) -> Result<Vec<DeliveryState>, StoreError> {
+        let out = self
+            .client
+            .query()
             .table_name(&self.table)
-            .set_key(Some(state_key(principal, event, endpoint)))
-            .update_expression("SET #s = :final, updated_at = :now")
-            .condition_expression("#s = :pending")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":final", AttributeValue::S(serde_json::to_value(status).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default()))
-            .expression_attribute_values(":pending", AttributeValue::S("pending".into()))
-            .expression_attribute_values(":now", AttributeValue::N(unix_now().to_string()))
-            .build()?;
-        let mut items = vec![TransactWriteItem::builder().update(update).build()];
-        // The event may be gone (TTL); the state still closes.
-        if event_exists {
-            items.push(self.pending_change(principal, event, -1)?);
-        }
-        transact_write(&self.client, items).await
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(pk(principal, event)))
+            .consistent_read(true)
+            .send()
+            .await?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|i| i.get("sk").and_then(|s| s.as_s().ok()).is_some_and(|s| s.ends_with("#state")))
+            .map(|i| serde_dynamo::from_item::<_, StateItem>(i).map(DeliveryState::from).map_err(StoreError::from))
+            .collect()
     }
 
-    pub async fn record_attempt(&self, principal: &Principal, attempt: &Attempt) -> Result<(), StoreError> {
+    fn attempt_put(&self, principal: &Principal, attempt: &Attempt) -> Result<TransactWriteItem, StoreError> {
         let item = AttemptItem {
             pk: pk(principal, attempt.event_id),
             sk: format!("{}#attempt#{}", attempt.endpoint_id, ulid::Ulid::generate()),
             expires_at: attempt.created_at + RETENTION_SECS,
             attempt: attempt.clone(),
         };
-        self.client
-            .put_item()
+        let put = Put::builder().table_name(&self.table).set_item(Some(serde_dynamo::to_item(item)?)).build()?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    /// Settles a pending state with `status` (and records the attempt that settled it, if any)
+    /// and, when the event still exists, decrements its `pending_webhooks`: one transaction. False
+    /// when it had settled already: the decrement happens once.
+    pub async fn settle(
+        &self,
+        principal: &Principal,
+        event: EventId,
+        endpoint: &EndpointId,
+        status: DeliveryStatus,
+        attempt: Option<&Attempt>,
+        event_exists: bool,
+    ) -> Result<bool, StoreError> {
+        let mut update = Update::builder()
             .table_name(&self.table)
-            .set_item(Some(serde_dynamo::to_item(item)?))
+            .set_key(Some(state_key(principal, event, endpoint)))
+            .condition_expression("#s = :pending")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":final", s(status.as_str()))
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":now", n(unix_now()))
+            .expression_attribute_values(":one", n(u64::from(attempt.is_some())));
+        // A final failure stays findable (`ByFailed`) for `recover`.
+        update = if status == DeliveryStatus::Failed {
+            update
+                .update_expression("SET #s = :final, updated_at = :now, failed_pk = :failed ADD attempts :one REMOVE due_shard, due_at")
+                .expression_attribute_values(":failed", s(failed_pk(principal, endpoint)))
+        } else {
+            update.update_expression("SET #s = :final, updated_at = :now ADD attempts :one REMOVE due_shard, due_at")
+        };
+        let mut items = vec![TransactWriteItem::builder().update(update.build()?).build()];
+        if let Some(a) = attempt {
+            items.push(self.attempt_put(principal, a)?);
+        }
+        // The event may be gone (TTL); the state still settles.
+        if event_exists {
+            items.push(self.pending_change(principal, event, -1)?);
+        }
+        transact_write(&self.client, items).await
+    }
+
+    /// Records a failed attempt and when the next one is due, in one transaction; the state stays
+    /// pending and becomes overdue `redrive_after` seconds after `next_attempt_at`. False when the
+    /// state is no longer pending.
+    pub async fn retry_later(&self, principal: &Principal, attempt: &Attempt, next_attempt_at: u64) -> Result<bool, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(state_key(principal, attempt.event_id, &attempt.endpoint_id)))
+            .update_expression("SET updated_at = :now, next_attempt_at = :next, due_at = :due ADD attempts :one")
+            .condition_expression("#s = :pending")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":now", n(unix_now()))
+            .expression_attribute_values(":next", n(next_attempt_at))
+            .expression_attribute_values(":due", n(next_attempt_at + self.redrive_after))
+            .expression_attribute_values(":one", n(1))
+            .build()?;
+        transact_write(&self.client, vec![TransactWriteItem::builder().update(update).build(), self.attempt_put(principal, attempt)?]).await
+    }
+
+    /// Pending states of one `ByDue` shard whose time came at or before `now`, oldest first, at
+    /// most `limit`: one Query on the index.
+    pub async fn overdue(&self, shard: u32, now: u64, limit: i32) -> Result<Vec<Overdue>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("due_shard = :shard AND due_at <= :now")
+            .expression_attribute_values(":shard", s(format!("due#{shard}")))
+            .expression_attribute_values(":now", n(now))
+            .limit(limit)
             .send()
             .await?;
-        Ok(())
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| {
+                let item: StateItem = serde_dynamo::from_item(i)?;
+                let partition = item.pk.rsplit_once('#').map(|(p, _)| p).unwrap_or_default();
+                let principal = principal_of_partition(partition)
+                    .ok_or_else(|| StoreError::Dynamo(format!("malformed delivery key {:?}", item.pk)))?;
+                Ok(Overdue { principal, event_id: item.event_id, endpoint_id: item.endpoint_id })
+            })
+            .collect()
+    }
+
+    /// Moves a pending state's overdue time to `until` (the sweeper, after enqueueing it). False
+    /// when it is no longer pending.
+    pub async fn postpone(&self, o: &Overdue, until: u64) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(state_key(&o.principal, o.event_id, &o.endpoint_id)))
+            .update_expression("SET due_at = :until")
+            .condition_expression("#s = :pending")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":until", n(until))
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            Err(e) => match StoreError::from(e) {
+                StoreError::Conflict => Ok(false),
+                other => Err(other),
+            },
+        }
+    }
+
+    /// The events whose delivery to `endpoint` finally failed, created at or after `since` (an id
+    /// bound), oldest first: Queries on `ByFailed`, every page.
+    pub async fn failed_since(&self, principal: &Principal, endpoint: &EndpointId, since: EventId) -> Result<Vec<EventId>, StoreError> {
+        let mut ids = Vec::new();
+        let mut start = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(FAILED_INDEX)
+                .key_condition_expression("failed_pk = :f AND event_id >= :since")
+                .expression_attribute_values(":f", s(failed_pk(principal, endpoint)))
+                .expression_attribute_values(":since", s(since.to_string()))
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for i in out.items.unwrap_or_default() {
+                ids.push(serde_dynamo::from_item::<_, FailedKey>(i)?.event_id);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(ids);
+            }
+        }
     }
 
     /// Every attempt at delivering `event`, to any endpoint, oldest first: one Query.
@@ -221,7 +474,7 @@ impl DeliveryStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", AttributeValue::S(pk(principal, event)))
+            .expression_attribute_values(":pk", s(pk(principal, event)))
             .consistent_read(true)
             .send()
             .await?;

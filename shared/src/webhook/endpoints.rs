@@ -157,6 +157,14 @@ pub struct Endpoint {
 }
 
 impl Endpoint {
+    /// Whether this endpoint gets `event`: enabled, subscribed to its type, and older than the
+    /// event (endpoints get the events made after them, as Stripe's do; ids carry their times).
+    pub fn wants(&self, event: &crate::event::Event) -> bool {
+        self.status == EndpointStatus::Enabled
+            && self.enabled_events.matches(event.event_type)
+            && self.id.created_ms() <= event.id.ulid().timestamp_ms()
+    }
+
     /// The secrets that sign a delivery now: the current one, and the previous one during its overlap.
     pub fn signing_secrets(&self, now: u64) -> Vec<&WebhookSecret> {
         let mut v = vec![&self.secret];

@@ -1,16 +1,18 @@
-//! `fanout`: the Events table's stream (INSERT records) → one SQS message per (event, subscribed
-//! endpoint), and `pending_webhooks` set to that count. Messages carry ids, not payloads.
+//! `fanout`: the Events table's stream (INSERT records) → one SQS message per pending (event,
+//! endpoint) delivery. The states themselves were opened with the event (see `ingest`), so this is
+//! only the fast path that schedules them: re-running it sends messages again (acknowledged without
+//! a second POST once delivered), and a record it never sees is scheduled by the sweeper instead.
+//! Messages carry ids, not payloads.
 
 use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::streams::{DynamoDbBatchItemFailure, DynamoDbEventResponse};
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use serde::{Deserialize, Serialize};
 
-use crate::event::Event;
 use crate::ids::{AccountId, EventId, Mode, Principal};
-use crate::store::{StoreError, event_from_image};
-use crate::webhook::deliveries::DeliveryStore;
-use crate::webhook::endpoints::{EndpointId, EndpointStatus, EndpointStore};
+use crate::store::{StoreError, principal_of_partition};
+use crate::webhook::deliveries::{DeliveryStatus, DeliveryStore};
+use crate::webhook::endpoints::EndpointId;
 
 /// The body of a delivery message: which event goes to which endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,6 +25,10 @@ pub struct DeliveryMessage {
 }
 
 impl DeliveryMessage {
+    pub fn new(principal: &Principal, event_id: EventId, endpoint_id: EndpointId) -> Self {
+        DeliveryMessage { account_id: principal.account.clone(), mode: principal.mode, event_id, endpoint_id }
+    }
+
     pub fn principal(&self) -> Principal {
         Principal { account: self.account_id.clone(), mode: self.mode }
     }
@@ -34,15 +40,30 @@ pub enum FanoutError {
     Store(#[from] StoreError),
     #[error("SQS: {0}")]
     Sqs(String),
+    #[error("malformed stream record: {0}")]
+    Record(String),
 }
 
 /// What the fan-out needs, built once.
 #[derive(Debug, Clone)]
 pub struct Fanout {
-    pub endpoints: EndpointStore,
     pub deliveries: DeliveryStore,
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
+}
+
+/// The keys of an Events-table stream record.
+#[derive(Debug, Deserialize)]
+struct EventKeys {
+    pk: String,
+    id: EventId,
+}
+
+/// The one attribute of the new image the fan-out looks at.
+#[derive(Debug, Deserialize)]
+struct PendingCount {
+    #[serde(default)]
+    pending_webhooks: Option<u32>,
 }
 
 impl Fanout {
@@ -75,48 +96,58 @@ impl Fanout {
         Ok(())
     }
 
-    /// Fans one new event out. Re-running it for the same event opens no second state and so
-    /// counts nothing twice; the messages it sends again are acknowledged without a second POST
-    /// once the first has been delivered.
-    pub async fn fan_out(&self, principal: &Principal, event: &Event) -> Result<usize, FanoutError> {
-        let endpoints = self.endpoints.list(principal).await?;
-        let mut messages = Vec::new();
-        // Endpoints get the events made after they were (ids carry their creation time), as Stripe's do.
-        for ep in endpoints.iter().filter(|e| {
-            e.status == EndpointStatus::Enabled && e.enabled_events.matches(event.event_type) && e.id.created_ms() <= event.id.ulid().timestamp_ms()
-        }) {
-            self.deliveries.open(principal, event.id, &ep.id).await?;
-            messages.push(DeliveryMessage {
-                account_id: principal.account.clone(),
-                mode: principal.mode,
-                event_id: event.id,
-                endpoint_id: ep.id.clone(),
-            });
-        }
+    /// Enqueues every still-pending delivery of one event: one Query, then the messages. Safe to
+    /// run any number of times. Returns how many it sent.
+    pub async fn fan_out(&self, principal: &Principal, event: EventId) -> Result<usize, FanoutError> {
+        let messages: Vec<DeliveryMessage> = self
+            .deliveries
+            .states(principal, event)
+            .await?
+            .into_iter()
+            .filter(|s| s.status == DeliveryStatus::Pending)
+            .map(|s| DeliveryMessage::new(principal, event, s.endpoint_id))
+            .collect();
         self.enqueue(&messages).await?;
-        tracing::info!(event_id = %event.id, event_type = %event.event_type, endpoints = messages.len(), "fanned out");
+        tracing::info!(event_id = %event, endpoints = messages.len(), "fanned out");
         Ok(messages.len())
     }
 
+    /// One stream record: its keys say which event; an image that counts no pending webhook needs
+    /// no read at all.
     async fn record(&self, record: &EventRecord) -> Result<(), FanoutError> {
         if record.event_name != "INSERT" {
             return Ok(());
         }
-        let (principal, event) = event_from_image(record.change.new_image.clone())?;
-        self.fan_out(&principal, &event).await.map(|_| ())
+        let keys: EventKeys =
+            serde_dynamo::from_item(record.change.keys.clone()).map_err(|e| FanoutError::Record(e.to_string()))?;
+        let principal =
+            principal_of_partition(&keys.pk).ok_or_else(|| FanoutError::Record(format!("partition key {:?}", keys.pk)))?;
+        let pending = serde_dynamo::from_item::<_, PendingCount>(record.change.new_image.clone()).ok().and_then(|p| p.pending_webhooks);
+        if pending == Some(0) {
+            return Ok(());
+        }
+        self.fan_out(&principal, keys.id).await.map(|_| ())
     }
 
     /// The stream handler. Records are handled in order; the first failure is reported (with its
-    /// sequence number) so Lambda retries from there and one bad record never blocks the rest for long.
+    /// sequence number) so Lambda retries from there. Whatever the stream loses, the sweeper finds.
     pub async fn handle(&self, batch: StreamEvent) -> DynamoDbEventResponse {
         let mut response = DynamoDbEventResponse::default();
         for record in &batch.records {
-            if let Err(e) = self.record(record).await {
-                tracing::error!(error = %e, sequence_number = ?record.change.sequence_number, "fan-out failed");
-                let mut failure = DynamoDbBatchItemFailure::default();
-                failure.item_identifier = record.change.sequence_number.clone();
-                response.batch_item_failures.push(failure);
-                break;
+            match self.record(record).await {
+                Ok(()) => {}
+                // A record we cannot read never gets readable: skip it (the states it would have
+                // scheduled are the sweeper's), so it cannot hold up the shard.
+                Err(e @ FanoutError::Record(_)) => {
+                    tracing::error!(error = %e, sequence_number = ?record.change.sequence_number, "stream record skipped; the sweeper schedules its deliveries");
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, sequence_number = ?record.change.sequence_number, "fan-out failed");
+                    let mut failure = DynamoDbBatchItemFailure::default();
+                    failure.item_identifier = record.change.sequence_number.clone();
+                    response.batch_item_failures.push(failure);
+                    break;
+                }
             }
         }
         response

@@ -6,7 +6,9 @@ pub mod deliveries;
 pub mod endpoints;
 pub mod fanout;
 pub mod idempotency;
+pub mod redrive;
 pub mod signature;
 pub mod ssrf;
+pub mod sweeper;
 
 pub use signature::{DEFAULT_TOLERANCE_SECS, construct_event, verify_standard};

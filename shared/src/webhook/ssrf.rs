@@ -24,6 +24,15 @@ impl UrlPolicy {
         let allow = std::env::var("PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS").is_ok_and(|v| v == "true");
         UrlPolicy { allow_private: allow }
     }
+
+    /// The local stack's: loopback and private URLs allowed, unless
+    /// `PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS=false` asks for the deployed behaviour.
+    pub fn local_from_env() -> Self {
+        match std::env::var("PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS").as_deref() {
+            Ok("false") => UrlPolicy::STRICT,
+            _ => UrlPolicy::LOCAL_DEV,
+        }
+    }
 }
 
 fn v4_forbidden(ip: Ipv4Addr) -> bool {
