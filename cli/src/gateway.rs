@@ -133,13 +133,7 @@ pub async fn handle(functions: &Functions, req: axum::extract::Request, peer: Op
     auth_req.headers = parts.headers.clone();
     auth_req.path_parameters = path_parameters.clone();
     auth_req.request_context = context.clone();
-    let decision = match authorize(&functions.keys, &auth_req).await {
-        Ok(d) => d,
-        Err(e) => {
-            tracing::error!(error = %e, "authorizer failed");
-            return json_response(500, json!({"message": "Internal Server Error"}));
-        }
-    };
+    let decision = authorize(&functions.keys, &auth_req).await;
     if !decision.is_authorized {
         return json_response(403, json!({"message": "Forbidden"}));
     }

@@ -3,8 +3,10 @@
 //! API Gateway HTTP APIs cannot shape the body of a denied request, so the authorizer always answers
 //! `isAuthorized: true` with either `{account_id, mode}` or `{auth_error, auth_message}` in its context,
 //! and every handler turns the context into a `Principal` or a Stripe-style 401 (fail closed: a
-//! request without a valid context is refused). Infrastructure failures are errors of the authorizer
-//! itself, which API Gateway turns into a 500 and does not cache.
+//! request without a valid context is refused). A store that fails or hangs (the SDK's timeouts end
+//! it within seconds) is decided the same way, with `auth_error: api_error`: the handler answers a
+//! Stripe-style 500 `api_error`, where an authorizer error would give API Gateway's own body. The
+//! authorizer's results are not cached, so the next request asks the store again.
 
 use std::collections::HashMap;
 
@@ -22,6 +24,8 @@ const CTX_ACCOUNT: &str = "account_id";
 const CTX_MODE: &str = "mode";
 const CTX_ERROR: &str = "auth_error";
 const CTX_MESSAGE: &str = "auth_message";
+/// `auth_error` when the key could not be checked (the store failed): a 500 `api_error`, not a 401.
+const CTX_API_ERROR: &str = "api_error";
 
 /// The ApiKeys table's item: keyed by the key's hash; the key itself is never stored.
 #[derive(Debug, Serialize, Deserialize)]
@@ -136,14 +140,13 @@ impl ApiKeyStore {
 }
 
 /// The HTTP API Lambda authorizer (payload 2.0, simple responses): always `isAuthorized: true`, with
-/// the decision in the context (see the module docs). A DynamoDB failure is an error of the
-/// authorizer, so API Gateway answers 500 and caches nothing.
+/// the decision in the context (see the module docs), a DynamoDB failure included.
 pub async fn authorize(
     keys: &ApiKeyStore,
     req: &ApiGatewayV2CustomAuthorizerV2Request,
-) -> Result<ApiGatewayV2CustomAuthorizerSimpleResponse<HashMap<String, Value>>, StoreError> {
+) -> ApiGatewayV2CustomAuthorizerSimpleResponse<HashMap<String, Value>> {
     let header = req.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let decision = keys.authenticate(header).await?;
+    let decision = keys.authenticate(header).await.unwrap_or_else(|e| Err(ApiError::from(e)));
     match &decision {
         Ok(p) => tracing::info!(account_id = %p.account, mode = %p.mode, "authorized"),
         Err(e) => tracing::info!(reason = %e, "not authorized"),
@@ -151,7 +154,7 @@ pub async fn authorize(
     let mut response = ApiGatewayV2CustomAuthorizerSimpleResponse::default();
     response.is_authorized = true;
     response.context = authorizer_context(&decision);
-    Ok(response)
+    response
 }
 
 fn auth_error(code: &'static str, message: String) -> ApiError {
@@ -191,6 +194,7 @@ pub fn authorizer_context(decision: &Result<Principal, ApiError>) -> HashMap<Str
         Err(e) => {
             let code = match e {
                 ApiError::Authentication { code, .. } => *code,
+                ApiError::Internal { .. } | ApiError::RateLimited { .. } => CTX_API_ERROR,
                 _ => "api_key_invalid",
             };
             HashMap::from([
@@ -210,6 +214,7 @@ pub fn principal_from_context(ctx: Option<&HashMap<String, Value>>) -> Result<Pr
     let text = |k: &str| ctx.get(k).and_then(Value::as_str);
     if let Some(code) = text(CTX_ERROR) {
         let code = match code {
+            CTX_API_ERROR => return Err(ApiError::internal()),
             "api_key_missing" => "api_key_missing",
             "api_key_expired" => "api_key_expired",
             _ => "api_key_invalid",
@@ -257,6 +262,10 @@ mod tests {
         assert_eq!(err.status(), 401);
         assert_eq!(err.body()["error"]["code"], "api_key_expired");
         assert!(principal_from_context(None).is_err());
+        let failed = authorizer_context(&Err(ApiError::internal()));
+        let err = principal_from_context(Some(&failed)).unwrap_err();
+        assert_eq!(err.status(), 500, "a store failure is ours, not the key's");
+        assert_eq!(err.body()["error"]["type"], "api_error");
         assert!(principal_from_context(Some(&HashMap::new())).is_err());
         let forged = HashMap::from([(CTX_ACCOUNT.to_owned(), Value::String("acct_x".into()))]);
         assert!(principal_from_context(Some(&forged)).is_err());

@@ -1,6 +1,7 @@
 //! Shared set-up of the integration tests: clients for the real local servers, the template's
 //! tables and queues, fresh accounts, the local HTTP API on a random port, and OpenAPI checks.
 
+pub mod fault_proxy;
 pub mod openapi;
 pub mod receiver;
 
@@ -21,6 +22,40 @@ pub async fn stack() -> Stack {
 pub async fn isolated_stack() -> Stack {
     let suffix = ulid::Ulid::generate().to_string().to_lowercase();
     Stack::local(Some(&suffix)).await.unwrap_or_else(|e| panic!("{e}; or run the tests with `make test`"))
+}
+
+/// Polls `check` until it returns `Some`, every 100 ms, for at most `bound` (a generous ceiling,
+/// never a latency assertion); `None` when it never did.
+pub async fn eventually<T, F, Fut>(bound: std::time::Duration, mut check: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + bound;
+    loop {
+        if let Some(v) = check().await {
+            return Some(v);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return None;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Publishes an event of type `t` as `ingest-event` does (with its delivery states), a millisecond
+/// after the call so that endpoints created just before get it.
+pub async fn publish(stack: &Stack, p: &Principal, t: EventType, object: serde_json::Value) -> Event {
+    use paygate::ingest::{DataObject, IngestData, IngestRequest};
+    tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+    let input = IngestRequest {
+        account_id: p.account.clone(),
+        mode: p.mode,
+        event_type: t,
+        data: IngestData { object: DataObject::parse(object).expect("a valid data.object") },
+        request: EventRequest::default(),
+    };
+    stack.publisher().publish(input).await.expect("publish")
 }
 
 /// A new account with a test and a live key.

@@ -10,7 +10,7 @@ async fn main() -> Result<(), Error> {
     let keys = Deps::from_env().await.keys();
     lambda_runtime::run(service_fn(|event: LambdaEvent<_>| {
         let keys = &keys;
-        async move { authorize(keys, &event.payload).await.map_err(Error::from) }
+        async move { Ok::<_, Error>(authorize(keys, &event.payload).await) }
     }))
     .await
 }
