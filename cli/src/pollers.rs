@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use aws_sdk_dynamodbstreams::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
 use paygate::aws::Target;
@@ -147,11 +147,11 @@ async fn get_records(streams: &aws_sdk_dynamodbstreams::Client, iterator: &str) 
             unreadable: Vec::new(),
             next: o.next_shard_iterator,
         }),
-        Err(SdkError::ResponseError(r)) => {
-            let raw: serde_json::Value = r
-                .raw()
-                .body()
-                .bytes()
+        // A 2xx answer the SDK could not read: read it ourselves.
+        Err(e) if e.raw_response().is_some_and(|r| r.status().is_success()) => {
+            let raw: serde_json::Value = e
+                .raw_response()
+                .and_then(|r| r.body().bytes())
                 .and_then(|b| serde_json::from_slice(b).ok())
                 .ok_or_else(|| "GetRecords answered something that is not JSON".to_owned())?;
             let mut page = Page { records: Vec::new(), unreadable: Vec::new(), next: raw["NextShardIterator"].as_str().map(str::to_owned) };

@@ -1,6 +1,7 @@
 //! Shared set-up of the integration tests: clients for the real local servers, the template's
 //! tables and queues, fresh accounts, the local HTTP API on a random port, and OpenAPI checks.
 
+pub mod conflicts;
 pub mod fault_proxy;
 pub mod openapi;
 pub mod receiver;

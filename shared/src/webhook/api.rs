@@ -95,6 +95,19 @@ impl Params {
             .ok_or_else(|| ApiError::invalid("parameter_missing", name, format!("Missing required param: {name}.")))
     }
 
+    /// Unix seconds (a JSON number or a string) or an RFC 3339 string.
+    fn timestamp(&mut self, name: &str) -> Result<Option<u64>, ApiError> {
+        match self.0.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => parse_time(name, &s).map(Some),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(Some)
+                .ok_or_else(|| ApiError::invalid("parameter_invalid", name, format!("{name} must be unix seconds (0 or more) or RFC 3339."))),
+            Some(_) => Err(ApiError::invalid("parameter_invalid", name, format!("{name} must be unix seconds or RFC 3339."))),
+        }
+    }
+
     fn list(&mut self, name: &str) -> Result<Option<Vec<String>>, ApiError> {
         match self.0.remove(name) {
             None => Ok(None),
@@ -264,7 +277,9 @@ impl WebhookApi {
                 Ok(json!({"object": "webhook_resend", "event": event_id, "endpoint": endpoint.id, "status": "pending"}))
             }
             "POST /v1/webhook_endpoints/{id}/recover" => {
-                let since = parse_time("since", &p.required("since")?)?;
+                let since = p
+                    .timestamp("since")?
+                    .ok_or_else(|| ApiError::invalid("parameter_missing", "since", "Missing required param: since."))?;
                 p.done()?;
                 let endpoint = self.endpoint(principal, id).await?;
                 if endpoint.status != EndpointStatus::Enabled {
