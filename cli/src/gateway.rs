@@ -20,7 +20,7 @@ use paygate::api::{get_event, list_events_handler};
 use paygate::auth::{ApiKeyStore, authorize};
 use paygate::store::EventStore;
 use paygate::webhook::api::WebhookApi;
-use serde_json::{Value, json};
+use serde_json::json;
 
 /// Everything the functions behind the API need, built once.
 #[derive(Debug, Clone)]
@@ -55,12 +55,29 @@ const ROUTES: &[(&str, Function)] = &[
 
 /// The route that `method path` matches, as API Gateway matches it, with its path parameters.
 fn route(method: &Method, path: &str) -> Option<(&'static str, Function, HashMap<String, String>)> {
-    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     ROUTES.iter().find_map(|(key, function)| {
         let (m, template) = key.split_once(' ')?;
         if m != method.as_str() {
             return None;
         }
+        Some((*key, *function, path_matches(template, path)?))
+    })
+}
+
+/// The methods that have a route for `path` (for a 405's `Allow`).
+fn methods_for(path: &str) -> Vec<&'static str> {
+    ROUTES
+        .iter()
+        .filter_map(|(key, _)| key.split_once(' '))
+        .filter(|(_, template)| path_matches(template, path).is_some())
+        .map(|(m, _)| m)
+        .collect()
+}
+
+/// The path parameters when `path` fits the route `template`.
+fn path_matches(template: &str, path: &str) -> Option<HashMap<String, String>> {
+    let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+    {
         let parts: Vec<&str> = template.trim_start_matches('/').split('/').collect();
         if parts.len() != segments.len() {
             return None;
@@ -76,8 +93,8 @@ fn route(method: &Method, path: &str) -> Option<(&'static str, Function, HashMap
                 None => return None,
             }
         }
-        Some((*key, *function, params))
-    })
+        Some(params)
+    }
 }
 
 /// API Gateway passes path parameters percent-decoded.
@@ -85,10 +102,19 @@ fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
-fn json_response(status: u16, body: Value) -> AxumResponse {
+/// Longest request target (path and query) accepted.
+const MAX_URI_BYTES: usize = 8 * 1024;
+/// Largest request body accepted.
+const MAX_BODY_BYTES: usize = 1 << 20;
+
+/// An error the gateway answers itself (no function ran), in the same Stripe shape and with a
+/// `Request-Id`, as every response of the API has.
+fn gateway_error(status: u16, code: Option<&str>, message: String) -> AxumResponse {
+    let body = json!({"error": {"type": "invalid_request_error", "code": code, "param": null, "message": message}});
     AxumResponse::builder()
         .status(status)
         .header("content-type", "application/json")
+        .header("request-id", format!("req_{}", ulid::Ulid::generate()))
         .body(AxumBody::from(body.to_string()))
         .expect("valid response")
 }
@@ -98,16 +124,25 @@ pub async fn handle(functions: &Functions, req: axum::extract::Request, peer: Op
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let raw_query = parts.uri.query().unwrap_or("").to_owned();
+    if parts.uri.path_and_query().map_or(0, |p| p.as_str().len()) > MAX_URI_BYTES {
+        return gateway_error(414, Some("uri_too_long"), format!("The request URL is longer than {MAX_URI_BYTES} bytes."));
+    }
     let Some((route_key, function, path_parameters)) = route(&parts.method, &path) else {
-        return json_response(
-            404,
-            json!({"error": {"type": "invalid_request_error", "code": null, "param": null,
-                   "message": format!("Unrecognized request URL ({}: {}).", parts.method, path)}}),
+        let allowed = methods_for(&path);
+        if allowed.is_empty() {
+            return gateway_error(404, None, format!("Unrecognized request URL ({}: {}).", parts.method, path));
+        }
+        let mut response = gateway_error(
+            405,
+            Some("method_not_allowed"),
+            format!("{} is not allowed on {path}; use {}.", parts.method, allowed.join(" or ")),
         );
+        response.headers_mut().insert(http::header::ALLOW, allowed.join(", ").parse().expect("method names"));
+        return response;
     };
-    let body = match to_bytes(body, 1 << 20).await {
+    let body = match to_bytes(body, MAX_BODY_BYTES).await {
         Ok(b) => b,
-        Err(_) => return json_response(413, json!({"message": "Request Entity Too Large"})),
+        Err(_) => return gateway_error(413, Some("request_too_large"), format!("The request body is larger than {MAX_BODY_BYTES} bytes.")),
     };
     let request_id = ulid::Ulid::generate().to_string();
     let mut context = ApiGatewayV2httpRequestContext::default();
@@ -135,7 +170,7 @@ pub async fn handle(functions: &Functions, req: axum::extract::Request, peer: Op
     auth_req.request_context = context.clone();
     let decision = authorize(&functions.keys, &auth_req).await;
     if !decision.is_authorized {
-        return json_response(403, json!({"message": "Forbidden"}));
+        return gateway_error(403, None, "Forbidden.".to_owned());
     }
 
     // 2. The route's function, with the payload-2.0 event carrying the authorizer's context.

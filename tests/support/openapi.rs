@@ -55,3 +55,11 @@ pub fn check_response(method: &str, path: &str, status: u16, body: &Value) {
     let errors: Vec<String> = validator.iter_errors(body).map(|e| format!("{} at {}", e, e.instance_path())).collect();
     assert!(errors.is_empty(), "{method} {template} {status}: body does not match openapi.yaml: {errors:?}\n{body}");
 }
+
+/// Whether the component schema `name` (`#/components/schemas/{name}`) accepts `value`.
+pub fn schema_accepts(name: &str, value: &Value) -> bool {
+    let mut root = json!({ "$schema": "https://json-schema.org/draft/2020-12/schema" });
+    root["$ref"] = json!(format!("#/components/schemas/{name}"));
+    root["components"] = SPEC["components"].clone();
+    jsonschema::validator_for(&root).expect("schema compiles").is_valid(value)
+}

@@ -16,10 +16,12 @@ use crate::store::EventStore;
 use crate::webhook::deliveries::DeliveryStore;
 use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointId, EndpointStatus, EndpointStore, new_endpoint, rotate};
 use crate::webhook::fanout::{DeliveryMessage, Fanout};
-use crate::webhook::idempotency::{Claim, IdempotencyStore, fingerprint};
+use crate::webhook::idempotency::{Claim, IdempotencyKey, IdempotencyStore, fingerprint};
 use crate::webhook::ssrf::{UrlPolicy, check_url};
 
 const MAX_DESCRIPTION: usize = 5000;
+/// The largest request body accepted: every parameter at its longest fits easily.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 
 /// What the webhook API needs, built once.
 #[derive(Debug, Clone)]
@@ -40,6 +42,13 @@ fn body_params(req: &Request) -> Result<Map<String, Value>, ApiError> {
         Body::Binary(b) => b,
         _ => b"",
     };
+    if raw.len() > MAX_BODY_BYTES {
+        return Err(ApiError::InvalidRequest {
+            code: "parameter_invalid",
+            message: format!("The request body is {} bytes; at most {MAX_BODY_BYTES} are accepted.", raw.len()),
+            param: None,
+        });
+    }
     let content_type = req.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
     let is_json = content_type.starts_with("application/json") || raw.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{');
     if is_json {
@@ -169,8 +178,11 @@ impl WebhookApi {
         };
         let id = path_param(&req, "id");
         let print = fingerprint(&[&route, &id], &Value::Object(params.clone()));
-        let key = req.headers().get("idempotency-key").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        let claim = match self.idempotency.claim(&principal, key.as_deref(), &print).await {
+        let key = match IdempotencyKey::from_header(req.headers().get("idempotency-key")) {
+            Ok(k) => k,
+            Err(e) => return respond(&req, Err(e)),
+        };
+        let claim = match self.idempotency.claim(&principal, key.as_ref(), &print).await {
             Ok(c) => c,
             Err(e) => return respond(&req, Err(e)),
         };

@@ -27,13 +27,44 @@ struct Record {
     expires_at: u64,
 }
 
+/// An `Idempotency-Key` header: 1 to 255 printable ASCII characters. Anything else is refused with
+/// a 400, never ignored (an ignored key would let a retry create a duplicate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IdempotencyKey(String);
+
+impl IdempotencyKey {
+    /// The header's value, if the request has one.
+    pub fn from_header(value: Option<&http::HeaderValue>) -> Result<Option<Self>, ApiError> {
+        let Some(value) = value else { return Ok(None) };
+        let bytes = value.as_bytes();
+        if bytes.is_empty() || bytes.len() > MAX_KEY_LEN || !bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
+            return Err(ApiError::invalid(
+                "idempotency_key_invalid",
+                "Idempotency-Key",
+                format!("Idempotency keys are 1 to {MAX_KEY_LEN} printable ASCII characters."),
+            ));
+        }
+        Ok(Some(IdempotencyKey(String::from_utf8_lossy(bytes).into_owned())))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for IdempotencyKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// What to do with a request.
 #[derive(Debug)]
 pub enum Claim {
     /// No key: just run it.
     NoKey,
     /// First use of the key: run it, then [`IdempotencyStore::finish`].
-    Fresh(String),
+    Fresh(IdempotencyKey),
     /// Seen before with the same parameters: answer this.
     Replay(u16, Value),
 }
@@ -60,27 +91,20 @@ impl IdempotencyStore {
         IdempotencyStore { client, table: table.into() }
     }
 
-    fn key(principal: &Principal, key: &str) -> [(String, AttributeValue); 2] {
+    fn key(principal: &Principal, key: &IdempotencyKey) -> [(String, AttributeValue); 2] {
         [
             ("pk".to_owned(), AttributeValue::S(principal.partition())),
-            ("id".to_owned(), AttributeValue::S(format!("idem#{key}"))),
+            ("id".to_owned(), AttributeValue::S(format!("idem#{}", key.as_str()))),
         ]
     }
 
     /// Claims `key` for a request with `fingerprint`.
-    pub async fn claim(&self, principal: &Principal, key: Option<&str>, fingerprint: &str) -> Result<Claim, ApiError> {
+    pub async fn claim(&self, principal: &Principal, key: Option<&IdempotencyKey>, fingerprint: &str) -> Result<Claim, ApiError> {
         let Some(key) = key else { return Ok(Claim::NoKey) };
-        if key.is_empty() || key.len() > MAX_KEY_LEN {
-            return Err(ApiError::invalid(
-                "idempotency_key_invalid",
-                "Idempotency-Key",
-                format!("Idempotency keys are 1 to {MAX_KEY_LEN} characters long."),
-            ));
-        }
         let now = unix_now();
         let record = Record {
             pk: principal.partition(),
-            id: format!("idem#{key}"),
+            id: format!("idem#{}", key.as_str()),
             fingerprint: fingerprint.to_owned(),
             status: None,
             body: None,
@@ -131,7 +155,7 @@ impl IdempotencyStore {
     }
 
     /// Stores the response of a fresh request, or releases the key when we failed (5xx).
-    pub async fn finish(&self, principal: &Principal, key: &str, status: u16, body: &Value) -> Result<(), StoreError> {
+    pub async fn finish(&self, principal: &Principal, key: &IdempotencyKey, status: u16, body: &Value) -> Result<(), StoreError> {
         let k: std::collections::HashMap<_, _> = Self::key(principal, key).into_iter().collect();
         if status >= 500 {
             self.client.delete_item().table_name(&self.table).set_key(Some(k)).send().await?;
@@ -148,5 +172,25 @@ impl IdempotencyStore {
             .send()
             .await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_are_printable_ascii_and_never_ignored() {
+        let ok = http::HeaderValue::from_static("order-1234 retry");
+        assert_eq!(IdempotencyKey::from_header(Some(&ok)).unwrap().unwrap().as_str(), "order-1234 retry");
+        assert_eq!(IdempotencyKey::from_header(None).unwrap(), None);
+        let non_ascii = http::HeaderValue::from_bytes("clé-ünïcode".as_bytes()).unwrap();
+        let empty = http::HeaderValue::from_static("");
+        let long = http::HeaderValue::from_str(&"k".repeat(256)).unwrap();
+        for bad in [non_ascii, empty, long] {
+            let e = IdempotencyKey::from_header(Some(&bad)).unwrap_err();
+            assert_eq!(e.status(), 400);
+            assert_eq!(e.body()["error"]["param"], "Idempotency-Key");
+        }
     }
 }

@@ -28,8 +28,13 @@ impl UrlPolicy {
     /// The local stack's: loopback and private URLs allowed, unless
     /// `PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS=false` asks for the deployed behaviour.
     pub fn local_from_env() -> Self {
-        match std::env::var("PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS").as_deref() {
-            Ok("false") => UrlPolicy::STRICT,
+        Self::local(std::env::var("PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS").ok().as_deref())
+    }
+
+    /// [`UrlPolicy::local_from_env`] for a value of the variable.
+    pub fn local(allow_private: Option<&str>) -> Self {
+        match allow_private {
+            Some("false") => UrlPolicy::STRICT,
             _ => UrlPolicy::LOCAL_DEV,
         }
     }
@@ -51,9 +56,29 @@ fn v4_forbidden(ip: Ipv4Addr) -> bool {
         || a >= 240 // reserved
 }
 
+/// The IPv4 address made of two 16-bit segments.
+fn v4_of(hi: u16, lo: u16) -> Ipv4Addr {
+    Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo))
+}
+
+/// IPv4 addresses an IPv6 transition form carries, which a router on the way may turn into real
+/// IPv4 traffic: 6to4 (`2002:AABB:CCDD::/48` → A.B.C.D) and Teredo (`2001:0::/32`: the server
+/// address in bits 32–63, the client's, inverted, in the last 32).
+fn embedded_v4(ip: Ipv6Addr) -> Vec<Ipv4Addr> {
+    let s = ip.segments();
+    match (s[0], s[1]) {
+        (0x2002, _) => vec![v4_of(s[1], s[2])],
+        (0x2001, 0x0000) => vec![v4_of(s[2], s[3]), v4_of(!s[6], !s[7])],
+        _ => Vec::new(),
+    }
+}
+
 fn v6_forbidden(ip: Ipv6Addr) -> bool {
     if let Some(v4) = ip.to_ipv4_mapped() {
         return v4_forbidden(v4);
+    }
+    if embedded_v4(ip).into_iter().any(v4_forbidden) {
+        return true;
     }
     let s = ip.segments();
     ip.is_unspecified()
@@ -63,7 +88,7 @@ fn v6_forbidden(ip: Ipv6Addr) -> bool {
         || ip.is_unicast_link_local() // fe80::/10
         || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
         || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-        || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64: an IPv4 address in disguise
+        || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64 (64:ff9b::/96 and the local-use 64:ff9b:1::/48): IPv4 in disguise
         || (s[0..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible (deprecated)
         || s[0] == 0x0100 && s[1..4] == [0, 0, 0] // discard-only
 }
@@ -75,6 +100,9 @@ pub fn is_forbidden(ip: IpAddr) -> bool {
         IpAddr::V6(v6) => v6_forbidden(v6),
     }
 }
+
+/// The longest webhook URL accepted, as browsers and most servers do.
+pub const MAX_URL_LEN: usize = 2048;
 
 fn invalid_url(message: impl Into<String>) -> ApiError {
     ApiError::invalid("url_invalid", "url", message)
@@ -95,6 +123,9 @@ impl WebhookUrl {
 
 /// Parses and checks a URL, resolving its host name: every address must be public (unless allowed).
 pub async fn check_url(raw: &str, mode: Mode, policy: UrlPolicy) -> Result<WebhookUrl, ApiError> {
+    if raw.len() > MAX_URL_LEN {
+        return Err(ApiError::invalid("parameter_invalid", "url", format!("url is at most {MAX_URL_LEN} characters.")));
+    }
     let url = url::Url::parse(raw.trim()).map_err(|e| invalid_url(format!("Invalid URL: {e}.")))?;
     match url.scheme() {
         "https" => {}
@@ -166,10 +197,17 @@ mod tests {
             "100.64.0.1", "100.127.255.255", "0.0.0.0", "224.0.0.1", "255.255.255.255", "240.0.0.1", "192.0.0.8",
             "198.18.0.1", "192.0.2.1", "::1", "::", "fc00::1", "fd12:3456::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1",
             "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "2001:db8::1", "::127.0.0.1",
+            // IPv6 transition forms carrying private IPv4: 6to4, Teredo (client 127.0.0.1), NAT64 local use.
+            "2002:7f00:1::1", "2002:a9fe:a9fe::1", "2002:c0a8:101::1", "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "2001:0:a00:1::1", "64:ff9b:1::a00:1",
         ] {
             assert!(is_forbidden(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700:4700::1111", "::ffff:8.8.8.8"] {
+        for ip in [
+            "1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700:4700::1111", "::ffff:8.8.8.8",
+            "2002:808:808::1", // 6to4 of 8.8.8.8
+            "2001:0:4136:e378:8000:63bf:f7f7:f7f7", // Teredo: server 65.54.227.120, client 8.8.8.8
+        ] {
             assert!(!is_forbidden(ip.parse().unwrap()), "{ip}");
         }
     }
@@ -186,6 +224,8 @@ mod tests {
             ("http://0x7f000001/", Mode::Test),
             ("http://2130706433/", Mode::Test),
             ("https://93.184.215.14/hook", Mode::Live),
+            ("http://[2002:7f00:1::1]/hook", Mode::Test),
+            ("http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook", Mode::Test),
         ] {
             let r = check_url(url, mode, strict).await;
             if url.starts_with("https://93.") {
@@ -201,5 +241,19 @@ mod tests {
         assert!(check_url("/relative", Mode::Test, strict).await.is_err());
         assert!(check_url("https://user:pw@93.184.215.14/", Mode::Test, strict).await.is_err());
         assert!(check_url("http://127.0.0.1:4242/hook", Mode::Test, UrlPolicy::LOCAL_DEV).await.is_ok());
+        let base = "https://93.184.215.14/";
+        let longest = format!("{base}{}", "a".repeat(MAX_URL_LEN - base.len()));
+        assert!(check_url(&longest, Mode::Live, strict).await.is_ok());
+        let e = check_url(&format!("{longest}a"), Mode::Live, strict).await.unwrap_err();
+        assert_eq!((e.body()["error"]["code"].as_str(), e.body()["error"]["param"].as_str()), (Some("parameter_invalid"), Some("url")));
+        let e = check_url(&format!("{base}{}", "a".repeat(450_000)), Mode::Live, strict).await.unwrap_err();
+        assert_eq!(e.status(), 400, "a 450 kB URL is a 400, not a 500");
+    }
+
+    #[test]
+    fn the_local_stack_can_be_made_strict() {
+        assert_eq!(UrlPolicy::local(None), UrlPolicy::LOCAL_DEV);
+        assert_eq!(UrlPolicy::local(Some("true")), UrlPolicy::LOCAL_DEV);
+        assert_eq!(UrlPolicy::local(Some("false")), UrlPolicy::STRICT);
     }
 }
