@@ -152,7 +152,9 @@ async fn recover_requeues_final_failures_once_and_counts_them_again() {
     let api = Api::start(&stack).await;
     let attempts = api.get(&format!("/v1/events/{}/deliveries", e.id), Some(key)).await;
     let statuses: Vec<&str> = attempts.body["data"].as_array().unwrap().iter().map(|a| a["status"].as_str().unwrap()).collect();
-    assert_eq!(statuses, ["failed", "failed"], "the final failure is visible");
+    assert_eq!(statuses, ["failed", "failed"]);
+    let next: Vec<bool> = attempts.body["data"].as_array().unwrap().iter().map(|a| a["next_retry_at"].is_string()).collect();
+    assert_eq!(next, [true, false], "the final failure is visible: a failed attempt with no next retry");
 
     // Bad input first.
     let path = format!("/v1/webhook_endpoints/{}/recover", ep.id);

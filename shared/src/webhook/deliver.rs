@@ -249,6 +249,7 @@ impl Deliverer {
             error: response.error.clone(),
             response_body: response.body.clone(),
             created_at: now,
+            next_retry_at: None,
         };
         metric(succeeded, latency_ms);
         tracing::info!(attempt, succeeded, http_status = ?response.status, latency_ms, error = ?response.error, "attempt");
@@ -265,7 +266,8 @@ impl Deliverer {
         }
         match next_delay(self.schedule.for_mode(principal.mode), attempt, response.retry_after) {
             Some(delay) => {
-                self.deliveries.retry_later(&principal, &record, unix_now() + delay).await?;
+                let record = Attempt { next_retry_at: Some(unix_now() + delay), ..record };
+                self.deliveries.retry_later(&principal, &record).await?;
                 // The message itself comes back after the delay; should that fail (or the message
                 // vanish), the state is overdue after the delay plus the grace and the sweeper sends it.
                 if let Some(handle) = &m.receipt_handle {

@@ -134,6 +134,10 @@ pub struct Attempt {
     /// The start of the response body (at most 2 kB kept).
     pub response_body: Option<String>,
     pub created_at: u64,
+    /// Unix seconds of the next attempt, when this one failed and will be retried; `None` after a
+    /// success or a final failure.
+    #[serde(default)]
+    pub next_retry_at: Option<u64>,
 }
 
 impl Attempt {
@@ -149,6 +153,7 @@ impl Attempt {
             "error": self.error,
             "response_body": self.response_body,
             "created_at": crate::ids::CreatedAt(self.created_at),
+            "next_retry_at": self.next_retry_at.map(crate::ids::CreatedAt),
         })
     }
 }
@@ -373,7 +378,8 @@ impl DeliveryStore {
     /// Records a failed attempt and when the next one is due, in one transaction; the state stays
     /// pending and becomes overdue `redrive_after` seconds after `next_attempt_at`. False when the
     /// state is no longer pending.
-    pub async fn retry_later(&self, principal: &Principal, attempt: &Attempt, next_attempt_at: u64) -> Result<bool, StoreError> {
+    pub async fn retry_later(&self, principal: &Principal, attempt: &Attempt) -> Result<bool, StoreError> {
+        let next_attempt_at = attempt.next_retry_at.unwrap_or_else(unix_now);
         let update = Update::builder()
             .table_name(&self.table)
             .set_key(Some(state_key(principal, attempt.event_id, &attempt.endpoint_id)))
