@@ -305,8 +305,8 @@ impl DeliveryStore {
         Ok(self.state(principal, event, endpoint).await?.map(|s| s.status))
     }
 
-    /// Every state of one event (one Query), attempts left out.
-    pub async fn states(&self, principal: &Principal, event: EventId) -> Result<Vec<DeliveryState>, StoreError> {
+    /// Every item of one event's partition, states and attempts: one Query.
+    async fn event_items(&self, principal: &Principal, event: EventId) -> Result<Vec<HashMap<String, AttributeValue>>, StoreError> {
         let out = self
             .client
             .query()
@@ -316,8 +316,13 @@ impl DeliveryStore {
             .consistent_read(true)
             .send()
             .await?;
-        out.items
-            .unwrap_or_default()
+        Ok(out.items.unwrap_or_default())
+    }
+
+    /// Every state of one event (one Query), attempts left out.
+    pub async fn states(&self, principal: &Principal, event: EventId) -> Result<Vec<DeliveryState>, StoreError> {
+        self.event_items(principal, event)
+            .await?
             .into_iter()
             .filter(|i| i.get("sk").and_then(|s| s.as_s().ok()).is_some_and(|s| s.ends_with("#state")))
             .map(|i| serde_dynamo::from_item::<_, StateItem>(i).map(DeliveryState::from).map_err(StoreError::from))
@@ -475,18 +480,9 @@ impl DeliveryStore {
 
     /// Every attempt at delivering `event`, to any endpoint, oldest first: one Query.
     pub async fn attempts(&self, principal: &Principal, event: EventId) -> Result<Vec<Attempt>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(pk(principal, event)))
-            .consistent_read(true)
-            .send()
-            .await?;
-        let mut attempts: Vec<(String, Attempt)> = out
-            .items
-            .unwrap_or_default()
+        let mut attempts: Vec<(String, Attempt)> = self
+            .event_items(principal, event)
+            .await?
             .into_iter()
             .filter(|i| i.get("sk").and_then(|s| s.as_s().ok()).is_some_and(|s| s.contains("#attempt#")))
             .map(|i| serde_dynamo::from_item::<_, AttemptItem>(i).map(|a| (a.sk.rsplit('#').next().unwrap_or_default().to_owned(), a.attempt)))
