@@ -303,6 +303,19 @@ async fn queued_messages_deleted_behind_the_systems_back() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_delivery_queue_lost_with_its_messages_as_in_an_sqs_restart() {
+    let s = scenario("SQS restarted empty").await;
+    let restart = async {
+        // A restarted local SQS server has forgotten its queues and their messages.
+        let sqs = &s.direct.clients.sqs;
+        sqs.delete_queue().queue_url(&s.direct.config.delivery_queue_url).send().await.unwrap();
+        tokio::time::sleep(Duration::from_secs(5)).await;
+    };
+    let f = s.run(restart).await;
+    assert_nothing_lost(&f);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_api_answers_a_stalled_store_with_an_error_within_seconds() {
     let s = scenario("API on a stalled store").await;
     let event = publish(&s.direct, &s.principal, EventType::PaymentSucceeded, serde_json::json!({"id": "pay_1", "object": "payment"})).await;

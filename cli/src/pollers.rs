@@ -47,7 +47,7 @@ impl Drop for Pollers {
 /// too (a fresh table); otherwise only what is written from now on, as a new event source mapping would.
 pub async fn start(stack: &Stack, deliverer: Deliverer, from_start: bool) -> Result<Pollers, String> {
     let stream = stream_poller(stack, stack.fanout(), from_start).await?;
-    let queue = tokio::spawn(queue_poller(stack.clients.sqs.clone(), stack.config.delivery_queue_url.clone(), deliverer));
+    let queue = tokio::spawn(queue_poller(stack.clone(), deliverer));
     let sweeper = tokio::spawn(sweep_every(stack.sweeper(), sweep_interval(stack.config.redrive_after)));
     Ok(Pollers { tasks: vec![stream, queue, sweeper] })
 }
@@ -311,12 +311,15 @@ fn to_message(m: aws_sdk_sqs::types::Message) -> SqsMessage {
 }
 
 /// Long-polls the delivery queue, ten messages at a time; deletes what the handler did not report failed.
-async fn queue_poller(sqs: aws_sdk_sqs::Client, queue_url: String, deliverer: Deliverer) {
+/// A local SQS server that restarted has forgotten its queues: they are created again (the pending
+/// deliveries are in DynamoDB, and the sweeper sends them again).
+async fn queue_poller(stack: Stack, deliverer: Deliverer) {
+    let (sqs, queue_url) = (&stack.clients.sqs, &stack.config.delivery_queue_url);
     let mut backoff = Backoff::new("delivery queue");
     loop {
         let out = match sqs
             .receive_message()
-            .queue_url(&queue_url)
+            .queue_url(queue_url)
             .max_number_of_messages(QUEUE_BATCH)
             .wait_time_seconds(1)
             .message_system_attribute_names(MessageSystemAttributeName::All)
@@ -326,6 +329,12 @@ async fn queue_poller(sqs: aws_sdk_sqs::Client, queue_url: String, deliverer: De
         {
             Ok(o) => o,
             Err(e) => {
+                if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) {
+                    tracing::warn!("the delivery queue is gone (the SQS server restarted?); creating the queues again");
+                    if let Err(e) = stack.provision().await {
+                        tracing::warn!(error = e, "could not create the queues");
+                    }
+                }
                 backoff.fail(&aws_sdk_sqs::error::DisplayErrorContext(e).to_string()).await;
                 continue;
             }
@@ -347,7 +356,7 @@ async fn queue_poller(sqs: aws_sdk_sqs::Client, queue_url: String, deliverer: De
             .collect();
         if !entries.is_empty() {
             // Not deleted: the messages come back and are acknowledged then as duplicates.
-            if let Err(e) = sqs.delete_message_batch().queue_url(&queue_url).set_entries(Some(entries)).send().await {
+            if let Err(e) = sqs.delete_message_batch().queue_url(queue_url).set_entries(Some(entries)).send().await {
                 tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "delete_message_batch failed");
             }
         }

@@ -114,14 +114,20 @@ impl Stack {
         };
         config.redrive_after = Config::from_env().redrive_after;
         let clients = Clients::new(target).await;
-        let names = config.clone();
-        let provisioned = provision(&clients, &|id| names.name_of(id)).await.map_err(|e| {
+        let mut stack = Stack { deps: Deps { clients, config, policy: UrlPolicy::local_from_env() } };
+        let provisioned = stack.provision().await?;
+        stack.config.delivery_queue_url = provisioned.queue_urls.get("DeliveryQueue").cloned().unwrap_or_default();
+        stack.config.delivery_dlq_url = provisioned.queue_urls.get("DeliveryDeadLetterQueue").cloned().unwrap_or_default();
+        stack.config.fanout_failure_queue_url = provisioned.queue_urls.get("FanoutFailureQueue").cloned().unwrap_or_default();
+        Ok(stack)
+    }
+
+    /// Creates the template's tables and queues under this stack's names, where missing (idempotent).
+    pub async fn provision(&self) -> Result<paygate::local::Provisioned, String> {
+        let names = &self.config;
+        provision(&self.clients, &|id| names.name_of(id)).await.map_err(|e| {
             format!("cannot create the local tables and queues ({e}); are the local servers up? (`make servers`)")
-        })?;
-        config.delivery_queue_url = provisioned.queue_urls.get("DeliveryQueue").cloned().unwrap_or_default();
-        config.delivery_dlq_url = provisioned.queue_urls.get("DeliveryDeadLetterQueue").cloned().unwrap_or_default();
-        config.fanout_failure_queue_url = provisioned.queue_urls.get("FanoutFailureQueue").cloned().unwrap_or_default();
-        Ok(Stack { deps: Deps { clients, config, policy: UrlPolicy::local_from_env() } })
+        })
     }
 
     pub fn functions(&self) -> Functions {
