@@ -443,3 +443,38 @@ async fn delivery_refuses_private_addresses_at_connect_time() {
         assert!(e.contains("no public address") || e.contains("not public"), "{e}");
     }
 }
+
+#[tokio::test]
+async fn endpoints_take_events_as_the_reference_sends_it() {
+    let stack = stack().await;
+    let api = Api::start(&stack).await;
+    let a = account(&stack).await;
+    let key = a.test_key.expose();
+    // The reference's body, as its client code sends it.
+    let body = serde_json::json!({"url": "http://127.0.0.1:9/hooks", "events": ["subscription.created", "subscription.canceled"]});
+    assert!(integration_tests::openapi::schema_accepts("EndpointCreate", &body));
+    let created = api.post("/v1/webhook_endpoints", key, &body.to_string(), None).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert_eq!(created.body["enabled_events"], serde_json::json!(["subscription.created", "subscription.canceled"]));
+    assert!(created.body.get("events").is_none(), "responses say enabled_events");
+    for form in ["url=http%3A%2F%2F127.0.0.1%3A9%2Fa&events[]=payment.*", "url=http%3A%2F%2F127.0.0.1%3A9%2Fb&events[0]=payment.*&events[1]=refund.created"] {
+        let r = api.post("/v1/webhook_endpoints", key, form, None).await;
+        assert_eq!(r.status, 200, "{form}: {}", r.body);
+        assert!(r.body["enabled_events"].as_array().unwrap().contains(&serde_json::json!("payment.*")), "{}", r.body);
+    }
+    // Both names: a 400 naming `events`, in JSON and in forms, on create and on update.
+    let both = serde_json::json!({"url": "http://127.0.0.1:9/c", "events": ["*"], "enabled_events": ["*"]});
+    assert!(!integration_tests::openapi::schema_accepts("EndpointCreate", &both), "the spec says one of the two");
+    let r = api.post("/v1/webhook_endpoints", key, &both.to_string(), None).await;
+    assert_eq!((r.status, r.body["error"]["code"].as_str(), r.body["error"]["param"].as_str()), (400, Some("parameters_exclusive"), Some("events")));
+    let r = api.post("/v1/webhook_endpoints", key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fd&events[]=*&enabled_events[]=*", None).await;
+    assert_eq!((r.status, r.body["error"]["param"].as_str()), (400, Some("events")));
+    let path = format!("/v1/webhook_endpoints/{}", created.body["id"].as_str().unwrap());
+    let updated = api.post(&path, key, r#"{"events": ["payout.*"]}"#, None).await;
+    assert_eq!(updated.status, 200, "{}", updated.body);
+    assert_eq!(updated.body["enabled_events"], serde_json::json!(["payout.*"]));
+    let r = api.post(&path, key, "events[]=*&enabled_events[]=*", None).await;
+    assert_eq!((r.status, r.body["error"]["param"].as_str()), (400, Some("events")));
+    let bad = api.post(&path, key, "events[]=payment.exploded", None).await;
+    assert_eq!((bad.status, bad.body["error"]["param"].as_str()), (400, Some("events")), "named as it was given");
+}

@@ -132,6 +132,24 @@ impl Params {
         }
     }
 
+    /// `enabled_events`, or its other name `events` (the reference's clients send it); not both.
+    fn enabled_events(&mut self) -> Result<Option<EnabledEvents>, ApiError> {
+        match (self.list("enabled_events")?, self.list("events")?) {
+            (Some(_), Some(_)) => Err(ApiError::invalid(
+                "parameters_exclusive",
+                "events",
+                "You may only specify one of these parameters: enabled_events, events.",
+            )),
+            (Some(v), None) => EnabledEvents::parse(&v).map(Some),
+            // A bad list names the parameter it came in.
+            (None, Some(v)) => EnabledEvents::parse(&v).map(Some).map_err(|e| match e {
+                ApiError::InvalidRequest { code, message, .. } => ApiError::InvalidRequest { code, message, param: Some("events".into()) },
+                other => other,
+            }),
+            (None, None) => Ok(None),
+        }
+    }
+
     fn done(self) -> Result<(), ApiError> {
         match self.0.keys().next() {
             Some(k) => Err(ApiError::unknown_parameter(k)),
@@ -230,10 +248,9 @@ impl WebhookApi {
         match route {
             "POST /v1/webhook_endpoints" => {
                 let url = p.required("url")?;
-                let events = p
-                    .list("enabled_events")?
+                let enabled_events = p
+                    .enabled_events()?
                     .ok_or_else(|| ApiError::invalid("parameter_missing", "enabled_events", "Missing required param: enabled_events."))?;
-                let enabled_events = EnabledEvents::parse(&events)?;
                 let description = description(p.string("description")?)?;
                 p.done()?;
                 let url = check_url(&url, principal.mode, self.policy).await?;
@@ -245,7 +262,7 @@ impl WebhookApi {
             "POST /v1/webhook_endpoints/{id}" => {
                 let mut endpoint = self.endpoint(principal, id).await?;
                 let url = p.string("url")?;
-                let events = p.list("enabled_events")?;
+                let events = p.enabled_events()?;
                 let desc = p.string("description")?;
                 let status = p.string("status")?;
                 p.done()?;
@@ -253,7 +270,7 @@ impl WebhookApi {
                     endpoint.url = check_url(&url, principal.mode, self.policy).await?.as_str().to_owned();
                 }
                 if let Some(events) = events {
-                    endpoint.enabled_events = EnabledEvents::parse(&events)?;
+                    endpoint.enabled_events = events;
                 }
                 if desc.is_some() {
                     endpoint.description = description(desc)?;
