@@ -1,0 +1,151 @@
+// Type declarations of @paygate/node.
+
+export declare const VERSION: string
+export declare const DEFAULT_BASE_URL: string
+export declare const DEFAULT_TOLERANCE: number
+
+export type EventType =
+  | 'payment.created' | 'payment.pending' | 'payment.processing' | 'payment.succeeded' | 'payment.failed' | 'payment.canceled'
+  | 'subscription.created' | 'subscription.updated' | 'subscription.canceled' | 'subscription.paused' | 'subscription.resumed'
+  | 'subscription.trial_will_end' | 'subscription.payment_succeeded' | 'subscription.payment_failed'
+  | 'payout.created' | 'payout.processing' | 'payout.completed' | 'payout.failed' | 'payout.canceled'
+  | 'refund.created' | 'refund.succeeded' | 'refund.failed'
+  | 'checkout.session.completed' | 'checkout.session.expired'
+  | 'customer.created' | 'customer.updated' | 'customer.deleted'
+  | (string & {})
+
+export interface Event {
+  id: string
+  object: 'event'
+  type: EventType
+  created_at: string
+  data: { object: { id: string; object: string; [key: string]: unknown } }
+  pending_webhooks: number
+  request: { id: string | null; idempotency_key: string | null }
+}
+
+export interface List<T> extends AsyncIterable<T> {
+  object: 'list'
+  data: T[]
+  has_more: boolean
+  url: string
+}
+
+/** The first page when awaited; every item, page after page, with `for await`. */
+export type ListPromise<T> = Promise<List<T>> & AsyncIterable<T>
+
+export type Timestamp = number | string | Date
+
+export interface EventListParams {
+  limit?: number
+  starting_after?: string
+  ending_before?: string
+  type?: string
+  types?: string[]
+  created?: Timestamp | { gt?: Timestamp; gte?: Timestamp; lt?: Timestamp; lte?: Timestamp }
+}
+
+export interface WebhookEndpoint {
+  id: string
+  object: 'webhook_endpoint'
+  url: string
+  enabled_events: string[]
+  description: string | null
+  status: 'enabled' | 'disabled'
+  created_at: string
+  livemode: boolean
+  /** Only on creation and on rotation. */
+  secret?: string
+}
+
+export interface EndpointCreateParams {
+  url: string
+  /** Event types, family wildcards (`payment.*`) or `*`. `enabled_events` works too. */
+  events?: string[]
+  enabled_events?: string[]
+  description?: string
+}
+
+export interface EndpointUpdateParams {
+  url?: string
+  events?: string[]
+  enabled_events?: string[]
+  description?: string
+  status?: 'enabled' | 'disabled'
+}
+
+export interface DeliveryAttempt {
+  object: 'webhook_delivery_attempt'
+  event: string
+  endpoint: string
+  attempt: number
+  status: 'succeeded' | 'failed'
+  http_status: number | null
+  latency_ms: number
+  error: string | null
+  response_body: string | null
+  created_at: string
+  next_retry_at: string | null
+}
+
+export interface RequestOptions { idempotencyKey?: string }
+
+export interface PayGateOptions {
+  /** Default {@link DEFAULT_BASE_URL}. */
+  baseUrl?: string
+  /** Retries of network errors, 429 and 5xx (with backoff). Default 2. */
+  maxRetries?: number
+  /** Milliseconds per request. Default 30000. */
+  timeout?: number
+  /** Give every POST an Idempotency-Key so it can be retried safely. Default true. */
+  autoIdempotencyKey?: boolean
+}
+
+declare class Events {
+  retrieve (id: string): Promise<Event>
+  list (params?: EventListParams): ListPromise<Event>
+  deliveries (id: string): Promise<List<DeliveryAttempt>>
+}
+
+declare class WebhookEndpoints {
+  create (params: EndpointCreateParams, options?: RequestOptions): Promise<WebhookEndpoint>
+  retrieve (id: string): Promise<WebhookEndpoint>
+  update (id: string, params: EndpointUpdateParams, options?: RequestOptions): Promise<WebhookEndpoint>
+  list (params?: { limit?: number; starting_after?: string; ending_before?: string }): ListPromise<WebhookEndpoint>
+  del (id: string): Promise<{ id: string; object: 'webhook_endpoint'; deleted: true }>
+  rotateSecret (id: string, options?: RequestOptions): Promise<WebhookEndpoint>
+  resend (id: string, params: { event: string }, options?: RequestOptions): Promise<{ object: 'webhook_resend'; event: string; endpoint: string; status: 'pending' }>
+  recover (id: string, params: { since: Timestamp }, options?: RequestOptions): Promise<{ object: 'webhook_recovery'; endpoint: string; since: string; queued: number; events: string[] }>
+}
+
+export declare class PayGate {
+  constructor (apiKey: string, options?: PayGateOptions)
+  readonly baseUrl: string
+  readonly events: Events
+  readonly webhooks: { endpoints: WebhookEndpoints }
+  readonly webhookEndpoints: WebhookEndpoints
+}
+export default PayGate
+
+export declare class PayGateError extends Error {
+  readonly type: string | null
+  readonly statusCode: number | null
+  readonly code: string | null
+  readonly param: string | null
+  readonly requestId: string | null
+  readonly raw: unknown
+}
+export declare class InvalidRequestError extends PayGateError {}
+export declare class AuthenticationError extends PayGateError {}
+export declare class IdempotencyError extends PayGateError {}
+export declare class RateLimitError extends PayGateError {}
+export declare class APIError extends PayGateError {}
+export declare class APIConnectionError extends PayGateError {}
+export declare class WebhookSignatureError extends Error {}
+
+export declare const Webhook: {
+  /** Verifies `x-paygate-signature` over the raw body; returns the event or throws WebhookSignatureError. */
+  constructEvent (payload: Buffer | string | Uint8Array, header: string | string[] | undefined, secret: string, tolerance?: number): Event
+  /** Verifies the Standard Webhooks headers; returns the event or throws WebhookSignatureError. */
+  verifyStandard (payload: Buffer | string | Uint8Array, headers: Record<string, string | undefined> | { get (name: string): string | null }, secret: string, tolerance?: number): Event
+}

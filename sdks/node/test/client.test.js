@@ -1,0 +1,72 @@
+// The client beyond the reference: auto-pagination, errors, retries and idempotency, endpoints.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { PayGate, InvalidRequestError, AuthenticationError, APIConnectionError, PayGateError, DEFAULT_BASE_URL } from '@paygate/node'
+import { BASE, newAccount, trigger } from './helpers.js'
+
+const account = newAccount()
+const paygate = new PayGate(account.test_key, { baseUrl: BASE })
+
+test('auto-pagination walks every page, both ways', async () => {
+  const published = trigger(account.test_key, 'customer.updated', 260)
+  const ids = published.map((e) => e.id)
+  const forward = []
+  for await (const event of paygate.events.list({ type: 'customer.updated', limit: 100 })) forward.push(event.id)
+  assert.deepEqual(forward, [...ids].reverse(), 'all 260, newest first, each once')
+  // From the oldest event towards the newest (ending_before), pages of 100.
+  const backward = []
+  for await (const event of paygate.events.list({ type: 'customer.updated', limit: 100, ending_before: ids[0] })) backward.push(event.id)
+  assert.equal(backward.length, 259)
+  assert.deepEqual(new Set(backward), new Set(ids.slice(1)))
+  // The awaited page iterates too.
+  const page = await paygate.events.list({ type: 'customer.updated', limit: 50 })
+  assert.equal(page.data.length, 50)
+  let n = 0
+  for await (const _ of page) n++ // eslint-disable-line no-unused-vars
+  assert.equal(n, 260)
+})
+
+test('errors have one class per type, with status, code, param and request id', async () => {
+  await assert.rejects(paygate.events.list({ limit: 1000 }), (e) => {
+    assert.ok(e instanceof InvalidRequestError && e instanceof PayGateError)
+    assert.equal(e.statusCode, 400)
+    assert.equal(e.param, 'limit')
+    assert.match(e.requestId, /^req_/)
+    return true
+  })
+  await assert.rejects(new PayGate('sk_test_doesNotExist0000000000000', { baseUrl: BASE }).events.list(), (e) => {
+    assert.ok(e instanceof AuthenticationError)
+    assert.equal(e.statusCode, 401)
+    assert.equal(e.code, 'api_key_invalid')
+    return true
+  })
+  await assert.rejects(paygate.events.retrieve('evt_01M86Q64X5F9SJQX46N8MH7WTH'), (e) => {
+    assert.ok(e instanceof InvalidRequestError)
+    assert.equal(e.statusCode, 404)
+    assert.equal(e.code, 'resource_missing')
+    return true
+  })
+  const unreachable = new PayGate(account.test_key, { baseUrl: 'http://127.0.0.1:9', maxRetries: 1 })
+  await assert.rejects(unreachable.events.list(), APIConnectionError)
+  assert.equal(new PayGate('sk_test_x').baseUrl, DEFAULT_BASE_URL)
+})
+
+test('POSTs carry an idempotency key, so the same key returns the same object', async () => {
+  const params = { url: 'http://127.0.0.1:9/hooks', enabled_events: ['*'] }
+  const a = await paygate.webhooks.endpoints.create(params, { idempotencyKey: 'node-sdk-test-1' })
+  const b = await paygate.webhooks.endpoints.create(params, { idempotencyKey: 'node-sdk-test-1' })
+  assert.equal(a.id, b.id)
+  const rotated = await paygate.webhooks.endpoints.rotateSecret(a.id)
+  assert.notEqual(rotated.secret, a.secret)
+  const updated = await paygate.webhooks.endpoints.update(a.id, { description: 'orders', events: ['payment.*'] })
+  assert.deepEqual(updated.enabled_events, ['payment.*'])
+  assert.equal((await paygate.webhooks.endpoints.retrieve(a.id)).description, 'orders')
+  const listed = await paygate.webhooks.endpoints.list()
+  assert.ok(listed.data.some((e) => e.id === a.id))
+  const [event] = trigger(account.test_key, 'payment.created')
+  const resent = await paygate.webhooks.endpoints.resend(a.id, { event: event.id })
+  assert.equal(resent.status, 'pending')
+  const recovered = await paygate.webhooks.endpoints.recover(a.id, { since: new Date(Date.now() - 3600e3) })
+  assert.equal(recovered.object, 'webhook_recovery')
+  assert.deepEqual(await paygate.webhooks.endpoints.del(a.id), { id: a.id, object: 'webhook_endpoint', deleted: true })
+})
