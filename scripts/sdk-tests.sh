@@ -34,11 +34,12 @@ say "paygate dev on $base"
 
 status=0
 # Node: the package's own tests, then the tarball npm would publish.
+# (set -e does not apply inside a command followed by ||: every step is chained with &&.)
 (
-  cd sdks/node
-  npm ci --no-audit --no-fund --silent
-  node --test test/
-  npm pack --silent --pack-destination "$work" >/dev/null
+  cd sdks/node &&
+    npm ci --no-audit --no-fund --silent &&
+    node --test test/ &&
+    npm pack --silent --pack-destination "$work" >/dev/null
 ) || status=1
 
 # Python: a venv with pytest and build; the package installed as a user would, then built.
@@ -48,9 +49,8 @@ if [ ! -x "$VENV/bin/pytest" ] || [ ! -x "$VENV/bin/pyproject-build" ]; then
   "$VENV/bin/pip" install -q --upgrade pip >&2
   "$VENV/bin/pip" install -q pytest build >&2
 fi
-(
-  "$VENV/bin/pip" install -q --force-reinstall --no-deps ./sdks/python >&2
-  "$VENV/bin/pytest" -q -p no:cacheprovider sdks/python/tests
-  "$VENV/bin/python" -m build -q --outdir "$work/dist" sdks/python >&2
-) || status=1
+"$VENV/bin/pip" install -q --force-reinstall --no-deps ./sdks/python >&2 &&
+  "$VENV/bin/pytest" -q -p no:cacheprovider sdks/python/tests &&
+  "$VENV/bin/python" -m build -q --outdir "$work/dist" sdks/python >&2 || status=1
+[ "$status" -eq 0 ] && say "packed: $(cd "$work" && ls ./*.tgz dist/* | tr '\n' ' ')"
 exit $status

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test`: installs what is missing, starts the local servers (unless already running), lints
-# the template, runs every test of the workspace, and stops what it started.
+# the template, runs every test of the workspace and of the client libraries, and stops what it started.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -18,10 +18,18 @@ trap 'scripts/local.sh stop $started; rm -f "$log"' EXIT
 set +e
 cargo test --workspace --locked "$@" 2>&1 | tee "$log"
 status=${PIPESTATUS[0]}
+# The client libraries (sdks/node, sdks/python) against a paygate dev of this checkout.
+scripts/sdk-tests.sh 2>&1 | tee -a "$log"
+sdk_status=${PIPESTATUS[0]}
 set -e
 # shellcheck disable=SC2086
 scripts/local.sh stop $started
 trap 'rm -f "$log"' EXIT
+# One closing line over every runner: cargo's "test result:" lines, node's "# pass/# fail/# skipped"
+# and pytest's "N passed, M failed".
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i; if ($(i+1) ~ /^ignored/) s += $i } }
-     END { printf "cargo: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
-exit "$status"
+     /^# pass [0-9]+$/ { p += $3 } /^# fail [0-9]+$/ { f += $3 } /^# skipped [0-9]+$/ { s += $3 }
+     /^[0-9]+ (passed|failed|skipped)/ && / in [0-9.]+s/ { for (i = 1; i < NF; i++) { w = $(i+1); gsub(/,/, "", w); if (w == "passed") p += $i; if (w == "failed" || w == "errors" || w == "error") f += $i; if (w == "skipped") s += $i } }
+     END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
+[ "$status" -eq 0 ] || exit "$status"
+exit "$sdk_status"

@@ -1,0 +1,82 @@
+"""The client beyond the reference: auto-paging, errors, idempotency, endpoints, real deliveries."""
+
+import http.server
+import threading
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+import paygate
+from conftest import BASE, eventually
+
+
+@pytest.fixture
+def client(account):
+    return paygate.PayGate(account["test_key"], base_url=BASE)
+
+
+def test_auto_paging_walks_every_page_both_ways(client, trigger):
+    ids = [e["id"] for e in trigger("customer.deleted", 255)]
+    forward = [e.id for e in client.events.list(type="customer.deleted", limit=100).auto_paging_iter()]
+    assert forward == ids[::-1], "all 255, newest first, each once"
+    backward = [e.id for e in client.events.list(type="customer.deleted", limit=100, ending_before=ids[0]).auto_paging_iter()]
+    assert len(backward) == 254 and set(backward) == set(ids[1:])
+    an_hour_ago = datetime.now(timezone.utc) - timedelta(hours=1)
+    recent = client.events.list(type="customer.deleted", created={"gte": an_hour_ago}, limit=100)
+    assert len(list(recent.auto_paging_iter())) == 255
+
+
+def test_errors_have_one_class_per_type(client):
+    with pytest.raises(paygate.InvalidRequestError) as e:
+        client.events.list(limit=1000)
+    assert (e.value.status_code, e.value.param) == (400, "limit")
+    assert e.value.request_id.startswith("req_")
+    with pytest.raises(paygate.AuthenticationError) as e:
+        paygate.PayGate("sk_test_doesNotExist0000000000000", base_url=BASE).events.list()
+    assert (e.value.status_code, e.value.code) == (401, "api_key_invalid")
+    with pytest.raises(paygate.InvalidRequestError) as e:
+        client.events.retrieve("evt_01M86Q64X5F9SJQX46N8MH7WTH")
+    assert (e.value.status_code, e.value.code) == (404, "resource_missing")
+    assert isinstance(e.value, paygate.PayGateError)
+    with pytest.raises(paygate.APIConnectionError):
+        paygate.PayGate("sk_test_x", base_url="http://127.0.0.1:9", max_retries=1).events.list()
+    assert paygate.PayGate("sk_test_x").base_url == paygate.DEFAULT_BASE_URL
+
+
+def test_endpoints_and_a_real_delivery_verified_both_ways(client, trigger):
+    got = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            got.append((body, dict(self.headers)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hooks"
+        a = client.webhooks.endpoints.create(url=url, events=["refund.*"], idempotency_key="py-sdk-1")
+        b = client.webhooks.endpoints.create(url=url, events=["refund.*"], idempotency_key="py-sdk-1")
+        assert a.id == b.id and a.secret.startswith("whsec_")
+        sent = trigger("refund.succeeded")[0]
+        body, headers = eventually(lambda: got and got[0], "a delivery")
+        event = paygate.Webhook.construct_event(body, headers["x-paygate-signature"], a.secret)
+        assert event.id == sent["id"] and event.data.object.id == sent["data"]["object"]["id"]
+        assert paygate.Webhook.verify_standard(body, headers, a.secret).id == sent["id"]
+        with pytest.raises(paygate.WebhookSignatureError):
+            paygate.Webhook.construct_event(body, headers["x-paygate-signature"], client.webhooks.endpoints.rotate_secret(a.id).secret + "x")
+        updated = client.webhooks.endpoints.update(a.id, description="refunds", events=["refund.created"])
+        assert updated.enabled_events == ["refund.created"]
+        assert any(e.id == a.id for e in client.webhooks.endpoints.list().data)
+        deliveries = eventually(lambda: [d for d in client.events.deliveries(sent["id"]).data if d.status == "succeeded"], "the attempt record")
+        assert deliveries[0].endpoint == a.id
+        assert client.webhooks.endpoints.resend(a.id, event=sent["id"]).status == "pending"
+        assert client.webhooks.endpoints.recover(a.id, since=datetime.now(timezone.utc) - timedelta(hours=1)).object == "webhook_recovery"
+        assert client.webhooks.endpoints.delete(a.id).deleted is True
+    finally:
+        server.shutdown()
