@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test validate build servers stop watch invoke bench
+.PHONY: help dev test validate build servers stop watch invoke bench deploy-local
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -19,7 +19,10 @@ validate: ## sam validate --lint and cfn-lint (serverless rules) on template.yam
 servers: ## start DynamoDB Local and the SQS server in the background
 	scripts/local.sh start >/dev/null
 
-stop: ## stop the servers that `make servers` started
+deploy-local: ## deploy template.yaml itself on a local AWS emulator (IAM enforced); prints the API URL and a key
+	scripts/deploy-local.sh
+
+stop: ## stop the servers that `make servers` and `make deploy-local` started
 	scripts/local.sh stop
 
 build: ## sam build: arm64 bootstraps of every function (cargo-lambda, zig), then the zip sizes

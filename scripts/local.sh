@@ -7,6 +7,8 @@
 #   scripts/local.sh start            start what is not running; prints the names it started (stdout)
 #   scripts/local.sh stop [NAME…]     stop what this script started (all by default)
 #   scripts/local.sh running          exit 0 when both servers answer
+#   scripts/local.sh emulator         install and start the AWS emulator for `make deploy-local`
+#                                     (ministack[full] with IAM enforced, on PAYGATE_EMULATOR_PORT, 4599)
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -19,6 +21,8 @@ DDB_PORT=${PAYGATE_DYNAMODB_PORT:-8000}
 SQS_PORT=${PAYGATE_SQS_PORT:-4566}
 VENV="$TOOLS/venv"                # ministack (pins its own botocore)
 BUILD_VENV="$TOOLS/build-venv"    # cargo-lambda, aws-sam-cli, cfn-lint (a botocore of their own)
+EMU_VENV="$TOOLS/emu-venv"        # ministack[full], the AWS emulator of `make deploy-local`
+EMU_PORT=${PAYGATE_EMULATOR_PORT:-4599}
 
 say() { echo "local.sh: $*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -57,6 +61,20 @@ install_tools() {
     say "installing cargo-lambda, aws-sam-cli and cfn-lint-serverless (into $BUILD_VENV)"
     "$BUILD_VENV/bin/pip" install -q cargo-lambda aws-sam-cli cfn-lint-serverless >&2
   fi
+}
+
+# The AWS emulator: its own venv, port and state, bound to 127.0.0.1, IAM enforced; the function
+# processes it starts inherit AWS_ENDPOINT_URL, so the SDK in them talks to it.
+emulator() {
+  if [ ! -x "$EMU_VENV/bin/ministack" ]; then
+    venv "$EMU_VENV"
+    say "installing ministack[full]==$MINISTACK_VERSION (the AWS emulator, into $EMU_VENV)"
+    "$EMU_VENV/bin/pip" install -q "ministack[full]==$MINISTACK_VERSION" >&2
+  fi
+  mkdir -p "$RUN/emulator-state"
+  start_one emulator "$EMU_PORT" env GATEWAY_PORT="$EMU_PORT" BIND_HOST=127.0.0.1 IOT_MTLS_ENABLED=0 \
+    STATE_DIR="$RUN/emulator-state" AUTH=true AWS_ENDPOINT_URL="http://127.0.0.1:$EMU_PORT" \
+    AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 "$EMU_VENV/bin/ministack"
 }
 
 # start_one NAME PORT COMMAND…: starts COMMAND in its own session unless PORT already answers.
@@ -112,7 +130,8 @@ case "${1:-}" in
   install) install ;;
   tools) install_tools ;;
   start) start ;;
-  stop) shift; if [ $# -eq 0 ]; then set -- dynamodb sqs; fi; for n in "$@"; do stop_one "$n"; done ;;
+  stop) shift; if [ $# -eq 0 ]; then set -- dynamodb sqs emulator; fi; for n in "$@"; do stop_one "$n"; done ;;
+  emulator) mkdir -p "$RUN"; emulator ;;
   running) port_open "$DDB_PORT" && port_open "$SQS_PORT" ;;
-  *) echo "usage: $0 install|tools|start|stop [NAME…]|running" >&2; exit 2 ;;
+  *) echo "usage: $0 install|tools|start|stop [NAME…]|running|emulator" >&2; exit 2 ;;
 esac

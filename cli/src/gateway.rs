@@ -53,6 +53,11 @@ const ROUTES: &[(&str, Function)] = &[
     ("POST /v1/webhook_endpoints/{id}/recover", Function::WebhookEndpoints),
 ];
 
+/// Every route key the local API serves (`GET /v1/events` …).
+pub fn route_keys() -> impl Iterator<Item = &'static str> {
+    ROUTES.iter().map(|(key, _)| *key)
+}
+
 /// The route that `method path` matches, as API Gateway matches it, with its path parameters.
 fn route(method: &Method, path: &str) -> Option<(&'static str, Function, HashMap<String, String>)> {
     ROUTES.iter().find_map(|(key, function)| {
