@@ -4,6 +4,8 @@
         function's code a zip of its host-built binary as `bootstrap` (SAM uploads it under a key
         made of its content hash, so a redeploy updates the code), plus the pre-deploy lowering below
     deploy_local.py routes TEMPLATE                    the route keys the lowering creates, one a line
+    deploy_local.py prepare … --without-policies FUNCTION   the same, that function's policies removed
+        (the acceptance tests' IAM negative check)
 
 The lowering: the emulator ignores the OpenAPI `Body` through which SAM expresses an `HttpApi`, so
 the API would have no routes. For every `HttpApi` event of a function this adds native
@@ -107,8 +109,10 @@ def lower(template):
     return keys
 
 
-def prepare(template_path, bin_dir, out_dir):
+def prepare(template_path, bin_dir, out_dir, without_policies=None):
     template = load(template_path)
+    if without_policies:
+        template["Resources"][without_policies]["Properties"].pop("Policies")
     os.makedirs(out_dir, exist_ok=True)
     for name, r in template["Resources"].items():
         if r["Type"] != "AWS::Serverless::Function":
@@ -132,6 +136,8 @@ def prepare(template_path, bin_dir, out_dir):
 if __name__ == "__main__":
     if len(sys.argv) == 5 and sys.argv[1] == "prepare":
         prepare(*sys.argv[2:])
+    elif len(sys.argv) == 7 and sys.argv[1] == "prepare" and sys.argv[5] == "--without-policies":
+        prepare(*sys.argv[2:5], without_policies=sys.argv[6])
     elif len(sys.argv) == 3 and sys.argv[1] == "routes":
         print("\n".join(lower(load(sys.argv[2]))))
     else:

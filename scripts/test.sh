@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `make test`: installs what is missing, starts the local servers (unless already running), lints
-# the template, runs every test of the workspace and of the client libraries, and stops what it started.
+# the template, runs every test of the workspace and of the client libraries, deploys the template on
+# the AWS emulator and runs the acceptance tests against it, and stops what it started.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -21,6 +22,9 @@ status=${PIPESTATUS[0]}
 # The client libraries (sdks/node, sdks/python) against a paygate dev of this checkout.
 scripts/sdk-tests.sh 2>&1 | tee -a "$log"
 sdk_status=${PIPESTATUS[0]}
+# The deployed template on the AWS emulator (make deploy-local), and its acceptance tests.
+scripts/deployed-tests.sh 2>&1 | tee -a "$log"
+deployed_status=${PIPESTATUS[0]}
 set -e
 # shellcheck disable=SC2086
 scripts/local.sh stop $started
@@ -32,4 +36,5 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += 
      /^[0-9]+ (passed|failed|skipped)/ && / in [0-9.]+s/ { for (i = 1; i < NF; i++) { w = $(i+1); gsub(/,/, "", w); if (w == "passed") p += $i; if (w == "failed" || w == "errors" || w == "error") f += $i; if (w == "skipped") s += $i } }
      END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
 [ "$status" -eq 0 ] || exit "$status"
-exit "$sdk_status"
+[ "$sdk_status" -eq 0 ] || exit "$sdk_status"
+exit "$deployed_status"
