@@ -72,6 +72,10 @@ def lower(template):
                 "AuthorizerPayloadFormatVersion": cfg.get("AuthorizerPayloadFormatVersion", "2.0"),
                 "EnableSimpleResponses": cfg.get("EnableSimpleResponses", True),
                 "AuthorizerResultTtlInSeconds": 0,
+                # No identity source, as the SAM template has it (no caching): the authorizer runs
+                # for a request without an Authorization header too, and answers our 401. Left out,
+                # the emulator would default to the Authorization header and answer its own 401.
+                "IdentitySource": [],
             },
         }
     }

@@ -108,8 +108,8 @@ class Receiver:
 def test_authentication_shapes(account):
     status, body = call("GET", "/v1/events", "sk_test_doesNotExist0000000000000")
     assert status == 401 and body["error"]["type"] == "authentication_error", body
-    status, _ = call("GET", "/v1/events")
-    assert status == 401, "no key: the emulator's own 401 (a known gap: its body is not ours)"
+    status, body = call("GET", "/v1/events")
+    assert status == 401 and body["error"]["code"] == "api_key_missing", "no key: the authorizer runs and answers ours"
 
 
 def test_retrieve_list_and_errors(account):
