@@ -70,7 +70,7 @@ Stack $STACK is up on the AWS emulator at $AWS_ENDPOINT_URL (IAM enforced).
 
   curl -H "Authorization: Bearer $key" $PAYGATE_API_URL/v1/events
 
-The stack's names for the CLI (accounts create, trigger, listen, recover):  . $OUT/env
+The CLI against this stack (accounts create, trigger, listen, recover): paygate --deployed <command>
 Invoke a function with a file from events/ (the deployed stack's answer to \`sam local invoke\`):
   . $OUT/env && $SAM remote invoke GetEventFunction --stack-name $STACK --event-file events/get-event.apigw.json
 Run \`make deploy-local\` again to update the stack; \`make stop\` stops the emulator.

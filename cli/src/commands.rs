@@ -96,7 +96,7 @@ Press Ctrl-C to stop everything this command started.",
 fn local_urls() -> (String, String) {
     match paygate::aws::Target::local() {
         paygate::aws::Target::Local { dynamodb, sqs } => (dynamodb, sqs),
-        paygate::aws::Target::Aws => unreachable!("Target::local is local"),
+        _ => unreachable!("Target::local is local"),
     }
 }
 

@@ -11,6 +11,10 @@ use paygate_cli::stack::Stack;
 #[derive(Parser)]
 #[command(name = "paygate", version, about = "PayGate Events developer commands")]
 struct Cli {
+    /// Talk to the stack `make deploy-local` deployed on the AWS emulator (its names are read from
+    /// what the deploy saved), instead of the local servers or AWS.
+    #[arg(long, global = true)]
+    deployed: bool,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -102,6 +106,11 @@ enum AccountsCmd {
     Create,
 }
 
+/// The stack a command works on: the deployed-local one with `--deployed`, else as the environment says.
+async fn stack(deployed: bool) -> Result<Stack, String> {
+    if deployed { Stack::deployed_local().await } else { Stack::from_env().await }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
@@ -110,11 +119,11 @@ async fn main() -> ExitCode {
             paygate::logging::init();
             commands::dev(addr, !no_servers).await
         }
-        Cmd::Accounts { command: AccountsCmd::Create } => match Stack::from_env().await {
+        Cmd::Accounts { command: AccountsCmd::Create } => match stack(cli.deployed).await {
             Ok(stack) => commands::accounts_create(&stack).await,
             Err(e) => Err(e),
         },
-        Cmd::Trigger { event_type, api_key, count } => match Stack::from_env().await {
+        Cmd::Trigger { event_type, api_key, count } => match stack(cli.deployed).await {
             Ok(stack) => commands::trigger(&stack, event_type, &api_key, count).await,
             Err(e) => Err(e),
         },
@@ -128,15 +137,15 @@ async fn main() -> ExitCode {
             }),
             Err(e) => Err(e),
         },
-        Cmd::Recover { endpoint, since, api_key } => match Stack::from_env().await {
+        Cmd::Recover { endpoint, since, api_key } => match stack(cli.deployed).await {
             Ok(stack) => commands::recover(&stack, &api_key, &endpoint, &since).await,
             Err(e) => Err(e),
         },
-        Cmd::Dlq { command: DlqCmd::Redrive { max } } => match Stack::from_env().await {
+        Cmd::Dlq { command: DlqCmd::Redrive { max } } => match stack(cli.deployed).await {
             Ok(stack) => commands::dlq_redrive(&stack, max).await,
             Err(e) => Err(e),
         },
-        Cmd::Listen { forward_to, api_key, events } => match Stack::from_env().await {
+        Cmd::Listen { forward_to, api_key, events } => match stack(cli.deployed).await {
             Ok(stack) => commands::listen(&stack, &api_key, &forward_to, &events).await,
             Err(e) => Err(e),
         },

@@ -108,6 +108,7 @@ fn to_record(r: aws_sdk_dynamodbstreams::types::Record) -> EventRecord {
 async fn streams_client(target: &Target) -> aws_sdk_dynamodbstreams::Client {
     let dynamodb = match target {
         Target::Local { dynamodb, .. } => dynamodb.clone(),
+        Target::Emulator { endpoint, .. } => endpoint.clone(),
         Target::Aws => paygate::aws::LOCAL_DYNAMODB_URL.to_owned(),
     };
     let sdk = paygate::aws::local_sdk_config().await;

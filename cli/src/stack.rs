@@ -1,7 +1,8 @@
 //! The local stack: the servers (through `scripts/local.sh`, the one place that installs and starts
 //! them), their tables and queues, and every function's dependencies built from one configuration.
 
-use std::path::PathBuf;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use paygate::aws::{Clients, Target};
@@ -130,7 +131,41 @@ impl Stack {
         })
     }
 
+    /// The stack `make deploy-local` deployed on the AWS emulator: its endpoint, table names and
+    /// queue URLs as the deploy read them from the stack's resources (`.tools/deploy-local/env`).
+    pub async fn deployed_local() -> Result<Self, String> {
+        let path = script().parent().and_then(Path::parent).map(|root| root.join(".tools/deploy-local/env")).unwrap_or_default();
+        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}; run `make deploy-local` first", path.display()))?;
+        let vars = parse_exports(&text);
+        let endpoint = vars.get("AWS_ENDPOINT_URL").cloned().ok_or_else(|| format!("{}: no AWS_ENDPOINT_URL", path.display()))?;
+        let config = Config::from_lookup(|k| vars.get(k).cloned());
+        let policy = UrlPolicy { allow_private: vars.get("PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS").is_some_and(|v| v == "true") };
+        let credential = |k: &str| vars.get(k).cloned().ok_or_else(|| format!("{}: no {k}", path.display()));
+        let target = Target::Emulator { endpoint, access_key_id: credential("AWS_ACCESS_KEY_ID")?, secret_access_key: credential("AWS_SECRET_ACCESS_KEY")? };
+        let clients = Clients::new(&target).await;
+        Ok(Stack { deps: Deps { clients, config, policy } })
+    }
+
     pub fn functions(&self) -> Functions {
         Functions { events: self.events(), keys: self.keys(), webhooks: self.webhook_api() }
+    }
+}
+
+/// `export A=1 B=2  # comment` lines → their assignments.
+fn parse_exports(text: &str) -> HashMap<String, String> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("export "))
+        .flat_map(|l| l.split('#').next().unwrap_or_default().split_whitespace())
+        .filter_map(|kv| kv.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn exports_are_read_as_the_shell_would() {
+        let vars = super::parse_exports("export A=1\nexport B=2 C=http://x:1/y  # why\n# export D=4\nE=5\n");
+        assert_eq!(vars.len(), 3);
+        assert_eq!(vars["C"], "http://x:1/y");
     }
 }

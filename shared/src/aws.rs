@@ -17,6 +17,9 @@ pub enum Target {
     Aws,
     /// The local servers, with dummy credentials.
     Local { dynamodb: String, sqs: String },
+    /// An AWS emulator at one endpoint for every service (`make deploy-local`), with the credentials
+    /// the deploy used (it enforces IAM, so the local dummy ones are refused).
+    Emulator { endpoint: String, access_key_id: String, secret_access_key: String },
 }
 
 impl Target {
@@ -86,6 +89,20 @@ impl Clients {
                     .load()
                     .await;
                 Clients { dynamodb: aws_sdk_dynamodb::Client::new(&sdk), sqs: aws_sdk_sqs::Client::new(&sdk), target: target.clone() }
+            }
+            Target::Emulator { endpoint, access_key_id, secret_access_key } => {
+                let sdk = aws_config::defaults(BehaviorVersion::latest())
+                    .region(Region::new("us-east-1"))
+                    .credentials_provider(Credentials::new(access_key_id, secret_access_key, None, None, "paygate-emulator"))
+                    .timeout_config(timeouts())
+                    .retry_config(retries())
+                    .load()
+                    .await;
+                Clients {
+                    dynamodb: aws_sdk_dynamodb::Client::from_conf(aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(endpoint).build()),
+                    sqs: aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(endpoint).build()),
+                    target: target.clone(),
+                }
             }
             Target::Local { dynamodb, sqs } => {
                 let sdk = local_sdk_config().await;

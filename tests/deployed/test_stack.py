@@ -217,3 +217,14 @@ def test_a_stack_update_with_a_changed_parameter_takes_effect():
     subprocess.run([os.path.join(ROOT, "scripts", "deploy-local.sh")], check=True, capture_output=True, env={**os.environ, "RETRY_SCHEDULE": "5,7"})
     conf = boto3.client("lambda").get_function_configuration(FunctionName=physical("DeliverWebhooksFunction"))
     assert conf["Environment"]["Variables"]["PAYGATE_RETRY_SCHEDULE"] == "5,7"
+
+
+def test_the_cli_works_against_the_stack_with_no_settings():
+    """`paygate --deployed …` finds the stack's names itself (saved by the deploy from the stack's
+    resources): a clean environment, no AWS or PAYGATE variables."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PAYGATE_"))}
+    run = lambda *args: subprocess.run([BIN, "--deployed", *args], check=True, capture_output=True, env=clean).stdout
+    key = json.loads(run("accounts", "create"))["test_key"]
+    published = [json.loads(line) for line in run("trigger", "payout.completed", "--api-key", key, "--count", "2").splitlines()]
+    status, page = call("GET", "/v1/events?type=payout.completed", key)
+    assert status == 200 and [e["id"] for e in page["data"]] == [p["id"] for p in reversed(published)]
