@@ -139,7 +139,7 @@ impl Stack {
         let vars = parse_exports(&text);
         let endpoint = vars.get("AWS_ENDPOINT_URL").cloned().ok_or_else(|| format!("{}: no AWS_ENDPOINT_URL", path.display()))?;
         let config = Config::from_lookup(|k| vars.get(k).cloned());
-        let policy = UrlPolicy { allow_private: vars.get("PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS").is_some_and(|v| v == "true") };
+        let policy = UrlPolicy::deployed(vars.get("PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS").map(String::as_str));
         let credential = |k: &str| vars.get(k).cloned().ok_or_else(|| format!("{}: no {k}", path.display()));
         let target = Target::Emulator { endpoint, access_key_id: credential("AWS_ACCESS_KEY_ID")?, secret_access_key: credential("AWS_SECRET_ACCESS_KEY")? };
         let clients = Clients::new(&target).await;

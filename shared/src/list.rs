@@ -288,11 +288,10 @@ const MAX_ID_MS: u64 = (1 << 48) - 1;
 fn id_range(p: &ListParams) -> Option<(EventId, EventId)> {
     // Ids hold 48 bits of milliseconds: a lower bound past the last one allows nothing (it must
     // not wrap around to 1970), an upper bound past it allows everything up to it.
-    let lo_ms = p.created.gte.map_or(0, |s| s.saturating_mul(1000));
-    if lo_ms > MAX_ID_MS {
-        return None;
-    }
-    let mut lo = EventId::first_at_ms(lo_ms);
+    let mut lo = match p.created.gte {
+        Some(secs) => EventId::first_at_secs(secs)?,
+        None => EventId::first_at_ms(0),
+    };
     let mut hi = EventId::last_at_ms(p.created.lte.map_or(MAX_ID_MS, |s| s.saturating_mul(1000).saturating_add(999).min(MAX_ID_MS)));
     match p.cursor {
         Some(Cursor::StartingAfter(id)) => hi = hi.min(id.pred()?),

@@ -21,8 +21,12 @@ impl UrlPolicy {
 
     /// `PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS=true` (never set in the deployed template).
     pub fn from_env() -> Self {
-        let allow = std::env::var("PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS").is_ok_and(|v| v == "true");
-        UrlPolicy { allow_private: allow }
+        Self::deployed(std::env::var("PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS").ok().as_deref())
+    }
+
+    /// A deployed stack's, for a value of `PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS`: strict unless `true`.
+    pub fn deployed(allow_private: Option<&str>) -> Self {
+        UrlPolicy { allow_private: allow_private == Some("true") }
     }
 
     /// The local stack's: loopback and private URLs allowed, unless
@@ -255,5 +259,8 @@ mod tests {
         assert_eq!(UrlPolicy::local(None), UrlPolicy::LOCAL_DEV);
         assert_eq!(UrlPolicy::local(Some("true")), UrlPolicy::LOCAL_DEV);
         assert_eq!(UrlPolicy::local(Some("false")), UrlPolicy::STRICT);
+        assert_eq!(UrlPolicy::deployed(None), UrlPolicy::STRICT);
+        assert_eq!(UrlPolicy::deployed(Some("yes")), UrlPolicy::STRICT);
+        assert_eq!(UrlPolicy::deployed(Some("true")), UrlPolicy::LOCAL_DEV);
     }
 }
