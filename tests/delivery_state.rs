@@ -30,7 +30,7 @@ fn deliverer(stack: &Stack, schedule: &[u64]) -> Deliverer {
 async fn endpoint(stack: &Stack, p: &Principal, r: &Receiver, events: &[&str]) -> Endpoint {
     let enabled = EnabledEvents::parse(&events.iter().map(|e| e.to_string()).collect::<Vec<_>>()).unwrap();
     let ep = new_endpoint(p.mode, r.url.clone(), enabled, None);
-    stack.endpoints().create(p, &ep).await.unwrap().unwrap();
+    assert_eq!(stack.endpoints().create(p, &ep).await.unwrap(), paygate::webhook::endpoints::Created::Created);
     r.expect_secrets(&[ep.secret.expose()]);
     ep
 }

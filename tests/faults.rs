@@ -23,7 +23,7 @@ use integration_tests::{Api, account, eventually, publish, test_principal};
 use paygate::aws::Target;
 use paygate::webhook::deliver::{Deliverer, RetrySchedule, http_client_with_timeout};
 use paygate::webhook::deliveries::DeliveryStatus;
-use paygate::webhook::endpoints::{EnabledEvents, Endpoint, new_endpoint};
+use paygate::webhook::endpoints::{Created, EnabledEvents, Endpoint, new_endpoint};
 use paygate::{Event, EventType, Principal};
 use paygate_cli::pollers::{self, Pollers};
 use paygate_cli::stack::Stack;
@@ -80,7 +80,7 @@ async fn scenario(name: &'static str) -> Scenario {
         let receiver = Receiver::start(if broken { vec![Answer::Status(500); 10_000] } else { vec![] }).await;
         let enabled = EnabledEvents::parse(&events.iter().map(|e| e.to_string()).collect::<Vec<_>>()).unwrap();
         let endpoint = new_endpoint(principal.mode, receiver.url.clone(), enabled, None);
-        direct.endpoints().create(&principal, &endpoint).await.unwrap().unwrap();
+        assert_eq!(direct.endpoints().create(&principal, &endpoint).await.unwrap(), Created::Created);
         receiver.expect_secrets(&[endpoint.secret.expose()]);
         hooks.push(Hook { endpoint, receiver, broken });
     }

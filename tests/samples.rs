@@ -11,8 +11,7 @@ use aws_lambda_events::sqs::SqsEvent;
 use integration_tests::isolated_stack;
 use integration_tests::receiver::Receiver;
 use lambda_http::request::LambdaRequest;
-use lambda_http::{Body, Response};
-use paygate::api::{get_event, list_events_handler, route_key};
+use paygate::http::{lambda, routes};
 use paygate::auth::authorize;
 use paygate::webhook::deliver::RetrySchedule;
 use paygate::webhook::deliveries::DeliveryStatus;
@@ -27,23 +26,19 @@ fn read(name: &str) -> Value {
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-fn body(r: &Response<Body>) -> Value {
-    match r.body() {
-        Body::Text(t) => serde_json::from_str(t).unwrap(),
-        other => panic!("unexpected body {other:?}"),
-    }
-}
-
-/// An API Gateway (HTTP API, payload 2.0) sample through its function, as the runtime would.
+/// An API Gateway (HTTP API, payload 2.0) sample through the service its function's `main` runs
+/// (the function that serves the sample's route key), as the runtime would.
 async fn http(stack: &Stack, name: &str) -> (u16, Value) {
-    let req: lambda_http::Request = serde_json::from_value::<LambdaRequest>(read(name)).unwrap().into();
-    let response = match route_key(&req).unwrap() {
-        "GET /v1/events/{id}" => get_event(&stack.events(), req).await,
-        "GET /v1/events" => list_events_handler(&stack.events(), req).await,
-        _ => stack.webhook_api().handle(req).await,
-    };
+    use tower::ServiceExt;
+    let sample = read(name);
+    let route_key = sample["routeKey"].as_str().unwrap().to_owned();
+    let function = routes().into_iter().find(|r| r.key() == route_key).unwrap_or_else(|| panic!("{name}: no route {route_key}")).function;
+    let req: lambda_http::Request = serde_json::from_value::<LambdaRequest>(sample).unwrap().into();
+    let response = lambda(std::sync::Arc::new(stack.api()), function).oneshot(req).await.unwrap();
     assert!(response.headers().contains_key("request-id"), "{name}");
-    (response.status().as_u16(), body(&response))
+    let status = response.status().as_u16();
+    let bytes = axum::body::to_bytes(response.into_body(), usize::MAX).await.unwrap();
+    (status, serde_json::from_slice(&bytes).unwrap_or_else(|e| panic!("{name}: {e}")))
 }
 
 async fn seed(stack: &Stack, receiver: &Receiver) -> Principal {

@@ -1,6 +1,7 @@
-//! Every route of template.yaml's HTTP API is served by `paygate dev`'s gateway and lowered to a
-//! native route by `make deploy-local`'s pre-deploy step (scripts/deploy_local.py), so a new route
-//! cannot silently go missing on either local path.
+//! Routes are written twice: in `paygate::http`'s route table (which the Lambdas and `paygate dev`
+//! serve) and in template.yaml. These tests hold the two equal, route by route and function by
+//! function, and check that `make deploy-local`'s pre-deploy step (scripts/deploy_local.py) lowers
+//! every template route, so a new route cannot silently go missing anywhere.
 
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -9,16 +10,17 @@ use std::process::Command;
 use paygate::local::TEMPLATE;
 use serde_norway::Value;
 
-/// `METHOD /path` of every HttpApi event of every function in the template.
-fn template_routes() -> BTreeSet<String> {
+/// `METHOD /path` of every HttpApi event of every function in the template, with the function.
+fn template_routes() -> BTreeSet<(String, String)> {
     let doc: Value = serde_norway::from_str(TEMPLATE).unwrap();
     let mut keys = BTreeSet::new();
-    for (_, res) in doc["Resources"].as_mapping().unwrap() {
+    for (name, res) in doc["Resources"].as_mapping().unwrap() {
         let Some(events) = res["Properties"]["Events"].as_mapping() else { continue };
         for (_, e) in events {
             if e["Type"].as_str() == Some("HttpApi") {
                 let p = &e["Properties"];
-                keys.insert(format!("{} {}", p["Method"].as_str().unwrap().to_uppercase(), p["Path"].as_str().unwrap()));
+                let key = format!("{} {}", p["Method"].as_str().unwrap().to_uppercase(), p["Path"].as_str().unwrap());
+                keys.insert((key, name.as_str().unwrap().to_owned()));
             }
         }
     }
@@ -26,11 +28,12 @@ fn template_routes() -> BTreeSet<String> {
 }
 
 #[test]
-fn every_template_route_is_served_locally_and_lowered_for_the_emulator() {
-    let template = template_routes();
-    assert!(template.len() >= 11, "{template:?}");
-    let gateway: BTreeSet<String> = paygate_cli::gateway::route_keys().map(str::to_owned).collect();
-    assert_eq!(gateway, template, "cli/src/gateway.rs ROUTES and template.yaml differ");
+fn the_route_table_and_the_template_agree_and_every_route_is_lowered_for_the_emulator() {
+    let with_functions = template_routes();
+    assert!(with_functions.len() >= 11, "{with_functions:?}");
+    let table: BTreeSet<(String, String)> = paygate::http::routes().iter().map(|r| (r.key(), r.function.logical_id().to_owned())).collect();
+    assert_eq!(table, with_functions, "paygate::http::table() and template.yaml differ (route or function)");
+    let template: BTreeSet<String> = with_functions.into_iter().map(|(key, _)| key).collect();
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = root.join(".tools/build-venv/bin/python");

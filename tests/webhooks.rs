@@ -10,7 +10,7 @@ use integration_tests::{Api, account, isolated_stack, live_principal, stack, tes
 use paygate::ingest::{DataObject, IngestData, IngestRequest};
 use paygate::webhook::deliver::{Deliverer, RetrySchedule, http_client_with_timeout};
 use paygate::webhook::deliveries::DeliveryStatus;
-use paygate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, new_endpoint};
+use paygate::webhook::endpoints::{Created, EnabledEvents, Endpoint, EndpointStatus, new_endpoint};
 use paygate::webhook::fanout::DeliveryMessage;
 use paygate::webhook::ssrf::UrlPolicy;
 use paygate::{Event, EventType, Principal};
@@ -34,7 +34,7 @@ async fn running(schedule: &[u64]) -> (Stack, Pollers) {
 async fn endpoint(stack: &Stack, p: &Principal, r: &Receiver, events: &[&str]) -> Endpoint {
     let enabled = EnabledEvents::parse(&events.iter().map(|e| e.to_string()).collect::<Vec<_>>()).unwrap();
     let ep = new_endpoint(p.mode, r.url.clone(), enabled, None);
-    stack.endpoints().create(p, &ep).await.unwrap().unwrap();
+    assert_eq!(stack.endpoints().create(p, &ep).await.unwrap(), Created::Created);
     r.expect_secrets(&[ep.secret.expose()]);
     ep
 }
@@ -364,7 +364,7 @@ async fn endpoints_api() {
 async fn private_addresses_are_refused_outside_local_dev() {
     let stack = stack().await;
     let mut functions = stack.functions();
-    functions.webhooks.policy = UrlPolicy::STRICT;
+    std::sync::Arc::make_mut(&mut functions.api).policy = UrlPolicy::STRICT;
     let api = Api::start_with(functions).await;
     let a = account(&stack).await;
     for url in [
@@ -425,7 +425,7 @@ async fn delivery_refuses_private_addresses_at_connect_time() {
     let mut eps = Vec::new();
     for url in [format!("http://localhost:{port}/webhooks"), format!("http://127.0.0.1:{port}/webhooks")] {
         let ep = new_endpoint(p.mode, url, EnabledEvents::All, None);
-        stack.endpoints().create(&p, &ep).await.unwrap().unwrap();
+        assert_eq!(stack.endpoints().create(&p, &ep).await.unwrap(), Created::Created);
         eps.push(ep);
     }
     let event = emit(&stack, &p, EventType::PaymentCreated).await;

@@ -54,7 +54,9 @@ async fn main() -> Result<(), String> {
     let mut endpoints = Vec::new();
     for _ in 0..RECEIVERS {
         let ep = new_endpoint(Mode::Test, receiver().await, EnabledEvents::All, None);
-        stack.endpoints().create(&p, &ep).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+        if stack.endpoints().create(&p, &ep).await.map_err(|e| e.to_string())? != paygate::webhook::endpoints::Created::Created {
+            return Err("the benchmark account has too many endpoints".into());
+        }
         endpoints.push(ep);
     }
     let deliverer = stack.deliverer(RetrySchedule { live: vec![1], test: vec![1] });

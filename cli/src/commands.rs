@@ -1,14 +1,13 @@
 //! The `paygate` subcommands.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
 
 use paygate::auth::NewAccount;
 use paygate::ingest::{DataObject, IngestData, IngestRequest, Publisher};
 use paygate::list::{Cursor, ListParams, list_events};
 use paygate::webhook::deliver::RetrySchedule;
-use paygate::list::parse_time;
-use paygate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointId, new_endpoint};
+use paygate::http::params::parse_time;
+use paygate::webhook::endpoints::{Created, EnabledEvents, Endpoint, EndpointId, new_endpoint};
 use paygate::webhook::ssrf::check_url;
 use paygate::{Event, EventId, EventRequest, EventType, Principal};
 
@@ -128,7 +127,7 @@ pub async fn dev(addr: SocketAddr, start_servers: bool) -> CliResult {
             publish_fixture(&publisher, &principal, t, EventRequest::default()).await?;
         }
         print_banner(addr, &account);
-        serve(listener, Arc::new(stack.functions()), shutdown_signal()).await.map_err(|e| e.to_string())?;
+        serve(listener, stack.functions(), shutdown_signal()).await.map_err(|e| e.to_string())?;
         eprintln!("paygate dev: stopping");
         Ok(())
     }
@@ -147,7 +146,9 @@ pub async fn listen(stack: &Stack, api_key: &str, forward_to: &str, events: &[St
     let url = check_url(forward_to, principal.mode, stack.policy).await.map_err(|e| e.to_string())?;
     let mut endpoint = new_endpoint(principal.mode, url.as_str().to_owned(), enabled, None);
     endpoint.description = Some("paygate listen (temporary)".to_owned());
-    stack.endpoints().create(&principal, &endpoint).await.map_err(|e| e.to_string())?.map_err(|e| e.to_string())?;
+    if let Created::LimitReached(max) = stack.endpoints().create(&principal, &endpoint).await.map_err(|e| e.to_string())? {
+        return Err(format!("the account has {max} webhook endpoints already, the most it may have; delete one first"));
+    }
     println!("Ready. Forwarding {} events to {} (endpoint {}).", endpoint.enabled_events.to_strings().join(","), endpoint.url, endpoint.id);
     println!("Your webhook signing secret is {} (^C to quit)", endpoint.secret.expose());
     let watch = watch_deliveries(stack, &principal, &endpoint);
@@ -172,7 +173,7 @@ async fn watch_deliveries(stack: &Stack, principal: &Principal, endpoint: &Endpo
         let mut params = ListParams::default();
         params.cursor = Some(Cursor::EndingBefore(newest));
         let page = list_events(&events, principal, &params).await.map_err(|e| e.to_string())?;
-        for e in page.events.iter().rev() {
+        for e in page.page.data.iter().rev() {
             newest = newest.max(e.id);
             if endpoint.enabled_events.matches(e.event_type) {
                 watching.push((e.id, e.event_type, 0));
@@ -228,7 +229,7 @@ pub async fn recover(stack: &Stack, api_key: &str, endpoint: &str, since: &str) 
     let principal = principal_of(stack, api_key).await?;
     let endpoint: EndpointId = endpoint.parse().map_err(|e: paygate::ids::MalformedId| e.to_string())?;
     let since = parse_time("since", since).map_err(|e| e.to_string())?;
-    let api = stack.webhook_api();
+    let api = stack.api();
     let queued = api.recover(&principal, &endpoint, since).await.map_err(|e| e.to_string())?;
     println!("{}", serde_json::json!({"object": "webhook_recovery", "endpoint": endpoint, "queued": queued.len(), "events": queued}));
     Ok(())

@@ -147,7 +147,7 @@ impl Stack {
     }
 
     pub fn functions(&self) -> Functions {
-        Functions { events: self.events(), keys: self.keys(), webhooks: self.webhook_api() }
+        Functions { api: std::sync::Arc::new(self.api()), keys: self.keys() }
     }
 }
 

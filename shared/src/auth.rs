@@ -16,7 +16,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::ids::{AccountId, ApiKey, CreatedAt, Mode, Principal, unix_now};
 use crate::store::StoreError;
 
@@ -125,15 +125,15 @@ impl ApiKeyStore {
             .send()
             .await?;
         let Some(item) = out.item else {
-            return Ok(Err(auth_error("api_key_invalid", format!("Invalid API Key provided: {key}"))));
+            return Ok(Err(auth_error(Code::ApiKeyInvalid, format!("Invalid API Key provided: {key}"))));
         };
         let item: ApiKeyItem = serde_dynamo::from_item(item)?;
         if item.revoked {
-            return Ok(Err(auth_error("api_key_expired", format!("Expired API Key provided: {key}"))));
+            return Ok(Err(auth_error(Code::ApiKeyExpired, format!("Expired API Key provided: {key}"))));
         }
         if item.mode != key.mode() {
             // Cannot happen for keys we issued (the mode is part of the hashed key); refuse anyway.
-            return Ok(Err(auth_error("api_key_invalid", format!("Invalid API Key provided: {key}"))));
+            return Ok(Err(auth_error(Code::ApiKeyInvalid, format!("Invalid API Key provided: {key}"))));
         }
         Ok(Ok(Principal { account: item.account_id, mode: item.mode }))
     }
@@ -157,7 +157,7 @@ pub async fn authorize(
     response
 }
 
-fn auth_error(code: &'static str, message: String) -> ApiError {
+fn auth_error(code: Code, message: String) -> ApiError {
     ApiError::Authentication { code, message }
 }
 
@@ -165,7 +165,7 @@ fn auth_error(code: &'static str, message: String) -> ApiError {
 pub fn parse_authorization(value: Option<&str>) -> Result<ApiKey, ApiError> {
     let missing = || {
         auth_error(
-            "api_key_missing",
+            Code::ApiKeyMissing,
             "You did not provide an API key. You need to provide your API key in the Authorization header, \
              using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY')."
                 .to_owned(),
@@ -178,7 +178,7 @@ pub fn parse_authorization(value: Option<&str>) -> Result<ApiKey, ApiError> {
     }
     token.trim().parse::<ApiKey>().map_err(|_| {
         auth_error(
-            "api_key_invalid",
+            Code::ApiKeyInvalid,
             "Invalid API Key provided. Secret keys look like sk_test_… or sk_live_….".to_owned(),
         )
     })
@@ -193,9 +193,9 @@ pub fn authorizer_context(decision: &Result<Principal, ApiError>) -> HashMap<Str
         ]),
         Err(e) => {
             let code = match e {
-                ApiError::Authentication { code, .. } => *code,
+                ApiError::Authentication { code, .. } => code.as_str(),
                 ApiError::Internal { .. } | ApiError::RateLimited { .. } => CTX_API_ERROR,
-                _ => "api_key_invalid",
+                _ => Code::ApiKeyInvalid.as_str(),
             };
             HashMap::from([
                 (CTX_ERROR.to_owned(), Value::String(code.to_owned())),
@@ -207,23 +207,23 @@ pub fn authorizer_context(decision: &Result<Principal, ApiError>) -> HashMap<Str
 
 /// Reads the authorizer's context back: a principal, or the 401 to answer. Anything else fails closed.
 pub fn principal_from_context(ctx: Option<&HashMap<String, Value>>) -> Result<Principal, ApiError> {
-    let refused = |code: &'static str, message: &str| Err(auth_error(code, message.to_owned()));
+    let refused = |code: Code, message: &str| Err(auth_error(code, message.to_owned()));
     let Some(ctx) = ctx else {
-        return refused("api_key_missing", "No authorizer context: the request was not authenticated.");
+        return refused(Code::ApiKeyMissing, "No authorizer context: the request was not authenticated.");
     };
     let text = |k: &str| ctx.get(k).and_then(Value::as_str);
     if let Some(code) = text(CTX_ERROR) {
         let code = match code {
             CTX_API_ERROR => return Err(ApiError::internal()),
-            "api_key_missing" => "api_key_missing",
-            "api_key_expired" => "api_key_expired",
-            _ => "api_key_invalid",
+            "api_key_missing" => Code::ApiKeyMissing,
+            "api_key_expired" => Code::ApiKeyExpired,
+            _ => Code::ApiKeyInvalid,
         };
         return refused(code, text(CTX_MESSAGE).unwrap_or("Invalid API Key provided."));
     }
     match (text(CTX_ACCOUNT).map(str::parse), text(CTX_MODE).map(str::parse)) {
         (Some(Ok(account)), Some(Ok(mode))) => Ok(Principal { account, mode }),
-        _ => refused("api_key_invalid", "Invalid authorizer context."),
+        _ => refused(Code::ApiKeyInvalid, "Invalid authorizer context."),
     }
 }
 
@@ -246,7 +246,7 @@ mod tests {
             (Some("Bearer sk_test_"), "api_key_invalid"),
         ] {
             match parse_authorization(value) {
-                Err(ApiError::Authentication { code: c, .. }) => assert_eq!(c, code, "{value:?}"),
+                Err(ApiError::Authentication { code: c, .. }) => assert_eq!(c.as_str(), code, "{value:?}"),
                 other => panic!("{value:?}: {other:?}"),
             }
         }
@@ -257,7 +257,7 @@ mod tests {
         let p = Principal { account: AccountId::generate(), mode: Mode::Live };
         let ctx = authorizer_context(&Ok(p.clone()));
         assert_eq!(principal_from_context(Some(&ctx)).unwrap(), p);
-        let denied = authorizer_context(&Err(auth_error("api_key_expired", "Expired".into())));
+        let denied = authorizer_context(&Err(auth_error(Code::ApiKeyExpired, "Expired".into())));
         let err = principal_from_context(Some(&denied)).unwrap_err();
         assert_eq!(err.status(), 401);
         assert_eq!(err.body()["error"]["code"], "api_key_expired");

@@ -1,23 +1,85 @@
-//! The one error type of the HTTP API, and its Stripe-style body:
-//! `{"error":{"type","code","message","param"}}`.
+//! The one error type of the HTTP API, its error codes, and its Stripe-style body:
+//! `{"error":{"type","code","message","param"}}`. [`ApiError::status`] and [`ApiError::body`]
+//! are the only place errors become HTTP; `IntoResponse` (in `http`) uses them.
 
 use serde_json::{Value, json};
 
-/// Every error a client can see. `status()` and `body()` are the only place errors become HTTP.
+/// Every `error.code` the API answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Code {
+    ApiKeyMissing,
+    ApiKeyInvalid,
+    ApiKeyExpired,
+    ParameterInvalid,
+    ParameterInvalidInteger,
+    ParameterMissing,
+    ParameterUnknown,
+    ParameterDuplicated,
+    ParametersExclusive,
+    ResourceMissing,
+    ResourceLimitExceeded,
+    UrlInvalid,
+    EndpointDisabled,
+    IdempotencyKeyInvalid,
+    IdempotencyKeyReused,
+    IdempotencyKeyInUse,
+    RateLimit,
+    MethodNotAllowed,
+    UriTooLong,
+    RequestTooLarge,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::ApiKeyMissing => "api_key_missing",
+            Code::ApiKeyInvalid => "api_key_invalid",
+            Code::ApiKeyExpired => "api_key_expired",
+            Code::ParameterInvalid => "parameter_invalid",
+            Code::ParameterInvalidInteger => "parameter_invalid_integer",
+            Code::ParameterMissing => "parameter_missing",
+            Code::ParameterUnknown => "parameter_unknown",
+            Code::ParameterDuplicated => "parameter_duplicated",
+            Code::ParametersExclusive => "parameters_exclusive",
+            Code::ResourceMissing => "resource_missing",
+            Code::ResourceLimitExceeded => "resource_limit_exceeded",
+            Code::UrlInvalid => "url_invalid",
+            Code::EndpointDisabled => "endpoint_disabled",
+            Code::IdempotencyKeyInvalid => "idempotency_key_invalid",
+            Code::IdempotencyKeyReused => "idempotency_key_reused",
+            Code::IdempotencyKeyInUse => "idempotency_key_in_use",
+            Code::RateLimit => "rate_limit",
+            Code::MethodNotAllowed => "method_not_allowed",
+            Code::UriTooLong => "uri_too_long",
+            Code::RequestTooLarge => "request_too_large",
+        }
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Every error a client can see.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
     /// 400: the request is malformed (bad parameter, unknown parameter, conflicting parameters).
     #[error("{message}")]
-    InvalidRequest { code: &'static str, message: String, param: Option<String> },
+    InvalidRequest { code: Code, message: String, param: Option<String> },
     /// 400: an `Idempotency-Key` was reused with different parameters.
     #[error("{message}")]
     Idempotency { message: String },
     /// 401: no key, a malformed key, an unknown or revoked key.
     #[error("{message}")]
-    Authentication { code: &'static str, message: String },
-    /// 404: no such object for this account and mode.
+    Authentication { code: Code, message: String },
+    /// 404: no such object for this account and mode; or no such route (`param` and `code` null).
     #[error("{message}")]
     NotFound { message: String, param: Option<String> },
+    /// 405, 413, 414: what API Gateway refuses before any function runs.
+    #[error("{message}")]
+    Gateway { status: u16, code: Code, message: String },
     /// 409: another request with the same `Idempotency-Key` is still running.
     #[error("{message}")]
     Conflict { message: String },
@@ -30,25 +92,31 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    pub fn invalid(code: &'static str, param: impl Into<String>, message: impl Into<String>) -> Self {
+    /// A 400 about one parameter.
+    pub fn invalid(code: Code, param: impl Into<String>, message: impl Into<String>) -> Self {
         ApiError::InvalidRequest { code, message: message.into(), param: Some(param.into()) }
     }
 
-    pub fn unknown_parameter(param: &str) -> Self {
-        ApiError::invalid("parameter_unknown", param, format!("Received unknown parameter: {param}"))
+    /// A 400 about the request as a whole.
+    pub fn request(code: Code, message: impl Into<String>) -> Self {
+        ApiError::InvalidRequest { code, message: message.into(), param: None }
     }
 
+    pub fn unknown_parameter(param: &str) -> Self {
+        ApiError::invalid(Code::ParameterUnknown, param, format!("Received unknown parameter: {param}"))
+    }
+
+    /// No `kind` with this id; `param` names where the id came from.
     pub fn not_found(kind: &str, id: &str, param: &str) -> Self {
-        ApiError::NotFound {
-            message: format!("No such {kind}: '{id}'"),
-            param: Some(param.to_owned()),
-        }
+        ApiError::NotFound { message: format!("No such {kind}: '{id}'"), param: Some(param.to_owned()) }
+    }
+
+    pub fn authentication(code: Code, message: impl Into<String>) -> Self {
+        ApiError::Authentication { code, message: message.into() }
     }
 
     pub fn internal() -> Self {
-        ApiError::Internal {
-            message: "An unexpected error occurred on our side. Please retry the request.".to_owned(),
-        }
+        ApiError::Internal { message: "An unexpected error occurred on our side. Please retry the request.".to_owned() }
     }
 
     pub fn status(&self) -> u16 {
@@ -56,20 +124,24 @@ impl ApiError {
             ApiError::InvalidRequest { .. } | ApiError::Idempotency { .. } => 400,
             ApiError::Authentication { .. } => 401,
             ApiError::NotFound { .. } => 404,
+            ApiError::Gateway { status, .. } => *status,
             ApiError::Conflict { .. } => 409,
             ApiError::RateLimited { .. } => 429,
             ApiError::Internal { .. } => 500,
         }
     }
 
-    fn parts(&self) -> (&'static str, Option<&'static str>, Option<&str>) {
+    /// `error.type`, `error.code` and `error.param`.
+    fn parts(&self) -> (&'static str, Option<Code>, Option<&str>) {
         match self {
-            ApiError::InvalidRequest { code, param, .. } => ("invalid_request_error", Some(code), param.as_deref()),
-            ApiError::Idempotency { .. } => ("idempotency_error", Some("idempotency_key_reused"), None),
-            ApiError::Authentication { code, .. } => ("authentication_error", Some(code), None),
-            ApiError::NotFound { param, .. } => ("invalid_request_error", Some("resource_missing"), param.as_deref()),
-            ApiError::Conflict { .. } => ("idempotency_error", Some("idempotency_key_in_use"), None),
-            ApiError::RateLimited { .. } => ("rate_limit_error", Some("rate_limit"), None),
+            ApiError::InvalidRequest { code, param, .. } => ("invalid_request_error", Some(*code), param.as_deref()),
+            ApiError::Idempotency { .. } => ("idempotency_error", Some(Code::IdempotencyKeyReused), None),
+            ApiError::Authentication { code, .. } => ("authentication_error", Some(*code), None),
+            ApiError::NotFound { param: None, .. } => ("invalid_request_error", None, None),
+            ApiError::NotFound { param, .. } => ("invalid_request_error", Some(Code::ResourceMissing), param.as_deref()),
+            ApiError::Gateway { code, .. } => ("invalid_request_error", Some(*code), None),
+            ApiError::Conflict { .. } => ("idempotency_error", Some(Code::IdempotencyKeyInUse), None),
+            ApiError::RateLimited { .. } => ("rate_limit_error", Some(Code::RateLimit), None),
             ApiError::Internal { .. } => ("api_error", None, None),
         }
     }
@@ -80,7 +152,7 @@ impl ApiError {
         json!({
             "error": {
                 "type": error_type,
-                "code": code,
+                "code": code.map(Code::as_str),
                 "message": self.to_string(),
                 "param": param,
             }
@@ -94,7 +166,7 @@ mod tests {
 
     #[test]
     fn errors_map_to_stripe_bodies() {
-        let e = ApiError::invalid("parameter_invalid_integer", "limit", "Invalid integer: abc");
+        let e = ApiError::invalid(Code::ParameterInvalidInteger, "limit", "Invalid integer: abc");
         assert_eq!(e.status(), 400);
         assert_eq!(
             e.body(),
@@ -105,11 +177,13 @@ mod tests {
         assert_eq!(nf.status(), 404);
         assert_eq!(nf.body()["error"]["code"], "resource_missing");
         assert_eq!(nf.body()["error"]["param"], "id");
-        let auth = ApiError::Authentication { code: "api_key_invalid", message: "no".into() };
+        let auth = ApiError::authentication(Code::ApiKeyInvalid, "no");
         assert_eq!(auth.status(), 401);
         assert_eq!(auth.body()["error"]["type"], "authentication_error");
         assert_eq!(auth.body()["error"]["param"], Value::Null);
         assert_eq!(ApiError::internal().status(), 500);
         assert_eq!(ApiError::internal().body()["error"]["type"], "api_error");
+        let too_long = ApiError::Gateway { status: 414, code: Code::UriTooLong, message: "long".into() };
+        assert_eq!((too_long.status(), too_long.body()["error"]["code"].as_str()), (414, Some("uri_too_long")));
     }
 }

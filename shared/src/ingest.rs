@@ -6,7 +6,7 @@
 
 use serde::Deserialize;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::event::{Event, EventRequest};
 use crate::event_type::EventType;
 use crate::ids::{AccountId, Mode, Principal};
@@ -71,13 +71,9 @@ impl IngestRequest {
             Some(o) => DataObject::parse(o.clone()).err(),
         };
         if let Some(message) = object_problem {
-            return Err(ApiError::invalid("parameter_invalid", "data.object", format!("Invalid event: {message}.")));
+            return Err(ApiError::invalid(Code::ParameterInvalid, "data.object", format!("Invalid event: {message}.")));
         }
-        serde_json::from_value(value).map_err(|e| ApiError::InvalidRequest {
-            code: "parameter_invalid",
-            message: format!("Invalid event: {e}"),
-            param: None,
-        })
+        serde_json::from_value(value).map_err(|e| ApiError::request(Code::ParameterInvalid, format!("Invalid event: {e}")))
     }
 }
 

@@ -1,12 +1,12 @@
 //! `paygate`: the model and all domain logic of PayGate Events. Every function crate only wires it up.
 
-pub mod api;
 pub mod auth;
 pub mod aws;
 pub mod config;
 pub mod error;
 pub mod event;
 pub mod event_type;
+pub mod http;
 pub mod ids;
 pub mod ingest;
 pub mod list;

@@ -1,14 +1,17 @@
-//! `GET /v1/events`: the query string parsed once into typed parameters, and the page read with
-//! key-condition Queries only (at most `limit + 1` items per source).
+//! Lists, Stripe's way: a page size, one cursor, `has_more`; and `GET /v1/events`'s typed
+//! parameters and its plan, key-condition Queries only (at most `limit + 1` items per source).
+//! The grammar of the query string itself is `http::params`.
 
 use std::collections::BTreeSet;
 
-use chrono::DateTime;
 use futures::future::try_join_all;
+use serde::Serialize;
+use serde_json::{Value, json};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::event::Event;
 use crate::event_type::TypeSelector;
+use crate::http::params::{Params, exclusive, parse_time, shorten};
 use crate::ids::{EventId, Principal};
 use crate::store::{EventStore, RangeQuery, Source, StoreError};
 
@@ -35,12 +38,64 @@ impl Default for Limit {
     }
 }
 
+/// Where a page starts, by the id of an object of the list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Cursor {
-    /// The page of events older than this one.
-    StartingAfter(EventId),
-    /// The page of events immediately newer than this one (still returned newest first).
-    EndingBefore(EventId),
+pub enum Cursor<Id = EventId> {
+    /// The page of objects older than this one.
+    StartingAfter(Id),
+    /// The page of objects immediately newer than this one (still returned newest first).
+    EndingBefore(Id),
+}
+
+/// `limit` and the cursor of any list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PageQuery<Id> {
+    pub limit: Limit,
+    pub cursor: Option<Cursor<Id>>,
+}
+
+impl<Id> Default for PageQuery<Id> {
+    fn default() -> Self {
+        PageQuery { limit: Limit::default(), cursor: None }
+    }
+}
+
+/// One page of a list, newest first.
+#[derive(Debug)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    pub has_more: bool,
+}
+
+impl<T: Serialize> Page<T> {
+    /// Stripe's list object.
+    pub fn to_json(&self, url: &str) -> Value {
+        json!({"object": "list", "data": self.data, "has_more": self.has_more, "url": url})
+    }
+}
+
+impl<T> Page<T> {
+    /// The page `query` asks for of a whole list held in memory, newest (largest id) first.
+    pub fn of<Id: Ord>(all: Vec<T>, id: impl Fn(&T) -> &Id, query: &PageQuery<Id>) -> Page<T> {
+        let limit = query.limit.get();
+        match &query.cursor {
+            Some(Cursor::StartingAfter(a)) => {
+                let mut rest: Vec<T> = all.into_iter().filter(|e| id(e) < a).collect();
+                let has_more = rest.len() > limit;
+                rest.truncate(limit);
+                Page { data: rest, has_more }
+            }
+            Some(Cursor::EndingBefore(b)) => {
+                let mut newer: Vec<T> = all.into_iter().filter(|e| id(e) > b).collect();
+                let start = newer.len().saturating_sub(limit);
+                Page { data: newer.split_off(start), has_more: start > 0 }
+            }
+            None => {
+                let has_more = all.len() > limit;
+                Page { data: all.into_iter().take(limit).collect(), has_more }
+            }
+        }
+    }
 }
 
 /// Inclusive bounds on `created_at`, in unix seconds.
@@ -50,6 +105,7 @@ pub struct CreatedRange {
     pub lte: Option<u64>,
 }
 
+/// `GET /v1/events`'s parameters, parsed.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ListParams {
     pub limit: Limit,
@@ -59,133 +115,47 @@ pub struct ListParams {
     pub created: CreatedRange,
 }
 
+const CREATED_KEYS: [&str; 5] = ["created", "created[gte]", "created[gt]", "created[lte]", "created[lt]"];
+
 impl ListParams {
     /// Parses a raw query string (`limit=3&types[]=payment.*&created[gte]=…`).
     pub fn parse(query: &str) -> Result<Self, ApiError> {
-        let mut raw = RawParams::default();
-        for (key, value) in form_urlencoded::parse(query.as_bytes()) {
-            raw.take(&key, value.into_owned())?;
-        }
-        raw.into_params()
-    }
-}
-
-#[derive(Default)]
-struct RawParams {
-    limit: Option<String>,
-    starting_after: Option<String>,
-    ending_before: Option<String>,
-    type_: Option<String>,
-    types: Vec<String>,
-    created: [Option<String>; 5],
-}
-
-const CREATED_KEYS: [&str; 5] = ["created", "created[gte]", "created[gt]", "created[lte]", "created[lt]"];
-
-fn once(slot: &mut Option<String>, key: &str, value: String) -> Result<(), ApiError> {
-    if slot.is_some() {
-        return Err(ApiError::invalid("parameter_duplicated", key, format!("The parameter {key} was given more than once.")));
-    }
-    *slot = Some(value);
-    Ok(())
-}
-
-fn is_indexed_types(key: &str) -> bool {
-    key.strip_prefix("types[")
-        .and_then(|r| r.strip_suffix(']'))
-        .is_some_and(|i| !i.is_empty() && i.len() <= 3 && i.bytes().all(|b| b.is_ascii_digit()))
-}
-
-impl RawParams {
-    fn take(&mut self, key: &str, value: String) -> Result<(), ApiError> {
-        match key {
-            "limit" => once(&mut self.limit, key, value),
-            "starting_after" => once(&mut self.starting_after, key, value),
-            "ending_before" => once(&mut self.ending_before, key, value),
-            "type" => once(&mut self.type_, key, value),
-            "types[]" => {
-                self.types.push(value);
-                Ok(())
-            }
-            k if is_indexed_types(k) => {
-                self.types.push(value);
-                Ok(())
-            }
-            k => match CREATED_KEYS.iter().position(|c| *c == k) {
-                Some(i) => once(&mut self.created[i], key, value),
-                None => Err(ApiError::unknown_parameter(k)),
-            },
-        }
+        let mut params = Params::from_query(query)?;
+        let list = Self::take(&mut params)?;
+        params.done()?;
+        Ok(list)
     }
 
-    fn into_params(self) -> Result<ListParams, ApiError> {
-        let limit = match self.limit {
-            None => Limit::default(),
-            Some(v) => parse_limit(&v)?,
-        };
-        let cursor = match (self.starting_after, self.ending_before) {
-            (Some(_), Some(_)) => {
-                return Err(ApiError::invalid(
-                    "parameters_exclusive",
-                    "ending_before",
-                    "You may only specify one of these parameters: starting_after, ending_before.",
-                ));
-            }
-            (Some(a), None) => Some(Cursor::StartingAfter(parse_cursor("starting_after", &a)?)),
-            (None, Some(b)) => Some(Cursor::EndingBefore(parse_cursor("ending_before", &b)?)),
-            (None, None) => None,
-        };
-        let selectors = match (self.type_, self.types.is_empty()) {
-            (Some(_), false) => {
-                return Err(ApiError::invalid(
-                    "parameters_exclusive",
-                    "types",
-                    "You may only specify one of these parameters: type, types.",
-                ));
-            }
-            (Some(t), true) => vec![parse_selector("type", &t)?],
-            (None, _) => {
-                if self.types.len() > MAX_TYPES {
+    /// Takes the list's parameters out of `p`.
+    pub fn take(p: &mut Params) -> Result<Self, ApiError> {
+        let PageQuery { limit, cursor } = p.page::<EventId>("an event id (evt_…)")?;
+        let selectors = match (p.string("type")?, p.list("types")?) {
+            (Some(_), Some(_)) => return Err(exclusive("types", &["type", "types"])),
+            (Some(t), None) => vec![parse_selector("type", &t)?],
+            (None, Some(types)) => {
+                if types.len() > MAX_TYPES {
                     return Err(ApiError::invalid(
-                        "parameter_invalid",
+                        Code::ParameterInvalid,
                         "types",
-                        format!("You may pass at most {MAX_TYPES} types; {} were given.", self.types.len()),
+                        format!("You may pass at most {MAX_TYPES} types; {} were given.", types.len()),
                     ));
                 }
-                self.types.iter().map(|t| parse_selector("types", t)).collect::<Result<_, _>>()?
+                types.iter().map(|t| parse_selector("types", t)).collect::<Result<_, _>>()?
             }
+            (None, None) => vec![],
         };
-        Ok(ListParams { limit, cursor, types: normalize(selectors), created: parse_created(&self.created)? })
+        let mut created = [None; 5];
+        for (slot, key) in created.iter_mut().zip(CREATED_KEYS) {
+            *slot = p.string(key)?.map(|v| parse_time(key, &v)).transpose()?;
+        }
+        Ok(ListParams { limit, cursor, types: normalize(selectors), created: created_range(created)? })
     }
-}
-
-pub fn parse_limit(v: &str) -> Result<Limit, ApiError> {
-    let n: i64 = v.parse().map_err(|_| {
-        ApiError::invalid("parameter_invalid_integer", "limit", format!("Invalid integer: {}", shorten(v)))
-    })?;
-    u8::try_from(n).ok().and_then(Limit::new).ok_or_else(|| {
-        ApiError::invalid(
-            "parameter_invalid_integer",
-            "limit",
-            format!("Invalid limit: must be between 1 and {MAX_LIMIT}; {n} was given."),
-        )
-    })
-}
-
-fn parse_cursor(param: &str, v: &str) -> Result<EventId, ApiError> {
-    v.parse().map_err(|_| {
-        ApiError::invalid(
-            "resource_missing",
-            param,
-            format!("Invalid {param}: '{}' is not an event id (evt_…).", shorten(v)),
-        )
-    })
 }
 
 fn parse_selector(param: &str, v: &str) -> Result<TypeSelector, ApiError> {
     v.parse().map_err(|_| {
         ApiError::invalid(
-            "parameter_invalid",
+            Code::ParameterInvalid,
             param,
             format!("Invalid {param}: '{}' is not an event type or a family wildcard such as payment.*", shorten(v)),
         )
@@ -211,42 +181,15 @@ fn normalize(selectors: Vec<TypeSelector>) -> Vec<TypeSelector> {
     kept.into_iter().collect()
 }
 
-fn shorten(v: &str) -> String {
-    if v.chars().count() > 64 { format!("{}…", v.chars().take(64).collect::<String>()) } else { v.to_owned() }
-}
-
-/// Unix seconds or RFC 3339, to the second.
-pub fn parse_time(param: &str, v: &str) -> Result<u64, ApiError> {
-    if let Ok(secs) = v.parse::<u64>() {
-        return Ok(secs);
-    }
-    DateTime::parse_from_rfc3339(v)
-        .ok()
-        .and_then(|t| u64::try_from(t.timestamp()).ok())
-        .ok_or_else(|| {
-            ApiError::invalid(
-                "parameter_invalid",
-                param,
-                format!("Invalid timestamp for {param}: '{}'; use unix seconds or RFC 3339.", shorten(v)),
-            )
-        })
-}
-
-fn parse_created(raw: &[Option<String>; 5]) -> Result<CreatedRange, ApiError> {
-    let mut t = [None; 5];
-    for (i, v) in raw.iter().enumerate() {
-        if let Some(v) = v {
-            t[i] = Some(parse_time(CREATED_KEYS[i], v)?);
-        }
-    }
-    let [exact, gte, gt, lte, lt] = t;
+/// `created`, `created[gte]`, `created[gt]`, `created[lte]`, `created[lt]` → inclusive bounds.
+fn created_range([exact, gte, gt, lte, lt]: [Option<u64>; 5]) -> Result<CreatedRange, ApiError> {
     // The user's own lower bounds must not exceed their upper bounds.
     let lowers = [exact, gte, gt].into_iter().flatten();
     let uppers: Vec<u64> = [exact, lte, lt].into_iter().flatten().collect();
     for lo in lowers {
         if uppers.iter().any(|&hi| lo > hi) {
             return Err(ApiError::invalid(
-                "parameter_invalid",
+                Code::ParameterInvalid,
                 "created",
                 "Invalid created range: the lower bound is after the upper bound.",
             ));
@@ -261,24 +204,12 @@ fn parse_created(raw: &[Option<String>; 5]) -> Result<CreatedRange, ApiError> {
     Ok(CreatedRange { gte, lte })
 }
 
-/// A page of events, newest first.
+/// A page of events, and what reading it cost.
 #[derive(Debug)]
-pub struct Page {
-    pub events: Vec<Event>,
-    pub has_more: bool,
+pub struct EventPage {
+    pub page: Page<Event>,
     /// Items DynamoDB read to answer (sum of the Queries' `ScannedCount`).
     pub items_read: u32,
-}
-
-impl Page {
-    pub fn to_json(&self) -> serde_json::Value {
-        serde_json::json!({
-            "object": "list",
-            "data": self.events,
-            "has_more": self.has_more,
-            "url": "/v1/events",
-        })
-    }
 }
 
 /// The last millisecond an event id can carry (ULIDs have 48 bits of time).
@@ -303,10 +234,10 @@ fn id_range(p: &ListParams) -> Option<(EventId, EventId)> {
 
 /// Reads one page: one Query per source (one source unless several types were asked for), each with
 /// `Limit = limit + 1` and every condition in the key condition, merged by id.
-pub async fn list_events(store: &EventStore, principal: &Principal, p: &ListParams) -> Result<Page, StoreError> {
+pub async fn list_events(store: &EventStore, principal: &Principal, p: &ListParams) -> Result<EventPage, StoreError> {
     let limit = p.limit.get();
     let Some((lo, hi)) = id_range(p) else {
-        return Ok(Page { events: vec![], has_more: false, items_read: 0 });
+        return Ok(EventPage { page: Page { data: vec![], has_more: false }, items_read: 0 });
     };
     // `ending_before` reads upwards from the cursor; everything else reads downwards from the newest.
     let ascending = matches!(p.cursor, Some(Cursor::EndingBefore(_)));
@@ -339,7 +270,7 @@ pub async fn list_events(store: &EventStore, principal: &Principal, p: &ListPara
     if ascending {
         events.reverse();
     }
-    Ok(Page { events, has_more, items_read })
+    Ok(EventPage { page: Page { data: events, has_more }, items_read })
 }
 
 #[cfg(test)]

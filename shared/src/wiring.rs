@@ -4,9 +4,9 @@
 use crate::auth::ApiKeyStore;
 use crate::aws::{Clients, Target};
 use crate::config::Config;
+use crate::http::Api;
 use crate::ingest::Publisher;
 use crate::store::EventStore;
-use crate::webhook::api::WebhookApi;
 use crate::webhook::deliver::{Deliverer, RetrySchedule, http_client};
 use crate::webhook::deliveries::DeliveryStore;
 use crate::webhook::endpoints::EndpointStore;
@@ -77,8 +77,9 @@ impl Deps {
         }
     }
 
-    pub fn webhook_api(&self) -> WebhookApi {
-        WebhookApi {
+    /// What the HTTP handlers need.
+    pub fn api(&self) -> Api {
+        Api {
             endpoints: self.endpoints(),
             idempotency: IdempotencyStore::new(self.clients.dynamodb.clone(), &self.config.webhook_endpoints_table),
             deliveries: self.deliveries(),

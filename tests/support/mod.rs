@@ -6,7 +6,6 @@ pub mod fault_proxy;
 pub mod openapi;
 pub mod receiver;
 
-use std::sync::Arc;
 
 use futures::StreamExt;
 use paygate::auth::NewAccount;
@@ -125,7 +124,6 @@ impl Api {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let base = format!("http://{}", listener.local_addr().expect("addr"));
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-        let functions = Arc::new(functions);
         tokio::spawn(async move {
             paygate_cli::gateway::serve(listener, functions, async {
                 let _ = rx.await;

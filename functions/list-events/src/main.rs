@@ -1,18 +1,15 @@
-//! `GET /v1/events` behind API Gateway (HTTP API, payload 2.0). Wiring only.
+//! `GET /v1/events` behind API Gateway (HTTP API, payload 2.0): this function's routes of
+//! `paygate::http`'s router. Wiring only.
 
-use std::convert::Infallible;
+use std::sync::Arc;
 
-use lambda_http::{Error, Request, service_fn};
-use paygate::api::list_events_handler;
+use lambda_http::Error;
+use paygate::http::{Function, lambda};
 use paygate::wiring::Deps;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     paygate::logging::init();
-    let store = Deps::from_env().await.events();
-    lambda_http::run(service_fn(|req: Request| {
-        let store = &store;
-        async move { Ok::<_, Infallible>(list_events_handler(store, req).await) }
-    }))
-    .await
+    let api = Arc::new(Deps::from_env().await.api());
+    lambda_http::run(lambda(api, Function::ListEvents)).await
 }

@@ -1,18 +1,16 @@
-//! The webhook API behind API Gateway: endpoints (create, list, retrieve, update, delete, rotate
-//! the secret, resend an event) and `GET /v1/events/{id}/deliveries`. Wiring only.
+//! The webhook API (endpoints: create, list, retrieve, update, delete, rotate the secret, resend,
+//! recover) and `GET /v1/events/{id}/deliveries` behind API Gateway (HTTP API, payload 2.0): this
+//! function's routes of `paygate::http`'s router. Wiring only.
 
-use std::convert::Infallible;
+use std::sync::Arc;
 
-use lambda_http::{Error, Request, service_fn};
+use lambda_http::Error;
+use paygate::http::{Function, lambda};
 use paygate::wiring::Deps;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     paygate::logging::init();
-    let api = Deps::from_env().await.webhook_api();
-    lambda_http::run(service_fn(|req: Request| {
-        let api = &api;
-        async move { Ok::<_, Infallible>(api.handle(req).await) }
-    }))
-    .await
+    let api = Arc::new(Deps::from_env().await.api());
+    lambda_http::run(lambda(api, Function::WebhookEndpoints)).await
 }

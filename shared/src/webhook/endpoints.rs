@@ -11,7 +11,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::event_type::{EventType, TypeSelector};
 use crate::ids::{CreatedAt, MalformedId, Mode, Principal, unix_now};
 use crate::store::{StoreError, transact_write};
@@ -96,7 +96,7 @@ pub enum EnabledEvents {
 impl EnabledEvents {
     /// Parses the `enabled_events` parameter: non-empty; `*` alone or known types / `family.*`.
     pub fn parse(values: &[String]) -> Result<Self, ApiError> {
-        let bad = |m: String| ApiError::invalid("parameter_invalid", "enabled_events", m);
+        let bad = |m: String| ApiError::invalid(Code::ParameterInvalid, "enabled_events", m);
         if values.is_empty() {
             return Err(bad("enabled_events must name at least one event type, or \"*\".".into()));
         }
@@ -125,6 +125,15 @@ impl EnabledEvents {
             EnabledEvents::Selected(s) => s.iter().map(ToString::to_string).collect(),
         }
     }
+}
+
+/// What [`EndpointStore::create`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    /// Nothing: the account and mode have this many endpoints already (or, for a fixed id such as
+    /// the samples', an endpoint with this id exists).
+    LimitReached(u32),
 }
 
 /// The WebhookEndpoints table's item.
@@ -261,8 +270,8 @@ impl EndpointStore {
         &self.table
     }
 
-    /// Creates an endpoint, or refuses when the account+mode has [`MAX_ENDPOINTS`] already.
-    pub async fn create(&self, principal: &Principal, endpoint: &Endpoint) -> Result<Result<(), ApiError>, StoreError> {
+    /// Creates an endpoint, unless the account+mode has [`MAX_ENDPOINTS`] already.
+    pub async fn create(&self, principal: &Principal, endpoint: &Endpoint) -> Result<Created, StoreError> {
         let item = serde_dynamo::to_item(endpoint.to_item(principal))?;
         let put = Put::builder()
             .table_name(&self.table)
@@ -279,14 +288,7 @@ impl EndpointStore {
             .expression_attribute_values(":max", AttributeValue::N(MAX_ENDPOINTS.to_string()))
             .build()?;
         let items = vec![TransactWriteItem::builder().update(count).build(), TransactWriteItem::builder().put(put).build()];
-        if transact_write(&self.client, items).await? {
-            return Ok(Ok(()));
-        }
-        Ok(Err(ApiError::invalid(
-            "resource_limit_exceeded",
-            "url",
-            format!("You have reached the maximum of {MAX_ENDPOINTS} webhook endpoints for this account and mode."),
-        )))
+        Ok(if transact_write(&self.client, items).await? { Created::Created } else { Created::LimitReached(MAX_ENDPOINTS) })
     }
 
     pub async fn get(&self, principal: &Principal, id: &EndpointId) -> Result<Option<Endpoint>, StoreError> {

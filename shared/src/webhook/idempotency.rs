@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::ids::{Principal, unix_now};
 use crate::store::StoreError;
 
@@ -39,7 +39,7 @@ impl IdempotencyKey {
         let bytes = value.as_bytes();
         if bytes.is_empty() || bytes.len() > MAX_KEY_LEN || !bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
             return Err(ApiError::invalid(
-                "idempotency_key_invalid",
+                Code::IdempotencyKeyInvalid,
                 "Idempotency-Key",
                 format!("Idempotency keys are 1 to {MAX_KEY_LEN} printable ASCII characters."),
             ));

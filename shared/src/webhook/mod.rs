@@ -1,6 +1,5 @@
 //! Webhooks: endpoints, signatures, SSRF rules, fan-out and delivery.
 
-pub mod api;
 pub mod deliver;
 pub mod deliveries;
 pub mod endpoints;

@@ -5,7 +5,7 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, Code};
 use crate::ids::Mode;
 
 /// Whether private addresses are allowed: only `paygate dev` and tests say yes, explicitly.
@@ -109,7 +109,7 @@ pub fn is_forbidden(ip: IpAddr) -> bool {
 pub const MAX_URL_LEN: usize = 2048;
 
 fn invalid_url(message: impl Into<String>) -> ApiError {
-    ApiError::invalid("url_invalid", "url", message)
+    ApiError::invalid(Code::UrlInvalid, "url", message)
 }
 
 /// A webhook URL that passed the rules: absolute http(s), a host, no credentials, https in live mode.
@@ -128,7 +128,7 @@ impl WebhookUrl {
 /// Parses and checks a URL, resolving its host name: every address must be public (unless allowed).
 pub async fn check_url(raw: &str, mode: Mode, policy: UrlPolicy) -> Result<WebhookUrl, ApiError> {
     if raw.len() > MAX_URL_LEN {
-        return Err(ApiError::invalid("parameter_invalid", "url", format!("url is at most {MAX_URL_LEN} characters.")));
+        return Err(ApiError::invalid(Code::ParameterInvalid, "url", format!("url is at most {MAX_URL_LEN} characters.")));
     }
     let url = url::Url::parse(raw.trim()).map_err(|e| invalid_url(format!("Invalid URL: {e}.")))?;
     match url.scheme() {

@@ -1,0 +1,214 @@
+//! The webhook endpoints API: create, list, retrieve, update, delete, rotate the secret, resend an
+//! event, recover failed deliveries. Bodies are JSON or form-encoded (`http::params`); every POST
+//! honours `Idempotency-Key` (`http::idempotency`).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, Code};
+use crate::http::Api;
+use crate::http::extract::{Form, NoQuery, PathId, Query};
+use crate::http::params::{Params, exclusive, missing};
+use crate::ids::{CreatedAt, EventId, Principal, unix_now};
+use crate::list::Page;
+use crate::webhook::endpoints::{Created, EnabledEvents, Endpoint, EndpointId, EndpointStatus, new_endpoint, rotate};
+use crate::webhook::fanout::DeliveryMessage;
+use crate::webhook::ssrf::check_url;
+
+const MAX_DESCRIPTION: usize = 5000;
+
+type Reply = Result<Json<Value>, ApiError>;
+
+/// `POST /v1/webhook_endpoints`.
+pub async fn create(State(api): State<Arc<Api>>, principal: Principal, Form(mut p): Form) -> Reply {
+    let url = p.required("url")?;
+    let enabled_events = enabled_events(&mut p)?.ok_or_else(|| missing("enabled_events"))?;
+    let description = description(p.string("description")?)?;
+    p.done()?;
+    let url = check_url(&url, principal.mode, api.policy).await?;
+    let endpoint = new_endpoint(principal.mode, url.as_str().to_owned(), enabled_events, description);
+    match api.endpoints.create(&principal, &endpoint).await? {
+        Created::Created => {}
+        Created::LimitReached(max) => {
+            return Err(ApiError::invalid(
+                Code::ResourceLimitExceeded,
+                "url",
+                format!("You have reached the maximum of {max} webhook endpoints for this account and mode."),
+            ));
+        }
+    }
+    tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint created");
+    Ok(Json(endpoint.to_json(true)))
+}
+
+/// `GET /v1/webhook_endpoints`: Stripe's list; at most 16 endpoints exist, read in one Query.
+pub async fn list(State(api): State<Arc<Api>>, principal: Principal, Query(mut p): Query) -> Reply {
+    let query = p.page::<EndpointId>("a webhook endpoint id (we_…)")?;
+    p.done()?;
+    let all = api.endpoints.list(&principal).await?; // newest first
+    let page = Page::of(all, |e| &e.id, &query);
+    let data: Vec<Value> = page.data.iter().map(|e| e.to_json(false)).collect();
+    Ok(Json(Page { data, has_more: page.has_more }.to_json("/v1/webhook_endpoints")))
+}
+
+/// `GET /v1/webhook_endpoints/{id}`.
+pub async fn retrieve(State(api): State<Arc<Api>>, principal: Principal, _: NoQuery, PathId(id): PathId) -> Reply {
+    Ok(Json(api.endpoint(&principal, &id).await?.to_json(false)))
+}
+
+/// `POST /v1/webhook_endpoints/{id}`: any of url, enabled_events (or events), description, status.
+pub async fn update(State(api): State<Arc<Api>>, principal: Principal, PathId(id): PathId, Form(mut p): Form) -> Reply {
+    let mut endpoint = api.endpoint(&principal, &id).await?;
+    let url = p.string("url")?;
+    let events = enabled_events(&mut p)?;
+    let desc = p.string("description")?;
+    let status = p.string("status")?;
+    p.done()?;
+    if let Some(url) = url {
+        endpoint.url = check_url(&url, principal.mode, api.policy).await?.as_str().to_owned();
+    }
+    if let Some(events) = events {
+        endpoint.enabled_events = events;
+    }
+    if desc.is_some() {
+        endpoint.description = description(desc)?;
+    }
+    if let Some(status) = status {
+        endpoint.status = status
+            .parse::<EndpointStatus>()
+            .map_err(|_| ApiError::invalid(Code::ParameterInvalid, "status", "status must be enabled or disabled."))?;
+    }
+    api.save(&principal, &endpoint).await?;
+    Ok(Json(endpoint.to_json(false)))
+}
+
+/// `DELETE /v1/webhook_endpoints/{id}`.
+pub async fn delete(State(api): State<Arc<Api>>, principal: Principal, _: NoQuery, PathId(id): PathId) -> Reply {
+    let ep_id: EndpointId = id.parse().map_err(|_| endpoint_missing(&id))?;
+    if !api.endpoints.delete(&principal, &ep_id).await? {
+        return Err(endpoint_missing(&id));
+    }
+    Ok(Json(json!({"id": ep_id, "object": "webhook_endpoint", "deleted": true})))
+}
+
+/// `POST /v1/webhook_endpoints/{id}/rotate_secret`: a new secret; the old one signs for 24 more hours.
+pub async fn rotate_secret(State(api): State<Arc<Api>>, principal: Principal, PathId(id): PathId, Form(p): Form) -> Reply {
+    p.done()?;
+    let mut endpoint = api.endpoint(&principal, &id).await?;
+    rotate(&mut endpoint, unix_now());
+    api.save(&principal, &endpoint).await?;
+    tracing::info!(endpoint_id = %endpoint.id, "webhook secret rotated");
+    Ok(Json(endpoint.to_json(true)))
+}
+
+/// `POST /v1/webhook_endpoints/{id}/resend` with `event`: delivers the event to the endpoint again.
+pub async fn resend(State(api): State<Arc<Api>>, principal: Principal, PathId(id): PathId, Form(mut p): Form) -> Reply {
+    let raw = p.required("event")?;
+    p.done()?;
+    let endpoint = api.endpoint(&principal, &id).await?;
+    let missing = || ApiError::not_found("event", &raw, "event");
+    let event_id: EventId = raw.parse().map_err(|_| missing())?;
+    api.events.get(&principal, event_id).await?.ok_or_else(missing)?;
+    enabled(&endpoint)?;
+    api.deliveries.reopen(&principal, event_id, &endpoint.id).await?;
+    api.schedule(&principal, &endpoint.id, &[event_id]).await;
+    Ok(Json(json!({"object": "webhook_resend", "event": event_id, "endpoint": endpoint.id, "status": "pending"})))
+}
+
+/// `POST /v1/webhook_endpoints/{id}/recover` with `since`: every finally failed delivery since then,
+/// delivered again.
+pub async fn recover(State(api): State<Arc<Api>>, principal: Principal, PathId(id): PathId, Form(mut p): Form) -> Reply {
+    let since = p.timestamp("since")?.ok_or_else(|| missing("since"))?;
+    p.done()?;
+    let endpoint = api.endpoint(&principal, &id).await?;
+    enabled(&endpoint)?;
+    let queued = api.recover(&principal, &endpoint.id, since).await?;
+    Ok(Json(json!({
+        "object": "webhook_recovery",
+        "endpoint": endpoint.id,
+        "since": CreatedAt(since),
+        "queued": queued.len(),
+        "events": queued,
+    })))
+}
+
+/// `enabled_events`, or its other name `events` (the reference's clients send it); not both.
+fn enabled_events(p: &mut Params) -> Result<Option<EnabledEvents>, ApiError> {
+    match (p.list("enabled_events")?, p.list("events")?) {
+        (Some(_), Some(_)) => Err(exclusive("events", &["enabled_events", "events"])),
+        (Some(v), None) => EnabledEvents::parse(&v).map(Some),
+        // A bad list names the parameter it came in.
+        (None, Some(v)) => EnabledEvents::parse(&v).map(Some).map_err(|e| match e {
+            ApiError::InvalidRequest { code, message, .. } => ApiError::InvalidRequest { code, message, param: Some("events".into()) },
+            other => other,
+        }),
+        (None, None) => Ok(None),
+    }
+}
+
+fn description(d: Option<String>) -> Result<Option<String>, ApiError> {
+    match d {
+        Some(d) if d.chars().count() > MAX_DESCRIPTION => Err(ApiError::invalid(
+            Code::ParameterInvalid,
+            "description",
+            format!("description is at most {MAX_DESCRIPTION} characters."),
+        )),
+        Some(d) if d.is_empty() => Ok(None),
+        other => Ok(other),
+    }
+}
+
+fn enabled(endpoint: &Endpoint) -> Result<(), ApiError> {
+    match endpoint.status {
+        EndpointStatus::Enabled => Ok(()),
+        EndpointStatus::Disabled => Err(ApiError::invalid(Code::EndpointDisabled, "id", "The webhook endpoint is disabled; enable it first.")),
+    }
+}
+
+fn endpoint_missing(id: &str) -> ApiError {
+    ApiError::not_found("webhook endpoint", id, "id")
+}
+
+impl Api {
+    /// Re-opens every finally failed delivery to `endpoint` of the events created at or after
+    /// `since` (unix seconds) and schedules them; returns those events. Idempotent: what it re-opened
+    /// is pending, and no longer failed, so a second run finds only newer failures.
+    pub async fn recover(&self, principal: &Principal, endpoint: &EndpointId, since: u64) -> Result<Vec<EventId>, ApiError> {
+        let Some(since) = EventId::first_at_secs(since) else { return Ok(Vec::new()) };
+        let mut queued = Vec::new();
+        for event_id in self.deliveries.failed_since(principal, endpoint, since).await? {
+            // False when the event expired meanwhile, or another recover got there first.
+            if self.deliveries.reopen(principal, event_id, endpoint).await? {
+                queued.push(event_id);
+            }
+        }
+        self.schedule(principal, endpoint, &queued).await;
+        tracing::info!(endpoint_id = %endpoint, queued = queued.len(), "failed deliveries recovered");
+        Ok(queued)
+    }
+
+    /// Enqueues re-opened deliveries. They are pending in DynamoDB already, so should SQS refuse,
+    /// the sweeper sends them after the grace: logged, not failed.
+    async fn schedule(&self, principal: &Principal, endpoint: &EndpointId, events: &[EventId]) {
+        let messages: Vec<DeliveryMessage> = events.iter().map(|e| DeliveryMessage::new(principal, *e, endpoint.clone())).collect();
+        if let Err(e) = self.fanout.enqueue(&messages).await {
+            tracing::warn!(error = %e, "could not enqueue re-opened deliveries; the sweeper sends them");
+        }
+    }
+
+    /// The endpoint the path names, or a 404 (a malformed id names none).
+    async fn endpoint(&self, principal: &Principal, id: &str) -> Result<Endpoint, ApiError> {
+        let ep_id: EndpointId = id.parse().map_err(|_| endpoint_missing(id))?;
+        self.endpoints.get(principal, &ep_id).await?.ok_or_else(|| endpoint_missing(id))
+    }
+
+    async fn save(&self, principal: &Principal, endpoint: &Endpoint) -> Result<(), ApiError> {
+        if !self.endpoints.replace(principal, endpoint).await? {
+            return Err(endpoint_missing(endpoint.id.as_str()));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,96 @@
+//! What handlers take from a request, already typed: the caller ([`Principal`]), the query
+//! ([`Query`], [`NoQuery`], `ListParams`), the body ([`Form`]) and the path's id ([`PathId`]).
+//! A rejection is an [`ApiError`], so it answers in Stripe's shape like everything else.
+
+use axum::body::to_bytes;
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
+use http::request::Parts;
+use lambda_http::request::RequestContext;
+
+use crate::auth::principal_from_context;
+use crate::error::{ApiError, Code};
+use crate::http::params::{MAX_BODY_BYTES, Params};
+use crate::ids::Principal;
+use crate::list::ListParams;
+
+/// The caller, from the authorizer's context (fails closed).
+impl<S: Send + Sync> FromRequestParts<S> for Principal {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let fields = match parts.extensions.get::<RequestContext>() {
+            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref().map(|a| &a.fields),
+            _ => None,
+        };
+        principal_from_context(fields)
+    }
+}
+
+/// The query string's parameters; the handler takes what it knows and calls `done`.
+pub struct Query(pub Params);
+
+impl<S: Send + Sync> FromRequestParts<S> for Query {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        Params::from_query(parts.uri.query().unwrap_or("")).map(Query)
+    }
+}
+
+/// A route that takes no query parameters: any is an unknown parameter.
+pub struct NoQuery;
+
+impl<S: Send + Sync> FromRequestParts<S> for NoQuery {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        match form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes()).next() {
+            Some((k, _)) => Err(ApiError::unknown_parameter(&k)),
+            None => Ok(NoQuery),
+        }
+    }
+}
+
+/// `GET /v1/events`'s parameters.
+impl<S: Send + Sync> FromRequestParts<S> for ListParams {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        ListParams::parse(parts.uri.query().unwrap_or(""))
+    }
+}
+
+/// The `{id}` of the path, percent-decoded, as the client wrote it (each handler parses it into
+/// its own id type: a malformed id is a 404 of that kind).
+pub struct PathId(pub String);
+
+impl<S: Send + Sync> FromRequestParts<S> for PathId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        match Path::<String>::from_request_parts(parts, state).await {
+            Ok(Path(id)) => Ok(PathId(id)),
+            Err(_) => Err(ApiError::NotFound { message: format!("Unrecognized request URL ({}).", parts.uri.path()), param: None }),
+        }
+    }
+}
+
+/// The body's parameters, form-encoded or JSON.
+pub struct Form(pub Params);
+
+impl<S: Send + Sync> FromRequest<S> for Form {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let bytes = read_body(body).await?;
+        Params::from_body(&parts.headers, &bytes).map(Form)
+    }
+}
+
+/// The whole body, refused past [`MAX_BODY_BYTES`].
+pub async fn read_body(body: axum::body::Body) -> Result<axum::body::Bytes, ApiError> {
+    to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
+        ApiError::request(Code::ParameterInvalid, format!("The request body is larger than {MAX_BODY_BYTES} bytes; at most {MAX_BODY_BYTES} are accepted."))
+    })
+}

@@ -1,0 +1,57 @@
+//! `Idempotency-Key` on every POST, as one layer around the handlers: the key is claimed for the
+//! request's path and parsed parameters, a replay answers the stored response, and the first
+//! response is stored (`webhook::idempotency` holds the records).
+
+use std::sync::Arc;
+
+use axum::body::{Body, to_bytes};
+use axum::extract::{FromRequestParts, Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http::{HeaderValue, Method};
+use serde_json::Value;
+
+use crate::error::ApiError;
+use crate::http::Api;
+use crate::http::extract::read_body;
+use crate::http::params::Params;
+use crate::ids::Principal;
+use crate::webhook::idempotency::{Claim, IdempotencyKey, fingerprint};
+
+pub async fn layer(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
+    if req.method() != Method::POST {
+        return next.run(req).await;
+    }
+    match idempotent(&api, req, next).await {
+        Ok(response) | Err(response) => response,
+    }
+}
+
+async fn idempotent(api: &Api, req: Request, next: Next) -> Result<Response, Response> {
+    let (mut parts, body) = req.into_parts();
+    let refuse = |e: ApiError| e.into_response();
+    let principal = <Principal as FromRequestParts<()>>::from_request_parts(&mut parts, &()).await.map_err(refuse)?;
+    let bytes = read_body(body).await.map_err(refuse)?;
+    let params = Params::from_body(&parts.headers, &bytes).map_err(refuse)?;
+    let key = IdempotencyKey::from_header(parts.headers.get("idempotency-key")).map_err(refuse)?;
+    let print = fingerprint(&[parts.uri.path()], &Value::Object(params.as_json().clone()));
+    let claim = api.idempotency.claim(&principal, key.as_ref(), &print).await.map_err(refuse)?;
+    let key = match claim {
+        Claim::Replay(status, body) => {
+            let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::OK);
+            let mut response = (status, axum::Json(body)).into_response();
+            response.headers_mut().insert("idempotent-replayed", HeaderValue::from_static("true"));
+            return Ok(response);
+        }
+        Claim::NoKey => return Ok(next.run(Request::from_parts(parts, Body::from(bytes))).await),
+        Claim::Fresh(key) => key,
+    };
+    let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
+    let (head, body) = response.into_parts();
+    let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    if let Err(e) = api.idempotency.finish(&principal, &key, head.status.as_u16(), &json).await {
+        tracing::error!(error = %e, "could not store the idempotent response");
+    }
+    Ok(Response::from_parts(head, Body::from(body)))
+}

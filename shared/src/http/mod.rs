@@ -1,0 +1,216 @@
+//! The HTTP API: one axum router built from one route table ([`table`]). Every HTTP Lambda runs
+//! its function's part of it with `lambda_http::run` ([`lambda`]); `paygate dev` serves all of it
+//! behind a middleware that does what API Gateway and the authorizer do (`cli/src/gateway.rs`).
+//! template.yaml is the other place routes are written; `tests/template_routes.rs` checks the two.
+
+pub mod endpoints;
+pub mod events;
+pub mod extract;
+mod idempotency;
+pub mod params;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{MatchedPath, Request};
+use axum::handler::Handler;
+use axum::middleware::{Next, from_fn, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodFilter, MethodRouter, on};
+use http::{HeaderValue, Method};
+use lambda_http::request::RequestContext;
+
+use crate::error::{ApiError, Code};
+use crate::store::EventStore;
+use crate::webhook::deliveries::DeliveryStore;
+use crate::webhook::endpoints::EndpointStore;
+use crate::webhook::fanout::Fanout;
+use crate::webhook::idempotency::IdempotencyStore;
+use crate::webhook::ssrf::UrlPolicy;
+
+/// What the handlers need, built once (in a Lambda's `main`, or by `paygate dev`).
+#[derive(Debug, Clone)]
+pub struct Api {
+    pub events: EventStore,
+    pub endpoints: EndpointStore,
+    pub idempotency: IdempotencyStore,
+    pub deliveries: DeliveryStore,
+    pub fanout: Fanout,
+    pub policy: UrlPolicy,
+}
+
+/// The template's HTTP functions: each serves the routes the table gives it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Function {
+    GetEvent,
+    ListEvents,
+    WebhookEndpoints,
+}
+
+impl Function {
+    /// The function's logical id in template.yaml.
+    pub fn logical_id(self) -> &'static str {
+        match self {
+            Function::GetEvent => "GetEventFunction",
+            Function::ListEvents => "ListEventsFunction",
+            Function::WebhookEndpoints => "WebhookEndpointsFunction",
+        }
+    }
+}
+
+/// One route: `METHOD /path` (API Gateway's and axum's path syntax agree) and its function.
+#[derive(Debug, Clone)]
+pub struct Route {
+    pub method: Method,
+    pub path: &'static str,
+    pub function: Function,
+}
+
+impl Route {
+    /// API Gateway's route key, `GET /v1/events/{id}`.
+    pub fn key(&self) -> String {
+        format!("{} {}", self.method, self.path)
+    }
+}
+
+type Handlers = MethodRouter<Arc<Api>>;
+
+fn route<H: Handler<T, Arc<Api>>, T: 'static>(method: Method, path: &'static str, function: Function, handler: H) -> (Route, Handlers) {
+    let filter = MethodFilter::try_from(method.clone()).expect("a routable method");
+    (Route { method, path, function }, on(filter, handler))
+}
+
+/// Every route of the API, its function and its handler: the one place routes are written.
+pub fn table() -> Vec<(Route, Handlers)> {
+    use Function::*;
+    vec![
+        route(Method::GET, "/v1/events", ListEvents, events::list),
+        route(Method::GET, "/v1/events/{id}", GetEvent, events::retrieve),
+        route(Method::GET, "/v1/events/{id}/deliveries", WebhookEndpoints, events::deliveries),
+        route(Method::GET, "/v1/webhook_endpoints", WebhookEndpoints, endpoints::list),
+        route(Method::POST, "/v1/webhook_endpoints", WebhookEndpoints, endpoints::create),
+        route(Method::GET, "/v1/webhook_endpoints/{id}", WebhookEndpoints, endpoints::retrieve),
+        route(Method::POST, "/v1/webhook_endpoints/{id}", WebhookEndpoints, endpoints::update),
+        route(Method::DELETE, "/v1/webhook_endpoints/{id}", WebhookEndpoints, endpoints::delete),
+        route(Method::POST, "/v1/webhook_endpoints/{id}/rotate_secret", WebhookEndpoints, endpoints::rotate_secret),
+        route(Method::POST, "/v1/webhook_endpoints/{id}/resend", WebhookEndpoints, endpoints::resend),
+        route(Method::POST, "/v1/webhook_endpoints/{id}/recover", WebhookEndpoints, endpoints::recover),
+    ]
+}
+
+/// Every route, without handlers.
+pub fn routes() -> Vec<Route> {
+    table().into_iter().map(|(r, _)| r).collect()
+}
+
+/// The routes of `function` (all of them for `None`), with what every route shares: HEAD refused
+/// as API Gateway refuses it, `Idempotency-Key` on POSTs, and 404/405 in Stripe's shape.
+/// Without request ids: see [`with_request_ids`].
+pub fn router(api: Arc<Api>, function: Option<Function>) -> Router {
+    let mut router = Router::new();
+    for (route, handlers) in table() {
+        if function.is_none_or(|f| f == route.function) {
+            router = router.route(route.path, handlers);
+        }
+    }
+    router
+        .route_layer(from_fn_with_state(api.clone(), idempotency::layer))
+        .route_layer(from_fn(refuse_head))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(api)
+}
+
+/// Sets `Request-Id` on every response: API Gateway's request id prefixed as Stripe's are, or a new
+/// one. Outermost, so that what any layer answers carries one.
+pub fn with_request_ids(router: Router) -> Router {
+    router.layer(from_fn(request_id))
+}
+
+/// What an HTTP Lambda runs: its function's routes, behind the stage prefix API Gateway puts in
+/// front of the path for a named stage (`/dev/v1/events`).
+pub fn lambda(api: Arc<Api>, function: Function) -> tower::util::MapRequest<Router, fn(lambda_http::Request) -> lambda_http::Request> {
+    use tower::ServiceExt;
+    with_request_ids(router(api, Some(function))).map_request(without_stage as fn(_) -> _)
+}
+
+/// `/dev/v1/events` → `/v1/events` when the request came through the stage `dev`.
+fn without_stage(mut req: lambda_http::Request) -> lambda_http::Request {
+    let stage = match req.extensions().get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.stage.clone(),
+        _ => None,
+    };
+    let Some(stage) = stage.filter(|s| s != "$default") else { return req };
+    let prefix = format!("/{stage}");
+    let uri = req.uri();
+    let Some(rest) = uri.path().strip_prefix(&prefix).filter(|r| r.starts_with('/')) else { return req };
+    let path_and_query = match uri.query() {
+        Some(q) => format!("{rest}?{q}"),
+        None => rest.to_owned(),
+    };
+    let mut parts = uri.clone().into_parts();
+    parts.path_and_query = path_and_query.parse().ok();
+    if let Ok(new) = http::Uri::from_parts(parts) {
+        *req.uri_mut() = new;
+    }
+    req
+}
+
+/// The request's id, as `Request-Id` gives it back.
+#[derive(Debug, Clone)]
+pub struct RequestId(pub String);
+
+async fn request_id(mut req: Request, next: Next) -> Response {
+    let from_gateway = match req.extensions().get::<RequestContext>() {
+        Some(RequestContext::ApiGatewayV2(ctx)) => ctx.request_id.clone(),
+        _ => None,
+    };
+    let id = format!("req_{}", from_gateway.unwrap_or_else(|| ulid::Ulid::generate().to_string()));
+    req.extensions_mut().insert(RequestId(id.clone()));
+    let mut response = next.run(req).await;
+    if let Ok(value) = HeaderValue::from_str(&id) {
+        response.headers_mut().insert("request-id", value);
+    }
+    response
+}
+
+/// API Gateway does not route HEAD to a GET route; neither do we.
+async fn refuse_head(path: MatchedPath, req: Request, next: Next) -> Response {
+    if req.method() != Method::HEAD {
+        return next.run(req).await;
+    }
+    let allowed: Vec<String> = routes().iter().filter(|r| r.path == path.as_str()).map(|r| r.method.to_string()).collect();
+    let mut response = ApiError::Gateway {
+        status: 405,
+        code: Code::MethodNotAllowed,
+        message: format!("HEAD is not allowed on {}; use {}.", req.uri().path(), allowed.join(" or ")),
+    }
+    .into_response();
+    if let Ok(value) = HeaderValue::from_str(&allowed.join(", ")) {
+        response.headers_mut().insert(http::header::ALLOW, value);
+    }
+    response
+}
+
+async fn not_found(method: Method, uri: http::Uri) -> ApiError {
+    ApiError::NotFound { message: format!("Unrecognized request URL ({method}: {}).", uri.path()), param: None }
+}
+
+/// axum sets `Allow`.
+async fn method_not_allowed(method: Method, uri: http::Uri) -> ApiError {
+    ApiError::Gateway { status: 405, code: Code::MethodNotAllowed, message: format!("{method} is not allowed on {}.", uri.path()) }
+}
+
+/// The one place an error becomes a response (logged: a 5xx as an error, the rest as refusals).
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if status >= 500 {
+            tracing::error!(status, "request failed");
+        } else {
+            tracing::info!(status, code = ?self.body()["error"]["code"], "request refused");
+        }
+        let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
+        (status, axum::Json(self.body())).into_response()
+    }
+}
