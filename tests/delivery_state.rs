@@ -11,8 +11,9 @@ use integration_tests::receiver::{Answer, Receiver};
 use integration_tests::{Api, account, eventually, isolated_stack, publish, test_principal};
 use paygate::aws::Target;
 use paygate::store::StoreError;
-use paygate::webhook::deliver::{Deliverer, RetrySchedule, http_client_with_timeout};
-use paygate::webhook::deliveries::DeliveryStatus;
+use paygate::webhook::deliver::{Deliverer, RetrySchedule};
+use paygate::webhook::ssrf::WebhookClient;
+use paygate::store::deliveries::DeliveryStatus;
 use paygate::webhook::endpoints::{EnabledEvents, Endpoint, new_endpoint};
 use paygate::webhook::fanout::DeliveryMessage;
 use paygate::{Event, EventType, Principal};
@@ -23,14 +24,14 @@ const BOUND: Duration = Duration::from_secs(60);
 
 fn deliverer(stack: &Stack, schedule: &[u64]) -> Deliverer {
     let mut d = stack.deliverer(RetrySchedule { live: schedule.to_vec(), test: schedule.to_vec() });
-    d.http = http_client_with_timeout(stack.policy, Duration::from_secs(5));
+    d.client = WebhookClient::with_timeout(stack.policy, Duration::from_secs(5));
     d
 }
 
 async fn endpoint(stack: &Stack, p: &Principal, r: &Receiver, events: &[&str]) -> Endpoint {
     let enabled = EnabledEvents::parse(&events.iter().map(|e| e.to_string()).collect::<Vec<_>>()).unwrap();
-    let ep = new_endpoint(p.mode, r.url.clone(), enabled, None);
-    assert_eq!(stack.endpoints().create(p, &ep).await.unwrap(), paygate::webhook::endpoints::Created::Created);
+    let ep = new_endpoint(p.mode, r.url.parse().unwrap(), enabled, None);
+    assert_eq!(stack.endpoints().create(p, &ep).await.unwrap(), paygate::store::endpoints::Created::Created);
     r.expect_secrets(&[ep.secret.expose()]);
     ep
 }
@@ -192,7 +193,7 @@ async fn recover_requeues_final_failures_once_and_counts_them_again() {
     let ep2 = endpoint(&stack, &p, &r2, &["refund.*"]).await;
     let e2 = publish(&stack, &p, EventType::RefundCreated, payment()).await;
     assert_eq!(becomes(&stack, &p, &e2, &ep2, DeliveryStatus::Failed).await, Some(DeliveryStatus::Failed));
-    paygate_cli::commands::recover(&stack, key, ep2.id.as_str(), &e2.created_at.to_string()).await.unwrap();
+    paygate_cli::commands::recover(&stack, key, &ep2.id.to_string(), &e2.created_at.to_string()).await.unwrap();
     assert_eq!(becomes(&stack, &p, &e2, &ep2, DeliveryStatus::Succeeded).await, Some(DeliveryStatus::Succeeded));
     assert_eq!(pending(&stack, &p, &e2).await, 0);
 }

@@ -21,9 +21,11 @@ use integration_tests::fault_proxy::{Fault, FaultProxy};
 use integration_tests::receiver::{Answer, Receiver};
 use integration_tests::{Api, account, eventually, publish, test_principal};
 use paygate::aws::Target;
-use paygate::webhook::deliver::{Deliverer, RetrySchedule, http_client_with_timeout};
-use paygate::webhook::deliveries::DeliveryStatus;
-use paygate::webhook::endpoints::{Created, EnabledEvents, Endpoint, new_endpoint};
+use paygate::webhook::deliver::{Deliverer, RetrySchedule};
+use paygate::webhook::ssrf::WebhookClient;
+use paygate::store::deliveries::DeliveryStatus;
+use paygate::store::endpoints::Created;
+use paygate::webhook::endpoints::{EnabledEvents, Endpoint, new_endpoint};
 use paygate::{Event, EventType, Principal};
 use paygate_cli::pollers::{self, Pollers};
 use paygate_cli::stack::Stack;
@@ -39,7 +41,7 @@ const TYPES: [EventType; 4] = [EventType::PaymentSucceeded, EventType::RefundCre
 
 fn deliverer(stack: &Stack) -> Deliverer {
     let mut d = stack.deliverer(RetrySchedule { live: vec![1, 1], test: vec![1, 1] });
-    d.http = http_client_with_timeout(stack.policy, Duration::from_secs(5));
+    d.client = WebhookClient::with_timeout(stack.policy, Duration::from_secs(5));
     d
 }
 
@@ -79,7 +81,7 @@ async fn scenario(name: &'static str) -> Scenario {
     for (events, broken) in [(&["payment.*"][..], false), (&["*"][..], false), (&["refund.*"][..], true)] {
         let receiver = Receiver::start(if broken { vec![Answer::Status(500); 10_000] } else { vec![] }).await;
         let enabled = EnabledEvents::parse(&events.iter().map(|e| e.to_string()).collect::<Vec<_>>()).unwrap();
-        let endpoint = new_endpoint(principal.mode, receiver.url.clone(), enabled, None);
+        let endpoint = new_endpoint(principal.mode, receiver.url.parse().unwrap(), enabled, None);
         assert_eq!(direct.endpoints().create(&principal, &endpoint).await.unwrap(), Created::Created);
         receiver.expect_secrets(&[endpoint.secret.expose()]);
         hooks.push(Hook { endpoint, receiver, broken });

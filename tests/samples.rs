@@ -14,7 +14,7 @@ use lambda_http::request::LambdaRequest;
 use paygate::http::{lambda, routes};
 use paygate::auth::authorize;
 use paygate::webhook::deliver::RetrySchedule;
-use paygate::webhook::deliveries::DeliveryStatus;
+use paygate::store::deliveries::DeliveryStatus;
 use paygate::{EventId, Principal};
 use paygate_cli::stack::Stack;
 use serde_json::Value;

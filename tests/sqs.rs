@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
-use integration_tests::stack;
+use integration_tests::{eventually, stack};
 use paygate::local::{Resources, TEMPLATE, default_name, provision};
 
 #[tokio::test]
@@ -42,14 +42,11 @@ async fn messages_count_receives_and_land_in_the_dlq_after_max_receive_count() {
     }
     let out = sqs.receive_message().queue_url(queue).wait_time_seconds(1).send().await.unwrap();
     assert!(out.messages().is_empty(), "after {max} receives the message leaves the queue");
-    let mut moved = Vec::new();
-    for _ in 0..5 {
+    let moved = eventually(Duration::from_secs(10), || async {
         let out = sqs.receive_message().queue_url(dlq).wait_time_seconds(1).send().await.unwrap();
-        moved.extend(out.messages().iter().filter_map(|m| m.body().map(str::to_owned)));
-        if !moved.is_empty() {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+        Some(out.messages().iter().filter_map(|m| m.body().map(str::to_owned)).collect::<Vec<_>>()).filter(|m| !m.is_empty())
+    })
+    .await
+    .unwrap_or_default();
     assert_eq!(moved, vec![r#"{"event_id":"evt_x"}"#.to_owned()], "the message is in the DLQ, nothing lost");
 }

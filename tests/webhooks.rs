@@ -6,13 +6,14 @@ use std::time::Duration;
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use integration_tests::receiver::{Answer, Receiver};
-use integration_tests::{Api, account, isolated_stack, live_principal, stack, test_principal};
+use integration_tests::{Api, account, eventually, isolated_stack, live_principal, stack, test_principal};
 use paygate::ingest::{DataObject, IngestData, IngestRequest};
-use paygate::webhook::deliver::{Deliverer, RetrySchedule, http_client_with_timeout};
-use paygate::webhook::deliveries::DeliveryStatus;
-use paygate::webhook::endpoints::{Created, EnabledEvents, Endpoint, EndpointStatus, new_endpoint};
+use paygate::webhook::deliver::{Deliverer, RetrySchedule};
+use paygate::store::deliveries::DeliveryStatus;
+use paygate::store::endpoints::Created;
+use paygate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, new_endpoint};
 use paygate::webhook::fanout::DeliveryMessage;
-use paygate::webhook::ssrf::UrlPolicy;
+use paygate::webhook::ssrf::{UrlPolicy, WebhookClient};
 use paygate::{Event, EventType, Principal};
 use paygate_cli::pollers::{self, Pollers};
 use paygate_cli::stack::Stack;
@@ -21,7 +22,7 @@ use paygate_cli::stack::Stack;
 /// machine, short enough for the timeout test).
 fn deliverer(stack: &Stack, schedule: &[u64]) -> Deliverer {
     let mut d = stack.deliverer(RetrySchedule { live: schedule.to_vec(), test: schedule.to_vec() });
-    d.http = http_client_with_timeout(stack.policy, Duration::from_secs(5));
+    d.client = WebhookClient::with_timeout(stack.policy, Duration::from_secs(5));
     d
 }
 
@@ -33,7 +34,7 @@ async fn running(schedule: &[u64]) -> (Stack, Pollers) {
 
 async fn endpoint(stack: &Stack, p: &Principal, r: &Receiver, events: &[&str]) -> Endpoint {
     let enabled = EnabledEvents::parse(&events.iter().map(|e| e.to_string()).collect::<Vec<_>>()).unwrap();
-    let ep = new_endpoint(p.mode, r.url.clone(), enabled, None);
+    let ep = new_endpoint(p.mode, r.url.parse().unwrap(), enabled, None);
     assert_eq!(stack.endpoints().create(p, &ep).await.unwrap(), Created::Created);
     r.expect_secrets(&[ep.secret.expose()]);
     ep
@@ -54,28 +55,20 @@ async fn emit(stack: &Stack, p: &Principal, t: EventType) -> Event {
 
 /// Waits (bounded) until the event's pending_webhooks is `n`; returns what it last was.
 async fn pending_becomes(stack: &Stack, p: &Principal, e: &Event, n: u32) -> u32 {
-    let mut last = u32::MAX;
-    for _ in 0..300 {
-        last = stack.events().get(p, e.id).await.unwrap().unwrap().pending_webhooks;
-        if last == n {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let read = || async { stack.events().get(p, e.id).await.unwrap().unwrap().pending_webhooks };
+    match eventually(Duration::from_secs(30), || async { Some(read().await).filter(|v| *v == n) }).await {
+        Some(v) => v,
+        None => read().await,
     }
-    last
 }
 
 /// Waits (bounded) until the (event, endpoint) delivery is no longer pending.
 async fn settled(stack: &Stack, p: &Principal, e: &Event, ep: &Endpoint) -> Option<DeliveryStatus> {
-    let mut status = None;
-    for _ in 0..300 {
-        status = stack.deliveries().status(p, e.id, &ep.id).await.unwrap();
-        if matches!(status, Some(s) if s != DeliveryStatus::Pending) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let read = || async { stack.deliveries().status(p, e.id, &ep.id).await.unwrap() };
+    match eventually(Duration::from_secs(30), || async { read().await.filter(|s| *s != DeliveryStatus::Pending) }).await {
+        Some(s) => Some(s),
+        None => read().await,
     }
-    status
 }
 
 #[tokio::test]
@@ -154,7 +147,7 @@ async fn timeouts_and_refused_connections_retry_then_the_dlq_keeps_the_message()
         format!("http://{}/webhooks", l.local_addr().unwrap())
     };
     let mut dead = Receiver::default();
-    dead.url = refused_url;
+    dead.url = refused_url.parse().unwrap();
     let dead_ep = endpoint(&stack, &p, &dead, &["payment.*"]).await;
     let slow = Receiver::start(vec![Answer::Slow(Duration::from_secs(7)), Answer::Status(200)]).await;
     let slow_ep = endpoint(&stack, &p, &slow, &["payment.*"]).await;
@@ -174,15 +167,13 @@ async fn timeouts_and_refused_connections_retry_then_the_dlq_keeps_the_message()
 
     // Nothing lost: the exhausted message waits in the DLQ.
     let sqs = &stack.clients.sqs;
-    let mut in_dlq = Vec::new();
-    for _ in 0..10 {
+    let in_dlq = eventually(Duration::from_secs(10), || async {
         let out = sqs.receive_message().queue_url(&stack.config.delivery_dlq_url).wait_time_seconds(1).send().await.unwrap();
-        in_dlq.extend(out.messages().iter().filter_map(|m| m.body().map(str::to_owned)));
-        if !in_dlq.is_empty() {
-            break;
-        }
-    }
-    let msg: DeliveryMessage = serde_json::from_str(&in_dlq[0]).unwrap();
+        out.messages().first().and_then(|m| m.body()).map(str::to_owned)
+    })
+    .await
+    .expect("the exhausted message is in the DLQ");
+    let msg: DeliveryMessage = serde_json::from_str(&in_dlq).unwrap();
     assert_eq!((msg.event_id, msg.endpoint_id), (event.id, dead_ep.id));
 }
 
@@ -282,28 +273,52 @@ async fn concurrency_is_real() {
     assert_eq!(shared.max_in_flight(), 10, "all ten POSTs were in flight together");
 }
 
-#[tokio::test]
-async fn endpoints_api() {
+/// The API on the shared stack, and a new account's test key.
+async fn api_and_key() -> (Api, paygate::store::api_keys::NewAccount) {
     let stack = stack().await;
     let api = Api::start(&stack).await;
     let a = account(&stack).await;
-    let key = a.test_key.expose();
+    (api, a)
+}
 
-    // Create: form with both list spellings, and JSON.
+/// Creates an endpoint through the API; returns its id.
+async fn create(api: &Api, key: &str, form: &str) -> String {
+    let created = api.post("/v1/webhook_endpoints", key, form, None).await;
+    assert_eq!(created.status, 200, "{}", created.body);
+    created.body["id"].as_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn endpoints_are_created_from_forms_with_both_list_spellings_and_from_json() {
+    let (api, a) = api_and_key().await;
+    let key = a.test_key.expose();
     let form = "url=http%3A%2F%2F127.0.0.1%3A9%2Fa&enabled_events[]=payment.succeeded&enabled_events[1]=refund.*&description=Orders";
     let created = api.post("/v1/webhook_endpoints", key, form, None).await;
     assert_eq!(created.status, 200, "{}", created.body);
     assert_eq!(created.body["enabled_events"], serde_json::json!(["payment.succeeded", "refund.*"]));
     assert!(created.body["secret"].as_str().unwrap().starts_with("whsec_"));
-    let id = created.body["id"].as_str().unwrap().to_owned();
     let json = api.post("/v1/webhook_endpoints", key, r#"{"url":"http://127.0.0.1:9/b","enabled_events":["*"]}"#, None).await;
     assert_eq!(json.status, 200, "{}", json.body);
+}
 
-    // Later reads never show the secret.
+#[tokio::test]
+async fn later_reads_never_show_the_secret_and_test_keys_never_see_live_endpoints() {
+    let (api, a) = api_and_key().await;
+    let key = a.test_key.expose();
+    let id = create(&api, key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fa&enabled_events[]=*&description=Orders").await;
     let got = api.get(&format!("/v1/webhook_endpoints/{id}"), Some(key)).await;
     assert_eq!(got.status, 200);
     assert!(got.body.get("secret").is_none());
     assert_eq!(got.body["description"], "Orders");
+    assert_eq!(api.get(&format!("/v1/webhook_endpoints/{id}"), Some(a.live_key.expose())).await.status, 404);
+}
+
+#[tokio::test]
+async fn endpoint_lists_page_both_ways() {
+    let (api, a) = api_and_key().await;
+    let key = a.test_key.expose();
+    let id = create(&api, key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fa&enabled_events[]=*").await;
+    create(&api, key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fb&enabled_events[]=*").await;
     let list = api.get("/v1/webhook_endpoints?limit=1", Some(key)).await;
     assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(list.body["has_more"], true);
@@ -313,10 +328,13 @@ async fn endpoints_api() {
     assert_eq!(next.body["has_more"], false);
     let back = api.get(&format!("/v1/webhook_endpoints?ending_before={id}"), Some(key)).await;
     assert_eq!(back.body["data"][0]["id"], first.as_str());
-    // Test keys never see live endpoints.
-    assert_eq!(api.get(&format!("/v1/webhook_endpoints/{id}"), Some(a.live_key.expose())).await.status, 404);
+}
 
-    // Update and delete.
+#[tokio::test]
+async fn endpoints_are_updated_and_deleted() {
+    let (api, a) = api_and_key().await;
+    let key = a.test_key.expose();
+    let id = create(&api, key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fa&enabled_events[]=payment.succeeded").await;
     let upd = api.post(&format!("/v1/webhook_endpoints/{id}"), key, "status=disabled&enabled_events[]=*", None).await;
     assert_eq!((upd.body["status"].as_str(), upd.body["enabled_events"][0].as_str()), (Some("disabled"), Some("*")));
     assert_eq!(api.post(&format!("/v1/webhook_endpoints/{id}"), key, "status=paused", None).await.body["error"]["param"], "status");
@@ -324,8 +342,12 @@ async fn endpoints_api() {
     assert_eq!(del.body["deleted"], true);
     assert_eq!(api.get(&format!("/v1/webhook_endpoints/{id}"), Some(key)).await.status, 404);
     assert_eq!(api.delete(&format!("/v1/webhook_endpoints/{id}"), key).await.status, 404);
+}
 
-    // Validation.
+#[tokio::test]
+async fn bad_endpoint_parameters_are_400s_naming_the_parameter() {
+    let (api, a) = api_and_key().await;
+    let key = a.test_key.expose();
     for (body, param) in [
         ("enabled_events[]=*", "url"),
         ("url=http%3A%2F%2F127.0.0.1%3A9%2F", "enabled_events"),
@@ -340,8 +362,12 @@ async fn endpoints_api() {
     }
     let live = api.post("/v1/webhook_endpoints", a.live_key.expose(), "url=http%3A%2F%2F127.0.0.1%3A9%2F&enabled_events[]=*", None).await;
     assert_eq!((live.status, live.body["error"]["param"].as_str()), (400, Some("url")), "live mode needs https");
+}
 
-    // Idempotency: the same key and body replay; another body is refused.
+#[tokio::test]
+async fn an_idempotency_key_replays_the_same_request_and_refuses_another() {
+    let (api, a) = api_and_key().await;
+    let key = a.test_key.expose();
     let body = "url=http%3A%2F%2F127.0.0.1%3A9%2Fidem&enabled_events[]=*";
     let one = api.post("/v1/webhook_endpoints", key, body, Some("order-1")).await;
     let two = api.post("/v1/webhook_endpoints", key, body, Some("order-1")).await;
@@ -349,12 +375,14 @@ async fn endpoints_api() {
     assert_eq!(one.body, two.body);
     let three = api.post("/v1/webhook_endpoints", key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fother&enabled_events[]=*", Some("order-1")).await;
     assert_eq!((three.status, three.body["error"]["type"].as_str()), (400, Some("idempotency_error")));
+}
 
-    // At most 16 per account and mode (3 exist: the JSON one, the idempotent one, and …).
-    let existing = api.get("/v1/webhook_endpoints?limit=100", Some(key)).await.body["data"].as_array().unwrap().len();
-    for i in existing..16 {
-        let r = api.post("/v1/webhook_endpoints", key, &format!("url=http%3A%2F%2F127.0.0.1%3A9%2F{i}&enabled_events[]=*"), None).await;
-        assert_eq!(r.status, 200, "{}", r.body);
+#[tokio::test]
+async fn at_most_16_endpoints_per_account_and_mode() {
+    let (api, a) = api_and_key().await;
+    let key = a.test_key.expose();
+    for i in 0..16 {
+        create(&api, key, &format!("url=http%3A%2F%2F127.0.0.1%3A9%2F{i}&enabled_events[]=*")).await;
     }
     let over = api.post("/v1/webhook_endpoints", key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fx&enabled_events[]=*", None).await;
     assert_eq!((over.status, over.body["error"]["code"].as_str()), (400, Some("resource_limit_exceeded")));
@@ -424,15 +452,14 @@ async fn delivery_refuses_private_addresses_at_connect_time() {
     let port = r.url.split(':').nth(2).unwrap().split('/').next().unwrap().to_owned();
     let mut eps = Vec::new();
     for url in [format!("http://localhost:{port}/webhooks"), format!("http://127.0.0.1:{port}/webhooks")] {
-        let ep = new_endpoint(p.mode, url, EnabledEvents::All, None);
+        let ep = new_endpoint(p.mode, url.parse().unwrap(), EnabledEvents::All, None);
         assert_eq!(stack.endpoints().create(&p, &ep).await.unwrap(), Created::Created);
         eps.push(ep);
     }
     let event = emit(&stack, &p, EventType::PaymentCreated).await;
     stack.fanout().fan_out(&p, event.id).await.unwrap();
     let mut strict = deliverer(&stack, &[1]);
-    strict.policy = UrlPolicy::STRICT;
-    strict.http = paygate::webhook::deliver::http_client_with_timeout(UrlPolicy::STRICT, Duration::from_secs(5));
+    strict.client = WebhookClient::with_timeout(UrlPolicy::STRICT, Duration::from_secs(5));
     let response = strict.handle(first_receives(&p, &event, &eps)).await;
     assert_eq!(response.batch_item_failures.len(), 2, "both failed, to be retried");
     assert!(r.received().is_empty(), "nothing reached the loopback receiver");

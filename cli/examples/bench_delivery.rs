@@ -53,8 +53,8 @@ async fn main() -> Result<(), String> {
     let p = Principal { account: AccountId::generate(), mode: Mode::Test };
     let mut endpoints = Vec::new();
     for _ in 0..RECEIVERS {
-        let ep = new_endpoint(Mode::Test, receiver().await, EnabledEvents::All, None);
-        if stack.endpoints().create(&p, &ep).await.map_err(|e| e.to_string())? != paygate::webhook::endpoints::Created::Created {
+        let ep = new_endpoint(Mode::Test, receiver().await.parse().map_err(|e: paygate::ApiError| e.to_string())?, EnabledEvents::All, None);
+        if stack.endpoints().create(&p, &ep).await.map_err(|e| e.to_string())? != paygate::store::endpoints::Created::Created {
             return Err("the benchmark account has too many endpoints".into());
         }
         endpoints.push(ep);

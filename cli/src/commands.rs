@@ -2,12 +2,14 @@
 
 use std::net::SocketAddr;
 
-use paygate::auth::NewAccount;
+use paygate::store::api_keys::NewAccount;
 use paygate::ingest::{DataObject, IngestData, IngestRequest, Publisher};
 use paygate::list::{Cursor, ListParams, list_events};
 use paygate::webhook::deliver::RetrySchedule;
 use paygate::http::params::parse_time;
-use paygate::webhook::endpoints::{Created, EnabledEvents, Endpoint, EndpointId, new_endpoint};
+use paygate::store::endpoints::Created;
+use paygate::ids::EndpointId;
+use paygate::webhook::endpoints::{EnabledEvents, Endpoint, new_endpoint};
 use paygate::webhook::ssrf::check_url;
 use paygate::{Event, EventId, EventRequest, EventType, Principal};
 
@@ -27,12 +29,7 @@ pub async fn accounts_create(stack: &Stack) -> CliResult {
 
 /// Who an API key belongs to, or why it is refused.
 pub async fn principal_of(stack: &Stack, api_key: &str) -> Result<Principal, String> {
-    stack
-        .keys()
-        .authenticate(Some(&format!("Bearer {api_key}")))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())
+    paygate::auth::authenticate(&stack.keys(), Some(&format!("Bearer {api_key}"))).await.map_err(|e| e.to_string())
 }
 
 /// Publishes an event of type `t` with a realistic object (see `fixtures`).
@@ -144,7 +141,7 @@ pub async fn listen(stack: &Stack, api_key: &str, forward_to: &str, events: &[St
     let principal = principal_of(stack, api_key).await?;
     let enabled = EnabledEvents::parse(events).map_err(|e| e.to_string())?;
     let url = check_url(forward_to, principal.mode, stack.policy).await.map_err(|e| e.to_string())?;
-    let mut endpoint = new_endpoint(principal.mode, url.as_str().to_owned(), enabled, None);
+    let mut endpoint = new_endpoint(principal.mode, url, enabled, None);
     endpoint.description = Some("paygate listen (temporary)".to_owned());
     if let Created::LimitReached(max) = stack.endpoints().create(&principal, &endpoint).await.map_err(|e| e.to_string())? {
         return Err(format!("the account has {max} webhook endpoints already, the most it may have; delete one first"));

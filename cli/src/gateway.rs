@@ -12,7 +12,8 @@ use axum::extract::{ConnectInfo, MatchedPath, Request, State};
 use axum::middleware::{Next, from_fn, from_fn_with_state};
 use axum::response::{IntoResponse, Response};
 use lambda_http::request::RequestContext;
-use paygate::auth::{ApiKeyStore, authorize};
+use paygate::auth::authorize;
+use paygate::store::api_keys::ApiKeyStore;
 use paygate::error::{ApiError, Code};
 use paygate::http::{Api, RequestId, router, with_request_ids};
 

@@ -28,7 +28,7 @@ pub async fn seed(stack: &Stack, endpoint_url: &str) -> Result<(Principal, Endpo
     let account: AccountId = ACCOUNT.parse().map_err(|e| format!("{e}"))?;
     let p = Principal { account: account.clone(), mode: Mode::Test };
     ignore_conflict(stack.keys().add_key(&account, &KEY.parse::<ApiKey>().map_err(|e| format!("{e}"))?).await)?;
-    let mut endpoint = new_endpoint(Mode::Test, endpoint_url.to_owned(), EnabledEvents::All, Some("samples".into()));
+    let mut endpoint = new_endpoint(Mode::Test, endpoint_url.parse().map_err(|e: paygate::ApiError| e.to_string())?, EnabledEvents::All, Some("samples".into()));
     endpoint.id = ENDPOINT.parse().map_err(|e| format!("{e}"))?;
     // Not created when it exists already (or the account has the most endpoints it may have).
     stack.endpoints().create(&p, &endpoint).await.map_err(|e| e.to_string())?;

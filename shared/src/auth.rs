@@ -1,4 +1,5 @@
-//! API keys (stored only as SHA-256 hashes) and the authorizer's decision.
+//! Authentication: the `Authorization` header → a principal (keys are stored only as SHA-256
+//! hashes, `store::api_keys`), and the authorizer's decision.
 //!
 //! API Gateway HTTP APIs cannot shape the body of a denied request, so the authorizer always answers
 //! `isAuthorized: true` with either `{account_id, mode}` or `{auth_error, auth_message}` in its context,
@@ -11,14 +12,11 @@
 use std::collections::HashMap;
 
 use aws_lambda_events::apigw::{ApiGatewayV2CustomAuthorizerSimpleResponse, ApiGatewayV2CustomAuthorizerV2Request};
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::AttributeValue;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::error::{ApiError, Code};
-use crate::ids::{AccountId, ApiKey, CreatedAt, Mode, Principal, unix_now};
-use crate::store::StoreError;
+use crate::ids::{ApiKey, Principal};
+use crate::store::api_keys::ApiKeyStore;
 
 const CTX_ACCOUNT: &str = "account_id";
 const CTX_MODE: &str = "mode";
@@ -27,115 +25,16 @@ const CTX_MESSAGE: &str = "auth_message";
 /// `auth_error` when the key could not be checked (the store failed): a 500 `api_error`, not a 401.
 const CTX_API_ERROR: &str = "api_error";
 
-/// The ApiKeys table's item: keyed by the key's hash; the key itself is never stored.
-#[derive(Debug, Serialize, Deserialize)]
-struct ApiKeyItem {
-    pk: String,
-    account_id: AccountId,
-    mode: Mode,
-    created_at: CreatedAt,
-    revoked: bool,
-    /// The last four characters, to name the key in messages.
-    hint: String,
-}
-
-/// A new account's keys, shown once.
-#[derive(Debug)]
-pub struct NewAccount {
-    pub account_id: AccountId,
-    pub test_key: ApiKey,
-    pub live_key: ApiKey,
-}
-
-impl NewAccount {
-    /// `{"account_id","test_key","live_key"}` with the whole keys: for their owner's eyes only.
-    pub fn to_json(&self) -> Value {
-        serde_json::json!({
-            "account_id": self.account_id,
-            "test_key": self.test_key.expose(),
-            "live_key": self.live_key.expose(),
-        })
-    }
-}
-
-#[derive(Debug, Clone)]
-pub struct ApiKeyStore {
-    client: Client,
-    table: String,
-}
-
-impl ApiKeyStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        ApiKeyStore { client, table: table.into() }
-    }
-
-    /// A new account with one test and one live key.
-    pub async fn create_account(&self) -> Result<NewAccount, StoreError> {
-        let account_id = AccountId::generate();
-        let test_key = ApiKey::generate(Mode::Test);
-        let live_key = ApiKey::generate(Mode::Live);
-        self.add_key(&account_id, &test_key).await?;
-        self.add_key(&account_id, &live_key).await?;
-        Ok(NewAccount { account_id, test_key, live_key })
-    }
-
-    pub async fn add_key(&self, account: &AccountId, key: &ApiKey) -> Result<(), StoreError> {
-        let item = ApiKeyItem {
-            pk: key.hash(),
-            account_id: account.clone(),
-            mode: key.mode(),
-            created_at: CreatedAt(unix_now()),
-            revoked: false,
-            hint: key.hint().to_owned(),
-        };
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(serde_dynamo::to_item(item)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await?;
-        Ok(())
-    }
-
-    pub async fn revoke(&self, key: &ApiKey) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.hash()))
-            .update_expression("SET revoked = :t")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":t", AttributeValue::Bool(true))
-            .send()
-            .await?;
-        Ok(())
-    }
-
-    /// Who the `Authorization` header's value speaks for, or the 401 to answer.
-    pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Result<Principal, ApiError>, StoreError> {
-        let key = match parse_authorization(authorization) {
-            Ok(key) => key,
-            Err(e) => return Ok(Err(e)),
-        };
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.hash()))
-            .send()
-            .await?;
-        let Some(item) = out.item else {
-            return Ok(Err(auth_error(Code::ApiKeyInvalid, format!("Invalid API Key provided: {key}"))));
-        };
-        let item: ApiKeyItem = serde_dynamo::from_item(item)?;
-        if item.revoked {
-            return Ok(Err(auth_error(Code::ApiKeyExpired, format!("Expired API Key provided: {key}"))));
-        }
-        if item.mode != key.mode() {
-            // Cannot happen for keys we issued (the mode is part of the hashed key); refuse anyway.
-            return Ok(Err(auth_error(Code::ApiKeyInvalid, format!("Invalid API Key provided: {key}"))));
-        }
-        Ok(Ok(Principal { account: item.account_id, mode: item.mode }))
+/// Who the `Authorization` header's value speaks for, or the error to answer: a 401, or the
+/// store's failure (a 500 or 429).
+pub async fn authenticate(keys: &ApiKeyStore, authorization: Option<&str>) -> Result<Principal, ApiError> {
+    let key = parse_authorization(authorization)?;
+    match keys.find(&key).await? {
+        None => Err(auth_error(Code::ApiKeyInvalid, format!("Invalid API Key provided: {key}"))),
+        Some(stored) if stored.revoked => Err(auth_error(Code::ApiKeyExpired, format!("Expired API Key provided: {key}"))),
+        // Cannot happen for keys we issued (the mode is part of the hashed key); refuse anyway.
+        Some(stored) if stored.principal.mode != key.mode() => Err(auth_error(Code::ApiKeyInvalid, format!("Invalid API Key provided: {key}"))),
+        Some(stored) => Ok(stored.principal),
     }
 }
 
@@ -146,7 +45,7 @@ pub async fn authorize(
     req: &ApiGatewayV2CustomAuthorizerV2Request,
 ) -> ApiGatewayV2CustomAuthorizerSimpleResponse<HashMap<String, Value>> {
     let header = req.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    let decision = keys.authenticate(header).await.unwrap_or_else(|e| Err(ApiError::from(e)));
+    let decision = authenticate(keys, header).await;
     match &decision {
         Ok(p) => tracing::info!(account_id = %p.account, mode = %p.mode, "authorized"),
         Err(e) => tracing::info!(reason = %e, "not authorized"),
@@ -230,6 +129,7 @@ pub fn principal_from_context(ctx: Option<&HashMap<String, Value>>) -> Result<Pr
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::{AccountId, Mode};
 
     #[test]
     fn authorization_header_parsing() {

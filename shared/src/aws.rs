@@ -1,13 +1,19 @@
-//! Building the AWS SDK clients: from the environment in AWS, or for the local servers.
+//! Building the AWS SDK clients: from the environment in AWS, or (the `local` feature, never in a
+//! Lambda) for the local servers and the emulator.
 
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::{BehaviorVersion, Region, SdkConfig};
+use aws_config::BehaviorVersion;
+#[cfg(feature = "local")]
+use aws_config::{Region, SdkConfig};
+#[cfg(feature = "local")]
 use aws_credential_types::Credentials;
 
+#[cfg(feature = "local")]
 pub const LOCAL_DYNAMODB_URL: &str = "http://127.0.0.1:8000";
+#[cfg(feature = "local")]
 pub const LOCAL_SQS_URL: &str = "http://127.0.0.1:4566";
 
 /// Where the SDK clients talk to.
@@ -15,13 +21,16 @@ pub const LOCAL_SQS_URL: &str = "http://127.0.0.1:4566";
 pub enum Target {
     /// Real AWS (or whatever `AWS_ENDPOINT_URL*` point at), with the usual credential chain.
     Aws,
-    /// The local servers, with dummy credentials.
+    /// The local servers, with dummy credentials (the `local` feature: not in the Lambdas).
+    #[cfg(feature = "local")]
     Local { dynamodb: String, sqs: String },
     /// An AWS emulator at one endpoint for every service (`make deploy-local`), with the credentials
     /// the deploy used (it enforces IAM, so the local dummy ones are refused).
+    #[cfg(feature = "local")]
     Emulator { endpoint: String, access_key_id: String, secret_access_key: String },
 }
 
+#[cfg(feature = "local")]
 impl Target {
     /// The local servers: `PAYGATE_DYNAMODB_URL` and `PAYGATE_SQS_URL`, else 127.0.0.1 on
     /// `PAYGATE_DYNAMODB_PORT` and `PAYGATE_SQS_PORT` (as `scripts/local.sh` starts them), else :8000 and :4566.
@@ -90,6 +99,7 @@ impl Clients {
                     .await;
                 Clients { dynamodb: aws_sdk_dynamodb::Client::new(&sdk), sqs: aws_sdk_sqs::Client::new(&sdk), target: target.clone() }
             }
+            #[cfg(feature = "local")]
             Target::Emulator { endpoint, access_key_id, secret_access_key } => {
                 let sdk = aws_config::defaults(BehaviorVersion::latest())
                     .region(Region::new("us-east-1"))
@@ -104,6 +114,7 @@ impl Clients {
                     target: target.clone(),
                 }
             }
+            #[cfg(feature = "local")]
             Target::Local { dynamodb, sqs } => {
                 let sdk = local_sdk_config().await;
                 let ddb = aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(dynamodb).build();
@@ -119,6 +130,7 @@ impl Clients {
 }
 
 /// Region and dummy credentials for the local servers.
+#[cfg(feature = "local")]
 pub async fn local_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
         .region(Region::new("us-east-1"))

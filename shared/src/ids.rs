@@ -1,4 +1,5 @@
-//! Typed identifiers: event ids (`evt_` + ULID), account ids, test/live mode and API keys.
+//! Typed identifiers: event and endpoint ids (prefix + ULID, one macro), account ids, test/live
+//! mode and API keys; and `CreatedAt`, the one type of a time in whole seconds.
 
 use std::fmt;
 use std::str::FromStr;
@@ -40,40 +41,92 @@ macro_rules! string_serde {
     };
 }
 
-/// `evt_` followed by a ULID in its canonical (upper-case Crockford) form. Ids sort by creation time,
-/// both as values and as strings, so DynamoDB's sort key order is time order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EventId(Ulid);
-
 static GENERATOR: Mutex<Option<Generator>> = Mutex::new(None);
 
-impl EventId {
-    pub const PREFIX: &'static str = "evt_";
-
-    /// A new id for now; ids made by one process are strictly increasing, even within a millisecond.
-    pub fn generate() -> Self {
-        loop {
-            let mut guard = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
-            let generator = guard.get_or_insert_with(Generator::new);
-            match generator.generate() {
-                Ok(ulid) => return EventId(ulid),
-                // 2^80 ids in one millisecond: wait for the next one rather than break the order.
-                Err(_) => {
-                    drop(guard);
-                    std::thread::sleep(Duration::from_millis(1));
-                }
+/// A new ULID for now; those made by one process are strictly increasing, even within a millisecond.
+fn next_ulid() -> Ulid {
+    loop {
+        let mut guard = GENERATOR.lock().unwrap_or_else(|e| e.into_inner());
+        let generator = guard.get_or_insert_with(Generator::new);
+        match generator.generate() {
+            Ok(ulid) => return ulid,
+            // 2^80 ids in one millisecond: wait for the next one rather than break the order.
+            Err(_) => {
+                drop(guard);
+                std::thread::sleep(Duration::from_millis(1));
             }
         }
     }
+}
 
-    pub const fn from_ulid(ulid: Ulid) -> Self {
-        EventId(ulid)
-    }
+/// An id made of a prefix and a ULID in its canonical (upper-case Crockford) form. Such ids sort
+/// by creation time, both as values and as strings, so DynamoDB's sort key order is time order.
+macro_rules! ulid_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(Ulid);
 
-    pub const fn ulid(self) -> Ulid {
-        self.0
-    }
+        impl $name {
+            pub const PREFIX: &'static str = $prefix;
 
+            /// A new id for now, greater than every id this process made before.
+            pub fn generate() -> Self {
+                $name(next_ulid())
+            }
+
+            pub const fn from_ulid(ulid: Ulid) -> Self {
+                $name(ulid)
+            }
+
+            pub const fn ulid(self) -> Ulid {
+                self.0
+            }
+
+            /// When the id was made, in unix milliseconds.
+            pub fn created_ms(self) -> u64 {
+                self.0.timestamp_ms()
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}{}", Self::PREFIX, self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = MalformedId;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                let err = || MalformedId::new($kind, s);
+                let body = s.strip_prefix(Self::PREFIX).ok_or_else(err)?;
+                if body.len() != ulid::ULID_LEN {
+                    return Err(err());
+                }
+                let ulid = Ulid::from_string(body).map_err(|_| err())?;
+                // One id, one spelling: lower case or ambiguous letters (I, L, O) are not the id.
+                if ulid.to_string() != body {
+                    return Err(err());
+                }
+                Ok($name(ulid))
+            }
+        }
+
+        string_serde!($name);
+    };
+}
+
+ulid_id!(
+    /// `evt_` + ULID: an event.
+    EventId, "evt_", "event id"
+);
+
+ulid_id!(
+    /// `we_` + ULID: a webhook endpoint (time-ordered like event ids).
+    EndpointId, "we_", "webhook endpoint id"
+);
+
+impl EventId {
     /// The smallest id that can be made at `ms` (unix milliseconds).
     pub fn first_at_ms(ms: u64) -> Self {
         EventId(Ulid::from_parts(ms, 0))
@@ -112,31 +165,6 @@ impl EventId {
         CreatedAt(self.0.timestamp_ms() / 1000)
     }
 }
-
-impl fmt::Display for EventId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}{}", Self::PREFIX, self.0)
-    }
-}
-
-impl FromStr for EventId {
-    type Err = MalformedId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || MalformedId::new("event id", s);
-        let body = s.strip_prefix(Self::PREFIX).ok_or_else(err)?;
-        if body.len() != ulid::ULID_LEN {
-            return Err(err());
-        }
-        let ulid = Ulid::from_string(body).map_err(|_| err())?;
-        // One event, one spelling: lower case or ambiguous letters (I, L, O) are not the id.
-        if ulid.to_string() != body {
-            return Err(err());
-        }
-        Ok(EventId(ulid))
-    }
-}
-
-string_serde!(EventId);
 
 /// A creation time, in whole unix seconds, written as RFC 3339 UTC (`2024-01-15T10:30:00Z`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -256,11 +284,6 @@ pub struct Principal {
     pub mode: Mode,
 }
 
-impl Principal {
-    pub fn partition(&self) -> String {
-        format!("{}#{}", self.account, self.mode)
-    }
-}
 
 /// A secret API key, `sk_test_…` or `sk_live_…`. Never printed in full: `Debug` and `Display`
 /// show only the mode and last four characters, as Stripe's dashboard does.

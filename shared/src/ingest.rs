@@ -11,8 +11,8 @@ use crate::event::{Event, EventRequest};
 use crate::event_type::EventType;
 use crate::ids::{AccountId, Mode, Principal};
 use crate::store::{EventStore, StoreError};
-use crate::webhook::deliveries::DeliveryStore;
-use crate::webhook::endpoints::EndpointStore;
+use crate::store::deliveries::DeliveryStore;
+use crate::store::endpoints::EndpointStore;
 
 /// The input of `ingest-event`, parsed (types, ids, mode) when it is deserialised.
 #[derive(Debug, Clone, Deserialize)]

@@ -21,4 +21,4 @@ pub mod local;
 pub use error::ApiError;
 pub use event::{Event, EventData, EventRequest};
 pub use event_type::{EventType, Family, TypeSelector};
-pub use ids::{AccountId, ApiKey, EventId, Mode, Principal};
+pub use ids::{AccountId, ApiKey, EndpointId, EventId, Mode, Principal};

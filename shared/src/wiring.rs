@@ -1,18 +1,18 @@
 //! Building every function's dependencies from one configuration: the Lambdas' `main`s, the local
 //! stack and the tests all wire through here.
 
-use crate::auth::ApiKeyStore;
+use crate::store::api_keys::ApiKeyStore;
 use crate::aws::{Clients, Target};
 use crate::config::Config;
 use crate::http::Api;
 use crate::ingest::Publisher;
 use crate::store::EventStore;
-use crate::webhook::deliver::{Deliverer, RetrySchedule, http_client};
-use crate::webhook::deliveries::DeliveryStore;
-use crate::webhook::endpoints::EndpointStore;
+use crate::webhook::deliver::{Deliverer, RetrySchedule};
+use crate::store::deliveries::DeliveryStore;
+use crate::store::endpoints::EndpointStore;
 use crate::webhook::fanout::Fanout;
-use crate::webhook::idempotency::IdempotencyStore;
-use crate::webhook::ssrf::UrlPolicy;
+use crate::store::idempotency::IdempotencyStore;
+use crate::webhook::ssrf::{UrlPolicy, WebhookClient};
 use crate::webhook::sweeper::Sweeper;
 
 /// SDK clients, configuration and the webhook URL policy, built once at start-up.
@@ -71,9 +71,8 @@ impl Deps {
             sqs: self.clients.sqs.clone(),
             queue_url: self.config.delivery_queue_url.clone(),
             dlq_url: self.config.delivery_dlq_url.clone(),
-            http: http_client(self.policy),
+            client: WebhookClient::new(self.policy),
             schedule,
-            policy: self.policy,
         }
     }
 

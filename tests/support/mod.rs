@@ -8,7 +8,7 @@ pub mod receiver;
 
 
 use futures::StreamExt;
-use paygate::auth::NewAccount;
+use paygate::store::api_keys::NewAccount;
 use paygate::{Event, EventId, EventRequest, EventType, Principal};
 use paygate_cli::stack::Stack;
 

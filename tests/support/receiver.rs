@@ -76,13 +76,7 @@ impl Receiver {
 
     /// Waits (bounded) until `n` requests have arrived.
     pub async fn wait_for(&self, n: usize) -> Vec<Received> {
-        for _ in 0..300 {
-            if self.received().len() >= n {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        self.received()
+        crate::eventually(Duration::from_secs(30), || async { Some(self.received()).filter(|r| r.len() >= n) }).await.unwrap_or_else(|| self.received())
     }
 }
 

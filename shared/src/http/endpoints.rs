@@ -14,7 +14,9 @@ use crate::http::extract::{Form, NoQuery, PathId, Query};
 use crate::http::params::{Params, exclusive, missing};
 use crate::ids::{CreatedAt, EventId, Principal, unix_now};
 use crate::list::Page;
-use crate::webhook::endpoints::{Created, EnabledEvents, Endpoint, EndpointId, EndpointStatus, new_endpoint, rotate};
+use crate::store::endpoints::Created;
+use crate::ids::EndpointId;
+use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, new_endpoint, rotate};
 use crate::webhook::fanout::DeliveryMessage;
 use crate::webhook::ssrf::check_url;
 
@@ -29,7 +31,7 @@ pub async fn create(State(api): State<Arc<Api>>, principal: Principal, Form(mut 
     let description = description(p.string("description")?)?;
     p.done()?;
     let url = check_url(&url, principal.mode, api.policy).await?;
-    let endpoint = new_endpoint(principal.mode, url.as_str().to_owned(), enabled_events, description);
+    let endpoint = new_endpoint(principal.mode, url, enabled_events, description);
     match api.endpoints.create(&principal, &endpoint).await? {
         Created::Created => {}
         Created::LimitReached(max) => {
@@ -68,7 +70,7 @@ pub async fn update(State(api): State<Arc<Api>>, principal: Principal, PathId(id
     let status = p.string("status")?;
     p.done()?;
     if let Some(url) = url {
-        endpoint.url = check_url(&url, principal.mode, api.policy).await?.as_str().to_owned();
+        endpoint.url = check_url(&url, principal.mode, api.policy).await?;
     }
     if let Some(events) = events {
         endpoint.enabled_events = events;
@@ -207,7 +209,7 @@ impl Api {
 
     async fn save(&self, principal: &Principal, endpoint: &Endpoint) -> Result<(), ApiError> {
         if !self.endpoints.replace(principal, endpoint).await? {
-            return Err(endpoint_missing(endpoint.id.as_str()));
+            return Err(endpoint_missing(&endpoint.id.to_string()));
         }
         Ok(())
     }

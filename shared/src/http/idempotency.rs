@@ -1,6 +1,6 @@
 //! `Idempotency-Key` on every POST, as one layer around the handlers: the key is claimed for the
 //! request's path and parsed parameters, a replay answers the stored response, and the first
-//! response is stored (`webhook::idempotency` holds the records).
+//! response is stored (`store::idempotency` holds the records).
 
 use std::sync::Arc;
 
@@ -16,7 +16,7 @@ use crate::http::Api;
 use crate::http::extract::read_body;
 use crate::http::params::Params;
 use crate::ids::Principal;
-use crate::webhook::idempotency::{Claim, IdempotencyKey, fingerprint};
+use crate::store::idempotency::{Claim, IdempotencyKey, fingerprint};
 
 pub async fn layer(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
     if req.method() != Method::POST {

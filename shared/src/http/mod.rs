@@ -22,10 +22,10 @@ use lambda_http::request::RequestContext;
 
 use crate::error::{ApiError, Code};
 use crate::store::EventStore;
-use crate::webhook::deliveries::DeliveryStore;
-use crate::webhook::endpoints::EndpointStore;
+use crate::store::deliveries::DeliveryStore;
+use crate::store::endpoints::EndpointStore;
 use crate::webhook::fanout::Fanout;
-use crate::webhook::idempotency::IdempotencyStore;
+use crate::store::idempotency::IdempotencyStore;
 use crate::webhook::ssrf::UrlPolicy;
 
 /// What the handlers need, built once (in a Lambda's `main`, or by `paygate dev`).

@@ -4,7 +4,7 @@
 //! schedule records the final failure and copies the message to the DLQ. Attempts are counted in
 //! the delivery state, not by SQS, so a message the sweeper sends again continues the schedule.
 
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use futures::future::join_all;
@@ -13,16 +13,13 @@ use tracing::Instrument;
 
 use crate::ids::{Mode, unix_now};
 use crate::store::{EventStore, StoreError};
-use crate::webhook::deliveries::{Attempt, DeliveryStatus, DeliveryStore};
-use crate::webhook::endpoints::{EndpointStatus, EndpointStore};
+use crate::store::deliveries::{Attempt, DeliveryStatus, DeliveryStore};
+use crate::store::endpoints::EndpointStore;
+use crate::webhook::endpoints::EndpointStatus;
 use crate::webhook::fanout::DeliveryMessage;
 use crate::webhook::signature::sign;
-use crate::webhook::ssrf::{PublicOnlyResolver, UrlPolicy, is_forbidden};
+use crate::webhook::ssrf::WebhookClient;
 
-/// Response bytes read at the most; the rest is never read.
-pub const MAX_RESPONSE_BYTES: usize = 20 * 1024;
-/// Response bytes kept in an attempt record.
-const KEPT_RESPONSE_BYTES: usize = 2 * 1024;
 /// SQS's longest visibility timeout.
 const MAX_DELAY_SECS: u64 = 12 * 3600;
 /// A message may come back this much before its state's next attempt and still be that attempt.
@@ -83,26 +80,6 @@ pub fn next_delay(schedule: &[u64], attempt: u32, retry_after: Option<u64>) -> O
     Some(((base as f64 * jitter).round() as u64).min(MAX_DELAY_SECS))
 }
 
-/// Total time one POST may take, response included.
-pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(15);
-
-/// The delivery HTTP client: connect 5 s, total 15 s, no redirects, public addresses only.
-pub fn http_client(policy: UrlPolicy) -> reqwest::Client {
-    http_client_with_timeout(policy, TOTAL_TIMEOUT)
-}
-
-/// [`http_client`] with another total timeout (tests use a short one).
-pub fn http_client_with_timeout(policy: UrlPolicy, total: Duration) -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(Duration::from_secs(5).min(total))
-        .timeout(total)
-        .redirect(reqwest::redirect::Policy::none())
-        .dns_resolver(PublicOnlyResolver::shared(policy))
-        .user_agent(concat!("PayGate-Webhooks/", env!("CARGO_PKG_VERSION")))
-        .build()
-        .expect("HTTP client")
-}
-
 /// What the delivery function needs, built once.
 #[derive(Debug, Clone)]
 pub struct Deliverer {
@@ -112,9 +89,9 @@ pub struct Deliverer {
     pub sqs: aws_sdk_sqs::Client,
     pub queue_url: String,
     pub dlq_url: String,
-    pub http: reqwest::Client,
+    /// Sends the POSTs, to public addresses only (unless the policy allows private ones).
+    pub client: WebhookClient,
     pub schedule: RetrySchedule,
-    pub policy: UrlPolicy,
 }
 
 /// What became of one message.
@@ -124,14 +101,6 @@ pub enum Outcome {
     Done,
     /// Leave it; it comes back after its new visibility timeout.
     Retry,
-}
-
-/// The result of one POST.
-struct Response {
-    status: Option<u16>,
-    retry_after: Option<u64>,
-    body: Option<String>,
-    error: Option<String>,
 }
 
 impl Deliverer {
@@ -236,7 +205,8 @@ impl Deliverer {
         let body = serde_json::to_vec(&event).expect("events serialise");
         let now = unix_now();
         let started = Instant::now();
-        let response = self.post(&endpoint.url, &endpoint.signing_secrets(now), &event.id.to_string(), now, body).await;
+        let headers = sign(&endpoint.signing_secrets(now), &event.id.to_string(), now, &body);
+        let response = self.client.post(&endpoint.url, headers, body).await;
         let latency_ms = started.elapsed().as_millis() as u64;
         let succeeded = response.status.is_some_and(|s| (200..300).contains(&s));
         let record = Attempt {
@@ -293,72 +263,6 @@ impl Deliverer {
                 Ok(Outcome::Done)
             }
         }
-    }
-
-    async fn post(&self, url: &str, secrets: &[&crate::webhook::signature::WebhookSecret], event_id: &str, t: u64, body: Vec<u8>) -> Response {
-        let fail = |e: String| Response { status: None, retry_after: None, body: None, error: Some(e) };
-        // Names are checked by the resolver at connect time; literal addresses here.
-        if !self.policy.allow_private {
-            if let Ok(u) = url::Url::parse(url) {
-                let literal = match u.host() {
-                    Some(url::Host::Ipv4(ip)) => Some(std::net::IpAddr::V4(ip)),
-                    Some(url::Host::Ipv6(ip)) => Some(std::net::IpAddr::V6(ip)),
-                    _ => None,
-                };
-                if literal.is_some_and(is_forbidden) {
-                    return fail("the URL's address is not public".into());
-                }
-            }
-        }
-        let mut req = self.http.post(url).header("content-type", "application/json");
-        for (name, value) in sign(secrets, event_id, t, &body) {
-            req = req.header(name, value);
-        }
-        let mut resp = match req.body(body).send().await {
-            Ok(r) => r,
-            Err(e) => return fail(describe(&e)),
-        };
-        let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
-        let mut read = Vec::new();
-        let mut error = None;
-        loop {
-            match resp.chunk().await {
-                Ok(Some(chunk)) => {
-                    let room = MAX_RESPONSE_BYTES - read.len();
-                    read.extend_from_slice(&chunk[..chunk.len().min(room)]);
-                    if read.len() >= MAX_RESPONSE_BYTES {
-                        break; // the rest is never read
-                    }
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    error = Some(describe(&e));
-                    break;
-                }
-            }
-        }
-        read.truncate(KEPT_RESPONSE_BYTES);
-        Response { status: Some(status), retry_after, body: Some(String::from_utf8_lossy(&read).into_owned()), error }
-    }
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    if e.is_timeout() {
-        "timeout".to_owned()
-    } else if e.is_connect() {
-        // The innermost cause says what happened: "Connection refused (os error 111)", a DNS failure…
-        let mut cause: &dyn std::error::Error = e;
-        while let Some(next) = cause.source() {
-            cause = next;
-        }
-        format!("connection failed: {cause}")
-    } else {
-        e.to_string()
     }
 }
 

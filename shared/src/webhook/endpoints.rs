@@ -1,72 +1,21 @@
-//! Webhook endpoints: the model and the WebhookEndpoints table (pk `{account}#{mode}`, sort key `id`).
-//! At most [`MAX_ENDPOINTS`] per account and mode, enforced by a counter item in the same
-//! transaction as the put, so concurrent creates cannot exceed it.
+//! Webhook endpoints: the model (what an endpoint subscribes to, which secrets sign for it, its API
+//! object). Stored by `store::endpoints`.
 
-use std::collections::HashMap;
-use std::fmt;
 use std::str::FromStr;
 
-use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, Code};
 use crate::event_type::{EventType, TypeSelector};
-use crate::ids::{CreatedAt, MalformedId, Mode, Principal, unix_now};
-use crate::store::{StoreError, transact_write};
+use crate::ids::{CreatedAt, EndpointId, Mode, unix_now};
 use crate::webhook::signature::WebhookSecret;
+use crate::webhook::ssrf::WebhookUrl;
 
+/// The most endpoints an account may have in one mode (`store::endpoints` enforces it).
 pub const MAX_ENDPOINTS: u32 = 16;
 /// How long the old secret keeps signing after a rotation.
 pub const ROTATION_OVERLAP_SECS: u64 = 24 * 3600;
-const COUNTER_ID: &str = "meta#endpoint_count";
-
-/// `we_` + ULID: time-ordered like event ids.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct EndpointId(String);
-
-impl EndpointId {
-    pub fn generate() -> Self {
-        EndpointId(format!("we_{}", ulid::Ulid::generate()))
-    }
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    /// When the endpoint was created, in unix milliseconds (from the ULID).
-    pub fn created_ms(&self) -> u64 {
-        ulid::Ulid::from_string(&self.0[3..]).map(|u| u.timestamp_ms()).unwrap_or(0)
-    }
-}
-
-impl fmt::Display for EndpointId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for EndpointId {
-    type Err = MalformedId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.strip_prefix("we_").map(ulid::Ulid::from_string) {
-            Some(Ok(u)) if s[3..] == u.to_string() => Ok(EndpointId(s.to_owned())),
-            _ => Err(MalformedId { kind: "webhook endpoint id", value: s.chars().take(80).collect() }),
-        }
-    }
-}
-
-impl Serialize for EndpointId {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
-    }
-}
-
-impl<'de> Deserialize<'de> for EndpointId {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        String::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
-}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -127,36 +76,12 @@ impl EnabledEvents {
     }
 }
 
-/// What [`EndpointStore::create`] did.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Created {
-    Created,
-    /// Nothing: the account and mode have this many endpoints already (or, for a fixed id such as
-    /// the samples', an endpoint with this id exists).
-    LimitReached(u32),
-}
-
-/// The WebhookEndpoints table's item.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct EndpointItem {
-    pk: String,
-    id: EndpointId,
-    url: String,
-    enabled_events: Vec<String>,
-    description: Option<String>,
-    status: EndpointStatus,
-    created_at: CreatedAt,
-    secret: WebhookSecret,
-    previous_secret: Option<WebhookSecret>,
-    previous_secret_expires_at: Option<u64>,
-}
-
 /// A webhook endpoint.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Endpoint {
     pub id: EndpointId,
     pub mode: Mode,
-    pub url: String,
+    pub url: WebhookUrl,
     pub enabled_events: EnabledEvents,
     pub description: Option<String>,
     pub status: EndpointStatus,
@@ -171,7 +96,7 @@ impl Endpoint {
     pub fn wants(&self, event: &crate::event::Event) -> bool {
         self.status == EndpointStatus::Enabled
             && self.enabled_events.matches(event.event_type)
-            && self.id.created_ms() <= event.id.ulid().timestamp_ms()
+            && self.id.created_ms() <= event.id.created_ms()
     }
 
     /// The secrets that sign a delivery now: the current one, and the previous one during its overlap.
@@ -202,185 +127,10 @@ impl Endpoint {
         }
         v
     }
-
-    fn from_item(item: EndpointItem, mode: Mode) -> Result<Self, StoreError> {
-        let enabled_events = EnabledEvents::parse(&item.enabled_events)
-            .map_err(|e| StoreError::Dynamo(format!("stored enabled_events: {e}")))?;
-        Ok(Endpoint {
-            id: item.id,
-            mode,
-            url: item.url,
-            enabled_events,
-            description: item.description,
-            status: item.status,
-            created_at: item.created_at,
-            secret: item.secret,
-            previous_secret: item.previous_secret.zip(item.previous_secret_expires_at),
-        })
-    }
-
-    fn to_item(&self, principal: &Principal) -> EndpointItem {
-        EndpointItem {
-            pk: principal.partition(),
-            id: self.id.clone(),
-            url: self.url.clone(),
-            enabled_events: self.enabled_events.to_strings(),
-            description: self.description.clone(),
-            status: self.status,
-            created_at: self.created_at,
-            secret: self.secret.clone(),
-            previous_secret: self.previous_secret.as_ref().map(|(s, _)| s.clone()),
-            previous_secret_expires_at: self.previous_secret.as_ref().map(|(_, t)| *t),
-        }
-    }
-}
-
-/// The changes of `POST /v1/webhook_endpoints/{id}`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EndpointUpdate {
-    pub url: Option<String>,
-    pub enabled_events: Option<EnabledEvents>,
-    pub description: Option<Option<String>>,
-    pub status: Option<EndpointStatus>,
-}
-
-#[derive(Debug, Clone)]
-pub struct EndpointStore {
-    client: Client,
-    table: String,
-}
-
-fn key(principal: &Principal, id: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(principal.partition())),
-        ("id".to_owned(), AttributeValue::S(id.to_owned())),
-    ])
-}
-
-impl EndpointStore {
-    pub fn new(client: Client, table: impl Into<String>) -> Self {
-        EndpointStore { client, table: table.into() }
-    }
-
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
-    /// Creates an endpoint, unless the account+mode has [`MAX_ENDPOINTS`] already.
-    pub async fn create(&self, principal: &Principal, endpoint: &Endpoint) -> Result<Created, StoreError> {
-        let item = serde_dynamo::to_item(endpoint.to_item(principal))?;
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(id)")
-            .build()?;
-        let count = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(principal, COUNTER_ID)))
-            .update_expression("SET n = if_not_exists(n, :zero) + :one")
-            .condition_expression("attribute_not_exists(n) OR n < :max")
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .expression_attribute_values(":max", AttributeValue::N(MAX_ENDPOINTS.to_string()))
-            .build()?;
-        let items = vec![TransactWriteItem::builder().update(count).build(), TransactWriteItem::builder().put(put).build()];
-        Ok(if transact_write(&self.client, items).await? { Created::Created } else { Created::LimitReached(MAX_ENDPOINTS) })
-    }
-
-    pub async fn get(&self, principal: &Principal, id: &EndpointId) -> Result<Option<Endpoint>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(principal, id.as_str())))
-            .consistent_read(true)
-            .send()
-            .await?;
-        out.item.map(|i| Endpoint::from_item(serde_dynamo::from_item(i)?, principal.mode)).transpose()
-    }
-
-    /// Every endpoint of the account+mode (at most 16), newest first: one Query.
-    pub async fn list(&self, principal: &Principal) -> Result<Vec<Endpoint>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(id, :prefix)")
-            .expression_attribute_values(":pk", AttributeValue::S(principal.partition()))
-            .expression_attribute_values(":prefix", AttributeValue::S("we_".into()))
-            .scan_index_forward(false)
-            .consistent_read(true)
-            .send()
-            .await?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| Endpoint::from_item(serde_dynamo::from_item(i)?, principal.mode))
-            .collect()
-    }
-
-    /// Writes an endpoint back (after an update or a rotation), only if it still exists.
-    pub async fn replace(&self, principal: &Principal, endpoint: &Endpoint) -> Result<bool, StoreError> {
-        let result = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(serde_dynamo::to_item(endpoint.to_item(principal))?))
-            .condition_expression("attribute_exists(id)")
-            .send()
-            .await;
-        match result.map_err(StoreError::from) {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Sets the status only (410 Gone disables an endpoint).
-    pub async fn set_status(&self, principal: &Principal, id: &EndpointId, status: EndpointStatus) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(principal, id.as_str())))
-            .update_expression("SET #s = :s")
-            .condition_expression("attribute_exists(id)")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":s", AttributeValue::S(format!("{status:?}").to_lowercase()))
-            .send()
-            .await;
-        match result.map_err(StoreError::from) {
-            Ok(_) | Err(StoreError::Conflict) => Ok(()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Deletes an endpoint and releases its place under the limit. False when there was none.
-    pub async fn delete(&self, principal: &Principal, id: &EndpointId) -> Result<bool, StoreError> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(principal, id.as_str())))
-            .condition_expression("attribute_exists(id)")
-            .build()?;
-        let count = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(principal, COUNTER_ID)))
-            .update_expression("SET n = n - :one")
-            .condition_expression("n > :zero")
-            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .build()?;
-        transact_write(&self.client, vec![TransactWriteItem::builder().delete(delete).build(), TransactWriteItem::builder().update(count).build()])
-            .await
-    }
 }
 
 /// A new endpoint (not yet stored).
-pub fn new_endpoint(mode: Mode, url: String, enabled_events: EnabledEvents, description: Option<String>) -> Endpoint {
+pub fn new_endpoint(mode: Mode, url: WebhookUrl, enabled_events: EnabledEvents, description: Option<String>) -> Endpoint {
     Endpoint {
         id: EndpointId::generate(),
         mode,
@@ -426,9 +176,9 @@ mod tests {
     #[test]
     fn ids_and_rotation() {
         let id = EndpointId::generate();
-        assert_eq!(id.as_str().parse::<EndpointId>().unwrap(), id);
+        assert_eq!(id.to_string().parse::<EndpointId>().unwrap(), id);
         assert!("we_nope".parse::<EndpointId>().is_err());
-        let mut ep = new_endpoint(Mode::Test, "https://example.com/h".into(), EnabledEvents::All, None);
+        let mut ep = new_endpoint(Mode::Test, "https://example.com/h".parse().unwrap(), EnabledEvents::All, None);
         let first = ep.secret.clone();
         rotate(&mut ep, 1000);
         assert_ne!(ep.secret, first);

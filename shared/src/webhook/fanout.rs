@@ -11,8 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::{AccountId, EventId, Mode, Principal};
 use crate::store::{StoreError, principal_of_partition};
-use crate::webhook::deliveries::{DeliveryStatus, DeliveryStore};
-use crate::webhook::endpoints::EndpointId;
+use crate::store::deliveries::{DeliveryStatus, DeliveryStore};
+use crate::ids::EndpointId;
 
 /// The body of a delivery message: which event goes to which endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

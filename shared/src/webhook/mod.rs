@@ -1,10 +1,8 @@
 //! Webhooks: endpoints, signatures, SSRF rules, fan-out and delivery.
 
 pub mod deliver;
-pub mod deliveries;
 pub mod endpoints;
 pub mod fanout;
-pub mod idempotency;
 pub mod redrive;
 pub mod signature;
 pub mod ssrf;

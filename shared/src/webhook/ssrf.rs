@@ -1,9 +1,11 @@
 //! Server-side request forgery rules: a webhook URL may only reach public addresses. Checked when an
-//! endpoint is created or changed, and again at connect time by [`PublicOnlyResolver`] (so a name
-//! that later resolves to a private address is still refused).
+//! endpoint is created or changed ([`check_url`]), and again when a webhook is sent by the one
+//! [`WebhookClient`]: literal addresses before connecting, names by [`PublicOnlyResolver`] at connect
+//! time (so a name that later resolves to a private address is still refused).
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::{ApiError, Code};
 use crate::ids::Mode;
@@ -112,7 +114,8 @@ fn invalid_url(message: impl Into<String>) -> ApiError {
     ApiError::invalid(Code::UrlInvalid, "url", message)
 }
 
-/// A webhook URL that passed the rules: absolute http(s), a host, no credentials, https in live mode.
+/// A webhook URL of the right shape: absolute http(s), at most [`MAX_URL_LEN`] long, a host, no
+/// credentials. Where it may point is [`check_url`]'s and the [`WebhookClient`]'s business.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WebhookUrl(url::Url);
 
@@ -120,28 +123,70 @@ impl WebhookUrl {
     pub fn as_str(&self) -> &str {
         self.0.as_str()
     }
+
     pub fn url(&self) -> &url::Url {
         &self.0
     }
+
+    /// The address when the host is an IP literal.
+    fn literal_ip(&self) -> Option<IpAddr> {
+        match self.0.host()? {
+            url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
+            url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
+            url::Host::Domain(_) => None,
+        }
+    }
 }
 
-/// Parses and checks a URL, resolving its host name: every address must be public (unless allowed).
+impl std::str::FromStr for WebhookUrl {
+    type Err = ApiError;
+
+    fn from_str(raw: &str) -> Result<Self, ApiError> {
+        if raw.len() > MAX_URL_LEN {
+            return Err(ApiError::invalid(Code::ParameterInvalid, "url", format!("url is at most {MAX_URL_LEN} characters.")));
+        }
+        let url = url::Url::parse(raw.trim()).map_err(|e| invalid_url(format!("Invalid URL: {e}.")))?;
+        if !matches!(url.scheme(), "https" | "http") {
+            return Err(invalid_url(format!("Invalid URL scheme {}: use https (or http in test mode).", url.scheme())));
+        }
+        if !url.username().is_empty() || url.password().is_some() {
+            return Err(invalid_url("Webhook URLs may not contain credentials."));
+        }
+        if url.host().is_none() {
+            return Err(invalid_url("The URL has no host."));
+        }
+        Ok(WebhookUrl(url))
+    }
+}
+
+impl std::fmt::Display for WebhookUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl serde::Serialize for WebhookUrl {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// Read back from the table through the same parse.
+impl<'de> serde::Deserialize<'de> for WebhookUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <String as serde::Deserialize>::deserialize(d)?.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parses and checks a URL for an endpoint of `mode`: https in live mode, and every address its
+/// host resolves to public (unless the policy allows private ones).
 pub async fn check_url(raw: &str, mode: Mode, policy: UrlPolicy) -> Result<WebhookUrl, ApiError> {
-    if raw.len() > MAX_URL_LEN {
-        return Err(ApiError::invalid(Code::ParameterInvalid, "url", format!("url is at most {MAX_URL_LEN} characters.")));
+    let url: WebhookUrl = raw.parse()?;
+    if url.0.scheme() == "http" && mode == Mode::Live {
+        return Err(invalid_url("Live mode webhook endpoints must use https."));
     }
-    let url = url::Url::parse(raw.trim()).map_err(|e| invalid_url(format!("Invalid URL: {e}.")))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if mode == Mode::Test => {}
-        "http" => return Err(invalid_url("Live mode webhook endpoints must use https.")),
-        other => return Err(invalid_url(format!("Invalid URL scheme {other}: use https (or http in test mode)."))),
-    }
-    if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid_url("Webhook URLs may not contain credentials."));
-    }
-    let host = url.host().ok_or_else(|| invalid_url("The URL has no host."))?;
-    let port = url.port_or_known_default().unwrap_or(443);
+    let host = url.0.host().ok_or_else(|| invalid_url("The URL has no host."))?;
+    let port = url.0.port_or_known_default().unwrap_or(443);
     let addrs: Vec<IpAddr> = match host {
         url::Host::Ipv4(ip) => vec![IpAddr::V4(ip)],
         url::Host::Ipv6(ip) => vec![IpAddr::V6(ip)],
@@ -158,7 +203,7 @@ pub async fn check_url(raw: &str, mode: Mode, policy: UrlPolicy) -> Result<Webho
             "The URL resolves to a private, loopback, link-local or reserved address; webhooks go to public addresses only.",
         ));
     }
-    Ok(WebhookUrl(url))
+    Ok(url)
 }
 
 /// A DNS resolver for the delivery client that drops forbidden addresses (and fails when none remain).
@@ -187,6 +232,110 @@ impl reqwest::dns::Resolve for PublicOnlyResolver {
 impl PublicOnlyResolver {
     pub fn shared(policy: UrlPolicy) -> Arc<Self> {
         Arc::new(PublicOnlyResolver { policy })
+    }
+}
+
+/// Response bytes read at the most; the rest is never read.
+pub const MAX_RESPONSE_BYTES: usize = 20 * 1024;
+/// Response bytes kept in an attempt record.
+pub const KEPT_RESPONSE_BYTES: usize = 2 * 1024;
+/// Total time one POST may take, response included.
+pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(15);
+
+/// The one HTTP client webhooks are sent with: the URL policy, checked on literal addresses here
+/// and on names by [`PublicOnlyResolver`] at connect time; connect 5 s, total 15 s; no redirects;
+/// at most [`MAX_RESPONSE_BYTES`] of a response read.
+#[derive(Debug, Clone)]
+pub struct WebhookClient {
+    http: reqwest::Client,
+    policy: UrlPolicy,
+}
+
+/// The result of one POST: a status (and what came with it), or the error that kept it from one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: Option<u16>,
+    /// `Retry-After` in seconds, when the receiver sent one.
+    pub retry_after: Option<u64>,
+    pub body: Option<String>,
+    pub error: Option<String>,
+}
+
+impl WebhookClient {
+    pub fn new(policy: UrlPolicy) -> Self {
+        Self::with_timeout(policy, TOTAL_TIMEOUT)
+    }
+
+    /// Another total timeout (tests use a short one).
+    pub fn with_timeout(policy: UrlPolicy, total: Duration) -> Self {
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(5).min(total))
+            .timeout(total)
+            .redirect(reqwest::redirect::Policy::none())
+            .dns_resolver(PublicOnlyResolver::shared(policy))
+            .user_agent(concat!("PayGate-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .expect("HTTP client");
+        WebhookClient { http, policy }
+    }
+
+    /// POSTs a JSON `body` with `headers` to `url`; reads at most [`MAX_RESPONSE_BYTES`] of the
+    /// answer and keeps [`KEPT_RESPONSE_BYTES`]. Never fails: what went wrong is in the response.
+    pub async fn post(&self, url: &WebhookUrl, headers: Vec<(&'static str, String)>, body: Vec<u8>) -> Response {
+        let fail = |e: String| Response { status: None, retry_after: None, body: None, error: Some(e) };
+        // Names are checked by the resolver at connect time; literal addresses here.
+        if !self.policy.allow_private && url.literal_ip().is_some_and(is_forbidden) {
+            return fail("the URL's address is not public".into());
+        }
+        let mut req = self.http.post(url.url().clone()).header("content-type", "application/json");
+        for (name, value) in headers {
+            req = req.header(name, value);
+        }
+        let mut resp = match req.body(body).send().await {
+            Ok(r) => r,
+            Err(e) => return fail(describe(&e)),
+        };
+        let status = resp.status().as_u16();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let mut read = Vec::new();
+        let mut error = None;
+        loop {
+            match resp.chunk().await {
+                Ok(Some(chunk)) => {
+                    let room = MAX_RESPONSE_BYTES - read.len();
+                    read.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                    if read.len() >= MAX_RESPONSE_BYTES {
+                        break; // the rest is never read
+                    }
+                }
+                Ok(None) => break,
+                Err(e) => {
+                    error = Some(describe(&e));
+                    break;
+                }
+            }
+        }
+        read.truncate(KEPT_RESPONSE_BYTES);
+        Response { status: Some(status), retry_after, body: Some(String::from_utf8_lossy(&read).into_owned()), error }
+    }
+}
+
+fn describe(e: &reqwest::Error) -> String {
+    if e.is_timeout() {
+        "timeout".to_owned()
+    } else if e.is_connect() {
+        // The innermost cause says what happened: "Connection refused (os error 111)", a DNS failure…
+        let mut cause: &dyn std::error::Error = e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        format!("connection failed: {cause}")
+    } else {
+        e.to_string()
     }
 }
 

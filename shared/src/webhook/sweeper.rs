@@ -9,7 +9,7 @@
 use futures::future::join_all;
 
 use crate::ids::unix_now;
-use crate::webhook::deliveries::{DUE_SHARDS, DeliveryStore};
+use crate::store::deliveries::{DUE_SHARDS, DeliveryStore};
 use crate::webhook::fanout::{DeliveryMessage, Fanout, FanoutError};
 
 /// States read per Query.

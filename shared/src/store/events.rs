@@ -1,124 +1,16 @@
-//! The Events table: conditional puts, strongly consistent gets, and key-condition queries.
+//! The Events table: conditional puts, strongly consistent gets, key-condition queries, and the
+//! `pending_webhooks` counter ([`pending_webhooks_change`]).
 
 use std::collections::HashMap;
-use std::fmt::Debug;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
 use crate::event::{Event, EventData, EventRequest, EventTag};
 use crate::event_type::{EventType, Family};
 use crate::ids::{CreatedAt, EventId, Principal};
-
-/// A failure talking to DynamoDB or reading what it holds.
-#[derive(Debug, thiserror::Error)]
-pub enum StoreError {
-    #[error("DynamoDB throttled the request: {0}")]
-    Throttled(String),
-    #[error("the item exists already")]
-    Conflict,
-    #[error("DynamoDB kept cancelling the transaction for contention (TransactionConflict)")]
-    Contention,
-    #[error("DynamoDB: {0}")]
-    Dynamo(String),
-    #[error("malformed item: {0}")]
-    Item(#[from] serde_dynamo::Error),
-}
-
-impl<E, R> From<SdkError<E, R>> for StoreError
-where
-    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
-    R: Debug,
-{
-    fn from(err: SdkError<E, R>) -> Self {
-        match err.code() {
-            Some("ConditionalCheckFailedException") => StoreError::Conflict,
-            Some("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded") => {
-                StoreError::Throttled(DisplayErrorContext(&err).to_string())
-            }
-            _ => StoreError::Dynamo(DisplayErrorContext(&err).to_string()),
-        }
-    }
-}
-
-/// A request builder missing a required field: a bug of ours, reported like a DynamoDB failure.
-impl From<aws_sdk_dynamodb::error::BuildError> for StoreError {
-    fn from(err: aws_sdk_dynamodb::error::BuildError) -> Self {
-        StoreError::Dynamo(err.to_string())
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
-        tracing::error!(error = %err, "store error");
-        match err {
-            StoreError::Throttled(_) => ApiError::RateLimited {
-                message: "Too many requests hit the API too quickly. Please retry with backoff.".to_owned(),
-            },
-            _ => ApiError::internal(),
-        }
-    }
-}
-
-/// How often a transaction cancelled by contention (`TransactionConflict`) is tried again.
-const CONFLICT_TRIES: u32 = 8;
-
-/// One TransactWriteItems call. `Ok(true)` when it committed, `Ok(false)` when a condition did not
-/// hold (`ConditionalCheckFailed`). Contention is not failure: a cancellation for
-/// `TransactionConflict` (another transaction on the same item, as when several endpoints settle
-/// one event at once) is tried again with jittered backoff, and only after [`CONFLICT_TRIES`] is it
-/// an error ([`StoreError::Contention`]), which callers retry like any other failure.
-pub(crate) async fn transact_write(
-    client: &Client,
-    items: Vec<TransactWriteItem>,
-) -> Result<bool, StoreError> {
-    for attempt in 1..=CONFLICT_TRIES {
-        let err = match client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
-            Ok(_) => return Ok(true),
-            Err(e) => e,
-        };
-        let Some(cancelled) = err.as_service_error().and_then(|s| match s {
-            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
-            _ => None,
-        }) else {
-            return Err(err.into());
-        };
-        let codes: Vec<&str> = cancelled.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
-        match cancellation(&codes) {
-            Cancellation::ConditionFailed => return Ok(false),
-            Cancellation::Conflict if attempt < CONFLICT_TRIES => {
-                let backoff = 20u64 << attempt.min(6); // 40 ms … 1.3 s
-                let jittered = rand::Rng::random_range(&mut rand::rng(), backoff / 2..=backoff);
-                tracing::debug!(attempt, "transaction conflict; trying again");
-                tokio::time::sleep(std::time::Duration::from_millis(jittered)).await;
-            }
-            Cancellation::Conflict => return Err(StoreError::Contention),
-            Cancellation::Other => return Err(err.into()),
-        }
-    }
-    Err(StoreError::Contention)
-}
-
-/// Why DynamoDB cancelled a transaction, from its cancellation reason codes.
-#[derive(Debug, PartialEq, Eq)]
-enum Cancellation {
-    ConditionFailed,
-    Conflict,
-    Other,
-}
-
-fn cancellation(codes: &[&str]) -> Cancellation {
-    if codes.contains(&"ConditionalCheckFailed") {
-        Cancellation::ConditionFailed
-    } else if codes.contains(&"TransactionConflict") {
-        Cancellation::Conflict
-    } else {
-        Cancellation::Other
-    }
-}
+use crate::store::{StoreError, principal_of_partition, transact_write};
 
 /// The Events table's item: the event plus its keys and TTL.
 /// Keys: `pk` = `{account}#{mode}`, sort key `id`; GSI `ByType` on `type_pk`, GSI `ByFamily` on `family_pk`.
@@ -171,14 +63,8 @@ impl EventItem {
 pub fn event_from_image(image: serde_dynamo::Item) -> Result<(Principal, Event), StoreError> {
     let item: EventItem = serde_dynamo::from_item(image)?;
     let principal = principal_of_partition(&item.pk)
-        .ok_or_else(|| StoreError::Dynamo(format!("malformed partition key {:?}", item.pk)))?;
+        .ok_or_else(|| StoreError::Malformed(format!("partition key {:?}", item.pk)))?;
     Ok((principal, item.into_event()))
-}
-
-/// `{account}#{mode}` → the principal.
-pub fn principal_of_partition(pk: &str) -> Option<Principal> {
-    let (account, mode) = pk.split_once('#')?;
-    Some(Principal { account: account.parse().ok()?, mode: mode.parse().ok()? })
 }
 
 pub fn type_partition(principal: &Principal, t: EventType) -> String {
@@ -308,15 +194,17 @@ impl EventStore {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_conflict_is_not_a_failed_condition() {
-        assert_eq!(cancellation(&["None", "ConditionalCheckFailed"]), Cancellation::ConditionFailed);
-        assert_eq!(cancellation(&["TransactionConflict", "None"]), Cancellation::Conflict);
-        assert_eq!(cancellation(&["ThrottlingError"]), Cancellation::Other);
-        assert_eq!(cancellation(&[]), Cancellation::Other);
-    }
+/// The one place `pending_webhooks` changes: +1 when a delivery state opens or re-opens, −1 when it
+/// settles, always in the same transaction as the state (see `deliveries`). Only while the event
+/// exists: an expired event is not brought back as a bare counter.
+pub fn pending_webhooks_change(events_table: &str, principal: &Principal, event: EventId, delta: i32) -> Result<TransactWriteItem, StoreError> {
+    let update = Update::builder()
+        .table_name(events_table)
+        .key("pk", AttributeValue::S(principal.partition()))
+        .key("id", AttributeValue::S(event.to_string()))
+        .update_expression("ADD pending_webhooks :d")
+        .condition_expression("attribute_exists(id)")
+        .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))
+        .build()?;
+    Ok(TransactWriteItem::builder().update(update).build())
 }

@@ -24,8 +24,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::ids::{EventId, Principal, unix_now};
+use crate::store::events::pending_webhooks_change;
 use crate::store::{StoreError, principal_of_partition, transact_write};
-use crate::webhook::endpoints::EndpointId;
+use crate::ids::EndpointId;
 
 /// Kept for as long as events are.
 const RETENTION_SECS: u64 = 30 * 86_400;
@@ -216,15 +217,7 @@ impl DeliveryStore {
     }
 
     fn pending_change(&self, principal: &Principal, event: EventId, delta: i32) -> Result<TransactWriteItem, StoreError> {
-        let update = Update::builder()
-            .table_name(&self.events_table)
-            .key("pk", s(principal.partition()))
-            .key("id", s(event.to_string()))
-            .update_expression("ADD pending_webhooks :d")
-            .condition_expression("attribute_exists(id)")
-            .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))
-            .build()?;
-        Ok(TransactWriteItem::builder().update(update).build())
+        pending_webhooks_change(&self.events_table, principal, event, delta)
     }
 
     fn new_state(&self, principal: &Principal, event: EventId, endpoint: &EndpointId, now: u64) -> StateItem {
@@ -421,7 +414,7 @@ impl DeliveryStore {
                 let item: StateItem = serde_dynamo::from_item(i)?;
                 let partition = item.pk.rsplit_once('#').map(|(p, _)| p).unwrap_or_default();
                 let principal = principal_of_partition(partition)
-                    .ok_or_else(|| StoreError::Dynamo(format!("malformed delivery key {:?}", item.pk)))?;
+                    .ok_or_else(|| StoreError::Malformed(format!("delivery key {:?}", item.pk)))?;
                 Ok(Overdue { principal, event_id: item.event_id, endpoint_id: item.endpoint_id })
             })
             .collect()

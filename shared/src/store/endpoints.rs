@@ -1,0 +1,216 @@
+//! Webhook endpoints in the WebhookEndpoints table (pk `{account}#{mode}`, sort key `id`). At most
+//! [`MAX_ENDPOINTS`] per account and mode, enforced by a counter item in the same transaction as the
+//! put, so concurrent creates cannot exceed it.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use serde::{Deserialize, Serialize};
+
+use crate::ids::{CreatedAt, Mode, Principal};
+use crate::store::{StoreError, transact_write};
+use crate::ids::EndpointId;
+use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, MAX_ENDPOINTS};
+use crate::webhook::signature::WebhookSecret;
+use crate::webhook::ssrf::WebhookUrl;
+
+/// The counter item's sort key.
+const COUNTER_ID: &str = "meta#endpoint_count";
+
+/// What [`EndpointStore::create`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Created {
+    Created,
+    /// Nothing: the account and mode have this many endpoints already (or, for a fixed id such as
+    /// the samples', an endpoint with this id exists).
+    LimitReached(u32),
+}
+
+/// The WebhookEndpoints table's endpoint item (`id` = `we_…`). The table holds two other item
+/// kinds in the same partition: the endpoint counter (`id` = `meta#endpoint_count`, attribute `n`)
+/// and idempotency records (`id` = `idem#{key}`, see `store::idempotency`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct EndpointItem {
+    pk: String,
+    id: EndpointId,
+    url: WebhookUrl,
+    enabled_events: Vec<String>,
+    description: Option<String>,
+    status: EndpointStatus,
+    created_at: CreatedAt,
+    secret: WebhookSecret,
+    previous_secret: Option<WebhookSecret>,
+    previous_secret_expires_at: Option<u64>,
+}
+
+impl EndpointItem {
+    fn into_endpoint(self, mode: Mode) -> Result<Endpoint, StoreError> {
+        let item = self;
+        // Stored values were parsed when they came in; parsing them again keeps them typed.
+        let enabled_events = EnabledEvents::parse(&item.enabled_events)
+            .map_err(|e| StoreError::Malformed(format!("stored enabled_events: {e}")))?;
+        Ok(Endpoint {
+            id: item.id,
+            mode,
+            url: item.url,
+            enabled_events,
+            description: item.description,
+            status: item.status,
+            created_at: item.created_at,
+            secret: item.secret,
+            previous_secret: item.previous_secret.zip(item.previous_secret_expires_at),
+        })
+    }
+
+    fn of(this: &Endpoint, principal: &Principal) -> EndpointItem {
+        EndpointItem {
+            pk: principal.partition(),
+            id: this.id.clone(),
+            url: this.url.clone(),
+            enabled_events: this.enabled_events.to_strings(),
+            description: this.description.clone(),
+            status: this.status,
+            created_at: this.created_at,
+            secret: this.secret.clone(),
+            previous_secret: this.previous_secret.as_ref().map(|(s, _)| s.clone()),
+            previous_secret_expires_at: this.previous_secret.as_ref().map(|(_, t)| *t),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EndpointStore {
+    client: Client,
+    table: String,
+}
+
+fn key(principal: &Principal, id: &str) -> HashMap<String, AttributeValue> {
+    HashMap::from([
+        ("pk".to_owned(), AttributeValue::S(principal.partition())),
+        ("id".to_owned(), AttributeValue::S(id.to_owned())),
+    ])
+}
+
+impl EndpointStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        EndpointStore { client, table: table.into() }
+    }
+
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Creates an endpoint, unless the account+mode has [`MAX_ENDPOINTS`] already.
+    pub async fn create(&self, principal: &Principal, endpoint: &Endpoint) -> Result<Created, StoreError> {
+        let item = serde_dynamo::to_item(EndpointItem::of(endpoint, principal))?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(id)")
+            .build()?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(principal, COUNTER_ID)))
+            .update_expression("SET n = if_not_exists(n, :zero) + :one")
+            .condition_expression("attribute_not_exists(n) OR n < :max")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .expression_attribute_values(":max", AttributeValue::N(MAX_ENDPOINTS.to_string()))
+            .build()?;
+        let items = vec![TransactWriteItem::builder().update(count).build(), TransactWriteItem::builder().put(put).build()];
+        Ok(if transact_write(&self.client, items).await? { Created::Created } else { Created::LimitReached(MAX_ENDPOINTS) })
+    }
+
+    pub async fn get(&self, principal: &Principal, id: &EndpointId) -> Result<Option<Endpoint>, StoreError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(principal, &id.to_string())))
+            .consistent_read(true)
+            .send()
+            .await?;
+        out.item.map(|i| serde_dynamo::from_item::<_, EndpointItem>(i)?.into_endpoint(principal.mode)).transpose()
+    }
+
+    /// Every endpoint of the account+mode (at most 16), newest first: one Query.
+    pub async fn list(&self, principal: &Principal) -> Result<Vec<Endpoint>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(id, :prefix)")
+            .expression_attribute_values(":pk", AttributeValue::S(principal.partition()))
+            .expression_attribute_values(":prefix", AttributeValue::S("we_".into()))
+            .scan_index_forward(false)
+            .consistent_read(true)
+            .send()
+            .await?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|i| serde_dynamo::from_item::<_, EndpointItem>(i)?.into_endpoint(principal.mode))
+            .collect()
+    }
+
+    /// Writes an endpoint back (after an update or a rotation), only if it still exists.
+    pub async fn replace(&self, principal: &Principal, endpoint: &Endpoint) -> Result<bool, StoreError> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(EndpointItem::of(endpoint, principal))?))
+            .condition_expression("attribute_exists(id)")
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Sets the status only (410 Gone disables an endpoint).
+    pub async fn set_status(&self, principal: &Principal, id: &EndpointId, status: EndpointStatus) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(principal, &id.to_string())))
+            .update_expression("SET #s = :s")
+            .condition_expression("attribute_exists(id)")
+            .expression_attribute_names("#s", "status")
+            .expression_attribute_values(":s", AttributeValue::S(format!("{status:?}").to_lowercase()))
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes an endpoint and releases its place under the limit. False when there was none.
+    pub async fn delete(&self, principal: &Principal, id: &EndpointId) -> Result<bool, StoreError> {
+        let delete = Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(principal, &id.to_string())))
+            .condition_expression("attribute_exists(id)")
+            .build()?;
+        let count = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key(principal, COUNTER_ID)))
+            .update_expression("SET n = n - :one")
+            .condition_expression("n > :zero")
+            .expression_attribute_values(":zero", AttributeValue::N("0".into()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
+            .build()?;
+        transact_write(&self.client, vec![TransactWriteItem::builder().delete(delete).build(), TransactWriteItem::builder().update(count).build()])
+            .await
+    }
+}
+

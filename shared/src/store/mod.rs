@@ -1,0 +1,173 @@
+//! Storage: one file per DynamoDB table, and what they share. Here: [`StoreError`],
+//! [`transact_write`] (every multi-item write goes through it) and the partition key of an account
+//! and mode, `{account}#{mode}` ([`Principal::partition`], [`principal_of_partition`]).
+//!
+//! - `events`: the Events table, and `pending_webhooks` ([`events::pending_webhooks_change`]).
+//! - `deliveries`: delivery states and attempts (the Deliveries table).
+//! - `endpoints`: webhook endpoints, and their per-account counter (WebhookEndpoints table).
+//! - `idempotency`: `Idempotency-Key` records (WebhookEndpoints table, `idem#` items).
+//! - `api_keys`: hashed API keys (ApiKeys table).
+
+pub mod api_keys;
+pub mod deliveries;
+pub mod endpoints;
+pub mod events;
+pub mod idempotency;
+
+use std::fmt::Debug;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::TransactWriteItem;
+
+use crate::error::ApiError;
+use crate::ids::Principal;
+
+pub use events::{EventStore, RangeQuery, Source};
+
+impl Principal {
+    /// `{account}#{mode}`: the partition key of an account and mode, in every table.
+    pub fn partition(&self) -> String {
+        format!("{}#{}", self.account, self.mode)
+    }
+}
+
+/// `{account}#{mode}` → the principal.
+pub fn principal_of_partition(pk: &str) -> Option<Principal> {
+    let (account, mode) = pk.split_once('#')?;
+    Some(Principal { account: account.parse().ok()?, mode: mode.parse().ok()? })
+}
+
+/// A failure talking to DynamoDB or reading what it holds. The SDK's error is kept as the source,
+/// for logs (`DisplayErrorContext` prints its whole chain).
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("DynamoDB throttled the request: {}", DisplayErrorContext(.0.as_ref()))]
+    Throttled(#[source] BoxError),
+    #[error("the item exists already")]
+    Conflict,
+    #[error("DynamoDB kept cancelling the transaction for contention (TransactionConflict)")]
+    Contention,
+    #[error("DynamoDB: {}", DisplayErrorContext(.0.as_ref()))]
+    Dynamo(#[source] BoxError),
+    #[error("malformed item: {0}")]
+    Item(#[from] serde_dynamo::Error),
+    #[error("malformed item: {0}")]
+    Malformed(String),
+}
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+impl<E, R> From<SdkError<E, R>> for StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: Debug + Send + Sync + 'static,
+{
+    fn from(err: SdkError<E, R>) -> Self {
+        match err.code() {
+            Some("ConditionalCheckFailedException") => StoreError::Conflict,
+            Some("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded") => {
+                StoreError::Throttled(Box::new(err))
+            }
+            _ => StoreError::Dynamo(Box::new(err)),
+        }
+    }
+}
+
+/// A request builder missing a required field: a bug of ours, reported like a DynamoDB failure.
+impl From<aws_sdk_dynamodb::error::BuildError> for StoreError {
+    fn from(err: aws_sdk_dynamodb::error::BuildError) -> Self {
+        StoreError::Dynamo(Box::new(err))
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        tracing::error!(error = %err, "store error");
+        match err {
+            StoreError::Throttled(_) => ApiError::RateLimited {
+                message: "Too many requests hit the API too quickly. Please retry with backoff.".to_owned(),
+            },
+            _ => ApiError::internal(),
+        }
+    }
+}
+
+/// How often a transaction cancelled by contention (`TransactionConflict`) is tried again.
+const CONFLICT_TRIES: u32 = 8;
+
+/// One TransactWriteItems call. `Ok(true)` when it committed, `Ok(false)` when a condition did not
+/// hold (`ConditionalCheckFailed`). Contention is not failure: a cancellation for
+/// `TransactionConflict` (another transaction on the same item, as when several endpoints settle
+/// one event at once) is tried again with jittered backoff, and only after [`CONFLICT_TRIES`] is it
+/// an error ([`StoreError::Contention`]), which callers retry like any other failure.
+pub(crate) async fn transact_write(
+    client: &Client,
+    items: Vec<TransactWriteItem>,
+) -> Result<bool, StoreError> {
+    for attempt in 1..=CONFLICT_TRIES {
+        let err = match client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
+            Ok(_) => return Ok(true),
+            Err(e) => e,
+        };
+        let Some(cancelled) = err.as_service_error().and_then(|s| match s {
+            aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c) => Some(c),
+            _ => None,
+        }) else {
+            return Err(err.into());
+        };
+        let codes: Vec<&str> = cancelled.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
+        match cancellation(&codes) {
+            Cancellation::ConditionFailed => return Ok(false),
+            Cancellation::Conflict if attempt < CONFLICT_TRIES => {
+                let backoff = 20u64 << attempt.min(6); // 40 ms … 1.3 s
+                let jittered = rand::Rng::random_range(&mut rand::rng(), backoff / 2..=backoff);
+                tracing::debug!(attempt, "transaction conflict; trying again");
+                tokio::time::sleep(std::time::Duration::from_millis(jittered)).await;
+            }
+            Cancellation::Conflict => return Err(StoreError::Contention),
+            Cancellation::Other => return Err(err.into()),
+        }
+    }
+    Err(StoreError::Contention)
+}
+
+/// Why DynamoDB cancelled a transaction, from its cancellation reason codes.
+#[derive(Debug, PartialEq, Eq)]
+enum Cancellation {
+    ConditionFailed,
+    Conflict,
+    Other,
+}
+
+fn cancellation(codes: &[&str]) -> Cancellation {
+    if codes.contains(&"ConditionalCheckFailed") {
+        Cancellation::ConditionFailed
+    } else if codes.contains(&"TransactionConflict") {
+        Cancellation::Conflict
+    } else {
+        Cancellation::Other
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::{AccountId, Mode};
+
+    #[test]
+    fn a_conflict_is_not_a_failed_condition() {
+        assert_eq!(cancellation(&["None", "ConditionalCheckFailed"]), Cancellation::ConditionFailed);
+        assert_eq!(cancellation(&["TransactionConflict", "None"]), Cancellation::Conflict);
+        assert_eq!(cancellation(&["ThrottlingError"]), Cancellation::Other);
+        assert_eq!(cancellation(&[]), Cancellation::Other);
+    }
+
+    #[test]
+    fn partitions_round_trip() {
+        let p = Principal { account: AccountId::generate(), mode: Mode::Live };
+        assert_eq!(principal_of_partition(&p.partition()), Some(p));
+        assert_eq!(principal_of_partition("nothing"), None);
+    }
+}
