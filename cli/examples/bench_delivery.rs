@@ -48,14 +48,14 @@ fn median(mut v: Vec<Duration>) -> Duration {
 }
 
 #[tokio::main]
-async fn main() -> Result<(), String> {
+async fn main() -> anyhow::Result<()> {
     let stack = Stack::local(Some(&format!("bench{}", ulid::Ulid::generate().to_string().to_lowercase()))).await?;
     let p = Principal { account: AccountId::generate(), mode: Mode::Test };
     let mut endpoints = Vec::new();
     for _ in 0..RECEIVERS {
-        let ep = new_endpoint(Mode::Test, receiver().await.parse().map_err(|e: paygate::ApiError| e.to_string())?, EnabledEvents::All, None);
-        if stack.endpoints().create(&p, &ep).await.map_err(|e| e.to_string())? != paygate::store::endpoints::Created::Created {
-            return Err("the benchmark account has too many endpoints".into());
+        let ep = new_endpoint(Mode::Test, receiver().await.parse()?, EnabledEvents::All, None);
+        if stack.endpoints().create(&p, &ep).await? != paygate::store::endpoints::Created::Created {
+            anyhow::bail!("the benchmark account has too many endpoints");
         }
         endpoints.push(ep);
     }
@@ -68,10 +68,10 @@ async fn main() -> Result<(), String> {
                 account_id: p.account.clone(),
                 mode: p.mode,
                 event_type: EventType::PaymentSucceeded,
-                data: IngestData { object: DataObject::parse(serde_json::json!({"id": "pay_bench", "object": "payment"}))? },
+                data: IngestData { object: DataObject::parse(serde_json::json!({"id": "pay_bench", "object": "payment"})).map_err(anyhow::Error::msg)? },
                 request: Default::default(),
             };
-            let event = stack.publisher().publish(input).await.map_err(|e| e.to_string())?;
+            let event = stack.publisher().publish(input).await?;
             let messages: Vec<SqsMessage> = endpoints
                 .iter()
                 .enumerate()

@@ -2,6 +2,7 @@
 
 use std::net::SocketAddr;
 
+use anyhow::{Context, anyhow};
 use paygate::store::api_keys::NewAccount;
 use paygate::ingest::{DataObject, IngestData, IngestRequest, Publisher};
 use paygate::list::{Cursor, ListParams, list_events};
@@ -18,30 +19,30 @@ use crate::gateway::serve;
 use crate::pollers;
 use crate::stack::{Servers, Stack};
 
-pub type CliResult = Result<(), String>;
+pub type CliResult = anyhow::Result<()>;
 
 /// `paygate accounts create`: one JSON line with the account id and its two keys.
 pub async fn accounts_create(stack: &Stack) -> CliResult {
-    let account = stack.keys().create_account().await.map_err(|e| e.to_string())?;
+    let account = stack.keys().create_account().await?;
     println!("{}", account.to_json());
     Ok(())
 }
 
 /// Who an API key belongs to, or why it is refused.
-pub async fn principal_of(stack: &Stack, api_key: &str) -> Result<Principal, String> {
-    paygate::auth::authenticate(&stack.keys(), Some(&format!("Bearer {api_key}"))).await.map_err(|e| e.to_string())
+pub async fn principal_of(stack: &Stack, api_key: &str) -> anyhow::Result<Principal> {
+    Ok(paygate::auth::authenticate(&stack.keys(), Some(&format!("Bearer {api_key}"))).await?)
 }
 
 /// Publishes an event of type `t` with a realistic object (see `fixtures`).
-async fn publish_fixture(publisher: &Publisher, principal: &Principal, t: EventType, request: EventRequest) -> Result<Event, String> {
+async fn publish_fixture(publisher: &Publisher, principal: &Principal, t: EventType, request: EventRequest) -> anyhow::Result<Event> {
     let input = IngestRequest {
         account_id: principal.account.clone(),
         mode: principal.mode,
         event_type: t,
-        data: IngestData { object: DataObject::parse(object_for(t).into()).map_err(|e| format!("fixture of {t}: {e}"))? },
+        data: IngestData { object: DataObject::parse(object_for(t).into()).map_err(|e| anyhow!("fixture of {t}: {e}"))? },
         request,
     };
-    publisher.publish(input).await.map_err(|e| e.to_string())
+    Ok(publisher.publish(input).await?)
 }
 
 /// `paygate trigger <type> --api-key K --count N`: creates realistic events, prints each as a JSON line.
@@ -112,11 +113,11 @@ pub async fn dev(addr: SocketAddr, start_servers: bool) -> CliResult {
     let mut servers = if start_servers { Some(Servers::start()?) } else { None };
     let result = async {
         let stack = Stack::local_from_env().await?;
-        let schedule = RetrySchedule::from_env()?;
+        let schedule = RetrySchedule::from_env().map_err(anyhow::Error::msg)?;
         let _pollers = pollers::start(&stack, stack.deliverer(schedule), false).await?;
-        let account = stack.keys().create_account().await.map_err(|e| e.to_string())?;
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let account = stack.keys().create_account().await?;
+        let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+        let addr = listener.local_addr()?;
         // A few events so that the first curl shows something.
         let publisher = stack.publisher();
         for t in [EventType::CustomerCreated, EventType::PaymentCreated, EventType::PaymentSucceeded] {
@@ -124,7 +125,7 @@ pub async fn dev(addr: SocketAddr, start_servers: bool) -> CliResult {
             publish_fixture(&publisher, &principal, t, EventRequest::default()).await?;
         }
         print_banner(addr, &account);
-        serve(listener, stack.functions(), shutdown_signal()).await.map_err(|e| e.to_string())?;
+        serve(listener, stack.functions(), shutdown_signal()).await?;
         eprintln!("paygate dev: stopping");
         Ok(())
     }
@@ -139,12 +140,12 @@ pub async fn dev(addr: SocketAddr, start_servers: bool) -> CliResult {
 /// its secret, then one line per delivery attempt; deletes the endpoint on Ctrl-C.
 pub async fn listen(stack: &Stack, api_key: &str, forward_to: &str, events: &[String]) -> CliResult {
     let principal = principal_of(stack, api_key).await?;
-    let enabled = EnabledEvents::parse(events).map_err(|e| e.to_string())?;
-    let url = check_url(forward_to, principal.mode, stack.policy).await.map_err(|e| e.to_string())?;
+    let enabled = EnabledEvents::parse(events)?;
+    let url = check_url(forward_to, principal.mode, stack.policy).await?;
     let mut endpoint = new_endpoint(principal.mode, url, enabled, None);
     endpoint.description = Some("paygate listen (temporary)".to_owned());
-    if let Created::LimitReached(max) = stack.endpoints().create(&principal, &endpoint).await.map_err(|e| e.to_string())? {
-        return Err(format!("the account has {max} webhook endpoints already, the most it may have; delete one first"));
+    if let Created::LimitReached(max) = stack.endpoints().create(&principal, &endpoint).await? {
+        return Err(anyhow!("the account has {max} webhook endpoints already, the most it may have; delete one first"));
     }
     println!("Ready. Forwarding {} events to {} (endpoint {}).", endpoint.enabled_events.to_strings().join(","), endpoint.url, endpoint.id);
     println!("Your webhook signing secret is {} (^C to quit)", endpoint.secret.expose());
@@ -153,7 +154,7 @@ pub async fn listen(stack: &Stack, api_key: &str, forward_to: &str, events: &[St
         r = watch => r?,
         _ = shutdown_signal() => {}
     }
-    stack.endpoints().delete(&principal, &endpoint.id).await.map_err(|e| e.to_string())?;
+    stack.endpoints().delete(&principal, &endpoint.id).await?;
     eprintln!("paygate listen: endpoint {} deleted", endpoint.id);
     Ok(())
 }
@@ -169,7 +170,7 @@ async fn watch_deliveries(stack: &Stack, principal: &Principal, endpoint: &Endpo
     loop {
         let mut params = ListParams::default();
         params.cursor = Some(Cursor::EndingBefore(newest));
-        let page = list_events(&events, principal, &params).await.map_err(|e| e.to_string())?;
+        let page = list_events(&events, principal, &params).await?;
         for e in page.page.data.iter().rev() {
             newest = newest.max(e.id);
             if endpoint.enabled_events.matches(e.event_type) {
@@ -178,7 +179,7 @@ async fn watch_deliveries(stack: &Stack, principal: &Principal, endpoint: &Endpo
         }
         let mut settled = Vec::new();
         for (id, t, printed) in &mut watching {
-            let attempts = deliveries.attempts(principal, *id).await.map_err(|e| e.to_string())?;
+            let attempts = deliveries.attempts(principal, *id).await?;
             for a in attempts.iter().filter(|a| a.endpoint_id == endpoint.id).skip(*printed) {
                 let status = a.http_status.map(|s| s.to_string()).unwrap_or_else(|| a.error.clone().unwrap_or_default());
                 println!("{}  {:<32} attempt {}  [{}]  {} ms", id, t.as_str(), a.attempt, status, a.latency_ms);
@@ -224,10 +225,10 @@ pub fn env(stack: &Stack) -> CliResult {
 /// Prints the recovery as JSON.
 pub async fn recover(stack: &Stack, api_key: &str, endpoint: &str, since: &str) -> CliResult {
     let principal = principal_of(stack, api_key).await?;
-    let endpoint: EndpointId = endpoint.parse().map_err(|e: paygate::ids::MalformedId| e.to_string())?;
-    let since = parse_time("since", since).map_err(|e| e.to_string())?;
+    let endpoint: EndpointId = endpoint.parse()?;
+    let since = parse_time("since", since)?;
     let api = stack.api();
-    let queued = api.recover(&principal, &endpoint, since).await.map_err(|e| e.to_string())?;
+    let queued = api.recover(&principal, &endpoint, since).await?;
     println!("{}", serde_json::json!({"object": "webhook_recovery", "endpoint": endpoint, "queued": queued.len(), "events": queued}));
     Ok(())
 }
@@ -238,7 +239,7 @@ pub async fn recover(stack: &Stack, api_key: &str, endpoint: &str, since: &str) 
 pub async fn dlq_redrive(stack: &Stack, max: usize) -> CliResult {
     let moved = paygate::webhook::redrive::move_dead_letters(&stack.clients.sqs, &stack.config.delivery_dlq_url, &stack.config.delivery_queue_url, max)
         .await
-        .map_err(|e| e.to_string())?;
+        ?;
     println!("{}", serde_json::json!({"object": "dlq_redrive", "moved": moved}));
     Ok(())
 }

@@ -107,54 +107,37 @@ enum AccountsCmd {
 }
 
 /// The stack a command works on: the deployed-local one with `--deployed`, else as the environment says.
-async fn stack(deployed: bool) -> Result<Stack, String> {
+async fn stack(deployed: bool) -> anyhow::Result<Stack> {
     if deployed { Stack::deployed_local().await } else { Stack::from_env().await }
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    let result = match cli.command {
+    match run(Cli::parse()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("paygate: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
         Cmd::Dev { addr, no_servers } => {
             paygate::logging::init();
             commands::dev(addr, !no_servers).await
         }
-        Cmd::Accounts { command: AccountsCmd::Create } => match stack(cli.deployed).await {
-            Ok(stack) => commands::accounts_create(&stack).await,
-            Err(e) => Err(e),
-        },
-        Cmd::Trigger { event_type, api_key, count } => match stack(cli.deployed).await {
-            Ok(stack) => commands::trigger(&stack, event_type, &api_key, count).await,
-            Err(e) => Err(e),
-        },
-        Cmd::Env => match Stack::local_from_env().await {
-            Ok(stack) => commands::env(&stack),
-            Err(e) => Err(e),
-        },
-        Cmd::Samples { command: SamplesCmd::Seed { endpoint_url } } => match Stack::local_from_env().await {
-            Ok(stack) => paygate_cli::samples::seed(&stack, &endpoint_url).await.map(|(p, e)| {
-                println!("seeded {} (key {}), event {}, endpoint {} -> {}", p.account, paygate_cli::samples::KEY, paygate_cli::samples::EVENT, e.id, e.url)
-            }),
-            Err(e) => Err(e),
-        },
-        Cmd::Recover { endpoint, since, api_key } => match stack(cli.deployed).await {
-            Ok(stack) => commands::recover(&stack, &api_key, &endpoint, &since).await,
-            Err(e) => Err(e),
-        },
-        Cmd::Dlq { command: DlqCmd::Redrive { max } } => match stack(cli.deployed).await {
-            Ok(stack) => commands::dlq_redrive(&stack, max).await,
-            Err(e) => Err(e),
-        },
-        Cmd::Listen { forward_to, api_key, events } => match stack(cli.deployed).await {
-            Ok(stack) => commands::listen(&stack, &api_key, &forward_to, &events).await,
-            Err(e) => Err(e),
-        },
-    };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("paygate: {e}");
-            ExitCode::FAILURE
+        Cmd::Accounts { command: AccountsCmd::Create } => commands::accounts_create(&stack(cli.deployed).await?).await,
+        Cmd::Trigger { event_type, api_key, count } => commands::trigger(&stack(cli.deployed).await?, event_type, &api_key, count).await,
+        Cmd::Env => commands::env(&Stack::local_from_env().await?),
+        Cmd::Samples { command: SamplesCmd::Seed { endpoint_url } } => {
+            let (p, e) = paygate_cli::samples::seed(&Stack::local_from_env().await?, &endpoint_url).await?;
+            println!("seeded {} (key {}), event {}, endpoint {} -> {}", p.account, paygate_cli::samples::KEY, paygate_cli::samples::EVENT, e.id, e.url);
+            Ok(())
         }
+        Cmd::Recover { endpoint, since, api_key } => commands::recover(&stack(cli.deployed).await?, &api_key, &endpoint, &since).await,
+        Cmd::Dlq { command: DlqCmd::Redrive { max } } => commands::dlq_redrive(&stack(cli.deployed).await?, max).await,
+        Cmd::Listen { forward_to, api_key, events } => commands::listen(&stack(cli.deployed).await?, &api_key, &forward_to, &events).await,
     }
 }

@@ -14,6 +14,7 @@ use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use anyhow::{Context, anyhow};
 use paygate::aws::Target;
 use paygate::webhook::deliver::Deliverer;
 use paygate::webhook::fanout::Fanout;
@@ -45,7 +46,7 @@ impl Drop for Pollers {
 
 /// Starts the pollers and the sweeper for a stack. `from_start`: read the stream's existing records
 /// too (a fresh table); otherwise only what is written from now on, as a new event source mapping would.
-pub async fn start(stack: &Stack, deliverer: Deliverer, from_start: bool) -> Result<Pollers, String> {
+pub async fn start(stack: &Stack, deliverer: Deliverer, from_start: bool) -> anyhow::Result<Pollers> {
     let stream = stream_poller(stack, stack.fanout(), from_start).await?;
     let queue = tokio::spawn(queue_poller(stack.clone(), deliverer));
     let sweeper = tokio::spawn(sweep_every(stack.sweeper(), sweep_interval(stack.config.redrive_after)));
@@ -141,7 +142,7 @@ struct Page {
 /// GetRecords. When the SDK cannot read the answer (DynamoDB Local writes an empty map as `{}` in
 /// stream images, which no SDK accepts), the page is read from the raw JSON instead, record by
 /// record, so one bad record is set aside rather than stalling the shard.
-async fn get_records(streams: &aws_sdk_dynamodbstreams::Client, iterator: &str) -> Result<Page, String> {
+async fn get_records(streams: &aws_sdk_dynamodbstreams::Client, iterator: &str) -> anyhow::Result<Page> {
     match streams.get_records().shard_iterator(iterator).limit(STREAM_BATCH).send().await {
         Ok(o) => Ok(Page {
             records: o.records.unwrap_or_default().into_iter().map(to_record).collect(),
@@ -154,7 +155,7 @@ async fn get_records(streams: &aws_sdk_dynamodbstreams::Client, iterator: &str) 
                 .raw_response()
                 .and_then(|r| r.body().bytes())
                 .and_then(|b| serde_json::from_slice(b).ok())
-                .ok_or_else(|| "GetRecords answered something that is not JSON".to_owned())?;
+                .ok_or_else(|| anyhow!("GetRecords answered something that is not JSON"))?;
             let mut page = Page { records: Vec::new(), unreadable: Vec::new(), next: raw["NextShardIterator"].as_str().map(str::to_owned) };
             for record in raw["Records"].as_array().cloned().unwrap_or_default() {
                 let sequence = record.pointer("/dynamodb/SequenceNumber").and_then(|s| s.as_str()).map(str::to_owned);
@@ -165,7 +166,7 @@ async fn get_records(streams: &aws_sdk_dynamodbstreams::Client, iterator: &str) 
             }
             Ok(page)
         }
-        Err(e) => Err(DisplayErrorContext(e).to_string()),
+        Err(e) => Err(anyhow!("{}", DisplayErrorContext(e))),
     }
 }
 
@@ -181,7 +182,7 @@ async fn park(stack_sqs: &aws_sdk_sqs::Client, queue_url: &str, sequence: Option
 
 /// Polls every shard of the Events table's stream: shards present at start from their start
 /// (`from_start`) or from now, shards that appear later from their start.
-async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool) -> Result<JoinHandle<()>, String> {
+async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool) -> anyhow::Result<JoinHandle<()>> {
     let table = stack
         .clients
         .dynamodb
@@ -189,8 +190,8 @@ async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool) -> Resul
         .table_name(&stack.config.events_table)
         .send()
         .await
-        .map_err(|e| format!("describe {}: {}", stack.config.events_table, DisplayErrorContext(e)))?;
-    let stream_arn = table.table.and_then(|t| t.latest_stream_arn).ok_or("the Events table has no stream")?;
+        .map_err(|e| anyhow!("describe {}: {}", stack.config.events_table, DisplayErrorContext(e)))?;
+    let stream_arn = table.table.and_then(|t| t.latest_stream_arn).context("the Events table has no stream")?;
     let streams = streams_client(&stack.clients.target).await;
     let sqs = stack.clients.sqs.clone();
     let parking = stack.config.fanout_failure_queue_url.clone();
@@ -209,7 +210,7 @@ async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool) -> Resul
                             shards.entry(id).or_insert_with(|| Shard::new(true));
                         }
                     }
-                    Err(e) => tracing::warn!(error = e, "describe_stream failed; trying again in 5 s"),
+                    Err(e) => tracing::warn!(error = %e, "describe_stream failed; trying again in 5 s"),
                 }
             }
             let mut any = false;
@@ -238,7 +239,7 @@ async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool) -> Resul
                     Err(e) => {
                         // A new iterator from the last record read: nothing is skipped.
                         shard.iterator = None;
-                        shard.backoff.fail(&e).await;
+                        shard.backoff.fail(&format!("{e:#}")).await;
                         continue;
                     }
                 };
@@ -268,8 +269,8 @@ async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool) -> Resul
     }))
 }
 
-async fn shard_ids(streams: &aws_sdk_dynamodbstreams::Client, arn: &str) -> Result<Vec<String>, String> {
-    let d = streams.describe_stream().stream_arn(arn).send().await.map_err(|e| DisplayErrorContext(e).to_string())?;
+async fn shard_ids(streams: &aws_sdk_dynamodbstreams::Client, arn: &str) -> anyhow::Result<Vec<String>> {
+    let d = streams.describe_stream().stream_arn(arn).send().await.map_err(|e| anyhow!("{}", DisplayErrorContext(e)))?;
     Ok(d.stream_description.and_then(|s| s.shards).unwrap_or_default().into_iter().filter_map(|s| s.shard_id).collect())
 }
 
@@ -333,7 +334,7 @@ async fn queue_poller(stack: Stack, deliverer: Deliverer) {
                 if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) {
                     tracing::warn!("the delivery queue is gone (the SQS server restarted?); creating the queues again");
                     if let Err(e) = stack.provision().await {
-                        tracing::warn!(error = e, "could not create the queues");
+                        tracing::warn!(error = %e, "could not create the queues");
                     }
                 }
                 backoff.fail(&aws_sdk_sqs::error::DisplayErrorContext(e).to_string()).await;

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
+use anyhow::Context;
 use paygate::aws::{Clients, Target};
 use paygate::config::Config;
 use paygate::local::provision;
@@ -30,16 +31,16 @@ pub struct Servers {
 
 impl Servers {
     /// Installs what is missing and starts what is not running already.
-    pub fn start() -> Result<Self, String> {
+    pub fn start() -> anyhow::Result<Self> {
         let out = Command::new("bash")
             .arg(script())
             .arg("start")
             .stdin(Stdio::null())
             .stderr(Stdio::inherit())
             .output()
-            .map_err(|e| format!("cannot run {}: {e}", script().display()))?;
+            .with_context(|| format!("cannot run {}", script().display()))?;
         if !out.status.success() {
-            return Err(format!("{} start failed ({})", script().display(), out.status));
+            return Err(anyhow::anyhow!("{} start failed ({})", script().display(), out.status));
         }
         let started = String::from_utf8_lossy(&out.stdout).split_whitespace().map(str::to_owned).collect();
         Ok(Servers { started })
@@ -86,7 +87,7 @@ impl Stack {
     }
 
     /// For developer commands: AWS when the environment names it, the local servers otherwise.
-    pub async fn from_env() -> Result<Self, String> {
+    pub async fn from_env() -> anyhow::Result<Self> {
         match Target::from_env() {
             Target::Aws => Ok(Self::aws().await),
             _ => Self::local_from_env().await,
@@ -95,20 +96,20 @@ impl Stack {
 
     /// The local servers, with private resource names when `PAYGATE_LOCAL_SUFFIX` is set (tests
     /// that run the binaries side by side with others).
-    pub async fn local_from_env() -> Result<Self, String> {
+    pub async fn local_from_env() -> anyhow::Result<Self> {
         let suffix = std::env::var("PAYGATE_LOCAL_SUFFIX").ok().filter(|s| !s.is_empty());
         Self::local(suffix.as_deref()).await
     }
 
     /// The local servers, with the template's tables and queues created (idempotent) under the
     /// default names, or under private names ending in `-{suffix}`.
-    pub async fn local(suffix: Option<&str>) -> Result<Self, String> {
+    pub async fn local(suffix: Option<&str>) -> anyhow::Result<Self> {
         Self::local_on(&Target::local(), suffix).await
     }
 
     /// [`Stack::local`] on servers at other addresses (tests put fault proxies in front of them).
     /// `PAYGATE_REDRIVE_AFTER_SECONDS` and `PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS=false` apply here too.
-    pub async fn local_on(target: &Target, suffix: Option<&str>) -> Result<Self, String> {
+    pub async fn local_on(target: &Target, suffix: Option<&str>) -> anyhow::Result<Self> {
         let mut config = match suffix {
             Some(s) => Config::local_with_suffix(s),
             None => Config::local(),
@@ -124,23 +125,23 @@ impl Stack {
     }
 
     /// Creates the template's tables and queues under this stack's names, where missing (idempotent).
-    pub async fn provision(&self) -> Result<paygate::local::Provisioned, String> {
+    pub async fn provision(&self) -> anyhow::Result<paygate::local::Provisioned> {
         let names = &self.config;
-        provision(&self.clients, &|id| names.name_of(id)).await.map_err(|e| {
-            format!("cannot create the local tables and queues ({e}); are the local servers up? (`make servers`)")
-        })
+        provision(&self.clients, &|id| names.name_of(id))
+            .await
+            .map_err(|e| anyhow::anyhow!("cannot create the local tables and queues ({e}); are the local servers up? (`make servers`)"))
     }
 
     /// The stack `make deploy-local` deployed on the AWS emulator: its endpoint, table names and
     /// queue URLs as the deploy read them from the stack's resources (`.tools/deploy-local/env`).
-    pub async fn deployed_local() -> Result<Self, String> {
+    pub async fn deployed_local() -> anyhow::Result<Self> {
         let path = script().parent().and_then(Path::parent).map(|root| root.join(".tools/deploy-local/env")).unwrap_or_default();
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}; run `make deploy-local` first", path.display()))?;
+        let text = std::fs::read_to_string(&path).with_context(|| format!("{}: run `make deploy-local` first", path.display()))?;
         let vars = parse_exports(&text);
-        let endpoint = vars.get("AWS_ENDPOINT_URL").cloned().ok_or_else(|| format!("{}: no AWS_ENDPOINT_URL", path.display()))?;
+        let endpoint = vars.get("AWS_ENDPOINT_URL").cloned().with_context(|| format!("{}: no AWS_ENDPOINT_URL", path.display()))?;
         let config = Config::from_lookup(|k| vars.get(k).cloned());
         let policy = UrlPolicy::deployed(vars.get("PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS").map(String::as_str));
-        let credential = |k: &str| vars.get(k).cloned().ok_or_else(|| format!("{}: no {k}", path.display()));
+        let credential = |k: &str| vars.get(k).cloned().with_context(|| format!("{}: no {k}", path.display()));
         let target = Target::Emulator { endpoint, access_key_id: credential("AWS_ACCESS_KEY_ID")?, secret_access_key: credential("AWS_SECRET_ACCESS_KEY")? };
         let clients = Clients::new(&target).await;
         Ok(Stack { deps: Deps { clients, config, policy } })
