@@ -97,14 +97,6 @@ impl EndpointStore {
         EndpointStore { client, table: table.into() }
     }
 
-    pub fn client(&self) -> &Client {
-        &self.client
-    }
-
-    pub fn table(&self) -> &str {
-        &self.table
-    }
-
     /// Creates an endpoint, unless the account+mode has [`MAX_ENDPOINTS`] already.
     pub async fn create(&self, principal: &Principal, endpoint: &Endpoint) -> Result<Created, StoreError> {
         let item = serde_dynamo::to_item(EndpointItem::of(endpoint, principal))?;
