@@ -3,7 +3,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::event_type::EventType;
-use crate::ids::{CreatedAt, EventId};
+use crate::ids::{Timestamp, EventId};
 
 /// An event: something that happened in an account. Serialises to the reference's shape:
 /// `{"id","object":"event","type","created_at","data":{"object":{…}},"pending_webhooks","request":{…}}`.
@@ -13,7 +13,7 @@ pub struct Event {
     pub object: EventTag,
     #[serde(rename = "type")]
     pub event_type: EventType,
-    pub created_at: CreatedAt,
+    pub created_at: Timestamp,
     pub data: EventData,
     pub pending_webhooks: u32,
     pub request: EventRequest,

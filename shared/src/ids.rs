@@ -1,5 +1,5 @@
 //! Typed identifiers: event and endpoint ids (prefix + ULID, one macro), account ids, test/live
-//! mode and API keys; and `CreatedAt`, the one type of a time in whole seconds.
+//! mode and API keys; and `Timestamp`, the one type of a time in whole seconds.
 
 use std::fmt;
 use std::str::FromStr;
@@ -161,22 +161,23 @@ impl EventId {
     }
 
     /// `created_at` of the event: the id's time, to the second.
-    pub fn created_at(self) -> CreatedAt {
-        CreatedAt(self.0.timestamp_ms() / 1000)
+    pub fn created_at(self) -> Timestamp {
+        Timestamp(self.0.timestamp_ms() / 1000)
     }
 }
 
-/// A creation time, in whole unix seconds, written as RFC 3339 UTC (`2024-01-15T10:30:00Z`).
+/// A time in whole unix seconds (an event's `created_at`, a `since`, a `created[…]` bound), written
+/// as RFC 3339 UTC (`2024-01-15T10:30:00Z`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct CreatedAt(pub u64);
+pub struct Timestamp(pub u64);
 
-impl CreatedAt {
+impl Timestamp {
     pub fn unix_seconds(self) -> u64 {
         self.0
     }
 }
 
-impl fmt::Display for CreatedAt {
+impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let t = Utc
             .timestamp_opt(self.0 as i64, 0)
@@ -186,17 +187,17 @@ impl fmt::Display for CreatedAt {
     }
 }
 
-impl FromStr for CreatedAt {
+impl FromStr for Timestamp {
     type Err = MalformedId;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = DateTime::parse_from_rfc3339(s).map_err(|_| MalformedId::new("timestamp", s))?;
         u64::try_from(t.timestamp())
-            .map(CreatedAt)
+            .map(Timestamp)
             .map_err(|_| MalformedId::new("timestamp", s))
     }
 }
 
-string_serde!(CreatedAt);
+string_serde!(Timestamp);
 
 /// Test or live: the two environments of an account, which never see each other's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -414,10 +415,10 @@ mod tests {
 
     #[test]
     fn created_at_formats_and_parses_rfc3339() {
-        let t: CreatedAt = "2024-01-15T10:30:00Z".parse().unwrap();
+        let t: Timestamp = "2024-01-15T10:30:00Z".parse().unwrap();
         assert_eq!(t.unix_seconds(), 1_705_314_600);
         assert_eq!(t.to_string(), "2024-01-15T10:30:00Z");
-        assert!("yesterday".parse::<CreatedAt>().is_err());
+        assert!("yesterday".parse::<Timestamp>().is_err());
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::error::{ApiError, Code};
 use crate::event::Event;
 use crate::event_type::TypeSelector;
 use crate::http::params::{Params, exclusive, parse_time, shorten};
-use crate::ids::{EventId, Principal};
+use crate::ids::{EventId, Principal, Timestamp};
 use crate::store::{EventStore, RangeQuery, Source, StoreError};
 
 pub const DEFAULT_LIMIT: u8 = 10;
@@ -146,7 +146,7 @@ impl ListParams {
         };
         let mut created = [None; 5];
         for (slot, key) in created.iter_mut().zip(CREATED_KEYS) {
-            *slot = p.string(key)?.map(|v| parse_time(key, &v)).transpose()?;
+            *slot = p.string(key)?.map(|v| parse_time(key, &v).map(Timestamp::unix_seconds)).transpose()?;
         }
         Ok(ListParams { limit, cursor, types: normalize(selectors), created: created_range(created)? })
     }

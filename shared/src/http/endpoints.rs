@@ -12,7 +12,7 @@ use crate::error::{ApiError, Code};
 use crate::http::Api;
 use crate::http::extract::{Form, NoQuery, PathId, Query};
 use crate::http::params::{Params, exclusive, missing};
-use crate::ids::{CreatedAt, EventId, Principal, unix_now};
+use crate::ids::{Timestamp, EventId, Principal, unix_now};
 use crate::list::Page;
 use crate::store::endpoints::Created;
 use crate::ids::EndpointId;
@@ -131,7 +131,7 @@ pub async fn recover(State(api): State<Arc<Api>>, principal: Principal, PathId(i
     Ok(Json(json!({
         "object": "webhook_recovery",
         "endpoint": endpoint.id,
-        "since": CreatedAt(since),
+        "since": since,
         "queued": queued.len(),
         "events": queued,
     })))
@@ -178,8 +178,8 @@ impl Api {
     /// Re-opens every finally failed delivery to `endpoint` of the events created at or after
     /// `since` (unix seconds) and schedules them; returns those events. Idempotent: what it re-opened
     /// is pending, and no longer failed, so a second run finds only newer failures.
-    pub async fn recover(&self, principal: &Principal, endpoint: &EndpointId, since: u64) -> Result<Vec<EventId>, ApiError> {
-        let Some(since) = EventId::first_at_secs(since) else { return Ok(Vec::new()) };
+    pub async fn recover(&self, principal: &Principal, endpoint: &EndpointId, since: Timestamp) -> Result<Vec<EventId>, ApiError> {
+        let Some(since) = EventId::first_at_secs(since.unix_seconds()) else { return Ok(Vec::new()) };
         let mut queued = Vec::new();
         for event_id in self.deliveries.failed_since(principal, endpoint, since).await? {
             // False when the event expired meanwhile, or another recover got there first.

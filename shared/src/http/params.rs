@@ -5,11 +5,11 @@
 
 use std::collections::BTreeMap;
 
-use chrono::DateTime;
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, Code};
+use crate::ids::Timestamp;
 use crate::list::{Cursor, Limit, MAX_LIMIT, PageQuery};
 
 /// The largest request body accepted (`extract::read_body`): every parameter at its longest fits easily.
@@ -87,11 +87,11 @@ impl Params {
     }
 
     /// Unix seconds (a JSON number or a string) or an RFC 3339 string.
-    pub fn timestamp(&mut self, name: &str) -> Result<Option<u64>, ApiError> {
+    pub fn timestamp(&mut self, name: &str) -> Result<Option<Timestamp>, ApiError> {
         match self.values.remove(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => parse_time(name, &s).map(Some),
-            Some(Value::Number(n)) => n.as_u64().map(Some).ok_or_else(|| {
+            Some(Value::Number(n)) => n.as_u64().map(|s| Some(Timestamp(s))).ok_or_else(|| {
                 ApiError::invalid(Code::ParameterInvalid, name, format!("{name} must be unix seconds (0 or more) or RFC 3339."))
             }),
             Some(_) => Err(ApiError::invalid(Code::ParameterInvalid, name, format!("{name} must be unix seconds or RFC 3339."))),
@@ -169,11 +169,11 @@ pub fn parse_limit(v: &str) -> Result<Limit, ApiError> {
 }
 
 /// Unix seconds or RFC 3339, to the second.
-pub fn parse_time(param: &str, v: &str) -> Result<u64, ApiError> {
+pub fn parse_time(param: &str, v: &str) -> Result<Timestamp, ApiError> {
     if let Ok(secs) = v.parse::<u64>() {
-        return Ok(secs);
+        return Ok(Timestamp(secs));
     }
-    DateTime::parse_from_rfc3339(v).ok().and_then(|t| u64::try_from(t.timestamp()).ok()).ok_or_else(|| {
+    v.parse::<Timestamp>().map_err(|_| {
         ApiError::invalid(
             Code::ParameterInvalid,
             param,

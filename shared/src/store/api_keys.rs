@@ -6,8 +6,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ids::{AccountId, ApiKey, CreatedAt, Mode, Principal, unix_now};
-use crate::store::StoreError;
+use crate::ids::{AccountId, ApiKey, Timestamp, Mode, Principal, unix_now};
+use crate::store::{HashKey, StoreError, key_item};
 
 /// The ApiKeys table's item: keyed by the key's hash; the key itself is never stored.
 #[derive(Debug, Serialize, Deserialize)]
@@ -15,7 +15,7 @@ struct ApiKeyItem {
     pk: String,
     account_id: AccountId,
     mode: Mode,
-    created_at: CreatedAt,
+    created_at: Timestamp,
     revoked: bool,
     /// The last four characters, to name the key in messages.
     hint: String,
@@ -66,7 +66,7 @@ impl ApiKeyStore {
             pk: key.hash(),
             account_id: account.clone(),
             mode: key.mode(),
-            created_at: CreatedAt(unix_now()),
+            created_at: Timestamp(unix_now()),
             revoked: false,
             hint: key.hint().to_owned(),
         };
@@ -84,7 +84,7 @@ impl ApiKeyStore {
         self.client
             .update_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(key.hash()))
+            .set_key(Some(key_item(&HashKey { pk: key.hash() })))
             .update_expression("SET revoked = :t")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":t", AttributeValue::Bool(true))
@@ -95,7 +95,7 @@ impl ApiKeyStore {
 
     /// The stored key with this key's hash, if any.
     pub async fn find(&self, key: &ApiKey) -> Result<Option<StoredKey>, StoreError> {
-        let out = self.client.get_item().table_name(&self.table).key("pk", AttributeValue::S(key.hash())).send().await?;
+        let out = self.client.get_item().table_name(&self.table).set_key(Some(key_item(&HashKey { pk: key.hash() }))).send().await?;
         let Some(item) = out.item else { return Ok(None) };
         let item: ApiKeyItem = serde_dynamo::from_item(item)?;
         Ok(Some(StoredKey { principal: Principal { account: item.account_id, mode: item.mode }, revoked: item.revoked }))

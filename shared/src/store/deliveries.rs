@@ -25,7 +25,7 @@ use serde_json::{Value, json};
 
 use crate::ids::{EventId, Principal, unix_now};
 use crate::store::events::pending_webhooks_change;
-use crate::store::{StoreError, principal_of_partition, transact_write};
+use crate::store::{SortKey, StoreError, key_item, principal_of_partition, transact_write};
 use crate::ids::EndpointId;
 
 /// Kept for as long as events are.
@@ -153,8 +153,8 @@ impl Attempt {
             "latency_ms": self.latency_ms,
             "error": self.error,
             "response_body": self.response_body,
-            "created_at": crate::ids::CreatedAt(self.created_at),
-            "next_retry_at": self.next_retry_at.map(crate::ids::CreatedAt),
+            "created_at": crate::ids::Timestamp(self.created_at),
+            "next_retry_at": self.next_retry_at.map(crate::ids::Timestamp),
         })
     }
 }
@@ -182,10 +182,7 @@ fn pk(principal: &Principal, event: EventId) -> String {
 }
 
 fn state_key(principal: &Principal, event: EventId, endpoint: &EndpointId) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(pk(principal, event))),
-        ("sk".to_owned(), AttributeValue::S(format!("{endpoint}#state"))),
-    ])
+    key_item(&SortKey { pk: pk(principal, event), sk: format!("{endpoint}#state") })
 }
 
 /// The `ByDue` partition of an event's states: from the random part of its id, so every state of

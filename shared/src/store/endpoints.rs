@@ -8,8 +8,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{CreatedAt, Mode, Principal};
-use crate::store::{StoreError, transact_write};
+use crate::ids::{Timestamp, Mode, Principal};
+use crate::store::{IdKey, StoreError, key_item, transact_write};
 use crate::ids::EndpointId;
 use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, MAX_ENDPOINTS};
 use crate::webhook::signature::WebhookSecret;
@@ -38,7 +38,7 @@ struct EndpointItem {
     enabled_events: Vec<String>,
     description: Option<String>,
     status: EndpointStatus,
-    created_at: CreatedAt,
+    created_at: Timestamp,
     secret: WebhookSecret,
     previous_secret: Option<WebhookSecret>,
     previous_secret_expires_at: Option<u64>,
@@ -85,11 +85,8 @@ pub struct EndpointStore {
     table: String,
 }
 
-fn key(principal: &Principal, id: &str) -> HashMap<String, AttributeValue> {
-    HashMap::from([
-        ("pk".to_owned(), AttributeValue::S(principal.partition())),
-        ("id".to_owned(), AttributeValue::S(id.to_owned())),
-    ])
+fn key(principal: &Principal, id: impl std::fmt::Display) -> HashMap<String, AttributeValue> {
+    key_item(&IdKey::of(principal, id))
 }
 
 impl EndpointStore {
@@ -123,7 +120,7 @@ impl EndpointStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(key(principal, &id.to_string())))
+            .set_key(Some(key(principal, id)))
             .consistent_read(true)
             .send()
             .await?;
@@ -173,7 +170,7 @@ impl EndpointStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key(principal, &id.to_string())))
+            .set_key(Some(key(principal, id)))
             .update_expression("SET #s = :s")
             .condition_expression("attribute_exists(id)")
             .expression_attribute_names("#s", "status")
@@ -190,7 +187,7 @@ impl EndpointStore {
     pub async fn delete(&self, principal: &Principal, id: &EndpointId) -> Result<bool, StoreError> {
         let delete = Delete::builder()
             .table_name(&self.table)
-            .set_key(Some(key(principal, &id.to_string())))
+            .set_key(Some(key(principal, id)))
             .condition_expression("attribute_exists(id)")
             .build()?;
         let count = Update::builder()

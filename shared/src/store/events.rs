@@ -9,8 +9,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventData, EventRequest, EventTag};
 use crate::event_type::{EventType, Family};
-use crate::ids::{CreatedAt, EventId, Principal};
-use crate::store::{StoreError, principal_of_partition, transact_write};
+use crate::ids::{Timestamp, EventId, Principal};
+use crate::store::{IdKey, StoreError, key_item, principal_of_partition, transact_write};
 
 /// The Events table's item: the event plus its keys and TTL.
 /// Keys: `pk` = `{account}#{mode}`, sort key `id`; GSI `ByType` on `type_pk`, GSI `ByFamily` on `family_pk`.
@@ -22,7 +22,7 @@ struct EventItem {
     family_pk: String,
     #[serde(rename = "type")]
     event_type: EventType,
-    created_at: CreatedAt,
+    created_at: Timestamp,
     data: serde_json::Map<String, serde_json::Value>,
     pending_webhooks: u32,
     request: EventRequest,
@@ -148,8 +148,7 @@ impl EventStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .key("pk", AttributeValue::S(principal.partition()))
-            .key("id", AttributeValue::S(id.to_string()))
+            .set_key(Some(key_item(&IdKey::of(principal, id))))
             .consistent_read(true)
             .send()
             .await?;
@@ -200,8 +199,7 @@ impl EventStore {
 pub fn pending_webhooks_change(events_table: &str, principal: &Principal, event: EventId, delta: i32) -> Result<TransactWriteItem, StoreError> {
     let update = Update::builder()
         .table_name(events_table)
-        .key("pk", AttributeValue::S(principal.partition()))
-        .key("id", AttributeValue::S(event.to_string()))
+        .set_key(Some(key_item(&IdKey::of(principal, event))))
         .update_expression("ADD pending_webhooks :d")
         .condition_expression("attribute_exists(id)")
         .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))

@@ -3,6 +3,8 @@
 //! a key whose first request is still running is a 409. Records live in the WebhookEndpoints table
 //! (sort key `idem#{key}`) and expire by TTL.
 
+use std::collections::HashMap;
+
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
@@ -11,7 +13,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::{ApiError, Code};
 use crate::ids::{Principal, unix_now};
-use crate::store::StoreError;
+use crate::store::{IdKey, StoreError, key_item};
 
 pub const WINDOW_SECS: u64 = 24 * 3600;
 const MAX_KEY_LEN: usize = 255;
@@ -91,11 +93,8 @@ impl IdempotencyStore {
         IdempotencyStore { client, table: table.into() }
     }
 
-    fn key(principal: &Principal, key: &IdempotencyKey) -> [(String, AttributeValue); 2] {
-        [
-            ("pk".to_owned(), AttributeValue::S(principal.partition())),
-            ("id".to_owned(), AttributeValue::S(format!("idem#{}", key.as_str()))),
-        ]
+    fn key(principal: &Principal, key: &IdempotencyKey) -> HashMap<String, AttributeValue> {
+        key_item(&IdKey::of(principal, format!("idem#{}", key.as_str())))
     }
 
     /// Claims `key` for a request with `fingerprint`.
@@ -128,7 +127,7 @@ impl IdempotencyStore {
             .client
             .get_item()
             .table_name(&self.table)
-            .set_key(Some(Self::key(principal, key).into_iter().collect()))
+            .set_key(Some(Self::key(principal, key)))
             .consistent_read(true)
             .send()
             .await
@@ -156,7 +155,7 @@ impl IdempotencyStore {
 
     /// Stores the response of a fresh request, or releases the key when we failed (5xx).
     pub async fn finish(&self, principal: &Principal, key: &IdempotencyKey, status: u16, body: &Value) -> Result<(), StoreError> {
-        let k: std::collections::HashMap<_, _> = Self::key(principal, key).into_iter().collect();
+        let k = Self::key(principal, key);
         if status >= 500 {
             self.client.delete_item().table_name(&self.table).set_key(Some(k)).send().await?;
             return Ok(());

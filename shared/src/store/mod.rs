@@ -14,11 +14,13 @@ pub mod endpoints;
 pub mod events;
 pub mod idempotency;
 
+use std::collections::HashMap;
 use std::fmt::Debug;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use serde::Serialize;
 
 use crate::error::ApiError;
 use crate::ids::Principal;
@@ -30,6 +32,38 @@ impl Principal {
     pub fn partition(&self) -> String {
         format!("{}#{}", self.account, self.mode)
     }
+}
+
+/// The primary key of an item of the Events or the WebhookEndpoints table: the partition and `id`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IdKey {
+    pub pk: String,
+    pub id: String,
+}
+
+impl IdKey {
+    /// The item `id` in the partition of `principal`.
+    pub fn of(principal: &Principal, id: impl std::fmt::Display) -> Self {
+        IdKey { pk: principal.partition(), id: id.to_string() }
+    }
+}
+
+/// The primary key of an item of the Deliveries table: `{account}#{mode}#{event}` and `sk`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SortKey {
+    pub pk: String,
+    pub sk: String,
+}
+
+/// The primary key of an item of the ApiKeys table: the key's hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HashKey {
+    pub pk: String,
+}
+
+/// A key as the SDK takes it.
+pub fn key_item(key: &impl Serialize) -> HashMap<String, AttributeValue> {
+    serde_dynamo::to_item(key).expect("keys are structs of strings")
 }
 
 /// `{account}#{mode}` → the principal.
@@ -162,6 +196,15 @@ mod tests {
         assert_eq!(cancellation(&["TransactionConflict", "None"]), Cancellation::Conflict);
         assert_eq!(cancellation(&["ThrottlingError"]), Cancellation::Other);
         assert_eq!(cancellation(&[]), Cancellation::Other);
+    }
+
+    #[test]
+    fn keys_serialise_as_their_attributes() {
+        let p = Principal { account: "acct_x1".parse().unwrap(), mode: Mode::Test };
+        let k = key_item(&IdKey::of(&p, "we_1"));
+        assert_eq!(k["pk"], AttributeValue::S("acct_x1#test".into()));
+        assert_eq!(k["id"], AttributeValue::S("we_1".into()));
+        assert_eq!(key_item(&SortKey { pk: "a".into(), sk: "b".into() }).len(), 2);
     }
 
     #[test]

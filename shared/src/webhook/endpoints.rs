@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, Code};
 use crate::event_type::{EventType, TypeSelector};
-use crate::ids::{CreatedAt, EndpointId, Mode, unix_now};
+use crate::ids::{Timestamp, EndpointId, Mode, unix_now};
 use crate::webhook::signature::WebhookSecret;
 use crate::webhook::ssrf::WebhookUrl;
 
@@ -85,7 +85,7 @@ pub struct Endpoint {
     pub enabled_events: EnabledEvents,
     pub description: Option<String>,
     pub status: EndpointStatus,
-    pub created_at: CreatedAt,
+    pub created_at: Timestamp,
     pub secret: WebhookSecret,
     pub previous_secret: Option<(WebhookSecret, u64)>,
 }
@@ -138,7 +138,7 @@ pub fn new_endpoint(mode: Mode, url: WebhookUrl, enabled_events: EnabledEvents, 
         enabled_events,
         description,
         status: EndpointStatus::Enabled,
-        created_at: CreatedAt(unix_now()),
+        created_at: Timestamp(unix_now()),
         secret: WebhookSecret::generate(),
         previous_secret: None,
     }
