@@ -125,7 +125,7 @@ async fn sixteen_endpoints_settling_one_event_at_once_count_exactly() {
         .map(|(i, ep)| {
             let mut m = SqsMessage::default();
             m.message_id = Some(format!("m{i}"));
-            m.body = Some(serde_json::to_string(&DeliveryMessage::new(&p, e.id, ep.id.clone())).unwrap());
+            m.body = Some(serde_json::to_string(&DeliveryMessage::new(&p, e.id, ep.id)).unwrap());
             m
         })
         .collect();

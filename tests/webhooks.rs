@@ -209,7 +209,7 @@ fn first_receives(p: &Principal, event: &Event, endpoints: &[Endpoint]) -> SqsEv
         .iter()
         .enumerate()
         .map(|(i, ep)| {
-            let m = DeliveryMessage { account_id: p.account.clone(), mode: p.mode, event_id: event.id, endpoint_id: ep.id.clone() };
+            let m = DeliveryMessage { account_id: p.account.clone(), mode: p.mode, event_id: event.id, endpoint_id: ep.id };
             sqs_message(&m, &format!("m{i}"), 1)
         })
         .collect();

@@ -76,7 +76,7 @@ async fn main() -> anyhow::Result<()> {
                 .iter()
                 .enumerate()
                 .map(|(i, ep)| {
-                    message(&DeliveryMessage::new(&p, event.id, ep.id.clone()), i)
+                    message(&DeliveryMessage::new(&p, event.id, ep.id), i)
                 })
                 .collect();
             let start = Instant::now();

@@ -48,10 +48,10 @@ impl Running {
     fn line_with(&self, needle: &str) -> String {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while std::time::Instant::now() < deadline {
-            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200)) {
-                if l.contains(needle) {
-                    return l;
-                }
+            if let Ok(l) = self.lines.recv_timeout(Duration::from_millis(200))
+                && l.contains(needle)
+            {
+                return l;
             }
         }
         panic!("no line with {needle:?}");

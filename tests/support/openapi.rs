@@ -15,7 +15,7 @@ pub fn spec() -> &'static Value {
 }
 
 /// Resolves a local `$ref` (`#/components/...`).
-fn resolve<'a>(v: &'a Value) -> &'a Value {
+fn resolve(v: &Value) -> &Value {
     match v.get("$ref").and_then(Value::as_str) {
         Some(r) => SPEC.pointer(r.trim_start_matches('#')).unwrap_or_else(|| panic!("dangling $ref {r}")),
         None => v,

@@ -195,7 +195,7 @@ impl Api {
     /// Enqueues re-opened deliveries. They are pending in DynamoDB already, so should SQS refuse,
     /// the sweeper sends them after the grace: logged, not failed.
     async fn schedule(&self, principal: &Principal, endpoint: &EndpointId, events: &[EventId]) {
-        let messages: Vec<DeliveryMessage> = events.iter().map(|e| DeliveryMessage::new(principal, *e, endpoint.clone())).collect();
+        let messages: Vec<DeliveryMessage> = events.iter().map(|e| DeliveryMessage::new(principal, *e, *endpoint)).collect();
         if let Err(e) = self.fanout.enqueue(&messages).await {
             tracing::warn!(error = %e, "could not enqueue re-opened deliveries; the sweeper sends them");
         }

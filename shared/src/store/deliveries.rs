@@ -222,7 +222,7 @@ impl DeliveryStore {
             pk: pk(principal, event),
             sk: format!("{endpoint}#state"),
             event_id: event,
-            endpoint_id: endpoint.clone(),
+            endpoint_id: *endpoint,
             status: DeliveryStatus::Pending,
             updated_at: now,
             expires_at: now + RETENTION_SECS,

@@ -66,7 +66,7 @@ impl EndpointItem {
     fn of(this: &Endpoint, principal: &Principal) -> EndpointItem {
         EndpointItem {
             pk: principal.partition(),
-            id: this.id.clone(),
+            id: this.id,
             url: this.url.clone(),
             enabled_events: this.enabled_events.to_strings(),
             description: this.description.clone(),

@@ -211,7 +211,7 @@ impl Deliverer {
         let succeeded = response.status.is_some_and(|s| (200..300).contains(&s));
         let record = Attempt {
             event_id,
-            endpoint_id: endpoint_id.clone(),
+            endpoint_id: *endpoint_id,
             attempt,
             succeeded,
             http_status: response.status,

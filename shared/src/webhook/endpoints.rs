@@ -102,10 +102,10 @@ impl Endpoint {
     /// The secrets that sign a delivery now: the current one, and the previous one during its overlap.
     pub fn signing_secrets(&self, now: u64) -> Vec<&WebhookSecret> {
         let mut v = vec![&self.secret];
-        if let Some((old, until)) = &self.previous_secret {
-            if now < *until {
-                v.push(old);
-            }
+        if let Some((old, until)) = &self.previous_secret
+            && now < *until
+        {
+            v.push(old);
         }
         v
     }
