@@ -49,36 +49,11 @@ def load(path):
 
 
 def lower(template):
-    """Adds the native routes, integrations and authorizer; returns the route keys."""
+    """Adds the native routes and integrations; returns the route keys. There is no authorizer:
+    every function authenticates its caller itself."""
     res = template["Resources"]
     api = next(k for k, r in res.items() if r["Type"] == "AWS::Serverless::HttpApi")
-    auth = res[api]["Properties"]["Auth"]
-    default = auth["DefaultAuthorizer"]
-    cfg = auth["Authorizers"][default]
-    authorizer = f"{default}Native"
-    added = {
-        authorizer: {
-            "Type": "AWS::ApiGatewayV2::Authorizer",
-            "Properties": {
-                "ApiId": {"Ref": api},
-                "Name": default,
-                "AuthorizerType": "REQUEST",
-                "AuthorizerUri": {
-                    "Fn::Sub": [
-                        "arn:aws:apigateway:${AWS::Region}:lambda:path/2015-03-31/functions/${Arn}/invocations",
-                        {"Arn": cfg["FunctionArn"]},
-                    ]
-                },
-                "AuthorizerPayloadFormatVersion": cfg.get("AuthorizerPayloadFormatVersion", "2.0"),
-                "EnableSimpleResponses": cfg.get("EnableSimpleResponses", True),
-                "AuthorizerResultTtlInSeconds": 0,
-                # No identity source, as the SAM template has it (no caching): the authorizer runs
-                # for a request without an Authorization header too, and answers our 401. Left out,
-                # the emulator would default to the Authorization header and answer its own 401.
-                "IdentitySource": [],
-            },
-        }
-    }
+    added = {}
     keys = []
     for name, r in res.items():
         if r["Type"] != "AWS::Serverless::Function":
@@ -104,8 +79,7 @@ def lower(template):
                     "ApiId": {"Ref": api},
                     "RouteKey": key,
                     "Target": {"Fn::Sub": f"integrations/${{{integration}}}"},
-                    "AuthorizationType": "CUSTOM",
-                    "AuthorizerId": {"Ref": authorizer},
+                    "AuthorizationType": "NONE",
                 },
             }
             keys.append(key)

@@ -1,5 +1,5 @@
-//! The Events API through the local HTTP API (`paygate dev`'s server: authorizer, then the same
-//! handlers the Lambdas run) with a real HTTP client, on DynamoDB Local. Every response is checked
+//! The Events API through the local HTTP API (`paygate dev`'s server: the same router the Lambdas
+//! run) with a real HTTP client, on DynamoDB Local. Every response is checked
 //! against openapi.yaml by `Api::get`.
 
 use integration_tests::{Api, account, event_at, live_principal, seed, stack, test_principal};

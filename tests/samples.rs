@@ -6,20 +6,18 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use aws_lambda_events::apigw::ApiGatewayV2CustomAuthorizerV2Request;
 use aws_lambda_events::sqs::SqsEvent;
 use integration_tests::isolated_stack;
 use integration_tests::receiver::Receiver;
 use lambda_http::request::LambdaRequest;
 use paygate::http::{lambda, routes};
-use paygate::auth::authorize;
 use paygate::webhook::deliver::RetrySchedule;
 use paygate::store::deliveries::DeliveryStatus;
 use paygate::{EventId, Principal};
 use paygate_cli::stack::Stack;
 use serde_json::Value;
 
-use paygate_cli::samples::{ACCOUNT, ENDPOINT, EVENT};
+use paygate_cli::samples::{ENDPOINT, EVENT};
 
 fn read(name: &str) -> Value {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events").join(name);
@@ -75,15 +73,9 @@ async fn every_sample_event_runs_through_its_function() {
     let (s, b) = http(&stack, ran("webhook-endpoints-list.apigw.json")).await;
     assert_eq!((s, b["data"].as_array().unwrap().len()), (200, 2));
 
-    // The authorizer's payload.
-    let req: ApiGatewayV2CustomAuthorizerV2Request = serde_json::from_value(read(ran("authorizer.json"))).unwrap();
-    let decision = authorize(&stack.keys(), &req).await;
-    assert!(decision.is_authorized);
-    assert_eq!(decision.context["account_id"], ACCOUNT);
-    assert_eq!(decision.context["mode"], "test");
-    let req: ApiGatewayV2CustomAuthorizerV2Request = serde_json::from_value(read(ran("authorizer-unknown-key.json"))).unwrap();
-    let decision = authorize(&stack.keys(), &req).await;
-    assert_eq!(decision.context["auth_error"], "api_key_invalid");
+    // Each function authenticates its caller: an unknown key is a Stripe-style 401.
+    let (s, b) = http(&stack, ran("get-event-unknown-key.apigw.json")).await;
+    assert_eq!((s, b["error"]["code"].as_str()), (401, Some("api_key_invalid")));
 
     // Direct invocation of ingest-event.
     let event = stack.publisher().handle(read(ran("ingest-event.json"))).await.unwrap();

@@ -1,8 +1,10 @@
 //! The Events and ApiKeys tables on DynamoDB Local: puts, gets, isolation, ingestion, TTL.
 
+use std::time::Duration;
+
 use aws_sdk_dynamodb::types::{AttributeValue, KeyType};
-use integration_tests::{account, event_at, live_principal, stack, test_principal};
-use paygate::auth::authenticate;
+use integration_tests::{account, event_at, eventually, live_principal, stack, test_principal};
+use paygate::auth::{Authenticator, authenticate};
 use paygate::config::Config;
 use paygate::ingest::IngestError;
 use paygate::local::{Resources, TEMPLATE};
@@ -128,6 +130,37 @@ async fn revoked_and_unknown_keys_are_refused() {
     assert!(!stored.contains(a.test_key.expose()), "raw keys are never stored");
     assert_eq!(item["account_id"].as_s().unwrap(), a.account_id.as_str());
     let _: AccountId = a.account_id.as_str().parse().unwrap();
+}
+
+#[tokio::test]
+async fn a_warm_function_remembers_valid_keys_for_the_cache_bound_only() {
+    let stack = stack().await;
+    let a = account(&stack).await;
+    let header = format!("Bearer {}", a.test_key.expose());
+    // Remembered: with the key revoked in the table, a warm function still takes it, unread.
+    let warm = Authenticator::new(stack.keys(), Duration::from_secs(600));
+    assert_eq!(warm.authenticate(Some(&header)).await.unwrap(), test_principal(&a));
+    stack.keys().revoke(&a.test_key).await.unwrap();
+    assert_eq!(warm.authenticate(Some(&header)).await.unwrap(), test_principal(&a), "within the bound, from memory");
+    // Past the bound the table is read again, and the revocation holds.
+    let short = Authenticator::new(stack.keys(), Duration::from_millis(200));
+    let b = account(&stack).await;
+    let b_header = format!("Bearer {}", b.test_key.expose());
+    short.authenticate(Some(&b_header)).await.unwrap();
+    stack.keys().revoke(&b.test_key).await.unwrap();
+    let refused = eventually(Duration::from_secs(10), || async { short.authenticate(Some(&b_header)).await.err() }).await;
+    assert_eq!(refused.expect("refused after the bound").body()["error"]["code"], "api_key_expired");
+    // Without a cache (0 s), every request reads the table; refusals are never remembered.
+    let uncached = Authenticator::new(stack.keys(), Duration::ZERO);
+    let c = account(&stack).await;
+    let c_header = format!("Bearer {}", c.live_key.expose());
+    uncached.authenticate(Some(&c_header)).await.unwrap();
+    stack.keys().revoke(&c.live_key).await.unwrap();
+    assert_eq!(uncached.authenticate(Some(&c_header)).await.unwrap_err().body()["error"]["code"], "api_key_expired");
+    let unknown = format!("Bearer {}", paygate::ApiKey::generate(Mode::Test).expose());
+    for _ in 0..2 {
+        assert_eq!(warm.authenticate(Some(&unknown)).await.unwrap_err().body()["error"]["code"], "api_key_invalid");
+    }
 }
 
 #[tokio::test]

@@ -148,7 +148,7 @@ impl Stack {
     }
 
     pub fn functions(&self) -> Functions {
-        Functions { api: std::sync::Arc::new(self.api()), keys: self.keys() }
+        Functions { api: std::sync::Arc::new(self.api()) }
     }
 }
 

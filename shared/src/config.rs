@@ -25,6 +25,10 @@ pub struct Config {
     /// How long a pending delivery may go untouched past its next attempt before the sweeper
     /// enqueues it again (`PAYGATE_REDRIVE_AFTER_SECONDS`, default 300).
     pub redrive_after: Duration,
+    /// How long a warm function trusts a key it found valid before reading the ApiKeys table again
+    /// (`PAYGATE_KEY_CACHE_SECONDS`, default 60; 0 reads it on every request): the bound on how
+    /// long a revoked key keeps working.
+    pub key_cache: Duration,
 }
 
 /// Environment variable and local default of each table and queue, by the logical id it has in
@@ -41,6 +45,8 @@ pub const RESOURCES: &[(&str, &str, &str)] = &[
 
 /// The default of `PAYGATE_REDRIVE_AFTER_SECONDS`.
 pub const DEFAULT_REDRIVE_AFTER_SECS: u64 = 300;
+/// The default of `PAYGATE_KEY_CACHE_SECONDS`.
+pub const DEFAULT_KEY_CACHE_SECS: u64 = 60;
 
 impl Config {
     pub fn from_env() -> Self {
@@ -72,6 +78,7 @@ impl Config {
             .and_then(|d| d.parse::<u64>().ok())
             .filter(|d| *d > 0)
             .unwrap_or(DEFAULT_REDRIVE_AFTER_SECS);
+        let key_cache = get("PAYGATE_KEY_CACHE_SECONDS").and_then(|s| s.parse::<u64>().ok()).unwrap_or(DEFAULT_KEY_CACHE_SECS);
         Config {
             events_table: name("EventsTable"),
             webhook_endpoints_table: name("WebhookEndpointsTable"),
@@ -85,6 +92,7 @@ impl Config {
             fanout_failure_queue_url: get("PAYGATE_FANOUT_FAILURE_QUEUE_URL").unwrap_or_default(),
             event_retention: Duration::from_secs(days * 86_400),
             redrive_after: Duration::from_secs(redrive_after),
+            key_cache: Duration::from_secs(key_cache),
         }
     }
 
@@ -118,6 +126,9 @@ mod tests {
         assert_eq!(c.events_table, "paygate-events");
         assert_eq!(c.event_retention, Duration::from_secs(30 * 86_400));
         assert_eq!(c.redrive_after, Duration::from_secs(300));
+        assert_eq!(c.key_cache, Duration::from_secs(60));
+        let uncached = Config::from_lookup(|k| (k == "PAYGATE_KEY_CACHE_SECONDS").then(|| "0".to_owned()));
+        assert_eq!(uncached.key_cache, Duration::ZERO);
         let quick = Config::from_lookup(|k| (k == "PAYGATE_REDRIVE_AFTER_SECONDS").then(|| "3".to_owned()));
         assert_eq!(quick.redrive_after, Duration::from_secs(3));
         let c = Config::from_lookup(|k| match k {

@@ -1,6 +1,7 @@
 //! Building every function's dependencies from one configuration: the Lambdas' `main`s, the local
 //! stack and the tests all wire through here.
 
+use crate::auth::Authenticator;
 use crate::store::api_keys::ApiKeyStore;
 use crate::aws::{Clients, Target};
 use crate::config::Config;
@@ -79,6 +80,7 @@ impl Deps {
     /// What the HTTP handlers need.
     pub fn api(&self) -> Api {
         Api {
+            auth: std::sync::Arc::new(Authenticator::new(self.keys(), self.config.key_cache)),
             endpoints: self.endpoints(),
             idempotency: IdempotencyStore::new(self.clients.dynamodb.clone(), &self.config.webhook_endpoints_table),
             deliveries: self.deliveries(),

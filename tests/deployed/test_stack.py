@@ -109,7 +109,7 @@ def test_authentication_shapes(account):
     status, body = call("GET", "/v1/events", "sk_test_doesNotExist0000000000000")
     assert status == 401 and body["error"]["type"] == "authentication_error", body
     status, body = call("GET", "/v1/events")
-    assert status == 401 and body["error"]["code"] == "api_key_missing", "no key: the authorizer runs and answers ours"
+    assert status == 401 and body["error"]["code"] == "api_key_missing", "no key: the function answers our 401"
 
 
 def test_retrieve_list_and_errors(account):

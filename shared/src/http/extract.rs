@@ -1,28 +1,26 @@
-//! What handlers take from a request, already typed: the caller ([`Principal`]), the query
+//! What handlers take from a request, already typed: the caller (`Principal`), the query
 //! ([`Query`], [`NoQuery`], `ListParams`), the body ([`Form`]) and the path's id ([`PathId`]).
 //! A rejection is an [`ApiError`], so it answers in Stripe's shape like everything else.
+
+use std::sync::Arc;
 
 use axum::body::to_bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use http::request::Parts;
-use lambda_http::request::RequestContext;
 
-use crate::auth::principal_from_context;
 use crate::error::{ApiError, Code};
+use crate::http::Api;
 use crate::http::params::{MAX_BODY_BYTES, Params};
 use crate::ids::Principal;
 use crate::list::ListParams;
 
-/// The caller, from the authorizer's context (fails closed).
-impl<S: Send + Sync> FromRequestParts<S> for Principal {
+/// The caller, from the `Authorization` header (`auth::Authenticator`).
+impl FromRequestParts<Arc<Api>> for Principal {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
-        let fields = match parts.extensions.get::<RequestContext>() {
-            Some(RequestContext::ApiGatewayV2(ctx)) => ctx.authorizer.as_ref().map(|a| &a.fields),
-            _ => None,
-        };
-        principal_from_context(fields)
+    async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, ApiError> {
+        let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        api.auth.authenticate(header).await
     }
 }
 
@@ -91,6 +89,6 @@ impl<S: Send + Sync> FromRequest<S> for Form {
 /// The whole body, refused past [`MAX_BODY_BYTES`].
 pub async fn read_body(body: axum::body::Body) -> Result<axum::body::Bytes, ApiError> {
     to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        ApiError::request(Code::ParameterInvalid, format!("The request body is larger than {MAX_BODY_BYTES} bytes; at most {MAX_BODY_BYTES} are accepted."))
+        ApiError::request(Code::ParameterInvalid, format!("The request body is larger than {MAX_BODY_BYTES} bytes, the most accepted."))
     })
 }

@@ -27,10 +27,10 @@ pub async fn layer(State(api): State<Arc<Api>>, req: Request, next: Next) -> Res
     }
 }
 
-async fn idempotent(api: &Api, req: Request, next: Next) -> Result<Response, Response> {
+async fn idempotent(api: &Arc<Api>, req: Request, next: Next) -> Result<Response, Response> {
     let (mut parts, body) = req.into_parts();
     let refuse = |e: ApiError| e.into_response();
-    let principal = <Principal as FromRequestParts<()>>::from_request_parts(&mut parts, &()).await.map_err(refuse)?;
+    let principal = <Principal as FromRequestParts<Arc<Api>>>::from_request_parts(&mut parts, api).await.map_err(refuse)?;
     let bytes = read_body(body).await.map_err(refuse)?;
     let params = Params::from_body(&parts.headers, &bytes).map_err(refuse)?;
     let key = IdempotencyKey::from_header(parts.headers.get("idempotency-key")).map_err(refuse)?;

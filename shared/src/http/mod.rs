@@ -1,6 +1,7 @@
 //! The HTTP API: one axum router built from one route table ([`table`]). Every HTTP Lambda runs
 //! its function's part of it with `lambda_http::run` ([`lambda`]); `paygate dev` serves all of it
-//! behind a middleware that does what API Gateway and the authorizer do (`cli/src/gateway.rs`).
+//! behind a middleware that does what API Gateway does (`cli/src/gateway.rs`). Every route
+//! authenticates its caller itself (`auth`, through the `Principal` extractor).
 //! template.yaml is the other place routes are written; `tests/template_routes.rs` checks the two.
 
 pub mod endpoints;
@@ -20,6 +21,7 @@ use axum::routing::{MethodFilter, MethodRouter, on};
 use http::{HeaderValue, Method};
 use lambda_http::request::RequestContext;
 
+use crate::auth::Authenticator;
 use crate::error::{ApiError, Code};
 use crate::store::EventStore;
 use crate::store::deliveries::DeliveryStore;
@@ -31,6 +33,8 @@ use crate::webhook::ssrf::UrlPolicy;
 /// What the handlers need, built once (in a Lambda's `main`, or by `paygate dev`).
 #[derive(Debug, Clone)]
 pub struct Api {
+    /// Who a request speaks for (every route authenticates; there is no separate authorizer).
+    pub auth: Arc<Authenticator>,
     pub events: EventStore,
     pub endpoints: EndpointStore,
     pub idempotency: IdempotencyStore,
