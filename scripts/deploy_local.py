@@ -9,8 +9,8 @@
 
 The lowering: the emulator ignores the OpenAPI `Body` through which SAM expresses an `HttpApi`, so
 the API would have no routes. For every `HttpApi` event of a function this adds native
-`AWS::ApiGatewayV2::Integration` and `Route` resources, and one `Authorizer` for the API's default
-authorizer; the SAM events stay (they grant API Gateway the invoke permissions). template.yaml
+`AWS::ApiGatewayV2::Integration` and `Route` resources (no authorizer: the functions authenticate
+their callers); the SAM events stay (they grant API Gateway the invoke permissions). template.yaml
 itself stays the one source.
 """
 
