@@ -73,13 +73,16 @@ impl<S: Send + Sync> FromRequestParts<S> for PathId {
     }
 }
 
-/// The body's parameters, form-encoded or JSON.
+/// The body's parameters, form-encoded or JSON (as the idempotency layer parsed them, when it ran).
 pub struct Form(pub Params);
 
 impl<S: Send + Sync> FromRequest<S> for Form {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+    async fn from_request(mut req: Request, _: &S) -> Result<Self, ApiError> {
+        if let Some(params) = req.extensions_mut().remove::<Params>() {
+            return Ok(Form(params));
+        }
         let (parts, body) = req.into_parts();
         let bytes = read_body(body).await?;
         Params::from_body(&parts.headers, &bytes).map(Form)

@@ -35,6 +35,8 @@ async fn idempotent(api: &Arc<Api>, req: Request, next: Next) -> Result<Response
     let params = Params::from_body(&parts.headers, &bytes).map_err(refuse)?;
     let key = IdempotencyKey::from_header(parts.headers.get("idempotency-key")).map_err(refuse)?;
     let print = fingerprint(&[parts.uri.path()], &Value::Object(params.as_json().clone()));
+    // Parsed once: the handler's `Form` takes them from here.
+    parts.extensions.insert(params);
     let claim = api.idempotency.claim(&principal, key.as_ref(), &print).await.map_err(refuse)?;
     let key = match claim {
         Claim::Replay(status, body) => {
