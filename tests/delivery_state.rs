@@ -13,7 +13,7 @@ use paygate::aws::Target;
 use paygate::store::StoreError;
 use paygate::webhook::deliver::{Deliverer, RetrySchedule};
 use paygate::webhook::ssrf::WebhookClient;
-use paygate::store::deliveries::DeliveryStatus;
+use paygate::store::deliveries::{Attempt, DeliveryStatus, StateChange};
 use paygate::webhook::endpoints::{EnabledEvents, Endpoint, new_endpoint};
 use paygate::webhook::fanout::DeliveryMessage;
 use paygate::{Event, EventType, Principal};
@@ -62,6 +62,27 @@ async fn count_is_exact(stack: &Stack, p: &Principal, e: &Event) -> bool {
     before != after || before == open
 }
 
+/// Settles the delivery of `e` to `ep` as succeeded (no attempt recorded), alone.
+fn succeeded(p: &Principal, e: &Event, ep: &Endpoint) -> StateChange {
+    StateChange::Settle { principal: p.clone(), event: e.id, endpoint: ep.id, status: DeliveryStatus::Succeeded, attempt: None, event_exists: true }
+}
+
+/// One SQS batch of these deliveries.
+fn batch(deliveries: &[DeliveryMessage]) -> SqsEvent {
+    let mut batch = SqsEvent::default();
+    batch.records = deliveries
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut m = SqsMessage::default();
+            m.message_id = Some(format!("m{i}"));
+            m.body = Some(serde_json::to_string(d).unwrap());
+            m
+        })
+        .collect();
+    batch
+}
+
 async fn running(schedule: &[u64]) -> (Stack, Pollers) {
     let stack = isolated_stack().await;
     let pollers = pollers::start(&stack, deliverer(&stack, schedule), true).await.unwrap();
@@ -84,23 +105,23 @@ async fn transaction_conflicts_are_retried_and_never_taken_for_a_failed_conditio
     let e = publish(&direct, &p, EventType::PaymentSucceeded, payment()).await;
     assert_eq!(pending(&direct, &p, &e).await, 1);
     injector.inject(3);
-    let settled = contended.deliveries().settle(&p, e.id, &ep.id, DeliveryStatus::Succeeded, None, true).await.unwrap();
+    let settled = contended.deliveries().apply(&succeeded(&p, &e, &ep)).await.unwrap();
     assert!(settled, "committed after the conflicts");
     assert_eq!(injector.injected(), 3);
     assert_eq!(pending(&direct, &p, &e).await, 0);
     // Settling again is a failed condition (settled already), not a conflict: nothing changes.
-    assert!(!contended.deliveries().settle(&p, e.id, &ep.id, DeliveryStatus::Succeeded, None, true).await.unwrap());
+    assert!(!contended.deliveries().apply(&succeeded(&p, &e, &ep)).await.unwrap());
     assert_eq!(pending(&direct, &p, &e).await, 0);
 
     // Conflicts that do not end: an error to retry later, never a silent "already settled".
     let e = publish(&direct, &p, EventType::PaymentSucceeded, payment()).await;
     injector.inject(1000);
-    let err = contended.deliveries().settle(&p, e.id, &ep.id, DeliveryStatus::Succeeded, None, true).await.unwrap_err();
+    let err = contended.deliveries().apply(&succeeded(&p, &e, &ep)).await.unwrap_err();
     assert!(matches!(err, StoreError::Contention), "{err}");
     assert_eq!(direct.deliveries().status(&p, e.id, &ep.id).await.unwrap(), Some(DeliveryStatus::Pending));
     assert_eq!(pending(&direct, &p, &e).await, 1, "nothing half-done");
     injector.inject(0);
-    assert!(contended.deliveries().settle(&p, e.id, &ep.id, DeliveryStatus::Succeeded, None, true).await.unwrap());
+    assert!(contended.deliveries().apply(&succeeded(&p, &e, &ep)).await.unwrap());
     assert_eq!(pending(&direct, &p, &e).await, 0);
 }
 
@@ -117,18 +138,8 @@ async fn sixteen_endpoints_settling_one_event_at_once_count_exactly() {
     let e = publish(&stack, &p, EventType::PaymentSucceeded, payment()).await;
     assert_eq!(e.pending_webhooks, 16);
     assert_eq!(pending(&stack, &p, &e).await, 16);
-    // All sixteen messages in one batch: delivered and settled concurrently.
-    let mut batch = SqsEvent::default();
-    batch.records = eps
-        .iter()
-        .enumerate()
-        .map(|(i, ep)| {
-            let mut m = SqsMessage::default();
-            m.message_id = Some(format!("m{i}"));
-            m.body = Some(serde_json::to_string(&DeliveryMessage::new(&p, e.id, ep.id)).unwrap());
-            m
-        })
-        .collect();
+    // All sixteen messages in one batch: delivered concurrently, settled in one transaction.
+    let batch = batch(&eps.iter().map(|ep| DeliveryMessage::new(&p, e.id, ep.id)).collect::<Vec<_>>());
     let response = deliverer(&stack, &[1]).handle(batch).await;
     assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
     assert!(receivers.iter().all(|r| r.received().len() == 1));
@@ -136,6 +147,95 @@ async fn sixteen_endpoints_settling_one_event_at_once_count_exactly() {
         assert_eq!(stack.deliveries().status(&p, e.id, &ep.id).await.unwrap(), Some(DeliveryStatus::Succeeded));
     }
     assert_eq!(pending(&stack, &p, &e).await, 0, "sixteen settles, sixteen decrements");
+}
+
+#[tokio::test]
+async fn sixteen_batches_settling_one_event_at_once_count_exactly() {
+    let stack = isolated_stack().await;
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    let receivers: Vec<Receiver> = futures::future::join_all((0..16).map(|_| Receiver::start(vec![]))).await;
+    let mut eps = Vec::new();
+    for r in &receivers {
+        eps.push(endpoint(&stack, &p, r, &["*"]).await);
+    }
+    let e = publish(&stack, &p, EventType::PaymentSucceeded, payment()).await;
+    assert_eq!(pending(&stack, &p, &e).await, 16);
+    // Sixteen one-message batches at once (sixteen concurrent invocations): sixteen transactions
+    // contending for the event's count.
+    let d = deliverer(&stack, &[1]);
+    let responses = futures::future::join_all(eps.iter().map(|ep| d.handle(batch(&[DeliveryMessage::new(&p, e.id, ep.id)])))).await;
+    assert!(responses.iter().all(|r| r.batch_item_failures.is_empty()));
+    assert!(receivers.iter().all(|r| r.received().len() == 1));
+    for ep in &eps {
+        assert_eq!(stack.deliveries().status(&p, e.id, &ep.id).await.unwrap(), Some(DeliveryStatus::Succeeded));
+    }
+    assert_eq!(pending(&stack, &p, &e).await, 0, "sixteen settles, sixteen decrements");
+}
+
+#[tokio::test]
+async fn a_batch_written_together_falls_back_to_each_change_when_one_state_moved() {
+    let stack = isolated_stack().await;
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    let receivers: Vec<Receiver> = futures::future::join_all((0..3).map(|_| Receiver::start(vec![]))).await;
+    let mut eps = Vec::new();
+    for r in &receivers {
+        eps.push(endpoint(&stack, &p, r, &["*"]).await);
+    }
+    let (e, other) = (publish(&stack, &p, EventType::PaymentSucceeded, payment()).await, publish(&stack, &p, EventType::PaymentSucceeded, payment()).await);
+    assert_eq!((pending(&stack, &p, &e).await, pending(&stack, &p, &other).await), (3, 3));
+    let deliveries = stack.deliveries();
+
+    // Together: two events' counts move once each, by the sum of their settles; a retry keeps its count.
+    let retry = Attempt {
+        event_id: other.id,
+        endpoint_id: eps[2].id,
+        attempt: 1,
+        succeeded: false,
+        http_status: Some(503),
+        latency_ms: 3,
+        error: None,
+        response_body: None,
+        created_at: paygate::ids::unix_now(),
+        next_retry_at: Some(paygate::ids::unix_now() + 60),
+    };
+    let changes = [
+        succeeded(&p, &e, &eps[0]),
+        succeeded(&p, &e, &eps[1]),
+        succeeded(&p, &other, &eps[0]),
+        StateChange::RetryLater { principal: p.clone(), attempt: retry },
+    ];
+    let results: Vec<bool> = deliveries.apply_all(&changes).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(results, [true, true, true, true]);
+    assert_eq!((pending(&stack, &p, &e).await, pending(&stack, &p, &other).await), (1, 2));
+    let state = deliveries.state(&p, other.id, &eps[2].id).await.unwrap().unwrap();
+    assert_eq!((state.status, state.attempts), (DeliveryStatus::Pending, 1), "the retry is recorded, still pending");
+    assert_eq!(deliveries.attempts(&p, other.id).await.unwrap().len(), 1);
+
+    // One state settled meanwhile (a duplicate message): the rest still settle, each alone, and
+    // the settled one is reported and counted once.
+    let changes = [succeeded(&p, &e, &eps[1]), succeeded(&p, &e, &eps[2]), succeeded(&p, &other, &eps[1])];
+    let results: Vec<bool> = deliveries.apply_all(&changes).await.into_iter().map(Result::unwrap).collect();
+    assert_eq!(results, [false, true, true]);
+    assert_eq!((pending(&stack, &p, &e).await, pending(&stack, &p, &other).await), (0, 1));
+    assert!(count_is_exact(&stack, &p, &e).await && count_is_exact(&stack, &p, &other).await);
+}
+
+#[tokio::test]
+async fn two_messages_for_one_delivery_in_a_batch_send_it_once() {
+    let stack = isolated_stack().await;
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    let r = Receiver::start(vec![]).await;
+    let ep = endpoint(&stack, &p, &r, &["*"]).await;
+    let e = publish(&stack, &p, EventType::PaymentSucceeded, payment()).await;
+    let m = DeliveryMessage::new(&p, e.id, ep.id);
+    let response = deliverer(&stack, &[1]).handle(batch(&[m.clone(), m])).await;
+    assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
+    assert_eq!(r.received().len(), 1, "one POST");
+    assert_eq!(stack.deliveries().status(&p, e.id, &ep.id).await.unwrap(), Some(DeliveryStatus::Succeeded));
+    assert_eq!(pending(&stack, &p, &e).await, 0);
 }
 
 #[tokio::test]

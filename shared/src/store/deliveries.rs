@@ -18,15 +18,18 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use futures::future::join_all;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::ids::{EventId, Principal, unix_now};
-use crate::store::events::pending_webhooks_change;
-use crate::store::{SortKey, StoreError, key_item, principal_of_partition, transact_write};
-use crate::ids::EndpointId;
+use crate::event::Event;
+use crate::ids::{EndpointId, EventId, Principal, unix_now};
+use crate::store::endpoints::EndpointStore;
+use crate::store::events::{EventStore, pending_webhooks_change};
+use crate::store::{ItemRef, SortKey, StoreError, get_many, key_item, principal_of_partition, transact_write};
+use crate::webhook::endpoints::Endpoint;
 
 /// Kept for as long as events are.
 const RETENTION_SECS: u64 = 30 * 86_400;
@@ -105,6 +108,30 @@ impl From<StateItem> for DeliveryState {
             next_attempt_at: s.next_attempt_at,
         }
     }
+}
+
+/// One delivery as the deliverer reads it before sending: its state, its event and its endpoint,
+/// each `None` when it does not exist.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    pub state: Option<DeliveryState>,
+    pub event: Option<Event>,
+    pub endpoint: Option<Endpoint>,
+}
+
+/// Changes per transaction in [`DeliveryStore::apply_all`]: at most three items each (the state,
+/// the attempt, its event's count), within DynamoDB's 100 items per transaction.
+pub const CHANGES_PER_TRANSACTION: usize = 25;
+
+/// What the deliverer writes to a delivery state after an attempt, or instead of one.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StateChange {
+    /// Settles a pending state with `status`, recording the attempt that settled it (if any), and
+    /// releases its count in the event's `pending_webhooks` when the event still exists.
+    Settle { principal: Principal, event: EventId, endpoint: EndpointId, status: DeliveryStatus, attempt: Option<Attempt>, event_exists: bool },
+    /// Records a failed attempt and when the next one is due (`attempt.next_retry_at`); the state
+    /// stays pending and becomes overdue `redrive_after` seconds after that.
+    RetryLater { principal: Principal, attempt: Attempt },
 }
 
 /// What the `ByFailed` index projects (its keys).
@@ -279,6 +306,38 @@ impl DeliveryStore {
         transact_write(&self.client, items).await
     }
 
+    /// For each (principal, event, endpoint): its state, its event and its endpoint, strongly
+    /// consistent, all in one BatchGetItem across the three tables (up to 33 deliveries).
+    pub async fn snapshots(
+        &self,
+        events: &EventStore,
+        endpoints: &EndpointStore,
+        deliveries: &[(Principal, EventId, EndpointId)],
+    ) -> Result<Vec<Snapshot>, StoreError> {
+        let refs: Vec<ItemRef> = deliveries
+            .iter()
+            .flat_map(|(principal, event, endpoint)| {
+                [
+                    ItemRef { table: self.table.clone(), key: state_key(principal, *event, endpoint) },
+                    events.item_ref(principal, *event),
+                    endpoints.item_ref(principal, endpoint),
+                ]
+            })
+            .collect();
+        let mut items = get_many(&self.client, &refs).await?.into_iter();
+        deliveries
+            .iter()
+            .map(|(principal, _, _)| {
+                let (state, event, endpoint) = (items.next().flatten(), items.next().flatten(), items.next().flatten());
+                Ok(Snapshot {
+                    state: state.map(serde_dynamo::from_item::<_, StateItem>).transpose()?.map(DeliveryState::from),
+                    event: event.map(EventStore::event_of).transpose()?,
+                    endpoint: endpoint.map(|i| EndpointStore::endpoint_of(i, principal.mode)).transpose()?,
+                })
+            })
+            .collect()
+    }
+
     pub async fn state(&self, principal: &Principal, event: EventId, endpoint: &EndpointId) -> Result<Option<DeliveryState>, StoreError> {
         let out = self
             .client
@@ -330,64 +389,103 @@ impl DeliveryStore {
         Ok(TransactWriteItem::builder().put(put).build())
     }
 
-    /// Settles a pending state with `status` (and records the attempt that settled it, if any)
-    /// and, when the event still exists, decrements its `pending_webhooks`: one transaction. False
-    /// when it had settled already: the decrement happens once.
-    pub async fn settle(
-        &self,
-        principal: &Principal,
-        event: EventId,
-        endpoint: &EndpointId,
-        status: DeliveryStatus,
-        attempt: Option<&Attempt>,
-        event_exists: bool,
-    ) -> Result<bool, StoreError> {
-        let mut update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(state_key(principal, event, endpoint)))
-            .condition_expression("#s = :pending")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":final", s(status.as_str()))
-            .expression_attribute_values(":pending", s("pending"))
-            .expression_attribute_values(":now", n(unix_now()))
-            .expression_attribute_values(":one", n(u64::from(attempt.is_some())));
-        // A final failure stays findable (`ByFailed`) for `recover`.
-        update = if status == DeliveryStatus::Failed {
-            update
-                .update_expression("SET #s = :final, updated_at = :now, failed_pk = :failed ADD attempts :one REMOVE due_shard, due_at")
-                .expression_attribute_values(":failed", s(failed_pk(principal, endpoint)))
-        } else {
-            update.update_expression("SET #s = :final, updated_at = :now ADD attempts :one REMOVE due_shard, due_at")
-        };
-        let mut items = vec![TransactWriteItem::builder().update(update.build()?).build()];
-        if let Some(a) = attempt {
-            items.push(self.attempt_put(principal, a)?);
+    /// The writes of one change, and the event whose `pending_webhooks` it releases (if any).
+    fn change_items(&self, change: &StateChange) -> Result<(Vec<TransactWriteItem>, Option<(Principal, EventId)>), StoreError> {
+        match change {
+            StateChange::Settle { principal, event, endpoint, status, attempt, event_exists } => {
+                let mut update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(state_key(principal, *event, endpoint)))
+                    .condition_expression("#s = :pending")
+                    .expression_attribute_names("#s", "status")
+                    .expression_attribute_values(":final", s(status.as_str()))
+                    .expression_attribute_values(":pending", s("pending"))
+                    .expression_attribute_values(":now", n(unix_now()))
+                    .expression_attribute_values(":one", n(u64::from(attempt.is_some())));
+                // A final failure stays findable (`ByFailed`) for `recover`.
+                update = if *status == DeliveryStatus::Failed {
+                    update
+                        .update_expression("SET #s = :final, updated_at = :now, failed_pk = :failed ADD attempts :one REMOVE due_shard, due_at")
+                        .expression_attribute_values(":failed", s(failed_pk(principal, endpoint)))
+                } else {
+                    update.update_expression("SET #s = :final, updated_at = :now ADD attempts :one REMOVE due_shard, due_at")
+                };
+                let mut items = vec![TransactWriteItem::builder().update(update.build()?).build()];
+                if let Some(a) = attempt {
+                    items.push(self.attempt_put(principal, a)?);
+                }
+                // The event may be gone (TTL); the state still settles.
+                Ok((items, event_exists.then(|| (principal.clone(), *event))))
+            }
+            StateChange::RetryLater { principal, attempt } => {
+                let next_attempt_at = attempt.next_retry_at.unwrap_or_else(unix_now);
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(state_key(principal, attempt.event_id, &attempt.endpoint_id)))
+                    .update_expression("SET updated_at = :now, next_attempt_at = :next, due_at = :due ADD attempts :one")
+                    .condition_expression("#s = :pending")
+                    .expression_attribute_names("#s", "status")
+                    .expression_attribute_values(":pending", s("pending"))
+                    .expression_attribute_values(":now", n(unix_now()))
+                    .expression_attribute_values(":next", n(next_attempt_at))
+                    .expression_attribute_values(":due", n(next_attempt_at + self.redrive_after))
+                    .expression_attribute_values(":one", n(1))
+                    .build()?;
+                Ok((vec![TransactWriteItem::builder().update(update).build(), self.attempt_put(principal, attempt)?], None))
+            }
         }
-        // The event may be gone (TTL); the state still settles.
-        if event_exists {
-            items.push(self.pending_change(principal, event, -1)?);
+    }
+
+    /// Writes one change in one transaction, with the release of its event's `pending_webhooks`.
+    /// False when the state was no longer pending (nothing written: the release happens once).
+    pub async fn apply(&self, change: &StateChange) -> Result<bool, StoreError> {
+        let (mut items, released) = self.change_items(change)?;
+        if let Some((principal, event)) = released {
+            items.push(self.pending_change(&principal, event, -1)?);
         }
         transact_write(&self.client, items).await
     }
 
-    /// Records a failed attempt and when the next one is due, in one transaction; the state stays
-    /// pending and becomes overdue `redrive_after` seconds after `next_attempt_at`. False when the
-    /// state is no longer pending.
-    pub async fn retry_later(&self, principal: &Principal, attempt: &Attempt) -> Result<bool, StoreError> {
-        let next_attempt_at = attempt.next_retry_at.unwrap_or_else(unix_now);
-        let update = Update::builder()
-            .table_name(&self.table)
-            .set_key(Some(state_key(principal, attempt.event_id, &attempt.endpoint_id)))
-            .update_expression("SET updated_at = :now, next_attempt_at = :next, due_at = :due ADD attempts :one")
-            .condition_expression("#s = :pending")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":pending", s("pending"))
-            .expression_attribute_values(":now", n(unix_now()))
-            .expression_attribute_values(":next", n(next_attempt_at))
-            .expression_attribute_values(":due", n(next_attempt_at + self.redrive_after))
-            .expression_attribute_values(":one", n(1))
-            .build()?;
-        transact_write(&self.client, vec![TransactWriteItem::builder().update(update).build(), self.attempt_put(principal, attempt)?]).await
+    /// Writes the changes of one batch together: one transaction per [`CHANGES_PER_TRANSACTION`],
+    /// in which each event's `pending_webhooks` moves once, by the sum of its releases. A
+    /// transaction that cannot be written whole (a state a duplicate settled meanwhile, an error)
+    /// is written again change by change, as [`DeliveryStore::apply`] writes them. One result per
+    /// change, in order.
+    pub async fn apply_all(&self, changes: &[StateChange]) -> Vec<Result<bool, StoreError>> {
+        let mut results = Vec::with_capacity(changes.len());
+        for chunk in changes.chunks(CHANGES_PER_TRANSACTION) {
+            if chunk.len() > 1 {
+                match self.apply_together(chunk).await {
+                    Ok(true) => {
+                        results.extend(chunk.iter().map(|_| Ok(true)));
+                        continue;
+                    }
+                    Ok(false) => tracing::info!("a state of the batch had changed meanwhile; writing each change alone"),
+                    Err(e) => tracing::warn!(error = %e, "the batch's transaction failed; writing each change alone"),
+                }
+            }
+            results.extend(join_all(chunk.iter().map(|c| self.apply(c))).await);
+        }
+        results
+    }
+
+    async fn apply_together(&self, changes: &[StateChange]) -> Result<bool, StoreError> {
+        let mut items = Vec::new();
+        let mut released: Vec<(Principal, EventId, i32)> = Vec::new();
+        for change in changes {
+            let (writes, release) = self.change_items(change)?;
+            items.extend(writes);
+            if let Some((principal, event)) = release {
+                match released.iter_mut().find(|(p, e, _)| *p == principal && *e == event) {
+                    Some((_, _, delta)) => *delta -= 1,
+                    None => released.push((principal, event, -1)),
+                }
+            }
+        }
+        for (principal, event, delta) in released {
+            items.push(self.pending_change(&principal, event, delta)?);
+        }
+        transact_write(&self.client, items).await
     }
 
     /// Pending states of one `ByDue` shard whose time came at or before `now`, oldest first, at

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{Timestamp, Mode, Principal};
-use crate::store::{IdKey, StoreError, key_item, transact_write};
+use crate::store::{IdKey, Item, ItemRef, StoreError, key_item, transact_write};
 use crate::ids::EndpointId;
 use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, MAX_ENDPOINTS};
 use crate::webhook::signature::WebhookSecret;
@@ -115,6 +115,16 @@ impl EndpointStore {
         Ok(if transact_write(&self.client, items).await? { Created::Created } else { Created::LimitReached(MAX_ENDPOINTS) })
     }
 
+    /// Where the endpoint `id` lives (for [`crate::store::get_many`]).
+    pub fn item_ref(&self, principal: &Principal, id: &EndpointId) -> ItemRef {
+        ItemRef { table: self.table.clone(), key: key(principal, id) }
+    }
+
+    /// A WebhookEndpoints-table endpoint item → its endpoint.
+    pub fn endpoint_of(item: Item, mode: Mode) -> Result<Endpoint, StoreError> {
+        serde_dynamo::from_item::<_, EndpointItem>(item)?.into_endpoint(mode)
+    }
+
     pub async fn get(&self, principal: &Principal, id: &EndpointId) -> Result<Option<Endpoint>, StoreError> {
         let out = self
             .client
@@ -124,7 +134,7 @@ impl EndpointStore {
             .consistent_read(true)
             .send()
             .await?;
-        out.item.map(|i| serde_dynamo::from_item::<_, EndpointItem>(i)?.into_endpoint(principal.mode)).transpose()
+        out.item.map(|i| Self::endpoint_of(i, principal.mode)).transpose()
     }
 
     /// Every endpoint of the account+mode (at most 16), newest first: one Query.

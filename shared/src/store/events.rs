@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{Event, EventData, EventRequest, EventTag};
 use crate::event_type::{EventType, Family};
 use crate::ids::{Timestamp, EventId, Principal};
-use crate::store::{IdKey, StoreError, key_item, principal_of_partition, transact_write};
+use crate::store::{IdKey, Item, ItemRef, StoreError, key_item, principal_of_partition, transact_write};
 
 /// The Events table's item: the event plus its keys and TTL.
 /// Keys: `pk` = `{account}#{mode}`, sort key `id`; GSI `ByType` on `type_pk`, GSI `ByFamily` on `family_pk`.
@@ -104,7 +104,7 @@ pub struct QueryResult {
 #[derive(Debug, Clone)]
 pub struct EventStore {
     client: Client,
-    table: String,
+    pub table: String,
     retention_secs: u64,
 }
 
@@ -113,7 +113,8 @@ impl EventStore {
         EventStore { client, table: table.into(), retention_secs: retention.as_secs() }
     }
 
-    fn new_item(&self, principal: &Principal, event: &Event) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    /// A new event's item, exactly as it is written (the benchmark seeds large accounts with it).
+    pub fn new_item(&self, principal: &Principal, event: &Event) -> Result<HashMap<String, AttributeValue>, StoreError> {
         let expires_at = event.created_at.unix_seconds() + self.retention_secs;
         Ok(serde_dynamo::to_item(EventItem::new(principal, event, expires_at))?)
     }
@@ -143,6 +144,16 @@ impl EventStore {
         if transact_write(&self.client, items).await? { Ok(()) } else { Err(StoreError::Conflict) }
     }
 
+    /// Where the event `id` lives (for [`crate::store::get_many`]).
+    pub fn item_ref(&self, principal: &Principal, id: EventId) -> ItemRef {
+        ItemRef { table: self.table.clone(), key: key_item(&IdKey::of(principal, id)) }
+    }
+
+    /// An Events-table item → its event.
+    pub fn event_of(item: Item) -> Result<Event, StoreError> {
+        Ok(serde_dynamo::from_item::<_, EventItem>(item)?.into_event())
+    }
+
     pub async fn get(&self, principal: &Principal, id: EventId) -> Result<Option<Event>, StoreError> {
         let out = self
             .client
@@ -152,10 +163,7 @@ impl EventStore {
             .consistent_read(true)
             .send()
             .await?;
-        match out.item {
-            Some(item) => Ok(Some(serde_dynamo::from_item::<_, EventItem>(item)?.into_event())),
-            None => Ok(None),
-        }
+        out.item.map(Self::event_of).transpose()
     }
 
     /// One Query with every condition in the key condition: no Scan, no filter expression.

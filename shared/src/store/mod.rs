@@ -1,5 +1,6 @@
 //! Storage: one file per DynamoDB table, and what they share. Here: [`StoreError`],
-//! [`transact_write`] (every multi-item write goes through it) and the partition key of an account
+//! [`transact_write`] (every multi-item write goes through it), [`get_many`] (one read across
+//! tables) and the partition key of an account
 //! and mode, `{account}#{mode}` ([`Principal::partition`], [`principal_of_partition`]).
 //!
 //! - `events`: the Events table, and `pending_webhooks` ([`events::pending_webhooks_change`]).
@@ -19,7 +20,7 @@ use std::fmt::Debug;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
 use serde::Serialize;
 
 use crate::error::ApiError;
@@ -64,6 +65,62 @@ pub struct HashKey {
 /// A key as the SDK takes it.
 pub fn key_item(key: &impl Serialize) -> HashMap<String, AttributeValue> {
     serde_dynamo::to_item(key).expect("keys are structs of strings")
+}
+
+/// An item as the SDK holds it.
+pub type Item = HashMap<String, AttributeValue>;
+
+/// Where one item lives: its table and its primary key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ItemRef {
+    pub table: String,
+    pub key: Item,
+}
+
+/// Rounds of BatchGetItem for keys DynamoDB left unprocessed (throttling), with backoff.
+const BATCH_GET_ROUNDS: u32 = 6;
+/// Keys per BatchGetItem (DynamoDB's limit).
+const BATCH_GET_KEYS: usize = 100;
+
+/// Reads items of any tables, strongly consistent, with one BatchGetItem per 100 distinct keys
+/// (again, with backoff, for keys DynamoDB leaves unprocessed). The answers come in the order
+/// asked; `None` for an item that does not exist.
+pub async fn get_many(client: &Client, refs: &[ItemRef]) -> Result<Vec<Option<Item>>, StoreError> {
+    let mut distinct: Vec<&ItemRef> = Vec::new();
+    for r in refs {
+        if !distinct.contains(&r) {
+            distinct.push(r);
+        }
+    }
+    let mut found: Vec<(String, Item)> = Vec::new();
+    for chunk in distinct.chunks(BATCH_GET_KEYS) {
+        let mut keys: HashMap<String, Vec<Item>> = HashMap::new();
+        for r in chunk {
+            keys.entry(r.table.clone()).or_default().push(r.key.clone());
+        }
+        let mut pending = keys
+            .into_iter()
+            .map(|(table, keys)| Ok((table, KeysAndAttributes::builder().set_keys(Some(keys)).consistent_read(true).build()?)))
+            .collect::<Result<HashMap<_, _>, StoreError>>()?;
+        let mut round = 0;
+        while !pending.is_empty() {
+            if round == BATCH_GET_ROUNDS {
+                return Err(StoreError::Throttled(format!("BatchGetItem left keys unprocessed {BATCH_GET_ROUNDS} times").into()));
+            }
+            if round > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(25 << round)).await;
+            }
+            round += 1;
+            let out = client.batch_get_item().set_request_items(Some(pending)).send().await?;
+            found.extend(out.responses.unwrap_or_default().into_iter().flat_map(|(table, items)| items.into_iter().map(move |i| (table.clone(), i))));
+            pending = out.unprocessed_keys.unwrap_or_default();
+            pending.retain(|_, k| !k.keys.is_empty());
+        }
+    }
+    Ok(refs
+        .iter()
+        .map(|r| found.iter().find(|(table, item)| *table == r.table && r.key.iter().all(|(k, v)| item.get(k) == Some(v))).map(|(_, i)| i.clone()))
+        .collect())
 }
 
 /// `{account}#{mode}` → the principal.

@@ -1,9 +1,11 @@
 //! `deliver-webhooks`: SQS batches of (event, endpoint) messages → signed POSTs, all messages of a
-//! batch concurrently over one HTTP client. Success acknowledges; failure records the attempt, sets
+//! batch concurrently over one HTTP client. A batch costs DynamoDB one read (every state, event and
+//! endpoint: BatchGetItem) and one write (every state change and attempt: one transaction). Success acknowledges; failure records the attempt, sets
 //! the message's visibility to the next backoff and reports a batch item failure; an exhausted
 //! schedule records the final failure and copies the message to the DLQ. Attempts are counted in
 //! the delivery state, not by SQS, so a message the sweeper sends again continues the schedule.
 
+use std::collections::HashSet;
 use std::time::Instant;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -13,7 +15,7 @@ use tracing::Instrument;
 
 use crate::ids::{Mode, unix_now};
 use crate::store::{EventStore, StoreError};
-use crate::store::deliveries::{Attempt, DeliveryStatus, DeliveryStore};
+use crate::store::deliveries::{Attempt, DeliveryStatus, DeliveryStore, Snapshot, StateChange};
 use crate::store::endpoints::EndpointStore;
 use crate::webhook::endpoints::EndpointStatus;
 use crate::webhook::fanout::DeliveryMessage;
@@ -103,10 +105,34 @@ pub enum Outcome {
     Retry,
 }
 
+/// What follows a message's state change once it is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Then {
+    Done,
+    /// Leave the message, and make it come back after this many seconds.
+    RetryIn(u64),
+    /// Acknowledge it, and copy it to the dead-letter queue for this reason.
+    DeadLetter(&'static str),
+}
+
+/// One message's decision: the state change to write (if any), then what follows.
+#[derive(Debug)]
+struct Plan {
+    change: Option<StateChange>,
+    then: Then,
+}
+
+impl Plan {
+    fn done(change: Option<StateChange>) -> Plan {
+        Plan { change, then: Then::Done }
+    }
+}
+
 impl Deliverer {
-    /// The SQS handler: every message of the batch at once.
+    /// The SQS handler. Every message of the batch at once: one read of every state, event and
+    /// endpoint, the POSTs concurrently, then one write of every state change.
     pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
-        let outcomes = join_all(batch.records.iter().map(|m| self.message(m))).await;
+        let outcomes = self.deliver_all(&batch.records).await;
         let mut response = SqsBatchResponse::default();
         for (m, outcome) in batch.records.iter().zip(outcomes) {
             if outcome == Outcome::Retry {
@@ -118,12 +144,89 @@ impl Deliverer {
         response
     }
 
-    async fn message(&self, m: &SqsMessage) -> Outcome {
-        match self.deliver(m).await {
-            Ok(o) => o,
+    async fn deliver_all(&self, messages: &[SqsMessage]) -> Vec<Outcome> {
+        // Each message's delivery. A malformed message goes to the dead-letter queue; a second
+        // message for a delivery already in the batch is acknowledged (the first one covers it).
+        let mut deliveries: Vec<Option<DeliveryMessage>> = Vec::with_capacity(messages.len());
+        let mut seen = HashSet::new();
+        for m in messages {
+            match m.body.as_deref().and_then(|b| serde_json::from_str::<DeliveryMessage>(b).ok()) {
+                None => {
+                    tracing::error!(message_id = ?m.message_id, "malformed delivery message; moved to the DLQ");
+                    self.to_dlq(m, "malformed message").await;
+                    deliveries.push(None);
+                }
+                Some(d) if !seen.insert((d.principal(), d.event_id, d.endpoint_id)) => {
+                    tracing::info!(message_id = ?m.message_id, event_id = %d.event_id, endpoint_id = %d.endpoint_id, "second message for one delivery in the batch; acknowledged");
+                    deliveries.push(None);
+                }
+                Some(d) => deliveries.push(Some(d)),
+            }
+        }
+        let wanted: Vec<_> = deliveries.iter().flatten().map(|d| (d.principal(), d.event_id, d.endpoint_id)).collect();
+        let snapshots = match self.deliveries.snapshots(&self.events, &self.endpoints, &wanted).await {
+            Ok(s) => s,
             Err(e) => {
-                // Our own failure (DynamoDB, SQS): retry the message as it is.
-                tracing::error!(error = %e, message_id = ?m.message_id, "delivery failed on our side");
+                // Our own failure: every message is retried as it is.
+                tracing::error!(error = %e, "could not read the batch's deliveries; every message retried");
+                return deliveries.iter().map(|d| if d.is_some() { Outcome::Retry } else { Outcome::Done }).collect();
+            }
+        };
+        let mut snapshots = snapshots.into_iter();
+        let work: Vec<_> = deliveries.into_iter().map(|d| d.map(|d| (d, snapshots.next().expect("one snapshot per delivery")))).collect();
+
+        let plans = join_all(messages.iter().zip(work).map(|(m, work)| async move {
+            let Some((d, snapshot)) = work else { return Ok(Plan::done(None)) };
+            let span = tracing::info_span!("deliver", event_id = %d.event_id, endpoint_id = %d.endpoint_id);
+            self.attempt(m, d, snapshot).instrument(span).await
+        }))
+        .await;
+
+        let changes: Vec<StateChange> = plans.iter().filter_map(|p| p.as_ref().ok()?.change.clone()).collect();
+        let mut written = self.deliveries.apply_all(&changes).await.into_iter();
+        join_all(messages.iter().zip(plans).map(|(m, plan)| {
+            let write = match &plan {
+                Ok(Plan { change: Some(_), .. }) => written.next().expect("one result per change").map(|_| ()),
+                _ => Ok(()),
+            };
+            async move {
+                match (plan, write) {
+                    (Ok(plan), Ok(())) => self.then(m, plan.then).await,
+                    (Err(e), _) | (_, Err(e)) => {
+                        // Our own failure (DynamoDB): retry the message as it is.
+                        tracing::error!(error = %e, message_id = ?m.message_id, "delivery failed on our side");
+                        Outcome::Retry
+                    }
+                }
+            }
+        }))
+        .await
+    }
+
+    /// What follows a written state change.
+    async fn then(&self, m: &SqsMessage, then: Then) -> Outcome {
+        match then {
+            Then::Done => Outcome::Done,
+            Then::DeadLetter(reason) => {
+                self.to_dlq(m, reason).await;
+                Outcome::Done
+            }
+            Then::RetryIn(delay) => {
+                // The message itself comes back after the delay; should that fail (or the message
+                // vanish), the state is overdue after the delay plus the grace and the sweeper sends it.
+                if let Some(handle) = &m.receipt_handle {
+                    let changed = self
+                        .sqs
+                        .change_message_visibility()
+                        .queue_url(&self.queue_url)
+                        .receipt_handle(handle)
+                        .visibility_timeout(delay as i32)
+                        .send()
+                        .await;
+                    if let Err(e) = changed {
+                        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not set the retry delay on the message; the sweeper covers it");
+                    }
+                }
                 Outcome::Retry
             }
         }
@@ -150,54 +253,52 @@ impl Deliverer {
         }
     }
 
-    async fn deliver(&self, m: &SqsMessage) -> Result<Outcome, StoreError> {
-        let Some(msg) = m.body.as_deref().and_then(|b| serde_json::from_str::<DeliveryMessage>(b).ok()) else {
-            tracing::error!(message_id = ?m.message_id, "malformed delivery message; moved to the DLQ");
-            self.to_dlq(m, "malformed message").await;
-            return Ok(Outcome::Done);
-        };
-        let span = tracing::info_span!("deliver", event_id = %msg.event_id, endpoint_id = %msg.endpoint_id);
-        self.deliver_message(m, msg).instrument(span).await
-    }
-
-    async fn deliver_message(&self, m: &SqsMessage, msg: DeliveryMessage) -> Result<Outcome, StoreError> {
+    /// One delivery: decides from its snapshot whether an attempt is due, makes it, and says what
+    /// to write.
+    async fn attempt(&self, m: &SqsMessage, msg: DeliveryMessage, snapshot: Snapshot) -> Result<Plan, StoreError> {
         let principal = msg.principal();
-        let (event_id, endpoint_id) = (msg.event_id, &msg.endpoint_id);
+        let (event_id, endpoint_id) = (msg.event_id, msg.endpoint_id);
+        let settle = |status, attempt: Option<Attempt>, event_exists| StateChange::Settle {
+            principal: principal.clone(),
+            event: event_id,
+            endpoint: endpoint_id,
+            status,
+            attempt,
+            event_exists,
+        };
 
         // The state in DynamoDB decides; the message only says "look at this pair now".
-        let Some(mut state) = self.deliveries.state(&principal, event_id, endpoint_id).await? else {
+        let Some(mut state) = snapshot.state else {
             tracing::warn!("no delivery state (expired, or never opened); message acknowledged");
-            return Ok(Outcome::Done);
+            return Ok(Plan::done(None));
         };
         match state.status {
             DeliveryStatus::Pending if state.next_attempt_at > unix_now() + SCHEDULE_SLACK_SECS => {
                 // Another message (or the sweeper) brings the attempt that is due later.
                 tracing::info!(next_attempt_at = state.next_attempt_at, "next attempt not due yet; early duplicate acknowledged");
-                return Ok(Outcome::Done);
+                return Ok(Plan::done(None));
             }
             DeliveryStatus::Pending => {}
             // Moved back from the dead-letter queue: deliver it again from attempt 1.
             DeliveryStatus::Failed if m.message_attributes.contains_key(DLQ_REASON) => {
-                self.deliveries.reopen(&principal, event_id, endpoint_id).await?;
+                self.deliveries.reopen(&principal, event_id, &endpoint_id).await?;
                 state.attempts = 0;
             }
             done => {
                 tracing::info!(status = ?done, "already settled; duplicate message acknowledged");
-                return Ok(Outcome::Done);
+                return Ok(Plan::done(None));
             }
         }
-        // The event first: whether it still exists decides whether settling releases its count.
-        let Some(event) = self.events.get(&principal, event_id).await? else {
+        // Whether the event still exists decides whether settling releases its count.
+        let Some(event) = snapshot.event else {
             tracing::info!("event no longer exists; nothing sent");
-            self.deliveries.settle(&principal, event_id, endpoint_id, DeliveryStatus::Canceled, None, false).await?;
-            return Ok(Outcome::Done);
+            return Ok(Plan::done(Some(settle(DeliveryStatus::Canceled, None, false))));
         };
-        let endpoint = match self.endpoints.get(&principal, endpoint_id).await? {
+        let endpoint = match snapshot.endpoint {
             Some(e) if e.status == EndpointStatus::Enabled => e,
             _ => {
                 tracing::info!("endpoint deleted or disabled; nothing sent");
-                self.deliveries.settle(&principal, event_id, endpoint_id, DeliveryStatus::Canceled, None, true).await?;
-                return Ok(Outcome::Done);
+                return Ok(Plan::done(Some(settle(DeliveryStatus::Canceled, None, true))));
             }
         };
 
@@ -211,7 +312,7 @@ impl Deliverer {
         let succeeded = response.status.is_some_and(|s| (200..300).contains(&s));
         let record = Attempt {
             event_id,
-            endpoint_id: *endpoint_id,
+            endpoint_id,
             attempt,
             succeeded,
             http_status: response.status,
@@ -225,44 +326,24 @@ impl Deliverer {
         tracing::info!(attempt, succeeded, http_status = ?response.status, latency_ms, error = ?response.error, "attempt");
 
         if succeeded {
-            self.deliveries.settle(&principal, event_id, endpoint_id, DeliveryStatus::Succeeded, Some(&record), true).await?;
-            return Ok(Outcome::Done);
+            return Ok(Plan::done(Some(settle(DeliveryStatus::Succeeded, Some(record), true))));
         }
         if response.status == Some(410) {
             tracing::warn!("endpoint answered 410 Gone; disabled");
             self.endpoints.set_status(&principal, &endpoint.id, EndpointStatus::Disabled).await?;
-            self.deliveries.settle(&principal, event_id, endpoint_id, DeliveryStatus::Failed, Some(&record), true).await?;
-            return Ok(Outcome::Done);
+            return Ok(Plan::done(Some(settle(DeliveryStatus::Failed, Some(record), true))));
         }
-        match next_delay(self.schedule.for_mode(principal.mode), attempt, response.retry_after) {
+        Ok(match next_delay(self.schedule.for_mode(principal.mode), attempt, response.retry_after) {
             Some(delay) => {
-                let record = Attempt { next_retry_at: Some(unix_now() + delay), ..record };
-                self.deliveries.retry_later(&principal, &record).await?;
-                // The message itself comes back after the delay; should that fail (or the message
-                // vanish), the state is overdue after the delay plus the grace and the sweeper sends it.
-                if let Some(handle) = &m.receipt_handle {
-                    let changed = self
-                        .sqs
-                        .change_message_visibility()
-                        .queue_url(&self.queue_url)
-                        .receipt_handle(handle)
-                        .visibility_timeout(delay as i32)
-                        .send()
-                        .await;
-                    if let Err(e) = changed {
-                        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not set the retry delay on the message; the sweeper covers it");
-                    }
-                }
                 tracing::info!(retry_in_secs = delay, "will retry");
-                Ok(Outcome::Retry)
+                let record = Attempt { next_retry_at: Some(unix_now() + delay), ..record };
+                Plan { change: Some(StateChange::RetryLater { principal, attempt: record }), then: Then::RetryIn(delay) }
             }
             None => {
                 tracing::warn!("retry schedule exhausted; final failure recorded, message copied to the DLQ");
-                self.deliveries.settle(&principal, event_id, endpoint_id, DeliveryStatus::Failed, Some(&record), true).await?;
-                self.to_dlq(m, "retry schedule exhausted").await;
-                Ok(Outcome::Done)
+                Plan { change: Some(settle(DeliveryStatus::Failed, Some(record), true)), then: Then::DeadLetter("retry schedule exhausted") }
             }
-        }
+        })
     }
 }
 
