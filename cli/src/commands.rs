@@ -33,8 +33,9 @@ pub async fn principal_of(stack: &Stack, api_key: &str) -> anyhow::Result<Princi
     Ok(paygate::auth::authenticate(&stack.keys(), Some(&format!("Bearer {api_key}"))).await?)
 }
 
-/// Publishes an event of type `t` with a realistic object (see `fixtures`).
-async fn publish_fixture(publisher: &Publisher, principal: &Principal, t: EventType, request: EventRequest) -> anyhow::Result<Event> {
+/// Publishes an event of type `t` with a realistic object (see `fixtures`), and rings the local
+/// pollers' doorbell.
+pub async fn publish_fixture(publisher: &Publisher, principal: &Principal, t: EventType, request: EventRequest) -> anyhow::Result<Event> {
     let input = IngestRequest {
         account_id: principal.account.clone(),
         mode: principal.mode,
@@ -42,7 +43,9 @@ async fn publish_fixture(publisher: &Publisher, principal: &Principal, t: EventT
         data: IngestData { object: DataObject::parse(object_for(t).into()).map_err(|e| anyhow!("fixture of {t}: {e}"))? },
         request,
     };
-    Ok(publisher.publish(input).await?)
+    let event = publisher.publish(input).await?;
+    crate::doorbell::ring(&publisher.events.table);
+    Ok(event)
 }
 
 /// `paygate trigger <type> --api-key K --count N`: creates realistic events, prints each as a JSON line.

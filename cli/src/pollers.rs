@@ -7,6 +7,7 @@
 //! level, parked in the fan-out failure queue, and skipped (its deliveries are the sweeper's).
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
@@ -19,6 +20,7 @@ use paygate::aws::Target;
 use paygate::webhook::deliver::Deliverer;
 use paygate::webhook::fanout::Fanout;
 use paygate::webhook::sweeper::Sweeper;
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 use crate::stack::Stack;
@@ -27,6 +29,15 @@ use crate::stack::Stack;
 pub const STREAM_BATCH: i32 = 100;
 /// Queue batch size (the template's, too).
 pub const QUEUE_BATCH: i32 = 10;
+/// How long an idle stream poller waits before reading its shards again, unless its doorbell rings
+/// (see `doorbell`): four reads a second per shard, as Lambda's own stream polling does. Each read
+/// costs DynamoDB Local about a millisecond of CPU, so polling faster would cost a quiet machine
+/// several percent of a core.
+pub const STREAM_IDLE: Duration = Duration::from_millis(250);
+/// How long an idle queue poller waits before receiving again, unless woken sooner: the pollers
+/// wake it whenever they have just sent deliveries (fan-out, sweep), so only messages sent by
+/// another process or coming back after their retry delay wait for this.
+const QUEUE_IDLE: Duration = Duration::from_millis(250);
 /// Backoff of a failing poller: from the first step, doubling, up to the cap.
 const BACKOFF_FIRST: Duration = Duration::from_millis(200);
 const BACKOFF_CAP: Duration = Duration::from_secs(5);
@@ -47,9 +58,11 @@ impl Drop for Pollers {
 /// Starts the pollers and the sweeper for a stack. `from_start`: read the stream's existing records
 /// too (a fresh table); otherwise only what is written from now on, as a new event source mapping would.
 pub async fn start(stack: &Stack, deliverer: Deliverer, from_start: bool) -> anyhow::Result<Pollers> {
-    let stream = stream_poller(stack, stack.fanout(), from_start).await?;
-    let queue = tokio::spawn(queue_poller(stack.clone(), deliverer));
-    let sweeper = tokio::spawn(sweep_every(stack.sweeper(), sweep_interval(stack.config.redrive_after)));
+    // "Deliveries were just sent": wakes the queue poller from its idle wait.
+    let sent = Arc::new(Notify::new());
+    let stream = stream_poller(stack, stack.fanout(), from_start, sent.clone()).await?;
+    let queue = tokio::spawn(queue_poller(stack.clone(), deliverer, sent.clone()));
+    let sweeper = tokio::spawn(sweep_every(stack.sweeper(), sweep_interval(stack.config.redrive_after), sent));
     Ok(Pollers { tasks: vec![stream, queue, sweeper] })
 }
 
@@ -80,11 +93,13 @@ impl Backoff {
     }
 }
 
-async fn sweep_every(sweeper: Sweeper, interval: Duration) {
+async fn sweep_every(sweeper: Sweeper, interval: Duration, sent: Arc<Notify>) {
     loop {
         tokio::time::sleep(interval).await;
-        if let Err(e) = sweeper.sweep().await {
-            tracing::warn!(error = %e, "sweep failed; the next one tries again");
+        match sweeper.sweep().await {
+            Ok(0) => {}
+            Ok(_) => sent.notify_one(),
+            Err(e) => tracing::warn!(error = %e, "sweep failed; the next one tries again"),
         }
     }
 }
@@ -182,7 +197,7 @@ async fn park(stack_sqs: &aws_sdk_sqs::Client, queue_url: &str, sequence: Option
 
 /// Polls every shard of the Events table's stream: shards present at start from their start
 /// (`from_start`) or from now, shards that appear later from their start.
-async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool) -> anyhow::Result<JoinHandle<()>> {
+async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool, sent: Arc<Notify>) -> anyhow::Result<JoinHandle<()>> {
     let table = stack
         .clients
         .dynamodb
@@ -195,6 +210,7 @@ async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool) -> anyho
     let streams = streams_client(&stack.clients.target).await;
     let sqs = stack.clients.sqs.clone();
     let parking = stack.config.fanout_failure_queue_url.clone();
+    let doorbell = crate::doorbell::Doorbell::listen(&stack.config.events_table);
     let mut shards: HashMap<String, Shard> = HashMap::new();
     for id in shard_ids(&streams, &stream_arn).await.unwrap_or_default() {
         shards.insert(id, Shard::new(from_start));
@@ -256,6 +272,7 @@ async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool) -> anyho
                 if !page.records.is_empty() {
                     any = true;
                     invoke_fanout(&fanout, page.records).await;
+                    sent.notify_one();
                 }
                 if last_sequence.is_some() {
                     shard.last_sequence = last_sequence;
@@ -263,7 +280,13 @@ async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool) -> anyho
                 shard.iterator = page.next;
             }
             if !any {
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                match &doorbell {
+                    Some(bell) => tokio::select! {
+                        _ = bell.rung() => {}
+                        _ = tokio::time::sleep(STREAM_IDLE) => {}
+                    },
+                    None => tokio::time::sleep(STREAM_IDLE).await,
+                }
             }
         }
     }))
@@ -312,10 +335,13 @@ fn to_message(m: aws_sdk_sqs::types::Message) -> SqsMessage {
     msg
 }
 
-/// Long-polls the delivery queue, ten messages at a time; deletes what the handler did not report failed.
+/// Receives from the delivery queue, ten messages at a time, and when it is empty waits
+/// [`QUEUE_IDLE`] or until woken by `sent`; deletes what the handler did not report failed. (Not a
+/// long poll: the local SQS server answers those in 100 ms steps, and a wake-up cannot cancel one
+/// without risking messages handed to a request nobody reads.)
 /// A local SQS server that restarted has forgotten its queues: they are created again (the pending
 /// deliveries are in DynamoDB, and the sweeper sends them again).
-async fn queue_poller(stack: Stack, deliverer: Deliverer) {
+async fn queue_poller(stack: Stack, deliverer: Deliverer, sent: Arc<Notify>) {
     let (sqs, queue_url) = (&stack.clients.sqs, &stack.config.delivery_queue_url);
     let mut backoff = Backoff::new("delivery queue");
     loop {
@@ -323,7 +349,7 @@ async fn queue_poller(stack: Stack, deliverer: Deliverer) {
             .receive_message()
             .queue_url(queue_url)
             .max_number_of_messages(QUEUE_BATCH)
-            .wait_time_seconds(1)
+            .wait_time_seconds(0)
             .message_system_attribute_names(MessageSystemAttributeName::All)
             .message_attribute_names("All")
             .send()
@@ -344,6 +370,10 @@ async fn queue_poller(stack: Stack, deliverer: Deliverer) {
         backoff.reset();
         let messages: Vec<SqsMessage> = out.messages.unwrap_or_default().into_iter().map(to_message).collect();
         if messages.is_empty() {
+            tokio::select! {
+                _ = sent.notified() => {}
+                _ = tokio::time::sleep(QUEUE_IDLE) => {}
+            }
             continue;
         }
         let mut event = SqsEvent::default();
