@@ -34,7 +34,5 @@ watch: ## cargo lambda watch: every function on 127.0.0.1:9000, talking to the l
 invoke: ## invoke one function with a sample event: make invoke FN=get-event EVENT=events/get-event.apigw.json
 	scripts/invoke.sh invoke "$(FN)" "$(EVENT)"
 
-bench: ## benchmarks against same-run baselines: GET through the API vs a raw GetItem; delivery concurrency
-	scripts/local.sh start >/dev/null
-	cargo run -q --release --locked -p paygate-cli --example bench_api
-	cargo run -q --release --locked -p paygate-cli --example bench_delivery
+bench: ## the performance table, every row against a baseline from the same run (about 10 min; not in CI)
+	scripts/bench.sh

@@ -7,6 +7,8 @@
 #   scripts/local.sh start            start what is not running; prints the names it started (stdout)
 #   scripts/local.sh stop [NAME…]     stop what this script started (all by default)
 #   scripts/local.sh running          exit 0 when both servers answer
+#   scripts/local.sh bench-dynamodb   start a second, empty DynamoDB Local for `make bench`'s large
+#                                     account (dynamodb-bench, on PAYGATE_BENCH_DYNAMODB_PORT, 8011)
 #   scripts/local.sh emulator         install and start the AWS emulator for `make deploy-local`
 #                                     (ministack[full] with IAM enforced, on PAYGATE_EMULATOR_PORT, 4599)
 set -euo pipefail
@@ -23,6 +25,7 @@ VENV="$TOOLS/venv"                # ministack (pins its own botocore)
 BUILD_VENV="$TOOLS/build-venv"    # cargo-lambda, aws-sam-cli, cfn-lint (a botocore of their own)
 EMU_VENV="$TOOLS/emu-venv"        # ministack[full], the AWS emulator of `make deploy-local`
 EMU_PORT=${PAYGATE_EMULATOR_PORT:-4599}
+BENCH_DDB_PORT=${PAYGATE_BENCH_DYNAMODB_PORT:-8011}
 
 say() { echo "local.sh: $*" >&2; }
 die() { say "error: $*"; exit 1; }
@@ -117,11 +120,16 @@ stop_one() {
   rm -f "$pidfile"
 }
 
+# dynamodb NAME PORT: an in-memory DynamoDB Local.
+dynamodb() {
+  need java "run DynamoDB Local (Java 17 or newer)"
+  start_one "$1" "$2" java -Djava.library.path="$DDB_DIR/DynamoDBLocal_lib" \
+    -jar "$DDB_DIR/DynamoDBLocal.jar" -inMemory -sharedDb -disableTelemetry -port "$2"
+}
+
 start() {
   install
-  need java "run DynamoDB Local (Java 17 or newer)"
-  start_one dynamodb "$DDB_PORT" java -Djava.library.path="$DDB_DIR/DynamoDBLocal_lib" \
-    -jar "$DDB_DIR/DynamoDBLocal.jar" -inMemory -sharedDb -disableTelemetry -port "$DDB_PORT"
+  dynamodb dynamodb "$DDB_PORT"
   start_one sqs "$SQS_PORT" env GATEWAY_PORT="$SQS_PORT" BIND_HOST=127.0.0.1 SERVICES=sqs \
     "$VENV/bin/ministack"
 }
@@ -130,8 +138,9 @@ case "${1:-}" in
   install) install ;;
   tools) install_tools ;;
   start) start ;;
-  stop) shift; if [ $# -eq 0 ]; then set -- dynamodb sqs emulator; fi; for n in "$@"; do stop_one "$n"; done ;;
+  bench-dynamodb) install; dynamodb dynamodb-bench "$BENCH_DDB_PORT" ;;
+  stop) shift; if [ $# -eq 0 ]; then set -- dynamodb sqs emulator dynamodb-bench; fi; for n in "$@"; do stop_one "$n"; done ;;
   emulator) mkdir -p "$RUN"; emulator ;;
   running) port_open "$DDB_PORT" && port_open "$SQS_PORT" ;;
-  *) echo "usage: $0 install|tools|start|stop [NAME…]|running|emulator" >&2; exit 2 ;;
+  *) echo "usage: $0 install|tools|start|stop [NAME…]|running|emulator|bench-dynamodb" >&2; exit 2 ;;
 esac

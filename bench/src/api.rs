@@ -1,0 +1,114 @@
+//! `GET /v1/events/{id}` through `paygate dev`'s HTTP API (the router every HTTP Lambda runs,
+//! authentication included) against one raw GetItem of the same item on the same DynamoDB Local
+//! with the same SDK client; and what one warm GET costs in DynamoDB requests and, deployed, in
+//! Lambda invocations.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use paygate::ingest::{DataObject, IngestData, IngestRequest};
+use paygate::{EventType, Mode, Principal};
+use paygate_cli::stack::Stack;
+
+use crate::measure::{Calls, describe, median, ms};
+use crate::report::{Row, Target};
+
+/// Requests of each kind, in alternating blocks of [`BLOCK`], after [`WARMUP`] of each.
+const REQUESTS: usize = 2000;
+const BLOCK: usize = 100;
+const WARMUP: usize = 200;
+/// Warm GETs whose DynamoDB requests are counted.
+const COUNTED: u32 = 200;
+
+pub async fn run(mut stack: Stack) -> anyhow::Result<Vec<Row>> {
+    let calls = Calls::install(&mut stack);
+    let account = stack.keys().create_account().await?;
+    let p = Principal { account: account.account_id.clone(), mode: Mode::Test };
+    let input = IngestRequest {
+        account_id: p.account.clone(),
+        mode: p.mode,
+        event_type: EventType::PaymentSucceeded,
+        data: IngestData { object: DataObject::parse(serde_json::json!({"id": "pay_bench", "object": "payment", "amount": 5000})).map_err(anyhow::Error::msg)? },
+        request: Default::default(),
+    };
+    let event = stack.publisher().publish(input).await?;
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}/v1/events/{}", listener.local_addr()?, event.id);
+    let functions = stack.functions();
+    tokio::spawn(async move { paygate_cli::gateway::serve(listener, functions, std::future::pending()).await });
+    let http = reqwest::Client::new();
+    let key = account.test_key.expose().to_owned();
+    let api = || async {
+        let start = Instant::now();
+        let r = http.get(&url).bearer_auth(&key).send().await.expect("GET");
+        assert_eq!(r.status(), 200);
+        r.bytes().await.expect("body");
+        start.elapsed()
+    };
+    let dynamodb = stack.clients.dynamodb.clone();
+    let table = stack.config.events_table.clone();
+    let raw = || async {
+        let start = Instant::now();
+        let out = dynamodb
+            .get_item()
+            .table_name(&table)
+            .key("pk", AttributeValue::S(p.partition()))
+            .key("id", AttributeValue::S(event.id.to_string()))
+            .consistent_read(true)
+            .send()
+            .await
+            .expect("GetItem");
+        assert!(out.item.is_some());
+        start.elapsed()
+    };
+
+    for _ in 0..WARMUP {
+        api().await;
+        raw().await;
+    }
+    calls.take();
+    for _ in 0..COUNTED {
+        api().await;
+    }
+    let per_get = calls.take();
+    let reads = f64::from(per_get.values().sum::<u32>()) / f64::from(COUNTED);
+
+    let (mut through_api, mut baseline): (Vec<Duration>, Vec<Duration>) = (Vec::new(), Vec::new());
+    while through_api.len() < REQUESTS {
+        for _ in 0..BLOCK {
+            through_api.push(api().await);
+        }
+        for _ in 0..BLOCK {
+            baseline.push(raw().await);
+        }
+    }
+    let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))?;
+    let authorizer = template.contains("Authorizers:");
+    Ok(vec![
+        Row::new(
+            "GET /v1/events/{id} p50 through `paygate dev`",
+            ms(median(&through_api)),
+            "ms",
+            Some(("one raw GetItem", ms(median(&baseline)))),
+            Target::RatioAtMost(1.15),
+            format!("{REQUESTS} of each in alternating blocks of {BLOCK}, over HTTP on 127.0.0.1, after {WARMUP} warm-up requests of each"),
+        ),
+        Row::new(
+            "DynamoDB requests per warm GET",
+            reads,
+            "requests",
+            None,
+            Target::AtMost(1.0),
+            format!("counted on the wire over {COUNTED} GETs: {}", describe(&per_get, COUNTED)),
+        ),
+        Row::new(
+            "Lambda invocations per API call, deployed",
+            if authorizer { 2.0 } else { 1.0 },
+            "invocations",
+            None,
+            Target::AtMost(1.0),
+            if authorizer { "template.yaml defines an authorizer, invoked uncached" } else { "template.yaml defines no authorizer: each function authenticates the key itself" },
+        ),
+    ])
+}

@@ -1,0 +1,94 @@
+//! One SQS batch of 10 deliveries, to 10 receivers that each take 300 ms, handled as
+//! `deliver-webhooks` handles it, against the ideal (one receiver's 300 ms: the batch is delivered
+//! concurrently); and the DynamoDB requests each delivered message costs.
+
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+use paygate::ingest::{DataObject, IngestData, IngestRequest};
+use paygate::store::endpoints::Created;
+use paygate::webhook::deliver::RetrySchedule;
+use paygate::webhook::endpoints::{EnabledEvents, new_endpoint};
+use paygate::webhook::fanout::DeliveryMessage;
+use paygate::{AccountId, EventType, Mode, Principal};
+use paygate_cli::stack::Stack;
+use tokio::sync::mpsc;
+
+use crate::measure::{Calls, Receiver, describe, median, ms};
+use crate::report::{Row, Target};
+
+const RECEIVERS: usize = 10;
+const RECEIVER_DELAY: Duration = Duration::from_millis(300);
+const ROUNDS: usize = 5;
+
+fn message(m: &DeliveryMessage, i: usize) -> SqsMessage {
+    let mut s = SqsMessage::default();
+    s.message_id = Some(format!("bench-{i}"));
+    s.body = Some(serde_json::to_string(m).expect("message serialises"));
+    s.attributes.insert("ApproximateReceiveCount".into(), "1".into());
+    s
+}
+
+pub async fn run(mut stack: Stack) -> anyhow::Result<Vec<Row>> {
+    let calls = Calls::install(&mut stack);
+    let p = Principal { account: AccountId::generate(), mode: Mode::Test };
+    let (seen, mut delivered) = mpsc::unbounded_channel();
+    let mut endpoints = Vec::new();
+    for _ in 0..RECEIVERS {
+        let receiver = Receiver::bind().await?;
+        let ep = new_endpoint(Mode::Test, receiver.url.parse()?, EnabledEvents::All, None);
+        receiver.serve(ep.secret.expose().to_owned(), RECEIVER_DELAY, seen.clone());
+        anyhow::ensure!(stack.endpoints().create(&p, &ep).await? == Created::Created, "the benchmark account has too many endpoints");
+        endpoints.push(ep);
+    }
+    let deliverer = stack.deliverer(RetrySchedule { live: vec![1], test: vec![1] });
+    let mut batches = Vec::new();
+    let mut requests = std::collections::BTreeMap::new();
+    for round in 0..=ROUNDS {
+        let input = IngestRequest {
+            account_id: p.account.clone(),
+            mode: p.mode,
+            event_type: EventType::PaymentSucceeded,
+            data: IngestData { object: DataObject::parse(serde_json::json!({"id": "pay_bench", "object": "payment"})).map_err(anyhow::Error::msg)? },
+            request: Default::default(),
+        };
+        let event = stack.publisher().publish(input).await?;
+        let mut batch = SqsEvent::default();
+        batch.records = endpoints.iter().enumerate().map(|(i, ep)| message(&DeliveryMessage::new(&p, event.id, ep.id), i)).collect();
+        calls.take();
+        let start = Instant::now();
+        let response = deliverer.handle(batch).await;
+        let took = start.elapsed();
+        anyhow::ensure!(response.batch_item_failures.is_empty(), "a benchmark delivery failed");
+        for _ in 0..RECEIVERS {
+            anyhow::ensure!(delivered.recv().await.as_deref() == Some(event.id.to_string().as_str()), "a receiver saw another event");
+        }
+        // Round 0 warms the connections up.
+        if round > 0 {
+            batches.push(took);
+            for (op, n) in calls.take() {
+                *requests.entry(op).or_insert(0) += n;
+            }
+        }
+    }
+    let messages = (ROUNDS * RECEIVERS) as u32;
+    let per_message = f64::from(requests.values().sum::<u32>()) / f64::from(messages);
+    Ok(vec![
+        Row::new(
+            "batch of 10 deliveries to 300 ms receivers",
+            ms(median(&batches)),
+            "ms",
+            Some(("ideal (one receiver)", ms(RECEIVER_DELAY))),
+            Target::RatioAtMost(1.1),
+            format!("median of {ROUNDS} batches through Deliverer::handle, receivers verifying signatures"),
+        ),
+        Row::new(
+            "DynamoDB requests per delivered message",
+            per_message,
+            "requests",
+            None,
+            Target::AtMost(2.0),
+            format!("counted on the wire over {messages} successful deliveries: {}", describe(&requests, messages)),
+        ),
+    ])
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# `make bench`: every row of the performance table against a baseline taken in the same run (see
+# bench/src/main.rs). Builds what the table measures first: release binaries for this machine (cold
+# starts, memory) and arm64 zips with cargo-lambda (sizes). Starts the local servers and a second
+# DynamoDB Local for the large account, and stops what it started. Not part of `make test`.
+#
+#   scripts/bench.sh                   every group
+#   scripts/bench.sh api list          some: api delivery latency cold size list
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+groups=("$@")
+wants() { [ ${#groups[@]} -eq 0 ] && return 0; local g; for g in "${groups[@]}"; do [ "$g" = "$1" ] && return 0; done; return 1; }
+
+started=$(scripts/local.sh start)
+bench_started=$(scripts/local.sh bench-dynamodb)
+# shellcheck disable=SC2086
+trap 'scripts/local.sh stop $bench_started $started' EXIT
+
+bins=(--bin hello-lambda)
+for f in get-event list-events webhook-endpoints ingest-event fanout deliver-webhooks sweeper; do bins+=(--bin "$f"); done
+if wants cold; then
+  echo "bench.sh: release build for this machine (cold starts, memory)" >&2
+  cargo build -q --release --locked "${bins[@]}"
+fi
+if wants size; then
+  echo "bench.sh: arm64 zips with cargo-lambda (sizes)" >&2
+  scripts/local.sh tools
+  PATH="$PWD/.tools/build-venv/bin:$PATH" cargo lambda build -q --release --arm64 --output-format zip --locked "${bins[@]}"
+fi
+cargo build -q --release --locked -p paygate-bench --bin paygate-bench
+"${CARGO_TARGET_DIR:-target}/release/paygate-bench" "$@"
