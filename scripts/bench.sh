@@ -17,16 +17,21 @@ bench_started=$(scripts/local.sh bench-dynamodb)
 # shellcheck disable=SC2086
 trap 'scripts/local.sh stop $bench_started $started' EXIT
 
-bins=(--bin hello-lambda)
-for f in get-event list-events webhook-endpoints ingest-event fanout deliver-webhooks sweeper; do bins+=(--bin "$f"); done
+# Each cargo invocation builds one side only: Cargo unifies features across what it builds at once,
+# and the benchmark crate turns on the `local` feature that the functions leave out.
+functions=()
+for f in get-event list-events webhook-endpoints ingest-event fanout deliver-webhooks sweeper; do functions+=(--bin "$f"); done
 if wants cold; then
   echo "bench.sh: release build for this machine (cold starts, memory)" >&2
-  cargo build -q --release --locked "${bins[@]}"
+  cargo build -q --release --locked --bin get-event --bin deliver-webhooks
+  cargo build -q --release --locked --bin hello-lambda
 fi
 if wants size; then
   echo "bench.sh: arm64 zips with cargo-lambda (sizes)" >&2
   scripts/local.sh tools
-  PATH="$PWD/.tools/build-venv/bin:$PATH" cargo lambda build -q --release --arm64 --output-format zip --locked "${bins[@]}"
+  export PATH="$PWD/.tools/build-venv/bin:$PATH"
+  cargo lambda build -q --release --arm64 --output-format zip --locked "${functions[@]}"
+  cargo lambda build -q --release --arm64 --output-format zip --locked --bin hello-lambda
 fi
 cargo build -q --release --locked -p paygate-bench --bin paygate-bench
 "${CARGO_TARGET_DIR:-target}/release/paygate-bench" "$@"
