@@ -79,13 +79,6 @@ pub fn retries() -> RetryConfig {
     RetryConfig::standard().with_max_attempts(MAX_ATTEMPTS)
 }
 
-/// The HTTPS client of every AWS SDK client: hyper and rustls with the ring crypto provider (the
-/// SDK's default client brings aws-lc, a C library of 1.3 MiB), trusting the system's roots.
-pub fn https_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
-    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
-}
-
 /// One DynamoDB and one SQS client, built once at start-up and shared.
 #[derive(Debug, Clone)]
 pub struct Clients {
@@ -100,7 +93,7 @@ impl Clients {
         match target {
             Target::Aws => {
                 let sdk = aws_config::defaults(BehaviorVersion::latest())
-                    .http_client(https_client())
+                    .http_client(crate::tls::sdk_https_client())
                     .timeout_config(timeouts())
                     .retry_config(retries())
                     .load()
@@ -110,7 +103,7 @@ impl Clients {
             #[cfg(feature = "local")]
             Target::Emulator { endpoint, access_key_id, secret_access_key } => {
                 let sdk = aws_config::defaults(BehaviorVersion::latest())
-                    .http_client(https_client())
+                    .http_client(crate::tls::sdk_https_client())
                     .region(Region::new("us-east-1"))
                     .credentials_provider(Credentials::new(access_key_id, secret_access_key, None, None, "paygate-emulator"))
                     .timeout_config(timeouts())
@@ -142,7 +135,7 @@ impl Clients {
 #[cfg(feature = "local")]
 pub async fn local_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(https_client())
+        .http_client(crate::tls::sdk_https_client())
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "paygate-local"))
         .timeout_config(timeouts())

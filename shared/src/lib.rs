@@ -12,6 +12,7 @@ pub mod ingest;
 pub mod list;
 pub mod logging;
 pub mod store;
+pub mod tls;
 pub mod webhook;
 pub mod wiring;
 

@@ -268,9 +268,8 @@ impl WebhookClient {
 
     /// Another total timeout (tests use a short one).
     pub fn with_timeout(policy: UrlPolicy, total: Duration) -> Self {
-        // reqwest's rustls takes the process's crypto provider: ring, as the SDK's client uses.
-        let _ = rustls::crypto::ring::default_provider().install_default();
         let http = reqwest::Client::builder()
+            .tls_backend_preconfigured(crate::tls::client_config())
             .connect_timeout(Duration::from_secs(5).min(total))
             .timeout(total)
             .redirect(reqwest::redirect::Policy::none())
