@@ -6,7 +6,6 @@ use std::collections::BTreeSet;
 
 use futures::future::try_join_all;
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use crate::error::{ApiError, Code};
 use crate::event::Event;
@@ -67,10 +66,19 @@ pub struct Page<T> {
     pub has_more: bool,
 }
 
+/// Stripe's list object, serialised straight from the page (no intermediate JSON tree).
+#[derive(Debug, Serialize)]
+pub struct ListObject<'a, T> {
+    object: &'static str,
+    data: &'a [T],
+    has_more: bool,
+    url: &'a str,
+}
+
 impl<T: Serialize> Page<T> {
     /// Stripe's list object.
-    pub fn to_json(&self, url: &str) -> Value {
-        json!({"object": "list", "data": self.data, "has_more": self.has_more, "url": url})
+    pub fn to_json<'a>(&'a self, url: &'a str) -> ListObject<'a, T> {
+        ListObject { object: "list", data: &self.data, has_more: self.has_more, url }
     }
 }
 

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::response::{IntoResponse, Response};
 use axum::extract::State;
 use serde_json::{Value, json};
 
@@ -47,13 +48,13 @@ pub async fn create(State(api): State<Arc<Api>>, principal: Principal, Form(mut 
 }
 
 /// `GET /v1/webhook_endpoints`: Stripe's list; at most 16 endpoints exist, read in one Query.
-pub async fn list(State(api): State<Arc<Api>>, principal: Principal, Query(mut p): Query) -> Reply {
+pub async fn list(State(api): State<Arc<Api>>, principal: Principal, Query(mut p): Query) -> Result<Response, ApiError> {
     let query = p.page::<EndpointId>("a webhook endpoint id (we_…)")?;
     p.done()?;
     let all = api.endpoints.list(&principal).await?; // newest first
     let page = Page::of(all, |e| &e.id, &query);
     let data: Vec<Value> = page.data.iter().map(|e| e.to_json(false)).collect();
-    Ok(Json(Page { data, has_more: page.has_more }.to_json("/v1/webhook_endpoints")))
+    Ok(Json(Page { data, has_more: page.has_more }.to_json("/v1/webhook_endpoints")).into_response())
 }
 
 /// `GET /v1/webhook_endpoints/{id}`.

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::Json;
+use axum::response::{IntoResponse, Response};
 use axum::extract::State;
 use serde_json::Value;
 
@@ -20,21 +21,20 @@ async fn event_of(api: &Api, principal: &Principal, raw: &str) -> Result<crate::
 }
 
 /// `GET /v1/events/{id}`.
-pub async fn retrieve(State(api): State<Arc<Api>>, principal: Principal, _: NoQuery, PathId(id): PathId) -> Result<Json<Value>, ApiError> {
-    let event = event_of(&api, &principal, &id).await?;
-    Ok(Json(serde_json::to_value(event).expect("events serialise")))
+pub async fn retrieve(State(api): State<Arc<Api>>, principal: Principal, _: NoQuery, PathId(id): PathId) -> Result<Json<crate::Event>, ApiError> {
+    Ok(Json(event_of(&api, &principal, &id).await?))
 }
 
 /// `GET /v1/events`.
-pub async fn list(State(api): State<Arc<Api>>, principal: Principal, params: ListParams) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(api): State<Arc<Api>>, principal: Principal, params: ListParams) -> Result<Response, ApiError> {
     let found = list_events(&api.events, &principal, &params).await?;
-    Ok(Json(found.page.to_json("/v1/events")))
+    Ok(Json(found.page.to_json("/v1/events")).into_response())
 }
 
 /// `GET /v1/events/{id}/deliveries`: every delivery attempt of the event, to every endpoint.
-pub async fn deliveries(State(api): State<Arc<Api>>, principal: Principal, _: NoQuery, PathId(id): PathId) -> Result<Json<Value>, ApiError> {
+pub async fn deliveries(State(api): State<Arc<Api>>, principal: Principal, _: NoQuery, PathId(id): PathId) -> Result<Response, ApiError> {
     let event = event_of(&api, &principal, &id).await?;
     let attempts = api.deliveries.attempts(&principal, event.id).await?;
     let data: Vec<Value> = attempts.iter().map(|a| a.to_json()).collect();
-    Ok(Json(Page { data, has_more: false }.to_json(&format!("/v1/events/{}/deliveries", event.id))))
+    Ok(Json(Page { data, has_more: false }.to_json(&format!("/v1/events/{}/deliveries", event.id))).into_response())
 }

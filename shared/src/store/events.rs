@@ -59,6 +59,40 @@ impl EventItem {
     }
 }
 
+/// What reads take of an item (the `PROJECTION`): the event's own attributes, not the keys of the
+/// indexes or the TTL. Less for the SDK to parse: a page of 100 is 100 of these.
+#[derive(Debug, Deserialize)]
+struct EventFields {
+    id: EventId,
+    #[serde(rename = "type")]
+    event_type: EventType,
+    created_at: Timestamp,
+    data: serde_json::Map<String, serde_json::Value>,
+    pending_webhooks: u32,
+    request: EventRequest,
+}
+
+/// The attributes of [`EventFields`], for `ProjectionExpression` (with [`projection_names`]).
+const PROJECTION: &str = "#id, #type, created_at, #data, pending_webhooks, #request";
+
+fn projection_names() -> HashMap<String, String> {
+    [("#id", "id"), ("#type", "type"), ("#data", "data"), ("#request", "request")].into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
+}
+
+impl From<EventFields> for Event {
+    fn from(f: EventFields) -> Event {
+        Event {
+            id: f.id,
+            object: EventTag,
+            event_type: f.event_type,
+            created_at: f.created_at,
+            data: EventData { object: f.data },
+            pending_webhooks: f.pending_webhooks,
+            request: f.request,
+        }
+    }
+}
+
 /// An Events-table item as a stream's `NewImage` carries it: whose event, and the event.
 pub fn event_from_image(image: serde_dynamo::Item) -> Result<(Principal, Event), StoreError> {
     let item: EventItem = serde_dynamo::from_item(image)?;
@@ -149,9 +183,9 @@ impl EventStore {
         ItemRef { table: self.table.clone(), key: key_item(&IdKey::of(principal, id)) }
     }
 
-    /// An Events-table item → its event.
+    /// An Events-table item (whole, or projected as reads project it) → its event.
     pub fn event_of(item: Item) -> Result<Event, StoreError> {
-        Ok(serde_dynamo::from_item::<_, EventItem>(item)?.into_event())
+        Ok(serde_dynamo::from_item::<_, EventFields>(item)?.into())
     }
 
     pub async fn get(&self, principal: &Principal, id: EventId) -> Result<Option<Event>, StoreError> {
@@ -161,6 +195,8 @@ impl EventStore {
             .table_name(&self.table)
             .set_key(Some(key_item(&IdKey::of(principal, id))))
             .consistent_read(true)
+            .projection_expression(PROJECTION)
+            .set_expression_attribute_names(Some(projection_names()))
             .send()
             .await?;
         out.item.map(Self::event_of).transpose()
@@ -184,8 +220,9 @@ impl EventStore {
             .table_name(&self.table)
             .set_index_name(index.map(str::to_owned))
             .key_condition_expression("#k = :k AND #id BETWEEN :lo AND :hi")
+            .projection_expression(PROJECTION)
+            .set_expression_attribute_names(Some(projection_names()))
             .expression_attribute_names("#k", key_attr)
-            .expression_attribute_names("#id", "id")
             .set_expression_attribute_values(Some(values))
             .scan_index_forward(q.ascending)
             .limit(q.limit)
@@ -195,7 +232,7 @@ impl EventStore {
             .items
             .unwrap_or_default()
             .into_iter()
-            .map(|item| serde_dynamo::from_item::<_, EventItem>(item).map(EventItem::into_event))
+            .map(Self::event_of)
             .collect::<Result<Vec<_>, _>>()?;
         Ok(QueryResult { events, items_read: out.scanned_count.max(0) as u32 })
     }
