@@ -1,4 +1,4 @@
-//! The pollers' doorbell. `paygate dev`'s stream poller reads its shards every [`IDLE`] when
+//! The pollers' doorbell. `paygate dev`'s stream poller reads its shards only every [`IDLE`] when
 //! nothing happens, because every read of a DynamoDB Local stream costs that server about a
 //! millisecond of CPU. A local process that has just written events (`paygate trigger`, `paygate
 //! dev`'s own demo events) rings the doorbell, and the poller reads at once: trigger → receiver in

@@ -195,8 +195,6 @@ impl EventStore {
             .table_name(&self.table)
             .set_key(Some(key_item(&IdKey::of(principal, id))))
             .consistent_read(true)
-            .projection_expression(PROJECTION)
-            .set_expression_attribute_names(Some(projection_names()))
             .send()
             .await?;
         out.item.map(Self::event_of).transpose()
