@@ -125,8 +125,8 @@ async fn transaction_conflicts_are_retried_and_never_taken_for_a_failed_conditio
     assert_eq!(pending(&direct, &p, &e).await, 0);
 }
 
-#[tokio::test]
-async fn sixteen_endpoints_settling_one_event_at_once_count_exactly() {
+/// Sixteen endpoints with their receivers, and an event for all of them (counted sixteen times).
+async fn sixteen_endpoints_and_an_event() -> (Stack, Principal, Vec<Receiver>, Vec<Endpoint>, Event) {
     let stack = isolated_stack().await;
     let a = account(&stack).await;
     let p = test_principal(&a);
@@ -138,6 +138,12 @@ async fn sixteen_endpoints_settling_one_event_at_once_count_exactly() {
     let e = publish(&stack, &p, EventType::PaymentSucceeded, payment()).await;
     assert_eq!(e.pending_webhooks, 16);
     assert_eq!(pending(&stack, &p, &e).await, 16);
+    (stack, p, receivers, eps, e)
+}
+
+#[tokio::test]
+async fn sixteen_endpoints_settling_one_event_at_once_count_exactly() {
+    let (stack, p, receivers, eps, e) = sixteen_endpoints_and_an_event().await;
     // All sixteen messages in one batch: delivered concurrently, settled in one transaction.
     let batch = batch(&eps.iter().map(|ep| DeliveryMessage::new(&p, e.id, ep.id)).collect::<Vec<_>>());
     let response = deliverer(&stack, &[1]).handle(batch).await;
@@ -151,16 +157,7 @@ async fn sixteen_endpoints_settling_one_event_at_once_count_exactly() {
 
 #[tokio::test]
 async fn sixteen_batches_settling_one_event_at_once_count_exactly() {
-    let stack = isolated_stack().await;
-    let a = account(&stack).await;
-    let p = test_principal(&a);
-    let receivers: Vec<Receiver> = futures::future::join_all((0..16).map(|_| Receiver::start(vec![]))).await;
-    let mut eps = Vec::new();
-    for r in &receivers {
-        eps.push(endpoint(&stack, &p, r, &["*"]).await);
-    }
-    let e = publish(&stack, &p, EventType::PaymentSucceeded, payment()).await;
-    assert_eq!(pending(&stack, &p, &e).await, 16);
+    let (stack, p, receivers, eps, e) = sixteen_endpoints_and_an_event().await;
     // Sixteen one-message batches at once (sixteen concurrent invocations): sixteen transactions
     // contending for the event's count.
     let d = deliverer(&stack, &[1]);

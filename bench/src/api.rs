@@ -6,11 +6,10 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::AttributeValue;
-use paygate::ingest::{DataObject, IngestData, IngestRequest};
-use paygate::{EventType, Mode, Principal};
+use paygate::{Mode, Principal};
 use paygate_cli::stack::Stack;
 
-use crate::measure::{Calls, describe, median, ms};
+use crate::measure::{Calls, describe, median, ms, publish_payment};
 use crate::report::{Row, Target};
 
 /// Requests of each kind, in alternating blocks of [`BLOCK`], after [`WARMUP`] of each.
@@ -24,14 +23,7 @@ pub async fn run(mut stack: Stack) -> anyhow::Result<Vec<Row>> {
     let calls = Calls::install(&mut stack);
     let account = stack.keys().create_account().await?;
     let p = Principal { account: account.account_id.clone(), mode: Mode::Test };
-    let input = IngestRequest {
-        account_id: p.account.clone(),
-        mode: p.mode,
-        event_type: EventType::PaymentSucceeded,
-        data: IngestData { object: DataObject::parse(serde_json::json!({"id": "pay_bench", "object": "payment", "amount": 5000})).map_err(anyhow::Error::msg)? },
-        request: Default::default(),
-    };
-    let event = stack.publisher().publish(input).await?;
+    let event = publish_payment(&stack, &p, serde_json::json!({"id": "pay_bench", "object": "payment", "amount": 5000})).await?;
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}/v1/events/{}", listener.local_addr()?, event.id);

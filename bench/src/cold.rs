@@ -13,15 +13,14 @@ use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue};
 use axum::routing::{get, post};
 use paygate::config::RESOURCES;
-use paygate::ingest::{DataObject, IngestData, IngestRequest};
 use paygate::store::endpoints::Created;
 use paygate::webhook::endpoints::{EnabledEvents, new_endpoint};
 use paygate::webhook::fanout::DeliveryMessage;
-use paygate::{EventType, Mode, Principal};
+use paygate::{Mode, Principal};
 use paygate_cli::stack::Stack;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::measure::{Receiver, median, ms, peak_rss_mib, target_dir};
+use crate::measure::{Receiver, median, ms, peak_rss_mib, publish_payment, target_dir};
 use crate::report::{Row, Target};
 
 const RUNS: usize = 15;
@@ -154,22 +153,12 @@ pub async fn run(stack: Stack) -> anyhow::Result<Vec<Row>> {
     let ep = new_endpoint(Mode::Test, receiver.url.parse()?, EnabledEvents::All, None);
     receiver.serve(ep.secret.expose().to_owned(), Duration::ZERO, seen);
     anyhow::ensure!(stack.endpoints().create(&p, &ep).await? == Created::Created, "could not create the endpoint");
-    let publish = || async {
-        let input = IngestRequest {
-            account_id: p.account.clone(),
-            mode: p.mode,
-            event_type: EventType::PaymentSucceeded,
-            data: IngestData { object: DataObject::parse(serde_json::json!({"id": "pay_bench", "object": "payment"})).map_err(anyhow::Error::msg)? },
-            request: Default::default(),
-        };
-        Ok::<_, anyhow::Error>(stack.publisher().publish(input).await?)
-    };
 
     let (mut hello, mut get_event, mut deliver) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..RUNS {
         hello.push(cold_start(&binary("hello-lambda"), &[], serde_json::json!({"hello": "world"})).await?);
 
-        let event = publish().await?;
+        let event = publish_payment(&stack, &p, serde_json::json!({"id": "pay_bench", "object": "payment"})).await?;
         let answer = get_event_request(account.test_key.expose(), &event.id.to_string());
         let got = cold_start(&binary("get-event"), &env, answer).await?;
         anyhow::ensure!(got.answer["statusCode"] == 200, "get-event answered {}", got.answer);

@@ -5,17 +5,16 @@
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-use paygate::ingest::{DataObject, IngestData, IngestRequest};
 use paygate::store::deliveries::{Attempt, DeliveryStatus, StateChange};
 use paygate::store::endpoints::Created;
 use paygate::webhook::deliver::RetrySchedule;
 use paygate::webhook::endpoints::{EnabledEvents, new_endpoint};
 use paygate::webhook::fanout::DeliveryMessage;
-use paygate::{AccountId, EventType, Mode, Principal};
+use paygate::{AccountId, Mode, Principal};
 use paygate_cli::stack::Stack;
 use tokio::sync::mpsc;
 
-use crate::measure::{Calls, Receiver, describe, median, ms};
+use crate::measure::{Calls, Receiver, describe, median, ms, publish_payment};
 use crate::report::{Row, Target};
 
 const RECEIVERS: usize = 10;
@@ -46,14 +45,7 @@ pub async fn run(mut stack: Stack) -> anyhow::Result<Vec<Row>> {
     let mut batches = Vec::new();
     let mut requests = std::collections::BTreeMap::new();
     for round in 0..=ROUNDS {
-        let input = IngestRequest {
-            account_id: p.account.clone(),
-            mode: p.mode,
-            event_type: EventType::PaymentSucceeded,
-            data: IngestData { object: DataObject::parse(serde_json::json!({"id": "pay_bench", "object": "payment"})).map_err(anyhow::Error::msg)? },
-            request: Default::default(),
-        };
-        let event = stack.publisher().publish(input).await?;
+        let event = publish_payment(&stack, &p, serde_json::json!({"id": "pay_bench", "object": "payment"})).await?;
         let mut batch = SqsEvent::default();
         batch.records = endpoints.iter().enumerate().map(|(i, ep)| message(&DeliveryMessage::new(&p, event.id, ep.id), i)).collect();
         calls.take();
@@ -75,14 +67,7 @@ pub async fn run(mut stack: Stack) -> anyhow::Result<Vec<Row>> {
     // The batch's one write alone: ten settles with their attempts, of one event, in one transaction.
     let mut writes = Vec::new();
     for _ in 0..ROUNDS {
-        let input = IngestRequest {
-            account_id: p.account.clone(),
-            mode: p.mode,
-            event_type: EventType::PaymentSucceeded,
-            data: IngestData { object: DataObject::parse(serde_json::json!({"id": "pay_bench", "object": "payment"})).map_err(anyhow::Error::msg)? },
-            request: Default::default(),
-        };
-        let event = stack.publisher().publish(input).await?;
+        let event = publish_payment(&stack, &p, serde_json::json!({"id": "pay_bench", "object": "payment"})).await?;
         let changes: Vec<StateChange> = endpoints
             .iter()
             .map(|ep| StateChange::Settle {

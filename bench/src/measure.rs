@@ -21,6 +21,19 @@ pub fn target_dir() -> std::path::PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../target"), Into::into)
 }
 
+/// Publishes a `payment.succeeded` event with this `data.object`, as ingest does.
+pub async fn publish_payment(stack: &Stack, p: &paygate::Principal, object: serde_json::Value) -> anyhow::Result<paygate::Event> {
+    use paygate::ingest::{DataObject, IngestData, IngestRequest};
+    let input = IngestRequest {
+        account_id: p.account.clone(),
+        mode: p.mode,
+        event_type: paygate::EventType::PaymentSucceeded,
+        data: IngestData { object: DataObject::parse(object).map_err(anyhow::Error::msg)? },
+        request: Default::default(),
+    };
+    Ok(stack.publisher().publish(input).await?)
+}
+
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }

@@ -30,10 +30,10 @@ pub const STREAM_BATCH: i32 = 100;
 /// Queue batch size (the template's, too).
 pub const QUEUE_BATCH: i32 = 10;
 /// How long an idle stream poller waits before reading its shards again, unless its doorbell rings
-/// (see `doorbell`). Each read costs DynamoDB Local about a millisecond of CPU; two reads a second
-/// keep an idle `paygate dev` under 2 % of a core (`make bench` measures it), and writers that
-/// ring are read at once.
-pub const STREAM_IDLE: Duration = Duration::from_millis(500);
+/// (see `doorbell`): once a second. A poll costs DynamoDB Local several milliseconds of CPU
+/// (`make bench` measures idle CPU with and without the pollers), and writers that ring are read at
+/// once.
+pub const STREAM_IDLE: Duration = Duration::from_secs(1);
 /// How long an idle queue poller waits before receiving again, unless woken sooner: the pollers
 /// wake it whenever they have just sent deliveries (fan-out, sweep), so only messages sent by
 /// another process or coming back after their retry delay wait for this.

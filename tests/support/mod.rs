@@ -55,7 +55,10 @@ pub async fn publish(stack: &Stack, p: &Principal, t: EventType, object: serde_j
         data: IngestData { object: DataObject::parse(object).expect("a valid data.object") },
         request: EventRequest::default(),
     };
-    stack.publisher().publish(input).await.expect("publish")
+    let event = stack.publisher().publish(input).await.expect("publish");
+    // As `paygate trigger` does: pollers running for this stack read the stream at once.
+    paygate_cli::doorbell::ring(&stack.config.events_table);
+    event
 }
 
 /// A new account with a test and a live key.
