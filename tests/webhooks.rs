@@ -134,6 +134,27 @@ async fn failures_retry_until_success_and_are_recorded() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body["data"].as_array().unwrap().len(), 3);
     assert_eq!(r.body["data"][2]["status"], "succeeded");
+
+    // The endpoint's health counts the same three attempts, from its own index.
+    let key = a.test_key.expose();
+    let stats = api.get(&format!("/v1/webhook_endpoints/{}/stats", ep.id), Some(key)).await;
+    assert_eq!(stats.status, 200, "{}", stats.body);
+    let b = &stats.body;
+    assert_eq!((b["attempts"].as_u64(), b["succeeded"].as_u64(), b["failed"].as_u64()), (Some(3), Some(1), Some(2)), "{b}");
+    assert_eq!(b["interval"], "hour");
+    assert!(b["latency_ms"]["p50"].as_u64().is_some() && b["latency_ms"]["p95"].as_u64() >= b["latency_ms"]["p50"].as_u64());
+    let series = b["series"].as_array().unwrap();
+    assert!((24..=25).contains(&series.len()), "hourly points of a day: {}", series.len());
+    assert_eq!(series.iter().map(|p| p["attempts"].as_u64().unwrap()).sum::<u64>(), 3);
+    let failures = b["recent_failures"].as_array().unwrap();
+    assert_eq!(failures.len(), 2);
+    assert!(failures.iter().all(|f| f["event"] == event.id.to_string() && f["http_status"] == 500));
+    assert_eq!(failures[0]["attempt"], 2, "newest first");
+    // A window that ends before the attempts counts none of them.
+    let before = event.created_at.0 - 10;
+    let empty = api.get(&format!("/v1/webhook_endpoints/{}/stats?since={}&until={before}&interval=day", ep.id, before - 86_400), Some(key)).await;
+    assert_eq!((empty.status, empty.body["attempts"].as_u64()), (200, Some(0)), "{}", empty.body);
+    assert_eq!(empty.body["success_rate"], serde_json::Value::Null);
 }
 
 #[tokio::test]
@@ -439,6 +460,24 @@ async fn rotation_signs_with_both_secrets_and_resend_delivers_again() {
     assert_eq!(pending_becomes(&stack, &p, &event, 0).await, 0);
     let missing = api.post(&format!("/v1/webhook_endpoints/{id}/resend"), key, "event=evt_nope", None).await;
     assert_eq!((missing.status, missing.body["error"]["param"].as_str()), (404, Some("event")));
+}
+
+#[tokio::test]
+async fn endpoint_stats_refuse_bad_windows_and_other_accounts() {
+    let (api, a) = api_and_key().await;
+    let key = a.test_key.expose();
+    let id = create(&api, key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fa&enabled_events[]=*").await;
+    let fresh = api.get(&format!("/v1/webhook_endpoints/{id}/stats"), Some(key)).await;
+    assert_eq!((fresh.status, fresh.body["attempts"].as_u64(), fresh.body["has_more"].as_bool()), (200, Some(0), Some(false)), "{}", fresh.body);
+    for (query, param) in [("since=yesterday", "since"), ("since=1", "since"), ("interval=week", "interval"), ("until=1&since=2", "since"), ("limit=3", "limit")] {
+        let r = api.get(&format!("/v1/webhook_endpoints/{id}/stats?{query}"), Some(key)).await;
+        assert_eq!((r.status, r.body["error"]["param"].as_str()), (400, Some(param)), "{query}: {}", r.body);
+    }
+    let other = account(&stack().await).await;
+    let r = api.get(&format!("/v1/webhook_endpoints/{id}/stats"), Some(other.test_key.expose())).await;
+    assert_eq!(r.status, 404);
+    let r = api.get(&format!("/v1/webhook_endpoints/{id}/stats"), Some(a.live_key.expose())).await;
+    assert_eq!(r.status, 404, "a live key does not see test endpoints");
 }
 
 #[tokio::test]

@@ -66,6 +66,9 @@ pub struct Gsi {
 #[serde(rename_all = "PascalCase")]
 pub struct ProjectionProps {
     pub projection_type: String,
+    /// With `INCLUDE`: the attributes projected besides the keys.
+    #[serde(default)]
+    pub non_key_attributes: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -257,6 +260,7 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, name: &str, t: &TableProps
                 .projection(
                     Projection::builder()
                         .projection_type(ProjectionType::from(g.projection.projection_type.as_str()))
+                        .set_non_key_attributes(Some(g.projection.non_key_attributes.clone()).filter(|a| !a.is_empty()))
                         .build(),
                 )
                 .build()

@@ -1,5 +1,5 @@
 //! The webhook endpoints API: create, list, retrieve, update, delete, rotate the secret, resend an
-//! event, recover failed deliveries. Bodies are JSON or form-encoded (`http::params`); every POST
+//! event, recover failed deliveries, health stats. Bodies are JSON or form-encoded (`http::params`); every POST
 //! honours `Idempotency-Key` (`http::idempotency`).
 
 use std::sync::Arc;
@@ -20,6 +20,7 @@ use crate::ids::EndpointId;
 use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, new_endpoint, rotate};
 use crate::webhook::fanout::DeliveryMessage;
 use crate::webhook::ssrf::check_url;
+use crate::webhook::stats::{MAX_ATTEMPTS, Window};
 
 const MAX_DESCRIPTION: usize = 5000;
 
@@ -136,6 +137,21 @@ pub async fn recover(State(api): State<Arc<Api>>, principal: Principal, PathId(i
         "queued": queued.len(),
         "events": queued,
     })))
+}
+
+/// `GET /v1/webhook_endpoints/{id}/stats?since=…&until=…&interval=hour|day`: the endpoint's
+/// success rate and latency over the window (the last 24 h by default), per hour or day, and its
+/// most recent failures.
+pub async fn stats(State(api): State<Arc<Api>>, principal: Principal, PathId(id): PathId, Query(mut p): Query) -> Reply {
+    let since = p.timestamp("since")?;
+    let until = p.timestamp("until")?;
+    let interval = p.string("interval")?;
+    p.done()?;
+    let window = Window::parse(since, until, interval.as_deref(), unix_now())?;
+    let endpoint = api.endpoint(&principal, &id).await?;
+    let (from_ms, to_ms) = window.millis();
+    let found = api.deliveries.endpoint_attempts(&principal, &endpoint.id, from_ms, to_ms, MAX_ATTEMPTS).await?;
+    Ok(Json(window.summarise(&endpoint.id, &found)))
 }
 
 /// `enabled_events`, or its other name `events` (the reference's clients send it); not both.

@@ -99,6 +99,7 @@ pub fn table() -> Vec<(Route, Handlers)> {
         route(Method::POST, "/v1/webhook_endpoints/{id}/rotate_secret", WebhookEndpoints, endpoints::rotate_secret),
         route(Method::POST, "/v1/webhook_endpoints/{id}/resend", WebhookEndpoints, endpoints::resend),
         route(Method::POST, "/v1/webhook_endpoints/{id}/recover", WebhookEndpoints, endpoints::recover),
+        route(Method::GET, "/v1/webhook_endpoints/{id}/stats", WebhookEndpoints, endpoints::stats),
     ]
 }
 

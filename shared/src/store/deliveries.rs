@@ -14,6 +14,9 @@
 //!   whose time has passed, whatever happened to their messages.
 //! - `ByFailed` (`failed_pk` = `{account}#{mode}#{endpoint}`, `event_id`): every finally failed
 //!   state, so `recover` finds an endpoint's failures since a time with one Query.
+//! - `ByEndpoint` (`endpoint_pk` = `{account}#{mode}#{endpoint}`, `attempt_id`, a ULID): every
+//!   attempt, with what an endpoint's health needs projected, so its attempts over a time range are
+//!   one key-condition Query (`GET /v1/webhook_endpoints/{id}/stats`).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -39,6 +42,8 @@ pub const DUE_SHARDS: u32 = 4;
 pub const DUE_INDEX: &str = "ByDue";
 /// The `ByFailed` index.
 pub const FAILED_INDEX: &str = "ByFailed";
+/// The `ByEndpoint` index.
+pub const ENDPOINT_INDEX: &str = "ByEndpoint";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -192,6 +197,55 @@ struct AttemptItem {
     sk: String,
     expires_at: u64,
     attempt: Attempt,
+    /// `ByEndpoint` keys (absent from attempts written before the index existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    endpoint_pk: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    attempt_id: Option<String>,
+    /// What `ByEndpoint` projects besides its keys, at the top level where an index can see it.
+    #[serde(flatten)]
+    summary: Option<SummaryFields>,
+}
+
+/// An attempt's fields that `ByEndpoint` projects (template.yaml lists the same names).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct SummaryFields {
+    event_id: EventId,
+    attempt_number: u32,
+    ok: bool,
+    latency_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    http_status: Option<u16>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+/// One attempt as `ByEndpoint` holds it: what an endpoint's health is computed from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptSummary {
+    /// Unix milliseconds when it was made (from its ULID).
+    pub at_ms: u64,
+    pub event_id: EventId,
+    pub attempt: u32,
+    pub succeeded: bool,
+    pub latency_ms: u64,
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct SummaryItem {
+    attempt_id: String,
+    #[serde(flatten)]
+    fields: SummaryFields,
+}
+
+/// The newest attempts to an endpoint in a time range, newest first, and whether there were more
+/// than were read.
+#[derive(Debug, Clone, Default)]
+pub struct EndpointAttempts {
+    pub attempts: Vec<AttemptSummary>,
+    pub has_more: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -379,11 +433,22 @@ impl DeliveryStore {
     }
 
     fn attempt_put(&self, principal: &Principal, attempt: &Attempt) -> Result<TransactWriteItem, StoreError> {
+        let id = ulid::Ulid::generate().to_string();
         let item = AttemptItem {
             pk: pk(principal, attempt.event_id),
-            sk: format!("{}#attempt#{}", attempt.endpoint_id, ulid::Ulid::generate()),
+            sk: format!("{}#attempt#{id}", attempt.endpoint_id),
             expires_at: attempt.created_at + RETENTION_SECS,
             attempt: attempt.clone(),
+            endpoint_pk: Some(failed_pk(principal, &attempt.endpoint_id)),
+            attempt_id: Some(id),
+            summary: Some(SummaryFields {
+                event_id: attempt.event_id,
+                attempt_number: attempt.attempt,
+                ok: attempt.succeeded,
+                latency_ms: attempt.latency_ms,
+                http_status: attempt.http_status,
+                error: attempt.error.clone(),
+            }),
         };
         let put = Put::builder().table_name(&self.table).set_item(Some(serde_dynamo::to_item(item)?)).build()?;
         Ok(TransactWriteItem::builder().put(put).build())
@@ -577,5 +642,110 @@ impl DeliveryStore {
             .collect::<Result<_, _>>()?;
         attempts.sort_by(|a, b| a.0.cmp(&b.0));
         Ok(attempts.into_iter().map(|(_, a)| a).collect())
+    }
+
+    /// The attempts to `endpoint` made in `[from_ms, to_ms)` (unix milliseconds), newest first, at
+    /// most `max` of them: key-condition Queries on `ByEndpoint`, page after page, reading no more
+    /// than `max` items.
+    pub async fn endpoint_attempts(&self, principal: &Principal, endpoint: &EndpointId, from_ms: u64, to_ms: u64, max: usize) -> Result<EndpointAttempts, StoreError> {
+        let bound = |ms: u64| ulid::Ulid::from_parts(ms, 0).to_string();
+        let mut found = EndpointAttempts::default();
+        let mut start = None;
+        loop {
+            let left = max - found.attempts.len();
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(ENDPOINT_INDEX)
+                .key_condition_expression("endpoint_pk = :e AND attempt_id BETWEEN :from AND :to")
+                .expression_attribute_values(":e", s(failed_pk(principal, endpoint)))
+                .expression_attribute_values(":from", s(bound(from_ms)))
+                // The greatest ULID of the millisecond before `to_ms`.
+                .expression_attribute_values(":to", s(ulid::Ulid::from_parts(to_ms.saturating_sub(1), u128::MAX).to_string()))
+                .scan_index_forward(false)
+                // One more than is wanted: whether there are more is then known without another read.
+                .limit(i32::try_from(left + 1).unwrap_or(i32::MAX))
+                .set_exclusive_start_key(start)
+                .send()
+                .await?;
+            for i in out.items.unwrap_or_default() {
+                if found.attempts.len() == max {
+                    found.has_more = true;
+                    return Ok(found);
+                }
+                let item: SummaryItem = serde_dynamo::from_item(i)?;
+                let at_ms = item.attempt_id.parse::<ulid::Ulid>().map(|u| u.timestamp_ms()).unwrap_or_default();
+                let f = item.fields;
+                found.attempts.push(AttemptSummary {
+                    at_ms,
+                    event_id: f.event_id,
+                    attempt: f.attempt_number,
+                    succeeded: f.ok,
+                    latency_ms: f.latency_ms,
+                    http_status: f.http_status,
+                    error: f.error,
+                });
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(found);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::Mode;
+
+    fn attempt(error: Option<&str>) -> Attempt {
+        Attempt {
+            event_id: EventId::generate(),
+            endpoint_id: EndpointId::generate(),
+            attempt: 3,
+            succeeded: error.is_none(),
+            http_status: error.map(|_| 502),
+            latency_ms: 41,
+            error: error.map(str::to_owned),
+            response_body: Some("bad gateway".into()),
+            created_at: 1_780_000_000,
+            next_retry_at: None,
+        }
+    }
+
+    #[test]
+    fn an_attempt_item_carries_what_by_endpoint_projects_and_reads_back() {
+        let config = aws_sdk_dynamodb::Config::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
+        let store = DeliveryStore::new(Client::from_conf(config), "d", "e", Duration::from_secs(60));
+        let principal = Principal { account: crate::ids::AccountId::generate(), mode: Mode::Test };
+        for a in [attempt(None), attempt(Some("HTTP 502"))] {
+            let put = store.attempt_put(&principal, &a).unwrap().put.unwrap();
+            let item = put.item;
+            assert_eq!(item["endpoint_pk"].as_s().unwrap(), &failed_pk(&principal, &a.endpoint_id));
+            assert_eq!(item["attempt_number"].as_n().unwrap(), "3");
+            assert_eq!(item["ok"].as_bool().unwrap(), &a.succeeded);
+            // What `attempts` reads back is the attempt as written.
+            let back: AttemptItem = serde_dynamo::from_item(item.clone()).unwrap();
+            assert_eq!(back.attempt.error, a.error);
+            // What the index holds (its keys and projection only) reads as a summary.
+            let projected: HashMap<_, _> = item
+                .into_iter()
+                .filter(|(k, _)| ["pk", "sk", "endpoint_pk", "attempt_id", "event_id", "attempt_number", "ok", "latency_ms", "http_status", "error"].contains(&k.as_str()))
+                .collect();
+            let s: SummaryItem = serde_dynamo::from_item(projected).unwrap();
+            assert_eq!((s.fields.event_id, s.fields.attempt_number, s.fields.ok, s.fields.latency_ms, s.fields.http_status), (a.event_id, 3, a.succeeded, 41, a.http_status));
+        }
+    }
+
+    #[test]
+    fn an_attempt_written_before_the_index_still_reads() {
+        let a = attempt(None);
+        let old = serde_json::json!({"pk": "p", "sk": "s", "expires_at": 1, "attempt": serde_json::to_value(&a).unwrap()});
+        let item: HashMap<String, AttributeValue> = serde_dynamo::to_item(old).unwrap();
+        let back: AttemptItem = serde_dynamo::from_item(item).unwrap();
+        assert!(back.summary.is_none() && back.endpoint_pk.is_none());
+        assert_eq!(back.attempt.latency_ms, 41);
     }
 }

@@ -1,4 +1,4 @@
-//! Webhooks: endpoints, signatures, SSRF rules, fan-out and delivery.
+//! Webhooks: endpoints, signatures, SSRF rules, fan-out, delivery and endpoint health.
 
 pub mod deliver;
 pub mod endpoints;
@@ -6,6 +6,7 @@ pub mod fanout;
 pub mod redrive;
 pub mod signature;
 pub mod ssrf;
+pub mod stats;
 pub mod sweeper;
 
 pub use signature::{DEFAULT_TOLERANCE_SECS, construct_event, verify_standard};

@@ -1,0 +1,223 @@
+//! An endpoint's health over a time window (`GET /v1/webhook_endpoints/{id}/stats`): success rate,
+//! p50/p95 latency, the same per hour or day, and its most recent failures. Computed from the
+//! attempts `DeliveryStore::endpoint_attempts` reads with one key-condition Query per page of the
+//! `ByEndpoint` index, at most [`MAX_ATTEMPTS`] per call.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::error::{ApiError, Code};
+use crate::ids::{EndpointId, Timestamp};
+use crate::store::deliveries::{AttemptSummary, EndpointAttempts};
+
+/// Attempts read per call, newest first; beyond it the answer says `has_more` and its counts cover
+/// the newest this many.
+pub const MAX_ATTEMPTS: usize = 10_000;
+/// How far back a window may start: attempts are kept 30 days.
+pub const MAX_WINDOW_SECS: u64 = 30 * 86_400;
+/// Failures listed in `recent_failures`.
+pub const RECENT_FAILURES: usize = 10;
+/// The window when `since` is not given: the last 24 hours.
+const DEFAULT_WINDOW_SECS: u64 = 86_400;
+
+/// The width of one point of the series.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Interval {
+    Hour,
+    Day,
+}
+
+impl Interval {
+    pub fn secs(self) -> u64 {
+        match self {
+            Interval::Hour => 3_600,
+            Interval::Day => 86_400,
+        }
+    }
+}
+
+/// A validated window: `since` ≤ `until` (inclusive unix seconds), within the retention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Window {
+    pub since: Timestamp,
+    pub until: Timestamp,
+    pub interval: Interval,
+}
+
+impl Window {
+    /// From the request's `since`, `until` and `interval` at `now`: the last 24 hours by default;
+    /// hourly points up to two days, daily beyond, unless `interval` says.
+    pub fn parse(since: Option<Timestamp>, until: Option<Timestamp>, interval: Option<&str>, now: u64) -> Result<Window, ApiError> {
+        let until = until.map_or(now, |u| u.0.min(now));
+        let since = since.map_or(until.saturating_sub(DEFAULT_WINDOW_SECS), |s| s.0);
+        if since > until {
+            return Err(ApiError::invalid(Code::ParameterInvalid, "since", "since must not be after until (or now)."));
+        }
+        if since < now.saturating_sub(MAX_WINDOW_SECS) {
+            return Err(ApiError::invalid(
+                Code::ParameterInvalid,
+                "since",
+                format!("since must be within the last {} days: attempts are kept that long.", MAX_WINDOW_SECS / 86_400),
+            ));
+        }
+        let interval = match interval {
+            None if until - since <= 2 * 86_400 => Interval::Hour,
+            None => Interval::Day,
+            Some("hour") => Interval::Hour,
+            Some("day") => Interval::Day,
+            Some(_) => return Err(ApiError::invalid(Code::ParameterInvalid, "interval", "interval must be hour or day.")),
+        };
+        Ok(Window { since: Timestamp(since), until: Timestamp(until), interval })
+    }
+
+    /// The window in unix milliseconds, `[from, to)`.
+    pub fn millis(&self) -> (u64, u64) {
+        (self.since.0 * 1000, (self.until.0 + 1) * 1000)
+    }
+
+    /// The stats object of `endpoint` from the attempts read in this window.
+    pub fn summarise(&self, endpoint: &EndpointId, found: &EndpointAttempts) -> Value {
+        let all = Tally::of(found.attempts.iter());
+        let step = self.interval.secs();
+        let first = self.since.0 / step * step;
+        let series: Vec<Value> = (first..=self.until.0)
+            .step_by(step as usize)
+            .map(|start| {
+                let inside = found.attempts.iter().filter(|a| (start..start + step).contains(&(a.at_ms / 1000)));
+                let mut point = Tally::of(inside).to_json();
+                point["start"] = json!(Timestamp(start));
+                point
+            })
+            .collect();
+        let failures: Vec<Value> = found
+            .attempts
+            .iter()
+            .filter(|a| !a.succeeded)
+            .take(RECENT_FAILURES)
+            .map(|a| {
+                json!({
+                    "event": a.event_id,
+                    "attempt": a.attempt,
+                    "created": Timestamp(a.at_ms / 1000),
+                    "http_status": a.http_status,
+                    "error": a.error,
+                    "latency_ms": a.latency_ms,
+                })
+            })
+            .collect();
+        let mut out = json!({
+            "object": "webhook_endpoint_stats",
+            "endpoint": endpoint,
+            "since": self.since,
+            "until": self.until,
+            "interval": self.interval,
+        });
+        let totals = all.to_json();
+        for (k, v) in totals.as_object().into_iter().flatten() {
+            out[k] = v.clone();
+        }
+        out["series"] = Value::Array(series);
+        out["recent_failures"] = Value::Array(failures);
+        out["has_more"] = json!(found.has_more);
+        out
+    }
+}
+
+/// Counts and latency percentiles of some attempts.
+struct Tally {
+    attempts: usize,
+    succeeded: usize,
+    latencies: Vec<u64>,
+}
+
+impl Tally {
+    fn of<'a>(attempts: impl Iterator<Item = &'a AttemptSummary>) -> Tally {
+        let mut t = Tally { attempts: 0, succeeded: 0, latencies: Vec::new() };
+        for a in attempts {
+            t.attempts += 1;
+            t.succeeded += usize::from(a.succeeded);
+            t.latencies.push(a.latency_ms);
+        }
+        t.latencies.sort_unstable();
+        t
+    }
+
+    /// The nearest-rank percentile `p` (0–100) of the latencies, `None` without attempts.
+    fn percentile(&self, p: usize) -> Option<u64> {
+        let n = self.latencies.len();
+        (n > 0).then(|| self.latencies[(n * p).div_ceil(100).max(1) - 1])
+    }
+
+    fn to_json(&self) -> Value {
+        let rate = (self.attempts > 0).then(|| (self.succeeded as f64 / self.attempts as f64 * 10_000.0).round() / 10_000.0);
+        json!({
+            "attempts": self.attempts,
+            "succeeded": self.succeeded,
+            "failed": self.attempts - self.succeeded,
+            "success_rate": rate,
+            "latency_ms": { "p50": self.percentile(50), "p95": self.percentile(95) },
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ids::EventId;
+
+    const NOW: u64 = 1_780_000_000;
+
+    fn attempt(at: u64, ok: bool, latency_ms: u64) -> AttemptSummary {
+        AttemptSummary {
+            at_ms: at * 1000 + 5,
+            event_id: EventId::generate(),
+            attempt: 1,
+            succeeded: ok,
+            latency_ms,
+            http_status: Some(if ok { 200 } else { 500 }),
+            error: None,
+        }
+    }
+
+    #[test]
+    fn windows_default_to_a_day_by_the_hour_and_refuse_nonsense() {
+        let w = Window::parse(None, None, None, NOW).unwrap();
+        assert_eq!((w.since.0, w.until.0, w.interval), (NOW - 86_400, NOW, Interval::Hour));
+        let w = Window::parse(Some(Timestamp(NOW - 7 * 86_400)), None, None, NOW).unwrap();
+        assert_eq!(w.interval, Interval::Day);
+        assert_eq!(Window::parse(Some(Timestamp(NOW - 7 * 86_400)), None, Some("hour"), NOW).unwrap().interval, Interval::Hour);
+        // A `until` in the future is now.
+        assert_eq!(Window::parse(None, Some(Timestamp(NOW + 50)), None, NOW).unwrap().until.0, NOW);
+        for (since, until, interval, param) in [
+            (Some(NOW), Some(NOW - 1), None, "since"),
+            (Some(NOW - 31 * 86_400), None, None, "since"),
+            (None, None, Some("minute"), "interval"),
+        ] {
+            let e = Window::parse(since.map(Timestamp), until.map(Timestamp), interval, NOW).unwrap_err();
+            assert_eq!(e.body()["error"]["param"], param);
+        }
+    }
+
+    #[test]
+    fn totals_percentiles_series_and_failures() {
+        let w = Window::parse(Some(Timestamp(NOW - 3 * 3_600)), None, None, NOW).unwrap();
+        // Newest first, as the index is read.
+        let mut attempts: Vec<_> = (1..=20).map(|i| attempt(NOW - 60 * i, i % 5 != 0, i * 10)).collect();
+        attempts.push(attempt(NOW - 2 * 3_600 - 30, false, 900));
+        let found = EndpointAttempts { attempts, has_more: false };
+        let s = w.summarise(&EndpointId::generate(), &found);
+        assert_eq!((s["attempts"].as_u64(), s["succeeded"].as_u64(), s["failed"].as_u64()), (Some(21), Some(16), Some(5)));
+        assert_eq!(s["success_rate"], json!(0.7619));
+        // Latencies 10..200 and 900: the 11th and the 20th of 21.
+        assert_eq!(s["latency_ms"], json!({"p50": 110, "p95": 200}));
+        let series = s["series"].as_array().unwrap();
+        assert_eq!(series.len(), 4, "{series:?}");
+        let total: u64 = series.iter().map(|p| p["attempts"].as_u64().unwrap()).sum();
+        assert_eq!(total, 21);
+        assert!(series.iter().any(|p| p["attempts"] == 0 && p["success_rate"].is_null() && p["latency_ms"]["p50"].is_null()));
+        let failures = s["recent_failures"].as_array().unwrap();
+        assert_eq!(failures.len(), 5);
+        assert_eq!(failures.last().unwrap()["latency_ms"], 900);
+    }
+}
