@@ -36,11 +36,16 @@ pub async fn principal_of(stack: &Stack, api_key: &str) -> anyhow::Result<Princi
 /// Publishes an event of type `t` with a realistic object (see `fixtures`), and rings the local
 /// pollers' doorbell.
 pub async fn publish_fixture(publisher: &Publisher, principal: &Principal, t: EventType, request: EventRequest) -> anyhow::Result<Event> {
+    publish_object(publisher, principal, t, object_for(t), request).await
+}
+
+/// Publishes an event of type `t` with `object` as its `data.object`, and rings the doorbell.
+async fn publish_object(publisher: &Publisher, principal: &Principal, t: EventType, object: serde_json::Map<String, serde_json::Value>, request: EventRequest) -> anyhow::Result<Event> {
     let input = IngestRequest {
         account_id: principal.account.clone(),
         mode: principal.mode,
         event_type: t,
-        data: IngestData { object: DataObject::parse(object_for(t).into()).map_err(|e| anyhow!("fixture of {t}: {e}"))? },
+        data: IngestData { object: DataObject::parse(object.into()).map_err(|e| anyhow!("data.object of {t}: {e}"))? },
         request,
     };
     let event = publisher.publish(input).await?;
@@ -48,8 +53,9 @@ pub async fn publish_fixture(publisher: &Publisher, principal: &Principal, t: Ev
     Ok(event)
 }
 
-/// `paygate trigger <type> --api-key K --count N`: creates realistic events, prints each as a JSON line.
-pub async fn trigger(stack: &Stack, event_type: EventType, api_key: &str, count: u32) -> CliResult {
+/// `paygate trigger <type> --api-key K --count N [--set field=value]…`: creates realistic events
+/// (with the fields `set` gives), prints each as a JSON line.
+pub async fn trigger(stack: &Stack, event_type: EventType, api_key: &str, count: u32, set: &[(String, serde_json::Value)]) -> CliResult {
     let principal = principal_of(stack, api_key).await?;
     let publisher = stack.publisher();
     for i in 0..count {
@@ -57,7 +63,9 @@ pub async fn trigger(stack: &Stack, event_type: EventType, api_key: &str, count:
             id: Some(format!("req_cli{:06}", rand::random::<u32>() % 1_000_000)),
             idempotency_key: Some(format!("paygate-cli-{}-{i}", ulid::Ulid::generate())),
         };
-        let event = publish_fixture(&publisher, &principal, event_type, request).await?;
+        let mut object = object_for(event_type);
+        object.extend(set.iter().cloned());
+        let event = publish_object(&publisher, &principal, event_type, object, request).await?;
         println!("{}", serde_json::to_string(&event).expect("events serialise"));
     }
     Ok(())

@@ -105,6 +105,21 @@ pub fn object_for(t: EventType) -> Map<String, Value> {
     }
 }
 
+/// `FIELD=VALUE` of `paygate trigger --set`: VALUE as JSON when it parses as JSON (5000, true,
+/// {"a":1}), else as a string. FIELD is a field of `data.object`, not `id` or `object`.
+pub fn parse_field(arg: &str) -> Result<(String, Value), String> {
+    let (field, value) = arg.split_once('=').ok_or_else(|| format!("expected FIELD=VALUE, got `{arg}`"))?;
+    let field = field.trim();
+    if field.is_empty() {
+        return Err(format!("no field name in `{arg}`"));
+    }
+    if field == "id" || field == "object" {
+        return Err(format!("`{field}` is made by trigger and cannot be set"));
+    }
+    let value = serde_json::from_str(value).unwrap_or_else(|_| Value::String(value.to_owned()));
+    Ok((field.to_owned(), value))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -120,6 +135,16 @@ mod tests {
         assert!(p["id"].as_str().unwrap().starts_with("pay_"));
         for &t in EventType::ALL {
             assert!(object_for(t).contains_key("id"), "{t}");
+        }
+    }
+
+    #[test]
+    fn set_takes_json_or_a_string_and_refuses_the_fixed_fields() {
+        assert_eq!(parse_field("amount=5000").unwrap(), ("amount".to_owned(), json!(5000)));
+        assert_eq!(parse_field("description=<script>x</script>").unwrap().1, json!("<script>x</script>"));
+        assert_eq!(parse_field("note=a=b").unwrap().1, json!("a=b"));
+        for bad in ["nofield", "=x", "id=pay_1", "object=refund"] {
+            assert!(parse_field(bad).is_err(), "{bad}");
         }
     }
 }

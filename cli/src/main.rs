@@ -43,6 +43,10 @@ enum Cmd {
         api_key: String,
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
         count: u32,
+        /// Set a field of data.object: `--set description=Order 42` (a value that parses as JSON,
+        /// such as 5000 or true, is taken as JSON). Repeatable.
+        #[arg(long = "set", value_name = "FIELD=VALUE", value_parser = paygate_cli::fixtures::parse_field)]
+        set: Vec<(String, serde_json::Value)>,
     },
     /// Print `export …` lines that point the functions (`cargo lambda watch`) at the local stack.
     Env,
@@ -129,7 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::dev(addr, !no_servers).await
         }
         Cmd::Accounts { command: AccountsCmd::Create } => commands::accounts_create(&stack(cli.deployed).await?).await,
-        Cmd::Trigger { event_type, api_key, count } => commands::trigger(&stack(cli.deployed).await?, event_type, &api_key, count).await,
+        Cmd::Trigger { event_type, api_key, count, set } => commands::trigger(&stack(cli.deployed).await?, event_type, &api_key, count, &set).await,
         Cmd::Env => commands::env(&Stack::local_from_env().await?),
         Cmd::Samples { command: SamplesCmd::Seed { endpoint_url } } => {
             let (p, e) = paygate_cli::samples::seed(&Stack::local_from_env().await?, &endpoint_url).await?;
