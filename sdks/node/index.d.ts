@@ -88,6 +88,27 @@ export interface DeliveryAttempt {
   next_retry_at: string | null
 }
 
+export interface AttemptTally {
+  attempts: number
+  succeeded: number
+  failed: number
+  /** Null without attempts. */
+  success_rate: number | null
+  latency_ms: { p50: number | null; p95: number | null }
+}
+
+export interface EndpointStats extends AttemptTally {
+  object: 'webhook_endpoint_stats'
+  endpoint: string
+  since: string
+  until: string
+  interval: 'hour' | 'day'
+  series: Array<AttemptTally & { start: string }>
+  recent_failures: Array<{ event: string; attempt: number; created: string; http_status: number | null; error: string | null; latency_ms: number }>
+  /** More attempts fell in the window than were counted (the newest 10,000 were). */
+  has_more: boolean
+}
+
 export interface RequestOptions { idempotencyKey?: string }
 
 export interface PayGateOptions {
@@ -116,6 +137,7 @@ declare class WebhookEndpoints {
   rotateSecret (id: string, options?: RequestOptions): Promise<WebhookEndpoint>
   resend (id: string, params: { event: string }, options?: RequestOptions): Promise<{ object: 'webhook_resend'; event: string; endpoint: string; status: 'pending' }>
   recover (id: string, params: { since: Timestamp }, options?: RequestOptions): Promise<{ object: 'webhook_recovery'; endpoint: string; since: string; queued: number; events: string[] }>
+  stats (id: string, params?: { since?: Timestamp; until?: Timestamp; interval?: 'hour' | 'day' }): Promise<EndpointStats>
 }
 
 export declare class PayGate {

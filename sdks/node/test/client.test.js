@@ -68,5 +68,7 @@ test('POSTs carry an idempotency key, so the same key returns the same object', 
   assert.equal(resent.status, 'pending')
   const recovered = await paygate.webhooks.endpoints.recover(a.id, { since: new Date(Date.now() - 3600e3) })
   assert.equal(recovered.object, 'webhook_recovery')
+  const stats = await paygate.webhooks.endpoints.stats(a.id, { since: new Date(Date.now() - 7 * 86400e3) })
+  assert.deepEqual([stats.object, stats.interval, stats.endpoint, stats.has_more], ['webhook_endpoint_stats', 'day', a.id, false])
   assert.deepEqual(await paygate.webhooks.endpoints.del(a.id), { id: a.id, object: 'webhook_endpoint', deleted: true })
 })

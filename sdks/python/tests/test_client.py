@@ -77,6 +77,9 @@ def test_endpoints_and_a_real_delivery_verified_both_ways(client, trigger):
         assert deliveries[0].endpoint == a.id
         assert client.webhooks.endpoints.resend(a.id, event=sent["id"]).status == "pending"
         assert client.webhooks.endpoints.recover(a.id, since=datetime.now(timezone.utc) - timedelta(hours=1)).object == "webhook_recovery"
+        stats = client.webhooks.endpoints.stats(a.id, since=datetime.now(timezone.utc) - timedelta(days=7))
+        assert (stats.object, stats.interval, stats.endpoint) == ("webhook_endpoint_stats", "day", a.id)
+        assert stats.has_more is False
         assert client.webhooks.endpoints.delete(a.id).deleted is True
     finally:
         server.shutdown()

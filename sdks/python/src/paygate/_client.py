@@ -204,6 +204,14 @@ class WebhookEndpoints:
         """Re-queue every finally failed delivery to this endpoint since a time."""
         return self._client._request("POST", self._path(id, "/recover"), body={"since": since}, idempotency_key=idempotency_key)
 
+    def stats(self, id: str, *, since: Optional[Timestamp] = None, until: Optional[Timestamp] = None, interval: Optional[str] = None) -> PayGateObject:
+        """The endpoint's health over a window (default the last 24 hours): success rate, p50/p95
+        latency, per ``interval`` ("hour" or "day"), and the most recent failures."""
+        query = {k: _time(v) for k, v in {"since": since, "until": until}.items() if v is not None}
+        if interval is not None:
+            query["interval"] = interval
+        return self._client._request("GET", self._path(id, "/stats"), query=query)
+
 
 class _Webhooks:
     def __init__(self, endpoints: WebhookEndpoints) -> None:
