@@ -37,7 +37,7 @@ families! {
 }
 
 macro_rules! event_types {
-    ($($variant:ident => $name:literal in $family:ident),* $(,)?) => {
+    ($($variant:ident => $name:literal in $family:ident, $description:literal),* $(,)?) => {
         /// One of the event types of the API reference. Serialises as its dotted name.
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         pub enum EventType { $($variant),* }
@@ -52,38 +52,43 @@ macro_rules! event_types {
             pub const fn family(self) -> Family {
                 match self { $(EventType::$variant => Family::$family),* }
             }
+
+            /// What the event means, as the API reference's table of event types says it.
+            pub const fn description(self) -> &'static str {
+                match self { $(EventType::$variant => $description),* }
+            }
         }
     };
 }
 
 event_types! {
-    PaymentCreated => "payment.created" in Payment,
-    PaymentPending => "payment.pending" in Payment,
-    PaymentProcessing => "payment.processing" in Payment,
-    PaymentSucceeded => "payment.succeeded" in Payment,
-    PaymentFailed => "payment.failed" in Payment,
-    PaymentCanceled => "payment.canceled" in Payment,
-    SubscriptionCreated => "subscription.created" in Subscription,
-    SubscriptionUpdated => "subscription.updated" in Subscription,
-    SubscriptionCanceled => "subscription.canceled" in Subscription,
-    SubscriptionPaused => "subscription.paused" in Subscription,
-    SubscriptionResumed => "subscription.resumed" in Subscription,
-    SubscriptionTrialWillEnd => "subscription.trial_will_end" in Subscription,
-    SubscriptionPaymentSucceeded => "subscription.payment_succeeded" in Subscription,
-    SubscriptionPaymentFailed => "subscription.payment_failed" in Subscription,
-    PayoutCreated => "payout.created" in Payout,
-    PayoutProcessing => "payout.processing" in Payout,
-    PayoutCompleted => "payout.completed" in Payout,
-    PayoutFailed => "payout.failed" in Payout,
-    PayoutCanceled => "payout.canceled" in Payout,
-    RefundCreated => "refund.created" in Refund,
-    RefundSucceeded => "refund.succeeded" in Refund,
-    RefundFailed => "refund.failed" in Refund,
-    CheckoutSessionCompleted => "checkout.session.completed" in Checkout,
-    CheckoutSessionExpired => "checkout.session.expired" in Checkout,
-    CustomerCreated => "customer.created" in Customer,
-    CustomerUpdated => "customer.updated" in Customer,
-    CustomerDeleted => "customer.deleted" in Customer,
+    PaymentCreated => "payment.created" in Payment, "Payment was created",
+    PaymentPending => "payment.pending" in Payment, "Payment is pending authorization",
+    PaymentProcessing => "payment.processing" in Payment, "Payment is being processed",
+    PaymentSucceeded => "payment.succeeded" in Payment, "Payment completed successfully",
+    PaymentFailed => "payment.failed" in Payment, "Payment failed",
+    PaymentCanceled => "payment.canceled" in Payment, "Payment was canceled",
+    SubscriptionCreated => "subscription.created" in Subscription, "Subscription was created",
+    SubscriptionUpdated => "subscription.updated" in Subscription, "Subscription was updated",
+    SubscriptionCanceled => "subscription.canceled" in Subscription, "Subscription was canceled",
+    SubscriptionPaused => "subscription.paused" in Subscription, "Subscription was paused",
+    SubscriptionResumed => "subscription.resumed" in Subscription, "Subscription was resumed",
+    SubscriptionTrialWillEnd => "subscription.trial_will_end" in Subscription, "Trial ending in 3 days",
+    SubscriptionPaymentSucceeded => "subscription.payment_succeeded" in Subscription, "Recurring payment succeeded",
+    SubscriptionPaymentFailed => "subscription.payment_failed" in Subscription, "Recurring payment failed",
+    PayoutCreated => "payout.created" in Payout, "Payout was created",
+    PayoutProcessing => "payout.processing" in Payout, "Payout is being processed",
+    PayoutCompleted => "payout.completed" in Payout, "Payout was successful",
+    PayoutFailed => "payout.failed" in Payout, "Payout failed",
+    PayoutCanceled => "payout.canceled" in Payout, "Payout was canceled",
+    RefundCreated => "refund.created" in Refund, "Refund was created",
+    RefundSucceeded => "refund.succeeded" in Refund, "Refund was successful",
+    RefundFailed => "refund.failed" in Refund, "Refund failed",
+    CheckoutSessionCompleted => "checkout.session.completed" in Checkout, "Checkout session completed",
+    CheckoutSessionExpired => "checkout.session.expired" in Checkout, "Checkout session expired",
+    CustomerCreated => "customer.created" in Customer, "Customer was created",
+    CustomerUpdated => "customer.updated" in Customer, "Customer was updated",
+    CustomerDeleted => "customer.deleted" in Customer, "Customer was deleted",
 }
 
 impl FromStr for Family {
@@ -185,6 +190,17 @@ mod tests {
             assert_eq!(json, format!("\"{}\"", t.as_str()));
             assert_eq!(serde_json::from_str::<EventType>(&json).unwrap(), t);
             assert!(t.as_str().starts_with(t.family().as_str()));
+        }
+    }
+
+    #[test]
+    fn descriptions_are_the_api_references() {
+        // The reference sits beside the checkout (`../shared/reference`), as CI has it.
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/reference/paygate-events-api.txt");
+        let reference = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+        for &t in EventType::ALL {
+            let row = format!("{} | {} |", t.as_str(), t.description());
+            assert!(reference.lines().any(|l| l == row), "{row} is not in the reference");
         }
     }
 
