@@ -4,6 +4,7 @@
 #
 #   scripts/local.sh install          install what is missing (idempotent)
 #   scripts/local.sh tools            install cargo-lambda, aws-sam-cli, cfn-lint-serverless (build and lint)
+#   scripts/local.sh chromium         install Debian's chromium for the dashboard's browser tests (apt)
 #   scripts/local.sh start            start what is not running; prints the names it started (stdout)
 #   scripts/local.sh stop [NAME…]     stop what this script started (all by default)
 #   scripts/local.sh running          exit 0 when both servers answer
@@ -64,6 +65,18 @@ install_tools() {
     say "installing cargo-lambda, aws-sam-cli and cfn-lint-serverless (into $BUILD_VENV)"
     "$BUILD_VENV/bin/pip" install -q cargo-lambda aws-sam-cli cfn-lint-serverless >&2
   fi
+}
+
+# Debian's Chromium, for the dashboard's browser tests (playwright-core drives it; nothing downloads
+# a browser of its own). As root, or through sudo.
+install_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  need apt-get "install Chromium (Debian's package chromium) for the dashboard's browser tests"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  say "installing Debian's chromium (apt-get)"
+  $sudo apt-get install -y -q chromium >&2 || { $sudo apt-get update -q >&2 && $sudo apt-get install -y -q chromium >&2; } ||
+    die "apt-get could not install chromium"
 }
 
 # The AWS emulator: its own venv, port and state, bound to 127.0.0.1, IAM enforced; the function
@@ -137,10 +150,11 @@ start() {
 case "${1:-}" in
   install) install ;;
   tools) install_tools ;;
+  chromium) install_chromium ;;
   start) start ;;
   bench-dynamodb) install; dynamodb dynamodb-bench "$BENCH_DDB_PORT" ;;
   stop) shift; if [ $# -eq 0 ]; then set -- dynamodb sqs emulator dynamodb-bench; fi; for n in "$@"; do stop_one "$n"; done ;;
   emulator) mkdir -p "$RUN"; emulator ;;
   running) port_open "$DDB_PORT" && port_open "$SQS_PORT" ;;
-  *) echo "usage: $0 install|tools|start|stop [NAME…]|running|emulator|bench-dynamodb" >&2; exit 2 ;;
+  *) echo "usage: $0 install|tools|chromium|start|stop [NAME…]|running|emulator|bench-dynamodb" >&2; exit 2 ;;
 esac

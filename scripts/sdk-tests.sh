@@ -13,22 +13,16 @@ command -v node >/dev/null 2>&1 || { say "error: node (18 or newer) is needed"; 
 
 work=$(mktemp -d)
 dev_pid=""
+# shellcheck source=scripts/dev-server.sh
+. scripts/dev-server.sh
 cleanup() {
-  [ -n "$dev_pid" ] && kill -TERM "$dev_pid" 2>/dev/null && wait "$dev_pid" 2>/dev/null
+  stop_dev_server
   rm -rf "$work"
 }
 trap cleanup EXIT
 
 # paygate dev on a free port; the banner names it.
-PAYGATE_RETRY_SCHEDULE=1,1 "$BIN" dev --no-servers --addr 127.0.0.1:0 >"$work/dev.out" 2>"$work/dev.err" &
-dev_pid=$!
-for _ in $(seq 1 600); do
-  grep -q "HTTP API" "$work/dev.out" 2>/dev/null && break
-  kill -0 "$dev_pid" 2>/dev/null || { cat "$work/dev.err" >&2; say "error: paygate dev exited"; exit 1; }
-  sleep 0.1
-done
-base=$(grep -o 'http://127.0.0.1:[0-9]*' "$work/dev.out" | head -1)
-[ -n "$base" ] || { say "error: paygate dev did not say where it listens"; exit 1; }
+start_dev_server "$work" PAYGATE_RETRY_SCHEDULE=1,1 || exit 1
 export PAYGATE_API_BASE=$base PAYGATE_BIN=$BIN
 say "paygate dev on $base"
 

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: installs what is missing, starts the local servers (unless already running), lints
-# the template, runs every test of the workspace and of the client libraries, deploys the template on
-# the AWS emulator and runs the acceptance tests against it, and stops what it started.
+# the template, runs every test of the workspace, of the client libraries and of the dashboard (in
+# Debian's Chromium), deploys the template on the AWS emulator and runs the acceptance tests against
+# it, and stops what it started.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -22,6 +23,9 @@ status=${PIPESTATUS[0]}
 # The client libraries (sdks/node, sdks/python) against a paygate dev of this checkout.
 scripts/sdk-tests.sh 2>&1 | tee -a "$log"
 sdk_status=${PIPESTATUS[0]}
+# The dashboard in Debian's Chromium against a paygate dev of this checkout.
+scripts/dashboard-tests.sh 2>&1 | tee -a "$log"
+dashboard_status=${PIPESTATUS[0]}
 # The deployed template on the AWS emulator (make deploy-local), and its acceptance tests.
 scripts/deployed-tests.sh 2>&1 | tee -a "$log"
 deployed_status=${PIPESTATUS[0]}
@@ -37,4 +41,5 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += 
      END { printf "total: %d passed, %d failed, %d skipped\n", p, f, s }' "$log"
 [ "$status" -eq 0 ] || exit "$status"
 [ "$sdk_status" -eq 0 ] || exit "$sdk_status"
+[ "$dashboard_status" -eq 0 ] || exit "$dashboard_status"
 exit "$deployed_status"

@@ -1,5 +1,5 @@
 //! Routes are written twice: in `paygate::http`'s route table (which the Lambdas and `paygate dev`
-//! serve) and in template.yaml. These tests hold the two equal, route by route and function by
+//! serve) and `paygate_dashboard::ROUTES`, and in template.yaml. These tests hold the two equal, route by route and function by
 //! function, and check that `make deploy-local`'s pre-deploy step (scripts/deploy_local.py) lowers
 //! every template route, so a new route cannot silently go missing anywhere.
 
@@ -31,8 +31,9 @@ fn template_routes() -> BTreeSet<(String, String)> {
 fn the_route_table_and_the_template_agree_and_every_route_is_lowered_for_the_emulator() {
     let with_functions = template_routes();
     assert!(with_functions.len() >= 11, "{with_functions:?}");
-    let table: BTreeSet<(String, String)> = paygate::http::routes().iter().map(|r| (r.key(), r.function.logical_id().to_owned())).collect();
-    assert_eq!(table, with_functions, "paygate::http::table() and template.yaml differ (route or function)");
+    let mut table: BTreeSet<(String, String)> = paygate::http::routes().iter().map(|r| (r.key(), r.function.logical_id().to_owned())).collect();
+    table.extend(paygate_dashboard::ROUTES.iter().map(|r| (r.to_string(), paygate_dashboard::LOGICAL_ID.to_owned())));
+    assert_eq!(table, with_functions, "paygate::http::table() and paygate_dashboard::ROUTES differ from template.yaml (route or function)");
     let template: BTreeSet<String> = with_functions.into_iter().map(|(key, _)| key).collect();
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");

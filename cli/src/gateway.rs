@@ -1,5 +1,6 @@
 //! `paygate dev`'s stand-in for API Gateway (HTTP API) in front of `paygate::http`'s router, the one
-//! the Lambdas run: what API Gateway refuses itself (URLs over 8 KiB, bodies over 1 MiB).
+//! the Lambdas run, and of the dashboard's (`paygate_dashboard`): what API Gateway refuses itself
+//! (URLs over 8 KiB, bodies over 1 MiB).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,9 +23,9 @@ pub struct Functions {
     pub api: Arc<Api>,
 }
 
-/// The whole API as API Gateway and the Lambdas serve it.
+/// The whole API as API Gateway and the Lambdas serve it, and the dashboard at `/dashboard`.
 pub fn app(functions: Functions) -> axum::Router {
-    with_request_ids(router(functions.api, None).layer(from_fn(limits)))
+    with_request_ids(paygate_dashboard::router().merge(router(functions.api, None)).layer(from_fn(limits)))
 }
 
 /// API Gateway's own limits, answered before any function runs.

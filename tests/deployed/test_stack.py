@@ -112,6 +112,24 @@ def test_authentication_shapes(account):
     assert status == 401 and body["error"]["code"] == "api_key_missing", "no key: the function answers our 401"
 
 
+def test_the_dashboard_is_served_by_its_function_under_a_strict_policy():
+    req = urllib.request.Request(ORIGIN + "/dashboard", headers={"Host": _API.netloc, "Accept-Encoding": "identity"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        html = r.read().decode()
+        assert r.status == 200 and r.headers["Content-Type"].startswith("text/html")
+        assert "connect-src 'self'" in r.headers["Content-Security-Policy"] and "script-src 'self'" in r.headers["Content-Security-Policy"]
+    script = html.split('<script type="module" src="', 1)[1].split('"', 1)[0]
+    assert script.startswith("dashboard/app-") and script.endswith(".js"), html
+    # The bundle, through the greedy route, relative to the stage as the page asks for it.
+    req = urllib.request.Request(ORIGIN + "/" + script, headers={"Host": _API.netloc, "Accept-Encoding": "gzip"})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        body = r.read()
+        assert r.status == 200 and r.headers["Content-Encoding"] == "gzip" and body[:2] == b"\x1f\x8b"
+    req = urllib.request.Request(ORIGIN + "/dashboard/event-types.json", headers={"Host": _API.netloc})
+    with urllib.request.urlopen(req, timeout=30) as r:
+        assert sum(len(f["types"]) for f in json.loads(r.read())["families"]) == 27
+
+
 def test_retrieve_list_and_errors(account):
     key = account["test_key"]
     made = [ingest(account, t, {"id": f"obj_{i}", "object": "payment"}) for i, t in enumerate(["payment.created", "payment.succeeded", "refund.created"])]

@@ -134,9 +134,18 @@ pub fn with_request_ids(router: Router) -> Router {
 
 /// What an HTTP Lambda runs: its function's routes, behind the stage prefix API Gateway puts in
 /// front of the path for a named stage (`/dev/v1/events`).
-pub fn lambda(api: Arc<Api>, function: Function) -> tower::util::MapRequest<Router, fn(lambda_http::Request) -> lambda_http::Request> {
+pub fn lambda(api: Arc<Api>, function: Function) -> LambdaService {
+    lambda_service(router(api, Some(function)))
+}
+
+/// What `lambda_http::run` runs.
+pub type LambdaService = tower::util::MapRequest<Router, fn(lambda_http::Request) -> lambda_http::Request>;
+
+/// Any router as an HTTP Lambda serves it: with request ids, behind the stage prefix (the dashboard
+/// function's too).
+pub fn lambda_service(router: Router) -> LambdaService {
     use tower::ServiceExt;
-    with_request_ids(router(api, Some(function))).map_request(without_stage as fn(_) -> _)
+    with_request_ids(router).map_request(without_stage as fn(_) -> _)
 }
 
 /// `/dev/v1/events` → `/v1/events` when the request came through the stage `dev`.

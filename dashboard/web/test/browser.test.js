@@ -1,0 +1,211 @@
+// The dashboard in a real browser (Debian's Chromium, driven by playwright-core) against a real
+// `paygate dev` (started by scripts/dashboard-tests.sh): sign in, the events list and its filters,
+// an event's attempts from a real failing-then-succeeding endpoint and Resend, creating and disabling
+// an endpoint, the health charts, and merchant data rendered as text. Screenshots of every page,
+// at 1280×800 and 390×844, go to target/dashboard/screenshots/. No timing assertions: every wait is
+// for a condition, with a generous bound.
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import { execFileSync } from 'node:child_process'
+import { mkdirSync } from 'node:fs'
+import http from 'node:http'
+import path from 'node:path'
+import { chromium } from 'playwright-core'
+import { PayGate, Webhook } from '@paygate/node'
+
+const BASE = process.env.PAYGATE_API_BASE
+const BIN = process.env.PAYGATE_BIN
+if (!BASE || !BIN) throw new Error('Run these tests through `make test` (scripts/dashboard-tests.sh sets PAYGATE_API_BASE and PAYGATE_BIN).')
+const SHOTS = process.env.PAYGATE_SCREENSHOTS ?? path.resolve(import.meta.dirname, '../../../target/dashboard/screenshots')
+const WAIT = 60_000
+const SIZES = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } }
+
+const account = JSON.parse(execFileSync(BIN, ['accounts', 'create']).toString())
+const key = account.test_key
+const api = new PayGate(key, { baseUrl: BASE })
+const trigger = (type, ...set) =>
+  JSON.parse(execFileSync(BIN, ['trigger', type, '--api-key', key, ...set.flatMap((s) => ['--set', s])]).toString().trim().split('\n')[0])
+
+async function eventually (check, what) {
+  for (let i = 0; i < 600; i++) {
+    const v = await check()
+    if (v) return v
+    await new Promise((resolve) => setTimeout(resolve, 100))
+  }
+  throw new Error(`timed out waiting for ${what}`)
+}
+
+/** A webhook receiver that verifies every signature and answers 500 to the first delivery, 200 after. */
+function flakyReceiver () {
+  const received = []
+  let secret = null
+  const server = http.createServer((req, res) => {
+    const chunks = []
+    req.on('data', (c) => chunks.push(c))
+    req.on('end', () => {
+      let verified = false
+      try { Webhook.constructEvent(Buffer.concat(chunks), req.headers['x-paygate-signature'], secret); verified = true } catch {}
+      received.push({ verified })
+      res.statusCode = received.length === 1 ? 500 : 200
+      res.end(received.length === 1 ? 'temporarily broken' : 'ok')
+    })
+  })
+  return new Promise((resolve) => server.listen(0, '127.0.0.1', () => resolve({
+    url: `http://127.0.0.1:${server.address().port}/webhooks`,
+    received,
+    setSecret: (s) => { secret = s },
+    close: () => server.close()
+  })))
+}
+
+let browser, page, receiver, flaky
+const problems = [] // console errors and page errors (a CSP violation is one)
+
+before(async () => {
+  mkdirSync(SHOTS, { recursive: true })
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    // As root in a container, without the sandbox; no background traffic to the closed network.
+    args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+  })
+  const context = await browser.newContext({ viewport: SIZES.desktop })
+  await context.grantPermissions(['clipboard-read', 'clipboard-write'])
+  page = await context.newPage()
+  page.on('console', (m) => { if (m.type() === 'error') problems.push(m.text()) })
+  page.on('pageerror', (e) => problems.push(String(e)))
+  receiver = await flakyReceiver()
+})
+
+after(async () => {
+  await browser?.close()
+  receiver?.close()
+})
+
+/** Screenshots of the current page at both sizes: NAME-desktop.png and NAME-phone.png. */
+async function shoot (name) {
+  for (const [label, size] of Object.entries(SIZES)) {
+    await page.setViewportSize(size)
+    await page.screenshot({ path: path.join(SHOTS, `${name}-${label}.png`), fullPage: true })
+  }
+  await page.setViewportSize(SIZES.desktop)
+}
+
+const visit = (hash = '') => page.goto(`${BASE}/dashboard${hash}`)
+
+test('signs in with a pasted key and shows the mode', async () => {
+  await visit()
+  await page.getByLabel('Secret API key').fill('sk_test_notarealkey')
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.getByRole('alert').filter({ hasText: 'not accepted' }).waitFor({ timeout: WAIT })
+  await shoot('sign-in')
+  await page.getByLabel('Secret API key').fill(key)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.getByText('Test mode').waitFor({ timeout: WAIT })
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('paygate.dashboard.key')), key)
+  assert.equal(await page.evaluate(() => localStorage.length), 0, 'nothing in localStorage')
+})
+
+test('the events list shows triggered events, and a family filter narrows it', async () => {
+  const payments = [trigger('payment.succeeded'), trigger('payment.failed')]
+  const customer = trigger('customer.created')
+  await visit('#/events')
+  for (const e of [...payments, customer]) await page.getByRole('link', { name: e.id }).waitFor({ timeout: WAIT })
+  await page.locator('tbody').getByText('Payment completed successfully').first().waitFor()
+  await shoot('events')
+  await page.getByLabel('Type').selectOption('customer.*')
+  await page.getByRole('button', { name: 'Apply' }).click()
+  await page.getByRole('link', { name: payments[0].id }).waitFor({ state: 'detached', timeout: WAIT })
+  await page.getByRole('link', { name: customer.id }).waitFor({ timeout: WAIT })
+  assert.equal(await page.getByRole('link', { name: payments[1].id }).count(), 0)
+  assert.ok((await page.locator('tbody tr').allTextContents()).every((row) => row.includes('customer.')))
+  await shoot('events-filtered')
+})
+
+test('an event shows the attempts of a failing-then-succeeding endpoint, and Resend adds one', async () => {
+  const created = await api.webhooks.endpoints.create({ url: receiver.url, enabled_events: ['payment.failed'], description: 'flaky receiver' })
+  receiver.setSecret(created.secret)
+  flaky = created
+  await new Promise((resolve) => setTimeout(resolve, 5)) // endpoints get the events made after them
+  const event = trigger('payment.failed')
+  await eventually(async () => (await api.events.deliveries(event.id)).data.some((a) => a.status === 'succeeded'), 'the retry to succeed')
+  await visit(`#/events/${event.id}`)
+  const timeline = page.locator('.timeline li')
+  await eventually(async () => (await timeline.count()) === 2, 'two attempts on the page')
+  const texts = await timeline.allTextContents()
+  assert.match(texts[0], /Attempt 1.*failed.*HTTP 500/)
+  assert.match(texts[1], /Attempt 2.*succeeded.*HTTP 200/)
+  assert.ok(receiver.received.every((r) => r.verified), 'every delivery verified')
+  await page.getByText('pending_webhooks').first().waitFor()
+  await shoot('event-detail')
+  await page.getByRole('button', { name: 'Resend to endpoint' }).click()
+  await eventually(async () => (await timeline.count()) === 3, 'the resent attempt on the page')
+  assert.match((await timeline.allTextContents())[2], /succeeded.*HTTP 200/)
+  assert.equal(receiver.received.length, 3)
+})
+
+test('creates an endpoint, shows its secret once, and disables it', async () => {
+  await visit('#/endpoints')
+  await page.getByRole('button', { name: 'Add an endpoint' }).click()
+  await page.getByLabel('Endpoint URL').fill('http://127.0.0.1:9/new-endpoint')
+  await page.getByLabel('Description').fill('<b>not bold</b>')
+  await page.getByLabel('payment.*').check()
+  await page.getByLabel('refund.created').check()
+  await page.getByRole('button', { name: 'Add endpoint' }).click()
+  const secret = page.locator('.secret-value')
+  await secret.waitFor({ timeout: WAIT })
+  assert.match(await secret.textContent(), /^whsec_/)
+  await shoot('endpoint-created')
+  await page.getByRole('button', { name: 'Done' }).click()
+  assert.equal(await page.locator('.secret-value').count(), 0)
+  const link = page.getByRole('link', { name: 'http://127.0.0.1:9/new-endpoint' })
+  await link.waitFor({ timeout: WAIT })
+  assert.equal(await page.locator('b', { hasText: 'not bold' }).count(), 0, 'the description is text, not markup')
+  await page.getByText('<b>not bold</b>').waitFor()
+  await page.reload()
+  await link.waitFor({ timeout: WAIT })
+  assert.doesNotMatch(await page.content(), /whsec_/, 'the secret is not shown again')
+  await shoot('endpoints')
+  await link.click()
+  const events = page.locator('dd', { hasText: 'refund.created' })
+  await events.waitFor({ timeout: WAIT })
+  assert.match(await events.textContent(), /payment\.\*/)
+  await page.getByRole('button', { name: 'Disable' }).click()
+  await page.getByRole('button', { name: 'Enable' }).waitFor({ timeout: WAIT })
+  await page.locator('.chip-disabled').waitFor()
+  const listed = await api.webhooks.endpoints.list()
+  assert.equal(listed.data.find((e) => e.url === 'http://127.0.0.1:9/new-endpoint').status, 'disabled')
+})
+
+test('the health charts render with data points from real deliveries', async () => {
+  assert.ok(flaky, 'the flaky endpoint of the attempts test')
+  await visit(`#/endpoints/${flaky.id}`)
+  await page.getByTestId('attempts').filter({ hasText: '3' }).waitFor({ timeout: WAIT })
+  const charts = page.locator('figure.chart')
+  await eventually(async () => (await charts.count()) === 2, 'two charts')
+  for (const chart of await charts.all()) {
+    assert.ok(Number(await chart.getAttribute('data-points')) > 0, 'the chart has points')
+    await chart.locator('canvas').waitFor()
+  }
+  await page.getByText('Recent failures').waitFor()
+  await page.locator('td', { hasText: 'HTTP 500' }).first().waitFor()
+  await shoot('endpoint-health')
+  await page.getByRole('button', { name: 'Last 7 days' }).click()
+  await page.getByRole('button', { name: 'Last 7 days', pressed: true }).waitFor()
+  await page.getByTestId('attempts').filter({ hasText: '3' }).waitFor({ timeout: WAIT })
+})
+
+test('a payload containing <script> renders as text', async () => {
+  const attack = "<script>window.__pwned = 1</script><img src=x onerror='window.__pwned = 2'>"
+  const event = trigger('payment.succeeded', `description=${attack}`)
+  await visit(`#/events/${event.id}`)
+  const json = page.locator('.json pre')
+  await json.waitFor({ timeout: WAIT })
+  assert.ok((await json.textContent()).includes(attack), 'the payload shows as written')
+  assert.equal(await page.evaluate(() => window.__pwned), undefined)
+  assert.equal(await page.locator('#app script, #app img').count(), 0)
+  await shoot('event-with-script')
+})
+
+test('nothing broke the content security policy or threw', () => {
+  assert.deepEqual(problems.filter((p) => !p.includes('401')), [])
+})

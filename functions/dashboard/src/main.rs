@@ -1,0 +1,11 @@
+//! `GET /dashboard` and `/dashboard/{proxy+}` behind API Gateway, outside any key check: the
+//! dashboard's static page, which then calls the public API with the key its user pastes. Wiring only.
+
+use lambda_http::Error;
+use paygate::http::lambda_service;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    paygate::logging::init();
+    lambda_http::run(lambda_service(paygate_dashboard::router())).await
+}
