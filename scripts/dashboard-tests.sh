@@ -13,17 +13,9 @@ scripts/local.sh chromium
 [ -n "${PAYGATE_BIN:-}" ] || cargo build -q --locked -p paygate-cli --bin paygate
 BIN=${PAYGATE_BIN:-$ROOT/target/debug/paygate}
 
-work=$(mktemp -d)
-dev_pid=""
 # shellcheck source=scripts/dev-server.sh
 . scripts/dev-server.sh
-cleanup() {
-  stop_dev_server
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-start_dev_server "$work" PAYGATE_RETRY_SCHEDULE=1,1 || exit 1
+start_dev_server PAYGATE_RETRY_SCHEDULE=1,1 || exit 1
 export PAYGATE_API_BASE=$base PAYGATE_BIN=$BIN PAYGATE_SCREENSHOTS=$ROOT/target/dashboard/screenshots
 say "paygate dev on $base; the dashboard at $base/dashboard"
 

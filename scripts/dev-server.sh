@@ -1,12 +1,14 @@
 # Sourced by the scripts that test against a `paygate dev` of this checkout (sdk-tests.sh,
-# dashboard-tests.sh), with the local servers already up.
+# dashboard-tests.sh), with the local servers already up and BIN naming the `paygate` binary.
 #
-#   start_dev_server WORK [VAR=VALUE…]   starts `$BIN dev --no-servers` on a free port, with the
-#                                        environment given; sets dev_pid and base (its URL)
-#   stop_dev_server                      stops it
+#   start_dev_server [VAR=VALUE…]   makes a work directory ($work), starts `$BIN dev --no-servers`
+#                                   on a free port with that environment (sets dev_pid, and base:
+#                                   its URL), and stops it and removes $work when the script exits
 
 start_dev_server() {
-  local work=$1; shift
+  work=$(mktemp -d)
+  dev_pid=""
+  trap stop_dev_server EXIT
   env "$@" "$BIN" dev --no-servers --addr 127.0.0.1:0 >"$work/dev.out" 2>"$work/dev.err" &
   dev_pid=$!
   for _ in $(seq 1 600); do
@@ -23,5 +25,5 @@ stop_dev_server() {
     kill -TERM "$dev_pid" 2>/dev/null && wait "$dev_pid" 2>/dev/null
     dev_pid=""
   fi
-  return 0
+  rm -rf "${work:?}"
 }

@@ -11,18 +11,9 @@ BIN=${PAYGATE_BIN:-$ROOT/target/debug/paygate}
 [ -x "$BIN" ] || cargo build -q --locked -p paygate-cli --bin paygate
 command -v node >/dev/null 2>&1 || { say "error: node (18 or newer) is needed"; exit 1; }
 
-work=$(mktemp -d)
-dev_pid=""
 # shellcheck source=scripts/dev-server.sh
 . scripts/dev-server.sh
-cleanup() {
-  stop_dev_server
-  rm -rf "$work"
-}
-trap cleanup EXIT
-
-# paygate dev on a free port; the banner names it.
-start_dev_server "$work" PAYGATE_RETRY_SCHEDULE=1,1 || exit 1
+start_dev_server PAYGATE_RETRY_SCHEDULE=1,1 || exit 1
 export PAYGATE_API_BASE=$base PAYGATE_BIN=$BIN
 say "paygate dev on $base"
 

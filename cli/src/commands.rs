@@ -77,7 +77,7 @@ fn print_banner(addr: SocketAddr, account: &NewAccount) {
         "PayGate Events is running locally.
 
   HTTP API        http://{addr}
-  Dashboard       http://{addr}/dashboard  (sign in with the test key below)
+  Dashboard       http://{addr}/dashboard  (sign in with a key below)
   DynamoDB Local  {ddb}
   SQS (ministack) {sqs}
 

@@ -272,7 +272,9 @@ fn due_shard(event: EventId) -> String {
     format!("due#{}", (event.ulid().random() % u128::from(DUE_SHARDS)) as u32)
 }
 
-fn failed_pk(principal: &Principal, endpoint: &EndpointId) -> String {
+/// `{account}#{mode}#{endpoint}`: the partition of an endpoint's failures (`ByFailed`) and of its
+/// attempts (`ByEndpoint`).
+fn endpoint_partition(principal: &Principal, endpoint: &EndpointId) -> String {
     format!("{}#{endpoint}", principal.partition())
 }
 
@@ -439,7 +441,7 @@ impl DeliveryStore {
             sk: format!("{}#attempt#{id}", attempt.endpoint_id),
             expires_at: attempt.created_at + RETENTION_SECS,
             attempt: attempt.clone(),
-            endpoint_pk: Some(failed_pk(principal, &attempt.endpoint_id)),
+            endpoint_pk: Some(endpoint_partition(principal, &attempt.endpoint_id)),
             attempt_id: Some(id),
             summary: Some(SummaryFields {
                 event_id: attempt.event_id,
@@ -471,7 +473,7 @@ impl DeliveryStore {
                 update = if *status == DeliveryStatus::Failed {
                     update
                         .update_expression("SET #s = :final, updated_at = :now, failed_pk = :failed ADD attempts :one REMOVE due_shard, due_at")
-                        .expression_attribute_values(":failed", s(failed_pk(principal, endpoint)))
+                        .expression_attribute_values(":failed", s(endpoint_partition(principal, endpoint)))
                 } else {
                     update.update_expression("SET #s = :final, updated_at = :now ADD attempts :one REMOVE due_shard, due_at")
                 };
@@ -616,7 +618,7 @@ impl DeliveryStore {
                 .table_name(&self.table)
                 .index_name(FAILED_INDEX)
                 .key_condition_expression("failed_pk = :f AND event_id >= :since")
-                .expression_attribute_values(":f", s(failed_pk(principal, endpoint)))
+                .expression_attribute_values(":f", s(endpoint_partition(principal, endpoint)))
                 .expression_attribute_values(":since", s(since.to_string()))
                 .set_exclusive_start_key(start)
                 .send()
@@ -659,7 +661,7 @@ impl DeliveryStore {
                 .table_name(&self.table)
                 .index_name(ENDPOINT_INDEX)
                 .key_condition_expression("endpoint_pk = :e AND attempt_id BETWEEN :from AND :to")
-                .expression_attribute_values(":e", s(failed_pk(principal, endpoint)))
+                .expression_attribute_values(":e", s(endpoint_partition(principal, endpoint)))
                 .expression_attribute_values(":from", s(bound(from_ms)))
                 // The greatest ULID of the millisecond before `to_ms`.
                 .expression_attribute_values(":to", s(ulid::Ulid::from_parts(to_ms.saturating_sub(1), u128::MAX).to_string()))
@@ -723,7 +725,7 @@ mod tests {
         for a in [attempt(None), attempt(Some("HTTP 502"))] {
             let put = store.attempt_put(&principal, &a).unwrap().put.unwrap();
             let item = put.item;
-            assert_eq!(item["endpoint_pk"].as_s().unwrap(), &failed_pk(&principal, &a.endpoint_id));
+            assert_eq!(item["endpoint_pk"].as_s().unwrap(), &endpoint_partition(&principal, &a.endpoint_id));
             assert_eq!(item["attempt_number"].as_n().unwrap(), "3");
             assert_eq!(item["ok"].as_bool().unwrap(), &a.succeeded);
             // What `attempts` reads back is the attempt as written.
