@@ -1,4 +1,4 @@
-//! Both HTTPS clients, the AWS SDK's (`paygate::aws::https_client`) and the webhooks'
+//! Both HTTPS clients, the AWS SDK's (`paygate::tls::sdk_https_client`) and the webhooks'
 //! (`WebhookClient`), speak TLS through rustls with ring and verify the server's certificate: a
 //! real TLS server on 127.0.0.1 (`openssl s_server`) with a self-signed certificate completes the
 //! handshake's first half and is refused as untrusted by both.
@@ -7,6 +7,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use integration_tests::eventually;
+use paygate::tls::{SdkRoots, sdk_https_client};
 use paygate::webhook::ssrf::{UrlPolicy, WebhookClient};
 
 /// `openssl s_server` with a fresh self-signed certificate for 127.0.0.1; killed when dropped.
@@ -71,8 +72,14 @@ async fn the_webhook_client_refuses_an_untrusted_certificate() {
 async fn the_sdk_client_refuses_an_untrusted_certificate() {
     let server = tls_server().await;
     let sdk = paygate::aws::local_sdk_config().await;
-    let config = aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(format!("https://127.0.0.1:{}", server.port)).build();
-    let err = aws_sdk_dynamodb::Client::from_conf(config).list_tables().send().await.unwrap_err();
-    let text = format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err));
-    assert!(text.contains("certificate") || text.contains("UnknownIssuer"), "{text}");
+    // With Mozilla's roots (an endpoint of one's own) and with AWS's five (AWS's endpoints).
+    for roots in [SdkRoots::All, SdkRoots::Aws] {
+        let config = aws_sdk_dynamodb::config::Builder::from(&sdk)
+            .http_client(sdk_https_client(roots))
+            .endpoint_url(format!("https://127.0.0.1:{}", server.port))
+            .build();
+        let err = aws_sdk_dynamodb::Client::from_conf(config).list_tables().send().await.unwrap_err();
+        let text = format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&err));
+        assert!(text.contains("certificate") || text.contains("UnknownIssuer"), "{roots:?}: {text}");
+    }
 }

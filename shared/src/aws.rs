@@ -92,18 +92,26 @@ impl Clients {
     pub async fn new(target: &Target) -> Self {
         match target {
             Target::Aws => {
-                let sdk = aws_config::defaults(BehaviorVersion::latest())
-                    .http_client(crate::tls::sdk_https_client())
+                let mut loader = aws_config::defaults(BehaviorVersion::latest())
+                    .http_client(crate::tls::sdk_https_client(crate::tls::SdkRoots::from_env()))
                     .timeout_config(timeouts())
-                    .retry_config(retries())
-                    .load()
-                    .await;
+                    .retry_config(retries());
+                // A Lambda's credentials and region are in its environment, where the default
+                // chains look first: read them there, without building the rest of those chains
+                // (profile files, SSO, web identity, ECS, IMDS) at every cold start.
+                let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+                if let (Some(region), Some(_), Some(_)) = (var("AWS_REGION"), var("AWS_ACCESS_KEY_ID"), var("AWS_SECRET_ACCESS_KEY")) {
+                    loader = loader
+                        .region(aws_config::Region::new(region))
+                        .credentials_provider(aws_config::environment::EnvironmentVariableCredentialsProvider::new());
+                }
+                let sdk = loader.load().await;
                 Clients { dynamodb: aws_sdk_dynamodb::Client::new(&sdk), sqs: aws_sdk_sqs::Client::new(&sdk), target: target.clone() }
             }
             #[cfg(feature = "local")]
             Target::Emulator { endpoint, access_key_id, secret_access_key } => {
                 let sdk = aws_config::defaults(BehaviorVersion::latest())
-                    .http_client(crate::tls::sdk_https_client())
+                    .http_client(crate::tls::sdk_https_client(crate::tls::SdkRoots::All))
                     .region(Region::new("us-east-1"))
                     .credentials_provider(Credentials::new(access_key_id, secret_access_key, None, None, "paygate-emulator"))
                     .timeout_config(timeouts())
@@ -135,7 +143,7 @@ impl Clients {
 #[cfg(feature = "local")]
 pub async fn local_sdk_config() -> SdkConfig {
     aws_config::defaults(BehaviorVersion::latest())
-        .http_client(crate::tls::sdk_https_client())
+        .http_client(crate::tls::sdk_https_client(crate::tls::SdkRoots::All))
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("local", "local", None, None, "paygate-local"))
         .timeout_config(timeouts())
