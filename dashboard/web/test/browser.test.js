@@ -121,6 +121,29 @@ test('the events list shows triggered events, and a family filter narrows it', a
   await shoot('events-filtered')
 })
 
+test('pages with cursors both ways, and a created range narrows the list', async () => {
+  const before = Math.floor(Date.now() / 1000) - 2
+  const many = JSON.parse(`[${execFileSync(BIN, ['trigger', 'payout.processing', '--api-key', key, '--count', '30']).toString().trim().split('\n').join(',')}]`)
+  const newest = many[many.length - 1]
+  const oldest = many[0]
+  await visit('#/events?type=payout.processing')
+  const rows = page.locator('tbody tr')
+  await page.getByRole('link', { name: newest.id }).waitFor({ timeout: WAIT })
+  assert.equal(await rows.count(), 25)
+  await page.getByRole('button', { name: 'Older →' }).click()
+  await page.getByRole('link', { name: oldest.id }).waitFor({ timeout: WAIT })
+  assert.equal(await rows.count(), 5)
+  assert.ok(await page.getByRole('button', { name: 'Older →' }).isDisabled(), 'nothing older')
+  await page.getByRole('button', { name: '← Newer' }).click()
+  await page.getByRole('link', { name: newest.id }).waitFor({ timeout: WAIT })
+  assert.equal(await rows.count(), 25)
+  // Up to a second before the 30 were made: none of them.
+  await visit(`#/events?type=payout.processing&to=${before}`)
+  await page.getByText('No events match.').waitFor({ timeout: WAIT })
+  await visit(`#/events?type=payout.processing&from=${before}`)
+  await page.getByRole('link', { name: newest.id }).waitFor({ timeout: WAIT })
+})
+
 test('an event shows the attempts of a failing-then-succeeding endpoint, and Resend adds one', async () => {
   const created = await api.webhooks.endpoints.create({ url: receiver.url, enabled_events: ['payment.failed'], description: 'flaky receiver' })
   receiver.setSecret(created.secret)
