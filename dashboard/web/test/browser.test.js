@@ -98,8 +98,9 @@ test('signs in with a pasted key and shows the mode', async () => {
   await page.getByRole('button', { name: 'Sign in' }).click()
   await page.getByRole('alert').filter({ hasText: 'not accepted' }).waitFor({ timeout: WAIT })
   await shoot('sign-in')
+  // By keyboard this time: the key, then Enter.
   await page.getByLabel('Secret API key').fill(key)
-  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.keyboard.press('Enter')
   await page.getByText('Test mode').waitFor({ timeout: WAIT })
   assert.equal(await page.evaluate(() => sessionStorage.getItem('paygate.dashboard.key')), key)
   assert.equal(await page.evaluate(() => localStorage.length), 0, 'nothing in localStorage')
