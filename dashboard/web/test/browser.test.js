@@ -7,7 +7,8 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { execFileSync } from 'node:child_process'
-import { mkdirSync } from 'node:fs'
+import { mkdirSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
 import http from 'node:http'
 import path from 'node:path'
 import { chromium } from 'playwright-core'
@@ -19,6 +20,7 @@ if (!BASE || !BIN) throw new Error('Run these tests through `make test` (scripts
 const SHOTS = process.env.PAYGATE_SCREENSHOTS ?? path.resolve(import.meta.dirname, '../../../target/dashboard/screenshots')
 const WAIT = 60_000
 const SIZES = { desktop: { width: 1280, height: 800 }, phone: { width: 390, height: 844 } }
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8')
 
 const account = JSON.parse(execFileSync(BIN, ['accounts', 'create']).toString())
 const key = account.test_key
@@ -98,6 +100,7 @@ test('signs in with a pasted key and shows the mode', async () => {
   await page.getByRole('button', { name: 'Sign in' }).click()
   await page.getByRole('alert').filter({ hasText: 'not accepted' }).waitFor({ timeout: WAIT })
   await shoot('sign-in')
+  assert.deepEqual(await accessibilityViolations(), [], 'the sign-in page')
   // By keyboard this time: the key, then Enter.
   await page.getByLabel('Secret API key').fill(key)
   await page.keyboard.press('Enter')
@@ -177,7 +180,8 @@ test('creates an endpoint, shows its secret once, and disables it', async () => 
   await page.getByRole('button', { name: 'Add endpoint' }).click()
   const secret = page.locator('.secret-value')
   await secret.waitFor({ timeout: WAIT })
-  assert.match(await secret.textContent(), /^whsec_/)
+  const createdSecret = await secret.textContent()
+  assert.match(createdSecret, /^whsec_/)
   await shoot('endpoint-created')
   await page.getByRole('button', { name: 'Done' }).click()
   assert.equal(await page.locator('.secret-value').count(), 0)
@@ -198,6 +202,15 @@ test('creates an endpoint, shows its secret once, and disables it', async () => 
   await page.locator('.chip-disabled').waitFor()
   const listed = await api.webhooks.endpoints.list()
   assert.equal(listed.data.find((e) => e.url === 'http://127.0.0.1:9/new-endpoint').status, 'disabled')
+  // Rotating asks once more, then shows the new secret once.
+  await page.getByRole('button', { name: 'Rotate secret' }).click()
+  await page.getByRole('button', { name: 'Yes, rotate secret' }).click()
+  await secret.waitFor({ timeout: WAIT })
+  assert.match(await secret.textContent(), /^whsec_/)
+  assert.notEqual(await secret.textContent(), createdSecret)
+  await shoot('endpoint-rotated')
+  await page.getByRole('button', { name: 'Done' }).click()
+  assert.equal(await secret.count(), 0)
 })
 
 test('the health charts render with data points from real deliveries', async () => {
@@ -213,6 +226,9 @@ test('the health charts render with data points from real deliveries', async () 
   await page.getByText('Recent failures').waitFor()
   await page.locator('td', { hasText: 'HTTP 500' }).first().waitFor()
   await shoot('endpoint-health')
+  // Nothing finally failed (the retry succeeded): recover queues none.
+  await page.getByRole('button', { name: 'Recover' }).click()
+  await page.getByText('Queued 0 deliveries again.').waitFor({ timeout: WAIT })
   await page.getByRole('button', { name: 'Last 7 days' }).click()
   await page.getByRole('button', { name: 'Last 7 days', pressed: true }).waitFor()
   await page.getByTestId('attempts').filter({ hasText: '3' }).waitFor({ timeout: WAIT })
@@ -228,6 +244,30 @@ test('a payload containing <script> renders as text', async () => {
   assert.equal(await page.evaluate(() => window.__pwned), undefined)
   assert.equal(await page.locator('#app script, #app img').count(), 0)
   await shoot('event-with-script')
+})
+
+/** axe-core's WCAG 2.1 A and AA checks on the current page: its violations, one line each. */
+async function accessibilityViolations () {
+  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE)
+  const result = await page.evaluate(() => window.axe.run(document, { runOnly: { type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21a', 'wcag21aa'] } }))
+  assert.ok(result.passes.length > 10, `axe ran its rules (${result.passes.length} passed)`)
+  return result.violations.map((v) => `${v.id} (${v.impact}) ×${v.nodes.length}: ${v.help} [${v.nodes[0]?.target}]`)
+}
+
+test('every page passes axe-core\'s WCAG 2.1 A and AA checks, at both sizes', async () => {
+  assert.ok(flaky, 'the flaky endpoint of the attempts test')
+  const deliveries = await api.events.list({ type: 'payment.failed', limit: 1 })
+  const pages = ['#/events', `#/events/${deliveries.data[0].id}`, '#/endpoints', `#/endpoints/${flaky.id}`]
+  for (const [label, size] of Object.entries(SIZES)) {
+    await page.setViewportSize(size)
+    for (const hash of pages) {
+      await visit(hash)
+      await page.locator('main h1').waitFor({ timeout: WAIT })
+      await page.waitForLoadState('networkidle')
+      assert.deepEqual(await accessibilityViolations(), [], `${hash} at ${label}`)
+    }
+  }
+  await page.setViewportSize(SIZES.desktop)
 })
 
 test('nothing broke the content security policy or threw', () => {
