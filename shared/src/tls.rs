@@ -14,7 +14,6 @@ use std::sync::Arc;
 use aws_sdk_dynamodb::config::SharedHttpClient;
 use aws_smithy_http_client::tls::{Provider, TlsContext, TrustStore, rustls_provider::CryptoMode};
 use base64::Engine;
-use memchr::memmem;
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::CertificateDer;
 
@@ -46,26 +45,31 @@ impl SdkRoots {
         if all { SdkRoots::All } else { SdkRoots::Aws }
     }
 
-    fn admits(self, cert: &CertificateDer<'_>) -> bool {
-        // A root's subject is its issuer: the names appear in no other root.
-        const AWS: [&[u8]; 2] = [b"Amazon Root CA ", b"Starfield Services Root Certificate Authority - G2"];
-        self == SdkRoots::All || AWS.iter().any(|name| memmem::find(cert.as_ref(), name).is_some())
-    }
-
-    /// The admitted roots, PEM-encoded (the SDK's trust store takes PEM).
+    /// The roots, PEM-encoded (the SDK's trust store takes PEM).
     fn pem(self) -> Vec<u8> {
-        let mut pem = Vec::new();
-        for cert in webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().filter(|c| self.admits(c)) {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
-            pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
-            for line in b64.as_bytes().chunks(64) {
-                pem.extend_from_slice(line);
-                pem.push(b'\n');
-            }
-            pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
+        match self {
+            // Those five roots as Mozilla's list has them, kept beside this file (the tests check
+            // they are exactly its entries), so that no list is searched or encoded at start-up.
+            SdkRoots::Aws => AWS_ROOTS_PEM.to_vec(),
+            SdkRoots::All => pem_of(webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter()),
         }
-        pem
     }
+}
+
+const AWS_ROOTS_PEM: &[u8] = include_bytes!("tls/aws-roots.pem");
+
+fn pem_of<'a>(certs: impl Iterator<Item = &'a CertificateDer<'a>>) -> Vec<u8> {
+    let mut pem = Vec::new();
+    for cert in certs {
+        let b64 = base64::engine::general_purpose::STANDARD.encode(cert.as_ref());
+        pem.extend_from_slice(b"-----BEGIN CERTIFICATE-----\n");
+        for line in b64.as_bytes().chunks(64) {
+            pem.extend_from_slice(line);
+            pem.push(b'\n');
+        }
+        pem.extend_from_slice(b"-----END CERTIFICATE-----\n");
+    }
+    pem
 }
 
 /// ring, for every connection.
@@ -107,16 +111,13 @@ mod tests {
     }
 
     #[test]
-    fn the_sdk_trusts_amazons_four_roots_and_starfields_g2_unless_told_otherwise() {
-        let pem = SdkRoots::Aws.pem();
-        assert_eq!(rustls_pki_types_count(&pem), 5);
-        for name in ["Amazon Root CA 1", "Amazon Root CA 2", "Amazon Root CA 3", "Amazon Root CA 4", "Starfield Services Root Certificate Authority - G2"] {
-            let der: Vec<CertificateDer<'static>> = {
-                use rustls::pki_types::pem::PemObject;
-                CertificateDer::pem_slice_iter(&pem).map(|c| c.unwrap()).collect()
-            };
-            assert!(der.iter().any(|c| memmem::find(c.as_ref(), name.as_bytes()).is_some()), "{name}");
-        }
+    fn the_sdk_trusts_amazons_four_roots_and_starfields_g2_exactly_as_mozillas_list_has_them() {
+        // A root's subject is its issuer: these names appear in no other root.
+        let names = ["Amazon Root CA 1", "Amazon Root CA 2", "Amazon Root CA 3", "Amazon Root CA 4", "Starfield Services Root Certificate Authority - G2"];
+        let named = |c: &&CertificateDer<'_>| names.iter().any(|n| memchr::memmem::find(c.as_ref(), n.as_bytes()).is_some());
+        let from_mozilla: Vec<_> = webpki_root_certs::TLS_SERVER_ROOT_CERTS.iter().filter(named).collect();
+        assert_eq!(from_mozilla.len(), 5);
+        assert_eq!(SdkRoots::Aws.pem(), pem_of(from_mozilla.into_iter()), "src/tls/aws-roots.pem is Mozilla's entries for those five");
     }
 
     #[test]
