@@ -49,16 +49,19 @@ impl Window {
     /// From the request's `since`, `until` and `interval` at `now`: the last 24 hours by default;
     /// hourly points up to two days, daily beyond, unless `interval` says.
     pub fn parse(since: Option<Timestamp>, until: Option<Timestamp>, interval: Option<&str>, now: u64) -> Result<Window, ApiError> {
+        let given_since = since.is_some();
         let until = until.map_or(now, |u| u.0.min(now));
         let since = since.map_or(until.saturating_sub(DEFAULT_WINDOW_SECS), |s| s.0);
         if since > until {
             return Err(ApiError::invalid(Code::ParameterInvalid, "since", "since must not be after until (or now)."));
         }
         if since < now.saturating_sub(MAX_WINDOW_SECS) {
+            // Without a `since`, the window starts a day before `until`: name what was given.
+            let param = if given_since { "since" } else { "until" };
             return Err(ApiError::invalid(
                 Code::ParameterInvalid,
-                "since",
-                format!("since must be within the last {} days: attempts are kept that long.", MAX_WINDOW_SECS / 86_400),
+                param,
+                format!("{param} must be within the last {} days: attempts are kept that long.", MAX_WINDOW_SECS / 86_400),
             ));
         }
         let interval = match interval {
@@ -193,6 +196,7 @@ mod tests {
             (Some(NOW), Some(NOW - 1), None, "since"),
             (Some(NOW - 31 * 86_400), None, None, "since"),
             (None, None, Some("minute"), "interval"),
+            (None, Some(NOW - 40 * 86_400), None, "until"),
         ] {
             let e = Window::parse(since.map(Timestamp), until.map(Timestamp), interval, NOW).unwrap_err();
             assert_eq!(e.body()["error"]["param"], param);
