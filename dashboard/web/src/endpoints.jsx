@@ -4,7 +4,7 @@ import { useState } from 'preact/hooks'
 import { eventTypes } from './api.js'
 import { go } from './route.js'
 import { Health } from './health.jsx'
-import { ErrorBox, SecretOnce, Status, Time, useLoad } from './ui.jsx'
+import { ErrorBox, SecretOnce, Status, TableWrap, Time, useLoad } from './ui.jsx'
 
 /** Checkboxes for `*`, each family (`payment.*`) and each type; a family or `*` covers what it names. */
 function EventPicker ({ selected, onChange }) {
@@ -87,7 +87,7 @@ export function EndpointsPage ({ client }) {
       {adding
         ? <EndpointForm submitLabel='Add endpoint' onSubmit={create} onCancel={() => setAdding(false)} />
         : <button type='button' onClick={() => { setAdding(true); setSecret(null) }}>Add an endpoint</button>}
-      <div class='table-wrap'>
+      <TableWrap label='Webhook endpoints'>
         <table>
           <caption class='visually-hidden'>Webhook endpoints</caption>
           <thead><tr><th scope='col'>URL</th><th scope='col'>Events</th><th scope='col'>Status</th><th scope='col'>Created</th></tr></thead>
@@ -102,7 +102,7 @@ export function EndpointsPage ({ client }) {
             ))}
           </tbody>
         </table>
-      </div>
+      </TableWrap>
       {list && list.data.length === 0 && <p>No endpoints yet.</p>}
     </section>
   )

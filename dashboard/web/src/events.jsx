@@ -3,7 +3,7 @@
 import { useEffect, useState } from 'preact/hooks'
 import { eventTypes } from './api.js'
 import { go } from './route.js'
-import { ErrorBox, Json, Status, Time, useLoad } from './ui.jsx'
+import { ErrorBox, Json, Status, TableWrap, Time, useLoad } from './ui.jsx'
 
 const PAGE = 25
 const REFRESH_MS = 5000
@@ -83,7 +83,7 @@ export function EventsPage ({ client, query }) {
       )}
       <p class='status' aria-live='polite'>{updated && `Updated ${updated.toLocaleTimeString()}`}{auto && !first && ' (auto-refresh follows the newest page only)'}</p>
       <ErrorBox error={error} />
-      <div class='table-wrap'>
+      <TableWrap label='Events'>
         <table>
           <caption class='visually-hidden'>Events, newest first</caption>
           <thead><tr><th scope='col'>Event</th><th scope='col'>Type</th><th scope='col'>Created</th><th scope='col'>Pending webhooks</th></tr></thead>
@@ -98,7 +98,7 @@ export function EventsPage ({ client, query }) {
             ))}
           </tbody>
         </table>
-      </div>
+      </TableWrap>
       {page && data.length === 0 && <p>No events match.</p>}
       <nav class='pager' aria-label='Pages'>
         <button type='button' class='secondary' disabled={!newer || data.length === 0} onClick={() => go('events', { ...filters, before: data[0]?.id })}>← Newer</button>

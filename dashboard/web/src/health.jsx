@@ -2,7 +2,7 @@
 // charts with the same numbers in a table, and its most recent failures.
 import { useEffect, useRef, useState } from 'preact/hooks'
 import uPlot from 'uplot'
-import { ErrorBox, Time, useLoad } from './ui.jsx'
+import { ErrorBox, TableWrap, Time, useLoad } from './ui.jsx'
 
 const WINDOWS = {
   day: { label: 'Last 24 hours', secs: 86400, interval: 'hour' },
@@ -74,7 +74,7 @@ export function Health ({ client, id }) {
           </div>
           <details>
             <summary>The numbers behind the charts</summary>
-            <div class='table-wrap'>
+            <TableWrap label='Attempts per period'>
               <table>
                 <thead><tr><th scope='col'>From</th><th scope='col'>Attempts</th><th scope='col'>Succeeded</th><th scope='col'>Success rate</th><th scope='col'>p50</th><th scope='col'>p95</th></tr></thead>
                 <tbody>
@@ -83,13 +83,13 @@ export function Health ({ client, id }) {
                   ))}
                 </tbody>
               </table>
-            </div>
+            </TableWrap>
           </details>
           <h3>Recent failures</h3>
           {stats.recent_failures.length === 0
             ? <p>No failures in this window.</p>
             : (
-              <div class='table-wrap'>
+              <TableWrap label='Recent failures'>
                 <table>
                   <thead><tr><th scope='col'>When</th><th scope='col'>Event</th><th scope='col'>Attempt</th><th scope='col'>Outcome</th><th scope='col'>Latency</th></tr></thead>
                   <tbody>
@@ -104,7 +104,7 @@ export function Health ({ client, id }) {
                     ))}
                   </tbody>
                 </table>
-              </div>
+              </TableWrap>
               )}
         </>
       )}

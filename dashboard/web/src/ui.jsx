@@ -45,6 +45,14 @@ export function Json ({ value, label }) {
   )
 }
 
+/**
+ * A table that scrolls sideways on narrow screens. The scrolling box is a labelled region in the
+ * tab order, so keyboard users can scroll it too (WCAG 2.1.1; axe's scrollable-region-focusable).
+ */
+export function TableWrap ({ label, children }) {
+  return <div class='table-wrap' role='region' aria-label={label} tabIndex={0}>{children}</div>
+}
+
 export function Status ({ status }) {
   return <span class={`chip chip-${status}`}>{status}</span>
 }
