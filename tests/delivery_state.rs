@@ -339,14 +339,26 @@ async fn an_unreadable_stream_record_is_parked_and_its_deliveries_still_arrive()
     let p = test_principal(&a);
     let r = Receiver::start(vec![]).await;
     let ep = endpoint(&stack, &p, &r, &["*"]).await;
-    // An event whose `data` is an empty map, written straight to the table (ingest refuses it now,
-    // but older items and other writers exist): DynamoDB Local's stream shows that map as `{}`, a
-    // shape no SDK reads, so the whole GetRecords page fails to parse.
+    // An event whose `data` is an empty map, written straight to the table in the item shape from
+    // before events carried their JSON (such items live until their TTL, and other writers exist):
+    // DynamoDB Local's stream shows that map as `{}`, a shape no SDK reads, so the whole GetRecords
+    // page fails to parse.
     tokio::time::sleep(Duration::from_millis(2)).await;
     let mut odd = Event::new(EventType::CustomerCreated, serde_json::Map::new(), Default::default());
     odd.pending_webhooks = 1;
-    let states = stack.deliveries().opening(&p, odd.id, std::slice::from_ref(&ep.id)).unwrap();
-    stack.events().put_new_with(&p, &odd, states).await.unwrap();
+    let item = serde_json::json!({
+        "pk": p.partition(), "id": odd.id, "type_pk": format!("{}#customer.created", p.partition()),
+        "family_pk": format!("{}#customer", p.partition()), "type": "customer.created", "created_at": odd.created_at,
+        "data": {}, "pending_webhooks": 1, "request": odd.request, "expires_at": 4_000_000_000u64,
+    });
+    let put = aws_sdk_dynamodb::types::Put::builder()
+        .table_name(&stack.config.events_table)
+        .set_item(Some(serde_dynamo::to_item(item).unwrap()))
+        .build()
+        .unwrap();
+    let mut writes = vec![aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put).build()];
+    writes.extend(stack.deliveries().opening(&p, odd.id, std::slice::from_ref(&ep.id)).unwrap());
+    stack.clients.dynamodb.transact_write_items().set_transact_items(Some(writes)).send().await.unwrap();
     let plain = publish(&stack, &p, EventType::CustomerCreated, serde_json::json!({"id": "cus_2", "object": "customer"})).await;
     for e in [&odd, &plain] {
         assert_eq!(becomes(&stack, &p, e, &ep, DeliveryStatus::Succeeded).await, Some(DeliveryStatus::Succeeded), "{}", e.id);

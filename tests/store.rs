@@ -25,7 +25,9 @@ async fn put_then_get_and_other_accounts_or_modes_find_nothing() {
     store.put_new(&test_principal(&a), &event).await.unwrap();
 
     let got = store.get(&test_principal(&a), event.id).await.unwrap();
-    assert_eq!(got.as_ref(), Some(&event));
+    assert_eq!(got.as_ref().map(|e| e.to_event().unwrap()), Some(event.clone()));
+    // Byte for byte, the order of data's keys included, as it was written.
+    assert_eq!(got.as_ref().unwrap().as_str(), serde_json::to_string(&event).unwrap());
     assert_eq!(serde_json::to_value(got.unwrap()).unwrap(), serde_json::to_value(&event).unwrap());
     assert_eq!(store.get(&live_principal(&a), event.id).await.unwrap(), None, "live never sees test");
     assert_eq!(store.get(&test_principal(&b), event.id).await.unwrap(), None, "other accounts never see it");
@@ -41,7 +43,7 @@ async fn a_put_never_overwrites_an_event() {
     let mut second = first.clone();
     second.pending_webhooks = 7;
     assert!(matches!(store.put_new(&test_principal(&a), &second).await, Err(StoreError::Conflict)));
-    assert_eq!(store.get(&test_principal(&a), first.id).await.unwrap(), Some(first));
+    assert_eq!(store.get(&test_principal(&a), first.id).await.unwrap().map(|e| e.to_event().unwrap()), Some(first));
 }
 
 #[tokio::test]
@@ -67,6 +69,55 @@ async fn items_carry_keys_and_a_ttl() {
     assert_eq!(ttl, e.created_at.unix_seconds() + 30 * 86_400);
     assert_eq!(item["type_pk"].as_s().unwrap(), &format!("{}#payout.completed", p.partition()));
     assert_eq!(item["family_pk"].as_s().unwrap(), &format!("{}#payout", p.partition()));
+    // The event is stored once, as the JSON the API sends; not again as attributes.
+    assert_eq!(serde_json::from_str::<paygate::Event>(item["json"].as_s().unwrap()).unwrap(), e);
+    assert!(!item.contains_key("data") && !item.contains_key("request"), "{:?}", item.keys());
+}
+
+/// Items written before events carried their JSON (still there until their TTL after an upgrade)
+/// read as before: by GET, in a list beside new ones, in the deliverer's batch read, with their
+/// current `pending_webhooks`.
+#[tokio::test]
+async fn events_stored_as_attributes_still_read() {
+    let stack = stack().await;
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    let store = stack.events();
+    let old = paygate::Event::new(
+        EventType::RefundCreated,
+        json!({"id": "re_1", "object": "refund", "amount": 700, "nested": {"list": [1, "two", null]}}).as_object().unwrap().clone(),
+        paygate::EventRequest { id: Some("req_1".into()), idempotency_key: None },
+    );
+    let item = json!({
+        "pk": p.partition(), "id": old.id, "type_pk": format!("{}#refund.created", p.partition()),
+        "family_pk": format!("{}#refund", p.partition()), "type": "refund.created", "created_at": old.created_at,
+        "data": old.data.object, "pending_webhooks": 0, "request": old.request, "expires_at": 4_000_000_000u64,
+    });
+    stack
+        .clients
+        .dynamodb
+        .put_item()
+        .table_name(&store.table)
+        .set_item(Some(serde_dynamo::to_item(item).unwrap()))
+        .send()
+        .await
+        .unwrap();
+    let new = paygate::Event::new(EventType::RefundCreated, Default::default(), Default::default());
+    store.put_new(&p, &new).await.unwrap();
+    let change = paygate::store::events::pending_webhooks_change(&store.table, &p, old.id, 2).unwrap();
+    stack.clients.dynamodb.transact_write_items().transact_items(change).send().await.unwrap();
+
+    let mut expected = old.clone();
+    expected.pending_webhooks = 2;
+    let got = store.get(&p, old.id).await.unwrap().unwrap();
+    // Equal as values: a DynamoDB map did not keep the order of data's keys (the JSON does).
+    assert_eq!(got.to_event().unwrap(), expected);
+    let params = paygate::list::ListParams::parse("type=refund.created").unwrap();
+    let page = paygate::list::list_events(&store, &p, &params).await.unwrap().page;
+    assert_eq!(page.data.iter().map(|e| e.to_event().unwrap()).collect::<Vec<_>>(), vec![new, expected.clone()]);
+    let batch = paygate::store::get_many(&stack.clients.dynamodb, &[store.item_ref(&p, old.id)]).await.unwrap();
+    let read = paygate::store::EventStore::event_of(batch.into_iter().next().flatten().unwrap()).unwrap();
+    assert_eq!(read.to_event().unwrap(), expected);
 }
 
 #[tokio::test]

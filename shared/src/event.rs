@@ -1,6 +1,9 @@
 //! The event object, exactly as the API reference shows it.
 
+use std::fmt::Write;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
 
 use crate::event_type::EventType;
 use crate::ids::{Timestamp, EventId};
@@ -41,6 +44,78 @@ impl Event {
             pending_webhooks: 0,
             request,
         }
+    }
+}
+
+/// An event as the API and webhooks send it: its JSON, rendered once when the event was written and
+/// read back as one string, with only `pending_webhooks` filled in at read time (see
+/// [`EventJson::fill`]). Serialises as exactly that JSON; a page of events is a concatenation.
+#[derive(Debug, Clone)]
+pub struct EventJson {
+    pub id: EventId,
+    pub event_type: EventType,
+    pub pending_webhooks: u32,
+    json: Box<RawValue>,
+}
+
+/// What precedes `pending_webhooks`'s value in an event's JSON, and what follows it: the reference's
+/// field order puts `request`, whose strings are escaped, after it, so the last match is the field.
+const PENDING_KEY: &str = "\"pending_webhooks\":";
+const PENDING_NEXT: &str = ",\"request\":";
+
+impl EventJson {
+    /// An event's JSON as written, and the byte offset of its `pending_webhooks` value in it.
+    pub fn render(event: &Event) -> (String, usize) {
+        let json = serde_json::to_string(event).expect("events serialise");
+        let mark = format!("{PENDING_KEY}{}{PENDING_NEXT}", event.pending_webhooks);
+        let at = json.rfind(&mark).expect("an event's JSON has pending_webhooks before request") + PENDING_KEY.len();
+        (json, at)
+    }
+
+    /// The JSON of [`EventJson::render`] with the value at `at` replaced by `pending_webhooks`.
+    /// `None` when `json` is not such a rendering.
+    pub fn fill(id: EventId, event_type: EventType, json: &str, at: usize, pending_webhooks: u32) -> Option<EventJson> {
+        let (head, rest) = (json.get(..at)?, json.get(at..)?);
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if !head.ends_with(PENDING_KEY) || digits == 0 || !rest[digits..].starts_with(PENDING_NEXT) {
+            return None;
+        }
+        let mut filled = String::with_capacity(json.len() + 10);
+        filled.push_str(head);
+        write!(filled, "{pending_webhooks}").expect("writing to a String");
+        filled.push_str(&rest[digits..]);
+        let json = RawValue::from_string(filled).ok()?;
+        Some(EventJson { id, event_type, pending_webhooks, json })
+    }
+
+    /// The JSON text.
+    pub fn as_str(&self) -> &str {
+        self.json.get()
+    }
+
+    /// The event as a value (for code that looks inside `data`).
+    pub fn to_event(&self) -> Result<Event, serde_json::Error> {
+        serde_json::from_str(self.json.get())
+    }
+}
+
+impl From<&Event> for EventJson {
+    fn from(event: &Event) -> Self {
+        let json = serde_json::value::to_raw_value(event).expect("events serialise");
+        EventJson { id: event.id, event_type: event.event_type, pending_webhooks: event.pending_webhooks, json }
+    }
+}
+
+/// Equal when the JSON is the same text (the other fields are read from it).
+impl PartialEq for EventJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Serialize for EventJson {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.json.serialize(s)
     }
 }
 
@@ -138,6 +213,40 @@ mod tests {
         assert_eq!(v["object"], "event");
         assert_eq!(v["request"], json!({"id": null, "idempotency_key": null}));
         assert!(v["created_at"].as_str().unwrap().ends_with('Z'));
+    }
+
+    #[test]
+    fn rendered_json_takes_the_current_pending_count() {
+        let mut event: Event = serde_json::from_value(reference_example()).unwrap();
+        // Strings that look like the field, in data and in request, do not fool the splice.
+        event.data.object.insert("pending_webhooks".into(), json!(event.pending_webhooks));
+        event.data.object.insert("request".into(), json!({"id": "req_in_data"}));
+        event.data.object.insert("note".into(), json!("\"pending_webhooks\":1,\"request\":"));
+        event.request.idempotency_key = Some("\"pending_webhooks\":1,\"request\":".into());
+        let (json, at) = EventJson::render(&event);
+        assert_eq!(serde_json::from_str::<Event>(&json).unwrap(), event, "what is stored is the event");
+        for now in [0, 7, 1234, u32::MAX] {
+            let filled = EventJson::fill(event.id, event.event_type, &json, at, now).unwrap();
+            let mut expected = event.clone();
+            expected.pending_webhooks = now;
+            assert_eq!(filled.to_event().unwrap(), expected);
+            assert_eq!(filled.as_str(), serde_json::to_string(&expected).unwrap(), "byte for byte what serde renders");
+            assert_eq!(serde_json::to_string(&filled).unwrap(), filled.as_str());
+        }
+        let from = EventJson::from(&event);
+        assert_eq!(from.as_str(), json);
+    }
+
+    #[test]
+    fn a_json_that_is_not_a_rendering_is_refused() {
+        let event: Event = serde_json::from_value(reference_example()).unwrap();
+        let (json, at) = EventJson::render(&event);
+        let fill = |j: &str, at: usize| EventJson::fill(event.id, event.event_type, j, at, 3);
+        assert!(fill(&json, at).is_some());
+        for wrong in [0, at - 1, at + 1, json.len(), json.len() + 5] {
+            assert!(fill(&json, wrong).is_none(), "offset {wrong}");
+        }
+        assert!(fill(&json[..json.len() - 1], at).is_none(), "not JSON");
     }
 
     #[test]

@@ -20,6 +20,6 @@ pub mod wiring;
 pub mod local;
 
 pub use error::ApiError;
-pub use event::{Event, EventData, EventRequest};
+pub use event::{Event, EventData, EventJson, EventRequest};
 pub use event_type::{EventType, Family, TypeSelector};
 pub use ids::{AccountId, ApiKey, EndpointId, EventId, Mode, Principal};

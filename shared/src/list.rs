@@ -8,7 +8,7 @@ use futures::future::try_join_all;
 use serde::Serialize;
 
 use crate::error::{ApiError, Code};
-use crate::event::Event;
+use crate::event::EventJson;
 use crate::event_type::TypeSelector;
 use crate::http::params::{Params, exclusive, parse_time, shorten};
 use crate::ids::{EventId, Principal, Timestamp};
@@ -215,7 +215,7 @@ fn created_range([exact, gte, gt, lte, lt]: [Option<u64>; 5]) -> Result<CreatedR
 /// A page of events, and what reading it cost.
 #[derive(Debug)]
 pub struct EventPage {
-    pub page: Page<Event>,
+    pub page: Page<EventJson>,
     /// Items DynamoDB read to answer (sum of the Queries' `ScannedCount`).
     pub items_read: u32,
 }
@@ -266,7 +266,7 @@ pub async fn list_events(store: &EventStore, principal: &Principal, p: &ListPara
     });
     let results = try_join_all(queries).await?;
     let items_read = results.iter().map(|r| r.items_read).sum();
-    let mut events: Vec<Event> = results.into_iter().flat_map(|r| r.events).collect();
+    let mut events: Vec<EventJson> = results.into_iter().flat_map(|r| r.events).collect();
     if ascending {
         events.sort_by_key(|e| e.id);
     } else {

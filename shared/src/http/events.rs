@@ -8,20 +8,21 @@ use axum::extract::State;
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::event::EventJson;
 use crate::http::Api;
 use crate::http::extract::{NoQuery, PathId};
 use crate::ids::{EventId, Principal};
 use crate::list::{ListParams, Page, list_events};
 
 /// The event, or a 404 naming the id (a malformed id names no event, so the table is not read).
-async fn event_of(api: &Api, principal: &Principal, raw: &str) -> Result<crate::Event, ApiError> {
+async fn event_of(api: &Api, principal: &Principal, raw: &str) -> Result<EventJson, ApiError> {
     let missing = || ApiError::not_found("event", raw, "id");
     let id: EventId = raw.parse().map_err(|_| missing())?;
     api.events.get(principal, id).await?.ok_or_else(missing)
 }
 
 /// `GET /v1/events/{id}`.
-pub async fn retrieve(State(api): State<Arc<Api>>, principal: Principal, _: NoQuery, PathId(id): PathId) -> Result<Json<crate::Event>, ApiError> {
+pub async fn retrieve(State(api): State<Arc<Api>>, principal: Principal, _: NoQuery, PathId(id): PathId) -> Result<Json<EventJson>, ApiError> {
     Ok(Json(event_of(&api, &principal, &id).await?))
 }
 

@@ -27,7 +27,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::event::Event;
+use crate::event::EventJson;
 use crate::ids::{EndpointId, EventId, Principal, unix_now};
 use crate::store::endpoints::EndpointStore;
 use crate::store::events::{EventStore, pending_webhooks_change};
@@ -120,7 +120,7 @@ impl From<StateItem> for DeliveryState {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub state: Option<DeliveryState>,
-    pub event: Option<Event>,
+    pub event: Option<EventJson>,
     pub endpoint: Option<Endpoint>,
 }
 

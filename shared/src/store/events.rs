@@ -7,14 +7,18 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventData, EventRequest, EventTag};
+use crate::event::{Event, EventData, EventJson, EventRequest, EventTag};
 use crate::event_type::{EventType, Family};
 use crate::ids::{Timestamp, EventId, Principal};
-use crate::store::{IdKey, Item, ItemRef, StoreError, key_item, principal_of_partition, transact_write};
+use crate::store::{IdKey, Item, ItemRef, StoreError, key_item, transact_write};
 
-/// The Events table's item: the event plus its keys and TTL.
+/// The Events table's item as written: the event's JSON, rendered once (what the API and webhooks
+/// send), beside its keys, its TTL and the attributes reads need apart from it. `pending_webhooks`
+/// is the one attribute that changes: the JSON keeps the value it was written with, and reads splice
+/// the attribute's current value in at `json_pending_at` (see [`EventJson::fill`]). A page of 100 is
+/// then 100 strings for the SDK to parse, not 100 trees of attributes.
 /// Keys: `pk` = `{account}#{mode}`, sort key `id`; GSI `ByType` on `type_pk`, GSI `ByFamily` on `family_pk`.
-#[derive(Debug, Serialize, Deserialize)]
+#[derive(Debug, Serialize)]
 struct EventItem {
     pk: String,
     id: EventId,
@@ -23,46 +27,34 @@ struct EventItem {
     #[serde(rename = "type")]
     event_type: EventType,
     created_at: Timestamp,
-    data: serde_json::Map<String, serde_json::Value>,
     pending_webhooks: u32,
-    request: EventRequest,
+    json: String,
+    json_pending_at: usize,
     expires_at: u64,
 }
 
 impl EventItem {
     fn new(principal: &Principal, event: &Event, expires_at: u64) -> Self {
-        let pk = principal.partition();
+        let (json, json_pending_at) = EventJson::render(event);
         EventItem {
+            pk: principal.partition(),
+            id: event.id,
             type_pk: type_partition(principal, event.event_type),
             family_pk: family_partition(principal, event.event_type.family()),
-            pk,
-            id: event.id,
             event_type: event.event_type,
             created_at: event.created_at,
-            data: event.data.object.clone(),
             pending_webhooks: event.pending_webhooks,
-            request: event.request.clone(),
+            json,
+            json_pending_at,
             expires_at,
-        }
-    }
-
-    fn into_event(self) -> Event {
-        Event {
-            id: self.id,
-            object: EventTag,
-            event_type: self.event_type,
-            created_at: self.created_at,
-            data: EventData { object: self.data },
-            pending_webhooks: self.pending_webhooks,
-            request: self.request,
         }
     }
 }
 
-/// What reads take of an item (the `PROJECTION`): the event's own attributes, not the keys of the
-/// indexes or the TTL. Less for the SDK to parse: a page of 100 is 100 of these.
+/// An item written before events carried their JSON (within the retention after an upgrade): the
+/// event as attributes, `data` and `request` as maps.
 #[derive(Debug, Deserialize)]
-struct EventFields {
+struct AttributeEvent {
     id: EventId,
     #[serde(rename = "type")]
     event_type: EventType,
@@ -72,15 +64,8 @@ struct EventFields {
     request: EventRequest,
 }
 
-/// The attributes of [`EventFields`], for `ProjectionExpression` (with [`projection_names`]).
-const PROJECTION: &str = "#id, #type, created_at, #data, pending_webhooks, #request";
-
-fn projection_names() -> HashMap<String, String> {
-    [("#id", "id"), ("#type", "type"), ("#data", "data"), ("#request", "request")].into_iter().map(|(k, v)| (k.to_owned(), v.to_owned())).collect()
-}
-
-impl From<EventFields> for Event {
-    fn from(f: EventFields) -> Event {
+impl From<AttributeEvent> for Event {
+    fn from(f: AttributeEvent) -> Event {
         Event {
             id: f.id,
             object: EventTag,
@@ -93,12 +78,16 @@ impl From<EventFields> for Event {
     }
 }
 
-/// An Events-table item as a stream's `NewImage` carries it: whose event, and the event.
-pub fn event_from_image(image: serde_dynamo::Item) -> Result<(Principal, Event), StoreError> {
-    let item: EventItem = serde_dynamo::from_item(image)?;
-    let principal = principal_of_partition(&item.pk)
-        .ok_or_else(|| StoreError::Malformed(format!("partition key {:?}", item.pk)))?;
-    Ok((principal, item.into_event()))
+/// What reads take of an item (`ProjectionExpression`, with [`projection_names`]): the JSON and what
+/// fills it, not the keys of the indexes or the TTL; `created_at`, `data` and `request` exist only on
+/// items of the older shape.
+const PROJECTION: &str = "#id, #type, pending_webhooks, #json, json_pending_at, created_at, #data, #request";
+
+fn projection_names() -> HashMap<String, String> {
+    [("#id", "id"), ("#type", "type"), ("#json", "json"), ("#data", "data"), ("#request", "request")]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
 }
 
 pub fn type_partition(principal: &Principal, t: EventType) -> String {
@@ -131,7 +120,7 @@ pub struct RangeQuery {
 /// What a query returned, and how many items DynamoDB read for it (its `ScannedCount`).
 #[derive(Debug, Default)]
 pub struct QueryResult {
-    pub events: Vec<Event>,
+    pub events: Vec<EventJson>,
     pub items_read: u32,
 }
 
@@ -183,17 +172,35 @@ impl EventStore {
         ItemRef { table: self.table.clone(), key: key_item(&IdKey::of(principal, id)) }
     }
 
-    /// An Events-table item (whole, or projected as reads project it) → its event.
-    pub fn event_of(item: Item) -> Result<Event, StoreError> {
-        Ok(serde_dynamo::from_item::<_, EventFields>(item)?.into())
+    /// An Events-table item (whole, or projected as reads project it) → its event's JSON, with
+    /// the current `pending_webhooks`.
+    pub fn event_of(mut item: Item) -> Result<EventJson, StoreError> {
+        let (Some(AttributeValue::S(json)), Some(AttributeValue::N(at))) = (item.remove("json"), item.get("json_pending_at")) else {
+            return Ok(EventJson::from(&Event::from(serde_dynamo::from_item::<_, AttributeEvent>(item)?)));
+        };
+        let malformed = |what: &str| StoreError::Malformed(format!("event item: {what}"));
+        let text = |name: &str| match item.get(name) {
+            Some(AttributeValue::S(s)) => Ok(s.as_str()),
+            _ => Err(malformed(name)),
+        };
+        let id: EventId = text("id")?.parse().map_err(|_| malformed("id"))?;
+        let event_type: EventType = text("type")?.parse().map_err(|_| malformed("type"))?;
+        let pending = match item.get("pending_webhooks") {
+            Some(AttributeValue::N(n)) => n.parse().map_err(|_| malformed("pending_webhooks"))?,
+            _ => return Err(malformed("pending_webhooks")),
+        };
+        let at = at.parse().map_err(|_| malformed("json_pending_at"))?;
+        EventJson::fill(id, event_type, &json, at, pending).ok_or_else(|| malformed("json"))
     }
 
-    pub async fn get(&self, principal: &Principal, id: EventId) -> Result<Option<Event>, StoreError> {
+    pub async fn get(&self, principal: &Principal, id: EventId) -> Result<Option<EventJson>, StoreError> {
         let out = self
             .client
             .get_item()
             .table_name(&self.table)
             .set_key(Some(key_item(&IdKey::of(principal, id))))
+            .projection_expression(PROJECTION)
+            .set_expression_attribute_names(Some(projection_names()))
             .consistent_read(true)
             .send()
             .await?;

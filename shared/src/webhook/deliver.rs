@@ -303,7 +303,7 @@ impl Deliverer {
         };
 
         let attempt = state.attempts + 1;
-        let body = serde_json::to_vec(&event).expect("events serialise");
+        let body = event.as_str().as_bytes().to_vec();
         let now = unix_now();
         let started = Instant::now();
         let headers = sign(&endpoint.signing_secrets(now), &event.id.to_string(), now, &body);
