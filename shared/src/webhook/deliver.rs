@@ -88,7 +88,7 @@ pub struct Deliverer {
     pub events: EventStore,
     pub endpoints: EndpointStore,
     pub deliveries: DeliveryStore,
-    pub sqs: aws_sdk_sqs::Client,
+    pub sqs: crate::aws::Sqs,
     pub queue_url: String,
     pub dlq_url: String,
     /// Sends the POSTs, to public addresses only (unless the policy allows private ones).

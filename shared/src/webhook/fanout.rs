@@ -48,7 +48,7 @@ pub enum FanoutError {
 #[derive(Debug, Clone)]
 pub struct Fanout {
     pub deliveries: DeliveryStore,
-    pub sqs: aws_sdk_sqs::Client,
+    pub sqs: crate::aws::Sqs,
     pub queue_url: String,
 }
 
