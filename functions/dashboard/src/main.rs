@@ -4,7 +4,9 @@
 use lambda_http::Error;
 use paygate::http::lambda_service;
 
-#[tokio::main]
+// One invocation at a time per instance, on a vCPU or less: one thread runs it all, and no worker
+// threads are started at a cold start (README, Performance).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     paygate::logging::init();
     lambda_http::run(lambda_service(paygate_dashboard::router())).await

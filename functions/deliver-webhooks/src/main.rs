@@ -4,7 +4,9 @@ use lambda_runtime::{Error, LambdaEvent, service_fn};
 use paygate::webhook::deliver::RetrySchedule;
 use paygate::wiring::Deps;
 
-#[tokio::main]
+// One invocation at a time per instance, on a vCPU or less: one thread runs it all, and no worker
+// threads are started at a cold start (README, Performance).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     paygate::logging::init();
     let deliverer = Deps::from_env().await.deliverer(RetrySchedule::from_env()?);

@@ -7,7 +7,9 @@ use lambda_http::Error;
 use paygate::http::{Function, lambda};
 use paygate::wiring::Deps;
 
-#[tokio::main]
+// One invocation at a time per instance, on a vCPU or less: one thread runs it all, and no worker
+// threads are started at a cold start (README, Performance).
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     paygate::logging::init();
     let api = Arc::new(Deps::from_env().await.api());
