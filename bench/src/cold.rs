@@ -23,7 +23,8 @@ use tokio::sync::{mpsc, oneshot};
 use crate::measure::{Receiver, median, ms, peak_rss_mib, publish_payment, target_dir};
 use crate::report::{Row, Target};
 
-const RUNS: usize = 15;
+/// Starts of each binary, interleaved; the median of each is reported (one start varies by ±20 % here).
+const RUNS: usize = 41;
 
 /// The one invocation a fake Runtime API hands out, and what it reports back.
 struct Runtime {
