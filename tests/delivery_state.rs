@@ -8,7 +8,7 @@ use std::time::Duration;
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use integration_tests::conflicts::ConflictInjector;
 use integration_tests::receiver::{Answer, Receiver};
-use integration_tests::{Api, account, eventually, isolated_stack, publish, test_principal};
+use integration_tests::{Api, account, attribute_event_item, eventually, isolated_stack, publish, test_principal};
 use paygate::aws::Target;
 use paygate::store::StoreError;
 use paygate::webhook::deliver::{Deliverer, RetrySchedule};
@@ -346,14 +346,9 @@ async fn an_unreadable_stream_record_is_parked_and_its_deliveries_still_arrive()
     tokio::time::sleep(Duration::from_millis(2)).await;
     let mut odd = Event::new(EventType::CustomerCreated, serde_json::Map::new(), Default::default());
     odd.pending_webhooks = 1;
-    let item = serde_json::json!({
-        "pk": p.partition(), "id": odd.id, "type_pk": format!("{}#customer.created", p.partition()),
-        "family_pk": format!("{}#customer", p.partition()), "type": "customer.created", "created_at": odd.created_at,
-        "data": {}, "pending_webhooks": 1, "request": odd.request, "expires_at": 4_000_000_000u64,
-    });
     let put = aws_sdk_dynamodb::types::Put::builder()
         .table_name(&stack.config.events_table)
-        .set_item(Some(serde_dynamo::to_item(item).unwrap()))
+        .set_item(Some(attribute_event_item(&p, &odd)))
         .build()
         .unwrap();
     let mut writes = vec![aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put).build()];

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use aws_sdk_dynamodb::types::{AttributeValue, KeyType};
-use integration_tests::{account, event_at, eventually, live_principal, stack, test_principal};
+use integration_tests::{account, attribute_event_item, event_at, eventually, live_principal, stack, test_principal};
 use paygate::auth::{Authenticator, authenticate};
 use paygate::config::Config;
 use paygate::ingest::IngestError;
@@ -88,17 +88,12 @@ async fn events_stored_as_attributes_still_read() {
         json!({"id": "re_1", "object": "refund", "amount": 700, "nested": {"list": [1, "two", null]}}).as_object().unwrap().clone(),
         paygate::EventRequest { id: Some("req_1".into()), idempotency_key: None },
     );
-    let item = json!({
-        "pk": p.partition(), "id": old.id, "type_pk": format!("{}#refund.created", p.partition()),
-        "family_pk": format!("{}#refund", p.partition()), "type": "refund.created", "created_at": old.created_at,
-        "data": old.data.object, "pending_webhooks": 0, "request": old.request, "expires_at": 4_000_000_000u64,
-    });
     stack
         .clients
         .dynamodb
         .put_item()
         .table_name(&store.table)
-        .set_item(Some(serde_dynamo::to_item(item).unwrap()))
+        .set_item(Some(attribute_event_item(&p, &old)))
         .send()
         .await
         .unwrap();

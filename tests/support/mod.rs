@@ -81,6 +81,18 @@ pub fn event_at(t: EventType, ms: u64) -> Event {
     Event::with_id(id, t, object.as_object().cloned().unwrap_or_default(), EventRequest::default())
 }
 
+/// `event` as an Events item of the shape written before events carried their JSON: `data` and
+/// `request` as maps (such items stay readable until their TTL).
+pub fn attribute_event_item(p: &Principal, event: &Event) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
+    use paygate::store::events::{family_partition, type_partition};
+    let item = serde_json::json!({
+        "pk": p.partition(), "id": event.id, "type_pk": type_partition(p, event.event_type),
+        "family_pk": family_partition(p, event.event_type.family()), "type": event.event_type, "created_at": event.created_at,
+        "data": event.data.object, "pending_webhooks": event.pending_webhooks, "request": event.request, "expires_at": 4_000_000_000u64,
+    });
+    serde_dynamo::to_item(item).expect("an event item")
+}
+
 fn rand_u128() -> u128 {
     ulid::Ulid::generate().0 & ((1u128 << 80) - 1)
 }
