@@ -6,6 +6,7 @@ use anyhow::{Context, anyhow};
 use paygate::store::api_keys::NewAccount;
 use paygate::ingest::{DataObject, IngestData, IngestRequest, Publisher};
 use paygate::list::{Cursor, ListParams, list_events};
+use paygate::webhook::breaker::BreakerConfig;
 use paygate::webhook::deliver::RetrySchedule;
 use paygate::http::params::parse_time;
 use paygate::store::endpoints::Created;
@@ -126,7 +127,9 @@ pub async fn dev(addr: SocketAddr, start_servers: bool) -> CliResult {
     let result = async {
         let stack = Stack::local_from_env().await?;
         let schedule = RetrySchedule::from_env().map_err(anyhow::Error::msg)?;
-        let _pollers = pollers::start(&stack, stack.deliverer(schedule), false).await?;
+        let mut deliverer = stack.deliverer(schedule);
+        deliverer.breaker = BreakerConfig::from_env().map_err(anyhow::Error::msg)?;
+        let _pollers = pollers::start(&stack, deliverer, false).await?;
         let account = stack.keys().create_account().await?;
         let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
         let addr = listener.local_addr()?;

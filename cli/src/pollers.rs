@@ -19,8 +19,8 @@ use anyhow::{Context, anyhow};
 use paygate::aws::Target;
 use paygate::webhook::deliver::Deliverer;
 use paygate::webhook::fanout::Fanout;
-use paygate::webhook::sweeper::Sweeper;
-use tokio::sync::Notify;
+use paygate::webhook::sweeper::{Sweeper, TICK as SWEEP_TICK};
+use tokio::sync::{Notify, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::stack::Stack;
@@ -29,6 +29,9 @@ use crate::stack::Stack;
 pub const STREAM_BATCH: i32 = 100;
 /// Queue batch size (the template's, too).
 pub const QUEUE_BATCH: i32 = 10;
+/// Batches of the delivery queue handled at once: the deployed mapping's `MaximumConcurrency`
+/// (a test holds the two equal). A slow batch holds one of them, never the queue.
+pub const QUEUE_CONCURRENCY: usize = 50;
 /// How long an idle stream poller waits before reading its shards again, unless its doorbell rings
 /// (see `doorbell`): once a second. A poll costs DynamoDB Local several milliseconds of CPU
 /// (`make bench` measures idle CPU with and without the pollers), and writers that ring are read at
@@ -62,13 +65,8 @@ pub async fn start(stack: &Stack, deliverer: Deliverer, from_start: bool) -> any
     let sent = Arc::new(Notify::new());
     let stream = stream_poller(stack, stack.fanout(), from_start, sent.clone()).await?;
     let queue = tokio::spawn(queue_poller(stack.clone(), deliverer, sent.clone()));
-    let sweeper = tokio::spawn(sweep_every(stack.sweeper(), sweep_interval(stack.config.redrive_after), sent));
+    let sweeper = tokio::spawn(sweep_every(stack.sweeper(), sent));
     Ok(Pollers { tasks: vec![stream, queue, sweeper] })
-}
-
-/// How often the local sweeper runs: a third of the grace, between 1 s and the deployed minute.
-pub fn sweep_interval(redrive_after: Duration) -> Duration {
-    (redrive_after / 3).clamp(Duration::from_secs(1), Duration::from_secs(60))
 }
 
 /// Capped exponential backoff that logs each failure once, with the wait that follows it.
@@ -93,9 +91,10 @@ impl Backoff {
     }
 }
 
-async fn sweep_every(sweeper: Sweeper, interval: Duration, sent: Arc<Notify>) {
+/// The deployed scheduler's loop, for ever: a sweep every [`SWEEP_TICK`].
+async fn sweep_every(sweeper: Sweeper, sent: Arc<Notify>) {
     loop {
-        tokio::time::sleep(interval).await;
+        tokio::time::sleep(SWEEP_TICK).await;
         match sweeper.sweep().await {
             Ok(0) => {}
             Ok(_) => sent.notify_one(),
@@ -335,16 +334,21 @@ fn to_message(m: aws_sdk_sqs::types::Message) -> SqsMessage {
     msg
 }
 
-/// Receives from the delivery queue, ten messages at a time, and when it is empty waits
-/// [`QUEUE_IDLE`] or until woken by `sent`; deletes what the handler did not report failed. (Not a
-/// long poll: the local SQS server answers those in 100 ms steps, and a wake-up cannot cancel one
+/// Receives from the delivery queue, ten messages at a time, and hands each batch to the deliverer
+/// while it receives the next, up to [`QUEUE_CONCURRENCY`] batches at once (as Lambda's mapping
+/// does); when the queue is empty it waits [`QUEUE_IDLE`] or until woken by `sent`. (Not a long
+/// poll: the local SQS server answers those in 100 ms steps, and a wake-up cannot cancel one
 /// without risking messages handed to a request nobody reads.)
 /// A local SQS server that restarted has forgotten its queues: they are created again (the pending
 /// deliveries are in DynamoDB, and the sweeper sends them again).
 async fn queue_poller(stack: Stack, deliverer: Deliverer, sent: Arc<Notify>) {
     let (sqs, queue_url) = (&stack.clients.sqs, &stack.config.delivery_queue_url);
     let mut backoff = Backoff::new("delivery queue");
+    let slots = Arc::new(Semaphore::new(QUEUE_CONCURRENCY));
+    let mut batches = tokio::task::JoinSet::new();
     loop {
+        // A free slot first: a message is received only when a batch can start on it at once.
+        let slot = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
         let out = match sqs
             .receive_message()
             .queue_url(queue_url)
@@ -376,21 +380,49 @@ async fn queue_poller(stack: Stack, deliverer: Deliverer, sent: Arc<Notify>) {
             }
             continue;
         }
-        let mut event = SqsEvent::default();
-        event.records = messages.clone();
-        let response = deliverer.handle(event).await;
-        let failed: HashSet<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
-        let entries: Vec<DeleteMessageBatchRequestEntry> = messages
-            .iter()
-            .enumerate()
-            .filter(|(_, m)| !failed.contains(m.message_id.as_deref().unwrap_or_default()))
-            .filter_map(|(i, m)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(m.receipt_handle.clone()?).build().ok())
-            .collect();
-        if !entries.is_empty() {
-            // Not deleted: the messages come back and are acknowledged then as duplicates.
-            if let Err(e) = sqs.delete_message_batch().queue_url(queue_url).set_entries(Some(entries)).send().await {
-                tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "delete_message_batch failed");
-            }
+        // Batches run in a set this poller owns: when it is aborted, so are they.
+        while batches.try_join_next().is_some() {}
+        let (deliverer, sqs, queue_url) = (deliverer.clone(), sqs.clone(), queue_url.clone());
+        batches.spawn(async move {
+            invoke_deliverer(&deliverer, &sqs, &queue_url, messages).await;
+            drop(slot);
+        });
+    }
+}
+
+/// One batch through the deliverer; deletes what it did not report failed.
+async fn invoke_deliverer(deliverer: &Deliverer, sqs: &aws_sdk_sqs::Client, queue_url: &str, messages: Vec<SqsMessage>) {
+    let mut event = SqsEvent::default();
+    event.records = messages.clone();
+    let response = deliverer.handle(event).await;
+    let failed: HashSet<String> = response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect();
+    let entries: Vec<DeleteMessageBatchRequestEntry> = messages
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| !failed.contains(m.message_id.as_deref().unwrap_or_default()))
+        .filter_map(|(i, m)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(m.receipt_handle.clone()?).build().ok())
+        .collect();
+    if !entries.is_empty() {
+        // Not deleted: the messages come back and are acknowledged then as duplicates.
+        if let Err(e) = sqs.delete_message_batch().queue_url(queue_url).set_entries(Some(entries)).send().await {
+            tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "delete_message_batch failed");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The local pollers batch and run concurrently as the deployed delivery mapping does.
+    #[test]
+    fn the_queue_poller_matches_the_templates_delivery_mapping() {
+        let template: serde_norway::Value = serde_norway::from_str(paygate::local::TEMPLATE).unwrap();
+        let mapping = &template["Resources"]["DeliverWebhooksFunction"]["Properties"]["Events"]["Queue"]["Properties"];
+        assert_eq!(mapping["BatchSize"].as_i64(), Some(i64::from(QUEUE_BATCH)));
+        assert_eq!(mapping["ScalingConfig"]["MaximumConcurrency"].as_u64(), Some(QUEUE_CONCURRENCY as u64));
+        let stream = &template["Resources"]["FanoutFunction"]["Properties"]["Events"];
+        let batch = stream.as_mapping().unwrap().values().next().unwrap()["Properties"]["BatchSize"].as_i64();
+        assert_eq!(batch, Some(i64::from(STREAM_BATCH)));
     }
 }

@@ -11,6 +11,8 @@ use crate::store::EventStore;
 use crate::webhook::deliver::{Deliverer, RetrySchedule};
 use crate::store::deliveries::DeliveryStore;
 use crate::store::endpoints::EndpointStore;
+use crate::store::health::HealthStore;
+use crate::webhook::breaker::BreakerConfig;
 use crate::webhook::fanout::Fanout;
 use crate::store::idempotency::IdempotencyStore;
 use crate::webhook::ssrf::{UrlPolicy, WebhookClient};
@@ -47,6 +49,11 @@ impl Deps {
         DeliveryStore::new(self.clients.dynamodb.clone(), &self.config.deliveries_table, &self.config.events_table, self.config.redrive_after)
     }
 
+    /// Each endpoint's delivery health (in the Deliveries table).
+    pub fn health(&self) -> HealthStore {
+        HealthStore::new(self.clients.dynamodb.clone(), &self.config.deliveries_table)
+    }
+
     pub fn fanout(&self) -> Fanout {
         Fanout {
             deliveries: self.deliveries(),
@@ -63,17 +70,19 @@ impl Deps {
         Sweeper { deliveries: self.deliveries(), fanout: self.fanout() }
     }
 
-    /// Delivery with the given retry schedule (`RetrySchedule::from_env()` in the Lambda).
+    /// Delivery with the given retry schedule (`RetrySchedule::from_env()` in the Lambda) and the
+    /// default breaker (`BreakerConfig::from_env()` in the Lambda and `paygate dev`).
     pub fn deliverer(&self, schedule: RetrySchedule) -> Deliverer {
         Deliverer {
             events: self.events(),
             endpoints: self.endpoints(),
             deliveries: self.deliveries(),
+            health: self.health(),
             sqs: self.clients.sqs.clone(),
-            queue_url: self.config.delivery_queue_url.clone(),
             dlq_url: self.config.delivery_dlq_url.clone(),
             client: WebhookClient::new(self.policy),
             schedule,
+            breaker: BreakerConfig::default(),
         }
     }
 

@@ -8,10 +8,12 @@
 //! settles (pending → succeeded, failed or canceled), +1 when a resend or recover re-opens it. A
 //! state settles once, so the count drops exactly once per (event, endpoint).
 //!
-//! Two sparse indexes make unfinished work findable by a key condition:
-//! - `ByDue` (`due_shard`, `due_at`): every pending state, with the time by which something should
-//!   have touched it (its next attempt plus the redrive grace). The sweeper re-enqueues the states
-//!   whose time has passed, whatever happened to their messages.
+//! Sparse indexes make unfinished work findable by a key condition:
+//! - `ByDue` (`due_shard`, `due_at`): every pending state, with the time at which the scheduler
+//!   (`webhook::sweeper`) must enqueue it: a retry's next attempt, or, for a state whose message
+//!   should be on its way (just opened, just enqueued), that time plus the redrive grace. The
+//!   scheduler enqueues the states whose time has passed, whatever happened to their messages, so
+//!   waiting retries live here and not as invisible messages in SQS.
 //! - `ByFailed` (`failed_pk` = `{account}#{mode}#{endpoint}`, `event_id`): every finally failed
 //!   state, so `recover` finds an endpoint's failures since a time with one Query.
 //! - `ByEndpoint` (`endpoint_pk` = `{account}#{mode}#{endpoint}`, `attempt_id`, a ULID): every
@@ -32,6 +34,8 @@ use crate::ids::{EndpointId, EventId, Principal, unix_now};
 use crate::store::endpoints::EndpointStore;
 use crate::store::events::{EventStore, pending_webhooks_change};
 use crate::store::{ItemRef, SortKey, StoreError, get_many, key_item, principal_of_partition, transact_write};
+use crate::store::health::HealthStore;
+use crate::webhook::breaker::Health;
 use crate::webhook::endpoints::Endpoint;
 
 /// Kept for as long as events are.
@@ -81,6 +85,10 @@ struct StateItem {
     /// Unix seconds before which no attempt is due (the backoff); 0 for "now".
     #[serde(default)]
     next_attempt_at: u64,
+    /// Unix seconds when the state (last) opened: its retry schedule runs from here. Absent from
+    /// states written before it was kept (their event's time stands in).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    opened_at: Option<u64>,
     /// `ByDue` keys, present while pending.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     due_shard: Option<String>,
@@ -101,6 +109,8 @@ pub struct DeliveryState {
     pub attempts: u32,
     /// Unix seconds before which no attempt is due.
     pub next_attempt_at: u64,
+    /// Unix seconds when it (last) opened: its retry schedule runs from here.
+    pub opened_at: u64,
 }
 
 impl From<StateItem> for DeliveryState {
@@ -111,17 +121,19 @@ impl From<StateItem> for DeliveryState {
             status: s.status,
             attempts: s.attempts,
             next_attempt_at: s.next_attempt_at,
+            opened_at: s.opened_at.unwrap_or(s.event_id.created_ms() / 1000),
         }
     }
 }
 
 /// One delivery as the deliverer reads it before sending: its state, its event and its endpoint,
-/// each `None` when it does not exist.
+/// each `None` when it does not exist, and the endpoint's health (default: healthy).
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     pub state: Option<DeliveryState>,
     pub event: Option<EventJson>,
     pub endpoint: Option<Endpoint>,
+    pub health: Health,
 }
 
 /// Changes per transaction in [`DeliveryStore::apply_all`]: at most three items each (the state,
@@ -135,8 +147,11 @@ pub enum StateChange {
     /// releases its count in the event's `pending_webhooks` when the event still exists.
     Settle { principal: Principal, event: EventId, endpoint: EndpointId, status: DeliveryStatus, attempt: Option<Attempt>, event_exists: bool },
     /// Records a failed attempt and when the next one is due (`attempt.next_retry_at`); the state
-    /// stays pending and becomes overdue `redrive_after` seconds after that.
+    /// stays pending, and the scheduler enqueues it at that time.
     RetryLater { principal: Principal, attempt: Attempt },
+    /// Leaves a pending state unattempted until `until` (its endpoint's breaker is open or the
+    /// endpoint paused): the scheduler enqueues it then. Its attempts do not change.
+    Hold { principal: Principal, event: EventId, endpoint: EndpointId, until: u64 },
 }
 
 /// What the `ByFailed` index projects (its keys).
@@ -274,7 +289,7 @@ fn due_shard(event: EventId) -> String {
 
 /// `{account}#{mode}#{endpoint}`: the partition of an endpoint's failures (`ByFailed`) and of its
 /// attempts (`ByEndpoint`).
-fn endpoint_partition(principal: &Principal, endpoint: &EndpointId) -> String {
+pub(crate) fn endpoint_partition(principal: &Principal, endpoint: &EndpointId) -> String {
     format!("{}#{endpoint}", principal.partition())
 }
 
@@ -311,6 +326,7 @@ impl DeliveryStore {
             expires_at: now + RETENTION_SECS,
             attempts: 0,
             next_attempt_at: 0,
+            opened_at: Some(now),
             due_shard: Some(due_shard(event)),
             due_at: Some(now + self.redrive_after),
             failed_pk: None,
@@ -343,7 +359,7 @@ impl DeliveryStore {
             .table_name(&self.table)
             .set_key(Some(state_key(principal, event, endpoint)))
             .update_expression(
-                "SET #s = :pending, updated_at = :now, attempts = :zero, next_attempt_at = :zero, due_shard = :shard, due_at = :due REMOVE failed_pk",
+                "SET #s = :pending, updated_at = :now, opened_at = :now, attempts = :zero, next_attempt_at = :zero, due_shard = :shard, due_at = :due REMOVE failed_pk",
             )
             .condition_expression("attribute_exists(sk) AND #s <> :pending")
             .expression_attribute_names("#s", "status")
@@ -362,12 +378,14 @@ impl DeliveryStore {
         transact_write(&self.client, items).await
     }
 
-    /// For each (principal, event, endpoint): its state, its event and its endpoint, strongly
-    /// consistent, all in one BatchGetItem across the three tables (up to 33 deliveries).
+    /// For each (principal, event, endpoint): its state, its event, its endpoint and the endpoint's
+    /// health, strongly consistent, all in one BatchGetItem across the three tables (up to 25
+    /// deliveries; an endpoint's items are read once however many deliveries go to it).
     pub async fn snapshots(
         &self,
         events: &EventStore,
         endpoints: &EndpointStore,
+        health: &HealthStore,
         deliveries: &[(Principal, EventId, EndpointId)],
     ) -> Result<Vec<Snapshot>, StoreError> {
         let refs: Vec<ItemRef> = deliveries
@@ -377,6 +395,7 @@ impl DeliveryStore {
                     ItemRef { table: self.table.clone(), key: state_key(principal, *event, endpoint) },
                     events.item_ref(principal, *event),
                     endpoints.item_ref(principal, endpoint),
+                    health.item_ref(principal, endpoint),
                 ]
             })
             .collect();
@@ -384,11 +403,12 @@ impl DeliveryStore {
         deliveries
             .iter()
             .map(|(principal, _, _)| {
-                let (state, event, endpoint) = (items.next().flatten(), items.next().flatten(), items.next().flatten());
+                let (state, event, endpoint, h) = (items.next().flatten(), items.next().flatten(), items.next().flatten(), items.next().flatten());
                 Ok(Snapshot {
                     state: state.map(serde_dynamo::from_item::<_, StateItem>).transpose()?.map(DeliveryState::from),
                     event: event.map(EventStore::event_of).transpose()?,
                     endpoint: endpoint.map(|i| EndpointStore::endpoint_of(i, principal.mode)).transpose()?,
+                    health: h.map(HealthStore::health_of).transpose()?.unwrap_or_default(),
                 })
             })
             .collect()
@@ -495,10 +515,24 @@ impl DeliveryStore {
                     .expression_attribute_values(":pending", s("pending"))
                     .expression_attribute_values(":now", n(unix_now()))
                     .expression_attribute_values(":next", n(next_attempt_at))
-                    .expression_attribute_values(":due", n(next_attempt_at + self.redrive_after))
+                    // Due for the scheduler at the next attempt itself: it enqueues the state then.
+                    .expression_attribute_values(":due", n(next_attempt_at))
                     .expression_attribute_values(":one", n(1))
                     .build()?;
                 Ok((vec![TransactWriteItem::builder().update(update).build(), self.attempt_put(principal, attempt)?], None))
+            }
+            StateChange::Hold { principal, event, endpoint, until } => {
+                let update = Update::builder()
+                    .table_name(&self.table)
+                    .set_key(Some(state_key(principal, *event, endpoint)))
+                    .update_expression("SET updated_at = :now, next_attempt_at = :until, due_at = :until")
+                    .condition_expression("#s = :pending")
+                    .expression_attribute_names("#s", "status")
+                    .expression_attribute_values(":pending", s("pending"))
+                    .expression_attribute_values(":now", n(unix_now()))
+                    .expression_attribute_values(":until", n(*until))
+                    .build()?;
+                Ok((vec![TransactWriteItem::builder().update(update).build()], None))
             }
         }
     }

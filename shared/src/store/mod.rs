@@ -13,6 +13,7 @@ pub mod api_keys;
 pub mod deliveries;
 pub mod endpoints;
 pub mod events;
+pub mod health;
 pub mod idempotency;
 
 use std::collections::HashMap;

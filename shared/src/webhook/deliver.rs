@@ -1,11 +1,16 @@
 //! `deliver-webhooks`: SQS batches of (event, endpoint) messages → signed POSTs, all messages of a
 //! batch concurrently over one HTTP client. A batch costs DynamoDB one read (every state, event and
-//! endpoint: BatchGetItem) and one write (every state change and attempt: one transaction). Success acknowledges; failure records the attempt, sets
-//! the message's visibility to the next backoff and reports a batch item failure; an exhausted
-//! schedule records the final failure and copies the message to the DLQ. Attempts are counted in
-//! the delivery state, not by SQS, so a message the sweeper sends again continues the schedule.
+//! endpoint: BatchGetItem) and one write (every state change and attempt: one transaction).
+//!
+//! Every message is acknowledged once its state change is written: success settles the delivery; a
+//! failure records the attempt and the time of the next one in the delivery state, where the
+//! scheduler (`sweeper`) finds it when it is due and enqueues it again; an exhausted schedule
+//! records the final failure and copies the message to the DLQ. So a waiting retry is a DynamoDB
+//! item, never an invisible SQS message: the queue's in-flight messages are only the attempts being
+//! made now, whatever the backlog of any merchant. Attempts are counted in the delivery state, not
+//! by SQS. Only our own failure (DynamoDB unreachable) leaves a message on the queue.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::time::Instant;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -13,74 +18,23 @@ use futures::future::join_all;
 use rand::Rng;
 use tracing::Instrument;
 
-use crate::ids::{Mode, unix_now};
+use crate::ids::{EndpointId, Principal, unix_now};
 use crate::store::{EventStore, StoreError};
 use crate::store::deliveries::{Attempt, DeliveryStatus, DeliveryStore, Snapshot, StateChange};
 use crate::store::endpoints::EndpointStore;
+use crate::store::health::HealthStore;
+use crate::webhook::breaker::{BreakerConfig, Health, Signal};
+use crate::webhook::decision::{Decision, Facts, Verdict, after, decide};
 use crate::webhook::endpoints::EndpointStatus;
 use crate::webhook::fanout::DeliveryMessage;
 use crate::webhook::signature::sign;
 use crate::webhook::ssrf::WebhookClient;
 
-/// SQS's longest visibility timeout.
-const MAX_DELAY_SECS: u64 = 12 * 3600;
-/// A message may come back this much before its state's next attempt and still be that attempt.
-const SCHEDULE_SLACK_SECS: u64 = 2;
+pub use crate::webhook::decision::{RetrySchedule, next_delay};
+
 /// The message attribute the deliverer sets on what it copies to the dead-letter queue; a message
 /// carrying it that comes back (a DLQ redrive) re-opens its finally failed delivery.
 pub const DLQ_REASON: &str = "reason";
-
-/// Seconds to wait before each retry: entry `n` follows attempt `n + 1`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RetrySchedule {
-    pub live: Vec<u64>,
-    pub test: Vec<u64>,
-}
-
-impl Default for RetrySchedule {
-    /// Live: about three days (1 m, 5 m, 30 m, 2 h, 5 h, 10 h, then 12 h). Test: 3 retries in about an hour.
-    fn default() -> Self {
-        let h = 3600;
-        RetrySchedule {
-            live: vec![60, 300, 1800, 2 * h, 5 * h, 10 * h, 12 * h, 12 * h, 12 * h, 12 * h, 12 * h],
-            test: vec![300, 900, 2400],
-        }
-    }
-}
-
-impl RetrySchedule {
-    /// `PAYGATE_RETRY_SCHEDULE=1,2,4` (seconds) sets both schedules, so tests finish in seconds.
-    pub fn from_env() -> Result<Self, String> {
-        match std::env::var("PAYGATE_RETRY_SCHEDULE") {
-            Ok(v) if !v.trim().is_empty() => {
-                let s = v
-                    .split(',')
-                    .map(|x| x.trim().parse::<u64>().map_err(|_| format!("PAYGATE_RETRY_SCHEDULE: {x:?} is not a number of seconds")))
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok(RetrySchedule { live: s.clone(), test: s })
-            }
-            _ => Ok(RetrySchedule::default()),
-        }
-    }
-
-    pub fn for_mode(&self, mode: Mode) -> &[u64] {
-        match mode {
-            Mode::Live => &self.live,
-            Mode::Test => &self.test,
-        }
-    }
-}
-
-/// The wait after failed attempt `attempt` (1-based): ±20 % jitter around the schedule, or the
-/// receiver's `Retry-After` within [1 s, 12 h]. `None` when the schedule is exhausted.
-pub fn next_delay(schedule: &[u64], attempt: u32, retry_after: Option<u64>) -> Option<u64> {
-    let base = *schedule.get(attempt.saturating_sub(1) as usize)?;
-    if let Some(ra) = retry_after {
-        return Some(ra.clamp(1, MAX_DELAY_SECS));
-    }
-    let jitter = rand::rng().random_range(0.8..=1.2);
-    Some(((base as f64 * jitter).round() as u64).min(MAX_DELAY_SECS))
-}
 
 /// What the delivery function needs, built once.
 #[derive(Debug, Clone)]
@@ -88,12 +42,13 @@ pub struct Deliverer {
     pub events: EventStore,
     pub endpoints: EndpointStore,
     pub deliveries: DeliveryStore,
+    pub health: HealthStore,
     pub sqs: crate::aws::Sqs,
-    pub queue_url: String,
     pub dlq_url: String,
     /// Sends the POSTs, to public addresses only (unless the policy allows private ones).
     pub client: WebhookClient,
     pub schedule: RetrySchedule,
+    pub breaker: BreakerConfig,
 }
 
 /// What became of one message.
@@ -101,7 +56,7 @@ pub struct Deliverer {
 pub enum Outcome {
     /// Acknowledge (delete) the message.
     Done,
-    /// Leave it; it comes back after its new visibility timeout.
+    /// Leave it (our own failure): it comes back after the queue's visibility timeout.
     Retry,
 }
 
@@ -109,28 +64,35 @@ pub enum Outcome {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Then {
     Done,
-    /// Leave the message, and make it come back after this many seconds.
-    RetryIn(u64),
     /// Acknowledge it, and copy it to the dead-letter queue for this reason.
     DeadLetter(&'static str),
 }
 
-/// One message's decision: the state change to write (if any), then what follows.
+/// One message's plan: the state change to write (if any), what follows, and what its attempt (if
+/// any) said of its endpoint.
 #[derive(Debug)]
 struct Plan {
     change: Option<StateChange>,
     then: Then,
+    signal: Option<Signal>,
 }
 
 impl Plan {
     fn done(change: Option<StateChange>) -> Plan {
-        Plan { change, then: Then::Done }
+        Plan { change, then: Then::Done, signal: None }
     }
 }
 
+/// One delivery of the batch, as read.
+struct Work {
+    msg: DeliveryMessage,
+    snapshot: Snapshot,
+}
+
 impl Deliverer {
-    /// The SQS handler. Every message of the batch at once: one read of every state, event and
-    /// endpoint, the POSTs concurrently, then one write of every state change.
+    /// The SQS handler. Every message of the batch at once: one read of every state, event,
+    /// endpoint and endpoint health, the POSTs concurrently, then one write of every state change
+    /// (and one of each endpoint's health, only where it changed).
     pub async fn handle(&self, batch: SqsEvent) -> SqsBatchResponse {
         let outcomes = self.deliver_all(&batch.records).await;
         let mut response = SqsBatchResponse::default();
@@ -164,7 +126,7 @@ impl Deliverer {
             }
         }
         let wanted: Vec<_> = deliveries.iter().flatten().map(|d| (d.principal(), d.event_id, d.endpoint_id)).collect();
-        let snapshots = match self.deliveries.snapshots(&self.events, &self.endpoints, &wanted).await {
+        let snapshots = match self.deliveries.snapshots(&self.events, &self.endpoints, &self.health, &wanted).await {
             Ok(s) => s,
             Err(e) => {
                 // Our own failure: every message is retried as it is.
@@ -173,34 +135,79 @@ impl Deliverer {
             }
         };
         let mut snapshots = snapshots.into_iter();
-        let work: Vec<_> = deliveries.into_iter().map(|d| d.map(|d| (d, snapshots.next().expect("one snapshot per delivery")))).collect();
+        let work: Vec<Option<Work>> =
+            deliveries.into_iter().map(|d| d.map(|msg| Work { msg, snapshot: snapshots.next().expect("one snapshot per delivery") })).collect();
+        // Each endpoint's health as read, for the health update after the batch.
+        let mut health: HashMap<(Principal, EndpointId), (Health, Vec<Signal>)> = HashMap::new();
+        for w in work.iter().flatten() {
+            health.entry((w.msg.principal(), w.msg.endpoint_id)).or_insert_with(|| (w.snapshot.health.clone(), Vec::new()));
+        }
 
         let plans = join_all(messages.iter().zip(work).map(|(m, work)| async move {
-            let Some((d, snapshot)) = work else { return Ok(Plan::done(None)) };
-            let span = tracing::info_span!("deliver", event_id = %d.event_id, endpoint_id = %d.endpoint_id);
-            self.attempt(m, d, snapshot).instrument(span).await
+            let Some(Work { msg, snapshot }) = work else { return Ok((None, Plan::done(None))) };
+            let span = tracing::info_span!("deliver", event_id = %msg.event_id, endpoint_id = %msg.endpoint_id);
+            let key = (msg.principal(), msg.endpoint_id);
+            self.one(m, msg, snapshot).instrument(span).await.map(|plan| (Some(key), plan))
         }))
         .await;
 
-        let changes: Vec<StateChange> = plans.iter().filter_map(|p| p.as_ref().ok()?.change.clone()).collect();
+        let changes: Vec<StateChange> = plans.iter().filter_map(|p| p.as_ref().ok()?.1.change.clone()).collect();
         let mut written = self.deliveries.apply_all(&changes).await.into_iter();
-        join_all(messages.iter().zip(plans).map(|(m, plan)| {
+        let mut outcomes = Vec::with_capacity(messages.len());
+        let mut thens = Vec::with_capacity(messages.len());
+        for (m, plan) in messages.iter().zip(plans) {
             let write = match &plan {
-                Ok(Plan { change: Some(_), .. }) => written.next().expect("one result per change").map(|_| ()),
+                Ok((_, Plan { change: Some(_), .. })) => written.next().expect("one result per change").map(|_| ()),
                 _ => Ok(()),
             };
-            async move {
-                match (plan, write) {
-                    (Ok(plan), Ok(())) => self.then(m, plan.then).await,
-                    (Err(e), _) | (_, Err(e)) => {
-                        // Our own failure (DynamoDB): retry the message as it is.
-                        tracing::error!(error = %e, message_id = ?m.message_id, "delivery failed on our side");
-                        Outcome::Retry
+            match (plan, write) {
+                (Ok((key, plan)), Ok(())) => {
+                    if let (Some(signal), Some((_, signals))) = (plan.signal, key.and_then(|k| health.get_mut(&k))) {
+                        signals.push(signal);
                     }
+                    thens.push((m, Some(plan.then)));
+                }
+                (Err(e), _) | (_, Err(e)) => {
+                    // Our own failure (DynamoDB): retry the message as it is.
+                    tracing::error!(error = %e, message_id = ?m.message_id, "delivery failed on our side");
+                    thens.push((m, None));
+                }
+            }
+        }
+        self.record_health(health).await;
+        for (m, then) in thens {
+            outcomes.push(match then {
+                Some(then) => self.then(m, then).await,
+                None => Outcome::Retry,
+            });
+        }
+        outcomes
+    }
+
+    /// Writes what the batch's attempts changed in each endpoint's health (nothing for a healthy
+    /// endpoint that answered), and disables an endpoint failing for too long. Best effort: the
+    /// deliveries are written already, and the next batch's attempts update it again.
+    async fn record_health(&self, health: HashMap<(Principal, EndpointId), (Health, Vec<Signal>)>) {
+        let now = unix_now();
+        join_all(health.into_iter().map(|((principal, endpoint), (was, signals))| async move {
+            let Some(update) = was.update(&signals, &self.breaker, now) else { return };
+            if update.open.is_some() {
+                tracing::warn!(endpoint_id = %endpoint, failures = was.consecutive_failures + update.failures, "endpoint failing: its breaker opens; deliveries wait for a probe");
+            }
+            if update.reset && was.is_open() {
+                tracing::info!(endpoint_id = %endpoint, "endpoint answering again: its breaker closes");
+            }
+            if let Err(e) = self.health.record(&principal, &endpoint, &update).await {
+                tracing::warn!(error = %e, endpoint_id = %endpoint, "could not record the endpoint's health");
+            }
+            if let Some(reason) = &update.disable {
+                tracing::warn!(endpoint_id = %endpoint, reason, "endpoint disabled by its breaker");
+                if let Err(e) = self.endpoints.set_status(&principal, &endpoint, EndpointStatus::Disabled).await {
+                    tracing::warn!(error = %e, endpoint_id = %endpoint, "could not disable the endpoint");
                 }
             }
         }))
-        .await
+        .await;
     }
 
     /// What follows a written state change.
@@ -210,24 +217,6 @@ impl Deliverer {
             Then::DeadLetter(reason) => {
                 self.to_dlq(m, reason).await;
                 Outcome::Done
-            }
-            Then::RetryIn(delay) => {
-                // The message itself comes back after the delay; should that fail (or the message
-                // vanish), the state is overdue after the delay plus the grace and the sweeper sends it.
-                if let Some(handle) = &m.receipt_handle {
-                    let changed = self
-                        .sqs
-                        .change_message_visibility()
-                        .queue_url(&self.queue_url)
-                        .receipt_handle(handle)
-                        .visibility_timeout(delay as i32)
-                        .send()
-                        .await;
-                    if let Err(e) = changed {
-                        tracing::warn!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), "could not set the retry delay on the message; the sweeper covers it");
-                    }
-                }
-                Outcome::Retry
             }
         }
     }
@@ -253,11 +242,12 @@ impl Deliverer {
         }
     }
 
-    /// One delivery: decides from its snapshot whether an attempt is due, makes it, and says what
-    /// to write.
-    async fn attempt(&self, m: &SqsMessage, msg: DeliveryMessage, snapshot: Snapshot) -> Result<Plan, StoreError> {
+    /// One delivery: [`decide`] on what was read, the I/O the decision asks for (re-opening, the
+    /// probe claim, the POST), and [`after`] on the answer.
+    async fn one(&self, m: &SqsMessage, msg: DeliveryMessage, mut snapshot: Snapshot) -> Result<Plan, StoreError> {
         let principal = msg.principal();
         let (event_id, endpoint_id) = (msg.event_id, msg.endpoint_id);
+        let schedule = self.schedule.for_mode(principal.mode);
         let settle = |status, attempt: Option<Attempt>, event_exists| StateChange::Settle {
             principal: principal.clone(),
             event: event_id,
@@ -266,50 +256,54 @@ impl Deliverer {
             attempt,
             event_exists,
         };
-
-        // The state in DynamoDB decides; the message only says "look at this pair now".
-        let Some(mut state) = snapshot.state else {
-            tracing::warn!("no delivery state (expired, or never opened); message acknowledged");
-            return Ok(Plan::done(None));
-        };
-        match state.status {
-            DeliveryStatus::Pending if state.next_attempt_at > unix_now() + SCHEDULE_SLACK_SECS => {
-                // Another message (or the sweeper) brings the attempt that is due later.
-                tracing::info!(next_attempt_at = state.next_attempt_at, "next attempt not due yet; early duplicate acknowledged");
-                return Ok(Plan::done(None));
-            }
-            DeliveryStatus::Pending => {}
+        let hold = |until| StateChange::Hold { principal: principal.clone(), event: event_id, endpoint: endpoint_id, until };
+        let jitter: f64 = rand::rng().random_range(0.0..1.0);
+        let now = unix_now();
+        let mut decision = decide(&facts(&snapshot, m.message_attributes.contains_key(DLQ_REASON)), schedule, now, jitter);
+        if decision == Decision::Reopen {
             // Moved back from the dead-letter queue: deliver it again from attempt 1.
-            DeliveryStatus::Failed if m.message_attributes.contains_key(DLQ_REASON) => {
-                self.deliveries.reopen(&principal, event_id, &endpoint_id).await?;
-                state.attempts = 0;
-            }
-            done => {
-                tracing::info!(status = ?done, "already settled; duplicate message acknowledged");
+            self.deliveries.reopen(&principal, event_id, &endpoint_id).await?;
+            snapshot.state = self.deliveries.state(&principal, event_id, &endpoint_id).await?;
+            decision = decide(&facts(&snapshot, false), schedule, now, jitter);
+        }
+        let attempt = match decision {
+            Decision::Skip(why) => {
+                tracing::info!(?why, "nothing to do; message acknowledged");
                 return Ok(Plan::done(None));
             }
-        }
-        // Whether the event still exists decides whether settling releases its count.
-        let Some(event) = snapshot.event else {
-            tracing::info!("event no longer exists; nothing sent");
-            return Ok(Plan::done(Some(settle(DeliveryStatus::Canceled, None, false))));
-        };
-        let endpoint = match snapshot.endpoint {
-            Some(e) if e.status == EndpointStatus::Enabled => e,
-            _ => {
-                tracing::info!("endpoint deleted or disabled; nothing sent");
-                return Ok(Plan::done(Some(settle(DeliveryStatus::Canceled, None, true))));
+            Decision::Reopen => return Ok(Plan::done(None)),
+            Decision::Cancel { event_exists } => {
+                tracing::info!(event_exists, "event gone, or endpoint deleted or disabled; nothing sent");
+                return Ok(Plan::done(Some(settle(DeliveryStatus::Canceled, None, event_exists))));
             }
+            Decision::Hold { until } => {
+                tracing::info!(until, "endpoint's breaker open or endpoint paused; waiting in DynamoDB");
+                return Ok(Plan::done(Some(hold(until))));
+            }
+            Decision::Probe { attempt } => {
+                let seen = snapshot.health.next_probe_at.unwrap_or_default();
+                let (next, interval) = snapshot.health.claim(&self.breaker, now);
+                if !self.health.claim_probe(&principal, &endpoint_id, seen, next, interval).await? {
+                    // Another delivery is the probe: wait for the next one.
+                    return Ok(Plan::done(Some(hold(next + (jitter * interval as f64) as u64))));
+                }
+                tracing::info!(attempt, next_probe_at = next, "probing the endpoint");
+                attempt
+            }
+            Decision::Attempt { attempt } => attempt,
+        };
+        let (Some(event), Some(endpoint)) = (snapshot.event, snapshot.endpoint) else {
+            unreachable!("decide attempts only a delivery whose event and endpoint exist")
         };
 
-        let attempt = state.attempts + 1;
         let body = event.as_str().as_bytes().to_vec();
         let now = unix_now();
         let started = Instant::now();
         let headers = sign(&endpoint.signing_secrets(now), &event.id.to_string(), now, &body);
         let response = self.client.post(&endpoint.url, headers, body).await;
         let latency_ms = started.elapsed().as_millis() as u64;
-        let succeeded = response.status.is_some_and(|s| (200..300).contains(&s));
+        let (verdict, signal) = after(response.status, response.retry_after, attempt, schedule, unix_now(), rand::rng().random_range(0.8..=1.2));
+        let succeeded = verdict == Verdict::Delivered;
         let record = Attempt {
             event_id,
             endpoint_id,
@@ -325,26 +319,31 @@ impl Deliverer {
         metric(succeeded, latency_ms);
         tracing::info!(attempt, succeeded, http_status = ?response.status, latency_ms, error = ?response.error, "attempt");
 
-        if succeeded {
-            return Ok(Plan::done(Some(settle(DeliveryStatus::Succeeded, Some(record), true))));
-        }
-        if response.status == Some(410) {
-            tracing::warn!("endpoint answered 410 Gone; disabled");
-            self.endpoints.set_status(&principal, &endpoint.id, EndpointStatus::Disabled).await?;
-            return Ok(Plan::done(Some(settle(DeliveryStatus::Failed, Some(record), true))));
-        }
-        Ok(match next_delay(self.schedule.for_mode(principal.mode), attempt, response.retry_after) {
-            Some(delay) => {
-                tracing::info!(retry_in_secs = delay, "will retry");
-                let record = Attempt { next_retry_at: Some(unix_now() + delay), ..record };
-                Plan { change: Some(StateChange::RetryLater { principal, attempt: record }), then: Then::RetryIn(delay) }
+        let mut plan = match verdict {
+            Verdict::Delivered => Plan::done(Some(settle(DeliveryStatus::Succeeded, Some(record), true))),
+            Verdict::Gone => {
+                tracing::warn!("endpoint answered 410 Gone; disabled");
+                self.endpoints.set_status(&principal, &endpoint.id, EndpointStatus::Disabled).await?;
+                Plan::done(Some(settle(DeliveryStatus::Failed, Some(record), true)))
             }
-            None => {
+            Verdict::RetryAt(at) => {
+                tracing::info!(next_attempt_at = at, "will retry");
+                // Written into the state (`ByDue`): the scheduler enqueues it when it is due.
+                Plan::done(Some(StateChange::RetryLater { principal, attempt: Attempt { next_retry_at: Some(at), ..record } }))
+            }
+            Verdict::Exhausted => {
                 tracing::warn!("retry schedule exhausted; final failure recorded, message copied to the DLQ");
-                Plan { change: Some(settle(DeliveryStatus::Failed, Some(record), true)), then: Then::DeadLetter("retry schedule exhausted") }
+                Plan { change: Some(settle(DeliveryStatus::Failed, Some(record), true)), then: Then::DeadLetter("retry schedule exhausted"), signal: None }
             }
-        })
+        };
+        plan.signal = Some(signal);
+        Ok(plan)
     }
+}
+
+/// What [`decide`] needs of a snapshot.
+fn facts(s: &Snapshot, redriven: bool) -> Facts<'_> {
+    Facts { state: s.state.as_ref(), event_exists: s.event.is_some(), endpoint: s.endpoint.as_ref(), health: &s.health, redriven }
 }
 
 /// A CloudWatch Embedded Metric Format line on stdout: deliveries succeeded/failed and attempt
@@ -373,25 +372,3 @@ fn metric(succeeded: bool, latency_ms: u64) {
     println!("{line}");
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn delays_follow_the_schedule_with_jitter_and_retry_after() {
-        let s = RetrySchedule::default();
-        assert_eq!(s.live.len(), 11);
-        assert!(s.live.iter().sum::<u64>() > 3 * 86_400 - 86_400 / 2, "about three days");
-        assert_eq!(s.test.len(), 3);
-        assert!((3000..=4000).contains(&s.test.iter().sum::<u64>()), "about an hour");
-        for _ in 0..100 {
-            let d = next_delay(&[100, 200], 1, None).unwrap();
-            assert!((80..=120).contains(&d));
-        }
-        assert!((160..=240).contains(&next_delay(&[100, 200], 2, None).unwrap()));
-        assert_eq!(next_delay(&[100, 200], 3, None), None, "exhausted");
-        assert_eq!(next_delay(&[100], 1, Some(30)), Some(30));
-        assert_eq!(next_delay(&[100], 1, Some(0)), Some(1));
-        assert_eq!(next_delay(&[100], 1, Some(10_000_000)), Some(MAX_DELAY_SECS));
-    }
-}

@@ -1,5 +1,7 @@
 //! Webhooks: endpoints, signatures, SSRF rules, fan-out, delivery and endpoint health.
 
+pub mod breaker;
+pub mod decision;
 pub mod deliver;
 pub mod endpoints;
 pub mod fanout;

@@ -1,10 +1,18 @@
-//! The sweeper: finishes whatever the queue lost. Every pending delivery state carries the time by
-//! which something should have touched it (its next attempt plus `PAYGATE_REDRIVE_AFTER_SECONDS`);
-//! the sweeper finds the states past that time with one key-condition Query per `ByDue` shard,
-//! enqueues a message for each, and moves their time on by the grace again. A stream record that
-//! never arrived, a message that vanished or was dropped in an outage: all end up here, so every
-//! pending delivery is eventually attempted until it settles. Deployed, an EventBridge schedule runs
-//! it every minute; `paygate dev` runs the same code on a timer.
+//! The sweeper: the scheduler of every delivery that is not on its way right now. Every pending
+//! delivery state carries the time at which it is due (`ByDue`): a retry's next attempt, or, for a
+//! state whose message should be on its way, that time plus `PAYGATE_REDRIVE_AFTER_SECONDS`. The
+//! sweeper finds the states whose time has come with one key-condition Query per `ByDue` shard,
+//! enqueues a message for each, and moves their time on by the grace (should that message vanish,
+//! they come due again).
+//!
+//! So retries wait in DynamoDB, not as invisible SQS messages (which count against the queue's
+//! ~120,000 in-flight messages, shared by every merchant), and a stream record that never arrived
+//! or a message lost in an outage end up here too: every pending delivery is attempted until it
+//! settles. [`Sweeper::run_until`] sweeps every [`TICK`]; deployed, an EventBridge schedule starts it
+//! every minute and it sweeps for [`RUN_FOR`] of that minute, so a retry is late by about a tick
+//! (and by the gap between two runs at worst); `paygate dev` runs the same loop.
+
+use std::time::Duration;
 
 use futures::future::join_all;
 
@@ -16,6 +24,12 @@ use crate::webhook::fanout::{DeliveryMessage, Fanout, FanoutError};
 const PAGE: i32 = 100;
 /// Queries per shard and run, so one run stays well inside the function's timeout.
 const MAX_PAGES: usize = 20;
+
+/// How often the scheduler sweeps: a due retry waits about this much at most for its message.
+pub const TICK: Duration = Duration::from_secs(1);
+/// How long one deployed invocation sweeps (its schedule starts one every minute; the template's
+/// timeout leaves room for the last sweep).
+pub const RUN_FOR: Duration = Duration::from_secs(54);
 
 /// What the sweeper needs, built once.
 #[derive(Debug, Clone)]
@@ -46,6 +60,26 @@ impl Sweeper {
         match first_error {
             Some(e) => Err(e),
             None => Ok(enqueued),
+        }
+    }
+
+    /// Sweeps every [`TICK`] until `until`, then returns how many deliveries it enqueued in all.
+    /// A failed sweep is logged and tried again at the next tick; an error only when the last
+    /// sweep failed too (so the Lambda's error alarm sees a scheduler that cannot work).
+    pub async fn run_until(&self, until: tokio::time::Instant) -> Result<usize, FanoutError> {
+        let mut enqueued = 0;
+        loop {
+            let started = tokio::time::Instant::now();
+            let swept = self.sweep().await;
+            match &swept {
+                Ok(n) => enqueued += n,
+                Err(e) => tracing::warn!(error = %e, "sweep failed; the next tick tries again"),
+            }
+            let next = started + TICK;
+            if next >= until {
+                return swept.map(|_| enqueued);
+            }
+            tokio::time::sleep_until(next).await;
         }
     }
 

@@ -1,0 +1,121 @@
+//! Each endpoint's delivery health (`webhook::breaker::Health`) in the Deliveries table: pk
+//! `{account}#{mode}#{endpoint id}`, sk `health`, beside nothing else (delivery partitions are
+//! `…#{event id}`). The deliverer reads it with every batch, in the batch's one BatchGetItem, and
+//! writes it only when it changes; an absent item is a healthy endpoint.
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
+
+use crate::ids::{EndpointId, Principal, unix_now};
+use crate::store::deliveries::endpoint_partition;
+use crate::store::{Item, ItemRef, SortKey, StoreError, key_item};
+use crate::webhook::breaker::{Health, HealthUpdate};
+
+/// The health item's sort key.
+const SK: &str = "health";
+
+#[derive(Debug, Clone)]
+pub struct HealthStore {
+    client: Client,
+    table: String,
+}
+
+fn n(v: u64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+impl HealthStore {
+    /// `table`: the Deliveries table.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        HealthStore { client, table: table.into() }
+    }
+
+    fn key(principal: &Principal, endpoint: &EndpointId) -> Item {
+        key_item(&SortKey { pk: endpoint_partition(principal, endpoint), sk: SK.to_owned() })
+    }
+
+    /// Where the endpoint's health lives (for [`crate::store::get_many`]).
+    pub fn item_ref(&self, principal: &Principal, endpoint: &EndpointId) -> ItemRef {
+        ItemRef { table: self.table.clone(), key: Self::key(principal, endpoint) }
+    }
+
+    /// A health item → the health.
+    pub fn health_of(item: Item) -> Result<Health, StoreError> {
+        Ok(serde_dynamo::from_item(item)?)
+    }
+
+    /// Writes what one batch changed, in one UpdateItem.
+    pub async fn record(&self, principal: &Principal, endpoint: &EndpointId, u: &HealthUpdate) -> Result<(), StoreError> {
+        let now = unix_now();
+        let mut set = vec!["updated_at = :now"];
+        let mut add = Vec::new();
+        let mut remove = Vec::new();
+        let mut req = self.client.update_item().table_name(&self.table).set_key(Some(Self::key(principal, endpoint))).expression_attribute_values(":now", n(now));
+        if u.reset {
+            set.push("consecutive_failures = :zero");
+            remove.extend(["failing_since", "next_probe_at", "probe_interval"]);
+            req = req.expression_attribute_values(":zero", n(0));
+        } else if u.failures > 0 {
+            add.push("consecutive_failures :failures");
+            set.push("failing_since = if_not_exists(failing_since, :now)");
+            req = req.expression_attribute_values(":failures", n(u64::from(u.failures)));
+            if let Some((probe, interval)) = u.open {
+                // Not if another deliverer opened it meanwhile: its probe time stands.
+                set.extend(["next_probe_at = if_not_exists(next_probe_at, :probe)", "probe_interval = if_not_exists(probe_interval, :interval)"]);
+                req = req.expression_attribute_values(":probe", n(probe)).expression_attribute_values(":interval", n(interval));
+            }
+        }
+        if let Some(until) = u.paused_until {
+            set.push("paused_until = :paused");
+            req = req.expression_attribute_values(":paused", n(until));
+        }
+        if let Some(reason) = &u.disable {
+            set.push("disabled_reason = :reason");
+            req = req.expression_attribute_values(":reason", AttributeValue::S(reason.clone()));
+        }
+        let mut expression = format!("SET {}", set.join(", "));
+        if !add.is_empty() {
+            expression += &format!(" ADD {}", add.join(", "));
+        }
+        if !remove.is_empty() {
+            expression += &format!(" REMOVE {}", remove.join(", "));
+        }
+        req.update_expression(expression).send().await?;
+        Ok(())
+    }
+
+    /// Claims the probe that was due at `seen` for this deliverer: the next one moves to `next`,
+    /// `interval` later. False when another deliverer claimed it first (or the breaker closed).
+    pub async fn claim_probe(&self, principal: &Principal, endpoint: &EndpointId, seen: u64, next: u64, interval: u64) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(principal, endpoint)))
+            .update_expression("SET next_probe_at = :next, probe_interval = :interval")
+            .condition_expression("next_probe_at = :seen")
+            .expression_attribute_values(":seen", n(seen))
+            .expression_attribute_values(":next", n(next))
+            .expression_attribute_values(":interval", n(interval))
+            .return_values(ReturnValue::None)
+            .send()
+            .await;
+        match out.map_err(StoreError::from) {
+            Ok(_) => Ok(true),
+            Err(StoreError::Conflict) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The endpoint's health (healthy when none is stored).
+    pub async fn get(&self, principal: &Principal, endpoint: &EndpointId) -> Result<Health, StoreError> {
+        let out = self.client.get_item().table_name(&self.table).set_key(Some(Self::key(principal, endpoint))).consistent_read(true).send().await?;
+        Ok(out.item.map(Self::health_of).transpose()?.unwrap_or_default())
+    }
+
+    /// Forgets the endpoint's health: healthy again (an endpoint enabled again through the API).
+    pub async fn clear(&self, principal: &Principal, endpoint: &EndpointId) -> Result<(), StoreError> {
+        self.client.delete_item().table_name(&self.table).set_key(Some(Self::key(principal, endpoint))).send().await?;
+        Ok(())
+    }
+}
