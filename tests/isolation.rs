@@ -1,15 +1,19 @@
 //! Tenant isolation on the real local servers: waiting retries live in DynamoDB, not as in-flight
-//! SQS messages. Every test runs `paygate dev`'s pollers and scheduler on private tables and
+//! SQS messages; one merchant's dead endpoint does not delay another's webhooks; an endpoint's
+//! breaker opens, probes and closes; `rate_limit`, `429` + `Retry-After` and the concurrency cap
+//! hold; an endpoint failing for too long is disabled. Every test runs `paygate dev`'s pollers and scheduler on private tables and
 //! queues, with real receivers on 127.0.0.1. Nothing is timed: conditions are counted, and waited
 //! on with generous bounds.
 
 use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName;
+use futures::StreamExt;
 use integration_tests::receiver::{Answer, Receiver};
-use integration_tests::{account, eventually, isolated_stack, publish, test_principal};
+use integration_tests::{Api, account, eventually, isolated_stack, publish, test_principal};
 use paygate::store::deliveries::DeliveryStatus;
 use paygate::store::endpoints::Created;
+use paygate::webhook::breaker::BreakerConfig;
 use paygate::webhook::deliver::{Deliverer, RetrySchedule};
 use paygate::webhook::endpoints::{EnabledEvents, Endpoint, new_endpoint};
 use paygate::webhook::ssrf::WebhookClient;
@@ -23,10 +27,16 @@ fn deliverer(stack: &Stack, schedule: &[u64]) -> Deliverer {
     d
 }
 
-async fn endpoint(stack: &Stack, p: &Principal, r: &Receiver) -> Endpoint {
+/// An endpoint for every event type at the receiver (not yet stored), which expects its secret.
+fn endpoint_for(p: &Principal, r: &Receiver) -> Endpoint {
     let ep = new_endpoint(p.mode, r.url.parse().unwrap(), EnabledEvents::All, None);
-    assert_eq!(stack.endpoints().create(p, &ep).await.unwrap(), Created::Created);
     r.expect_secrets(&[ep.secret.expose()]);
+    ep
+}
+
+async fn endpoint(stack: &Stack, p: &Principal, r: &Receiver) -> Endpoint {
+    let ep = endpoint_for(p, r);
+    assert_eq!(stack.endpoints().create(p, &ep).await.unwrap(), Created::Created);
     ep
 }
 
@@ -105,4 +115,227 @@ async fn waiting_retries_are_not_in_flight_in_the_queue() {
         assert_eq!(stack.events().get(&p, e.id).await.unwrap().unwrap().pending_webhooks, 0);
     }
     assert!(receiver.received().iter().all(|r| r.verified));
+}
+
+/// A deliverer whose breaker works on the scale of a test: open after `threshold` failures, probes
+/// 1 s apart at first, 4 s at most.
+fn quick_breaker(stack: &Stack, schedule: &[u64], threshold: u32) -> Deliverer {
+    let mut d = deliverer(stack, schedule);
+    d.breaker = BreakerConfig { threshold, first_probe: 1, max_probe: 4, ..BreakerConfig::default() };
+    d
+}
+
+async fn publish_many(stack: &Stack, p: &Principal, n: usize) -> Vec<paygate::Event> {
+    futures::stream::iter(0..n)
+        .map(|i| publish(stack, p, EventType::PaymentSucceeded, serde_json::json!({"id": format!("pay_{i}"), "object": "payment"})))
+        .buffer_unordered(16)
+        .collect()
+        .await
+}
+
+/// Waits (bounded) until every event's delivery to `ep` has `status`.
+async fn all_become(stack: &Stack, p: &Principal, events: &[paygate::Event], ep: &Endpoint, status: DeliveryStatus, bound: Duration) -> bool {
+    eventually(bound, || async {
+        for e in events {
+            if stack.deliveries().status(p, e.id, &ep.id).await.unwrap() != Some(status) {
+                return None;
+            }
+        }
+        Some(())
+    })
+    .await
+    .is_some()
+}
+
+fn percentile(mut v: Vec<u64>, p: usize) -> u64 {
+    v.sort_unstable();
+    v.get((v.len() * p / 100).min(v.len().saturating_sub(1))).copied().unwrap_or_default()
+}
+
+/// B's milliseconds from publishing to the receiver, for each of `events`.
+fn latencies(r: &Receiver, published: &[(paygate::EventId, u64)]) -> Vec<u64> {
+    let got = r.received();
+    published
+        .iter()
+        .filter_map(|(id, at)| got.iter().find(|g| g.event.as_ref().is_some_and(|e| e.id == *id)).map(|g| g.at_ms.saturating_sub(*at)))
+        .collect()
+}
+
+/// Account A's endpoint accepts connections and never answers; account B's answers at once. With
+/// A's 600 events in the queue, B's events are all delivered while A's backlog still waits, and
+/// once A's breaker is open A's endpoint gets only its probes.
+#[tokio::test]
+async fn a_dead_endpoint_does_not_delay_another_merchant() {
+    let stack = isolated_stack().await;
+    let _pollers = pollers::start(&stack, quick_breaker(&stack, &[60, 60], 5), true).await.unwrap();
+    let (a, b) = (test_principal(&account(&stack).await), test_principal(&account(&stack).await));
+    let dead = Receiver::start(vec![Answer::Slow(Duration::from_secs(3600)); 100_000]).await;
+    let fast = Receiver::start(vec![]).await;
+    let a_ep = endpoint(&stack, &a, &dead).await;
+    let b_ep = endpoint(&stack, &b, &fast).await;
+
+    // B alone first: its figures, for comparison (printed, not asserted).
+    let mut alone = Vec::new();
+    for i in 0..12 {
+        let e = publish(&stack, &b, EventType::PaymentSucceeded, serde_json::json!({"id": format!("alone_{i}"), "object": "payment"})).await;
+        alone.push((e.id, paygate::ids::unix_now_ms()));
+        fast.wait_for(alone.len()).await;
+    }
+    let alone_ms = latencies(&fast, &alone);
+
+    let a_events = publish_many(&stack, &a, 600).await;
+    let mut with_a = Vec::new();
+    let mut b_events = Vec::new();
+    for i in 0..12 {
+        let at = paygate::ids::unix_now_ms();
+        let e = publish(&stack, &b, EventType::PaymentSucceeded, serde_json::json!({"id": format!("with_a_{i}"), "object": "payment"})).await;
+        with_a.push((e.id, at));
+        b_events.push(e);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(all_become(&stack, &b, &b_events, &b_ep, DeliveryStatus::Succeeded, Duration::from_secs(120)).await, "B's events all delivered");
+    let mut a_pending = 0;
+    for e in &a_events {
+        a_pending += stack.events().get(&a, e.id).await.unwrap().unwrap().pending_webhooks;
+    }
+    let with_a_ms = latencies(&fast, &with_a);
+    println!(
+        "B alone: p50 {} ms, p90 {} ms; B while A's 600 time out: p50 {} ms, p90 {} ms; A's deliveries still pending {a_pending}, A's attempts so far {}",
+        percentile(alone_ms.clone(), 50), percentile(alone_ms, 90), percentile(with_a_ms.clone(), 50), percentile(with_a_ms, 90), dead.started()
+    );
+    assert!(a_pending >= 500, "A's backlog was still there while B's events arrived ({a_pending} pending)");
+    assert!(stack.health().get(&a, &a_ep.id).await.unwrap().is_open(), "A's breaker is open");
+
+    // From now on A's endpoint gets its probes only: one per probe interval (1 s doubling to 4 s),
+    // at most 8 in 15 s of watching, where without the breaker it would get an attempt per event.
+    let before = dead.started();
+    tokio::time::sleep(Duration::from_secs(15)).await;
+    let probes = dead.started() - before;
+    println!("A's attempts in 15 s with its breaker open: {probes}");
+    assert!(probes <= 8, "{probes} attempts at a dead endpoint whose breaker is open");
+    assert!(dead.started() < a_events.len(), "not every A event was tried: {}", dead.started());
+}
+
+/// The endpoint fails, its breaker opens, the probes are spaced, the endpoint recovers and the
+/// breaker closes; then the backlog drains at the endpoint's `rate_limit`, counted by the receiver.
+#[tokio::test]
+async fn the_breaker_opens_probes_closes_and_the_backlog_drains_at_the_rate_limit() {
+    const RATE: u32 = 10;
+    const EVENTS: usize = 120;
+    let stack = isolated_stack().await;
+    let _pollers = pollers::start(&stack, quick_breaker(&stack, &[5, 5, 5], 3), true).await.unwrap();
+    let p = test_principal(&account(&stack).await);
+    let receiver = Receiver::start(vec![Answer::Status(503); 100_000]).await;
+    let ep = Endpoint { rate_limit: Some(RATE), ..endpoint_for(&p, &receiver) };
+    assert_eq!(stack.endpoints().create(&p, &ep).await.unwrap(), Created::Created);
+    let events = publish_many(&stack, &p, EVENTS).await;
+
+    // It opens, and probes: two probes claimed (the interval doubled twice, 1 s → 4 s).
+    let probing = eventually(Duration::from_secs(60), || async {
+        let h = stack.health().get(&p, &ep.id).await.unwrap();
+        (h.is_open() && h.probe_interval >= 4).then_some(())
+    })
+    .await;
+    assert!(probing.is_some(), "the breaker opened and probed: {:?}", stack.health().get(&p, &ep.id).await.unwrap());
+    let failed_so_far = receiver.started();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let probes = receiver.started() - failed_so_far;
+    assert!(probes <= 2, "one probe per interval (4 s now) while open, not the backlog: {probes} in 3 s");
+    assert!(failed_so_far < EVENTS / 2, "the breaker held most of the backlog: {failed_so_far} attempts");
+
+    // It answers again: the next probe closes the breaker and the backlog drains at its rate.
+    receiver.recover();
+    let recovered_at = paygate::ids::unix_now_ms();
+    assert!(all_become(&stack, &p, &events, &ep, DeliveryStatus::Succeeded, Duration::from_secs(180)).await, "the backlog was delivered");
+    let health = stack.health().get(&p, &ep.id).await.unwrap();
+    assert!(!health.is_open() && health.consecutive_failures == 0, "closed again: {health:?}");
+    let got = receiver.received();
+    assert_eq!(got.iter().filter(|r| r.status == 200).count(), EVENTS, "each event delivered once");
+    assert!(got.iter().all(|r| r.verified));
+    // The rate limit: never more than 10 % over it in any 10 s window (the sends are spaced by
+    // 1000 / RATE ms; arrival times add the network's jitter).
+    let times: Vec<u64> = got.iter().map(|r| r.at_ms).filter(|t| *t >= recovered_at).collect();
+    let most = times.iter().map(|t| times.iter().filter(|u| **u >= *t && **u < t + 10_000).count()).max().unwrap();
+    let span = times.iter().max().unwrap() - times.iter().min().unwrap();
+    println!("backlog of {} drained in {span} ms at rate_limit {RATE}/s; most in any 10 s window: {most}", times.len());
+    assert!(most <= (RATE as usize * 10) * 11 / 10, "{most} deliveries in 10 s at {RATE}/s");
+}
+
+/// A `429` with `Retry-After` pauses that endpoint (nothing else is sent to it until then), not
+/// the queue: another endpoint of the same account keeps receiving.
+#[tokio::test]
+async fn a_429_with_retry_after_slows_that_endpoint_down() {
+    let stack = isolated_stack().await;
+    let _pollers = pollers::start(&stack, quick_breaker(&stack, &[1, 1, 1], 5), true).await.unwrap();
+    let p = test_principal(&account(&stack).await);
+    let throttled = Receiver::start(vec![Answer::TooMany(4)]).await;
+    let other = Receiver::start(vec![]).await;
+    let ep = endpoint(&stack, &p, &throttled).await;
+    let other_ep = endpoint(&stack, &p, &other).await;
+    let first = publish(&stack, &p, EventType::PaymentSucceeded, serde_json::json!({"id": "pay_first", "object": "payment"})).await;
+    let paused = eventually(Duration::from_secs(30), || async { stack.health().get(&p, &ep.id).await.unwrap().paused_until }).await.expect("the 429 paused the endpoint");
+    let rest = publish_many(&stack, &p, 10).await;
+    assert!(all_become(&stack, &p, &rest, &other_ep, DeliveryStatus::Succeeded, Duration::from_secs(60)).await, "the other endpoint is not slowed");
+    let all: Vec<paygate::Event> = rest.iter().cloned().chain([first]).collect();
+    assert!(all_become(&stack, &p, &all, &ep, DeliveryStatus::Succeeded, Duration::from_secs(60)).await, "then the paused endpoint gets everything");
+    let got = throttled.received();
+    assert_eq!(got[0].status, 429);
+    let during: Vec<u64> = got[1..].iter().map(|r| r.at_ms).filter(|at| *at < paused * 1000).collect();
+    assert!(during.is_empty(), "nothing was sent during the pause (until {paused}): {during:?}");
+}
+
+/// An endpoint failing continuously for `disable_after` (5 days; 3 s here) is disabled with a
+/// reason; enabling it again through the API resets its breaker.
+#[tokio::test]
+async fn an_endpoint_failing_for_too_long_is_disabled_and_enabling_it_resets_the_breaker() {
+    let stack = isolated_stack().await;
+    let mut d = quick_breaker(&stack, &[1, 1, 1, 1, 1, 1, 1, 1], 2);
+    d.breaker.disable_after = 3;
+    let _pollers = pollers::start(&stack, d, true).await.unwrap();
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    let receiver = Receiver::start(vec![Answer::Status(500); 100_000]).await;
+    let ep = endpoint(&stack, &p, &receiver).await;
+    publish_many(&stack, &p, 5).await;
+    let api = Api::start(&stack).await;
+    let path = format!("/v1/webhook_endpoints/{}", ep.id);
+    let key = a.test_key.expose();
+    let disabled = eventually(Duration::from_secs(90), || async {
+        let r = api.get(&path, Some(key)).await;
+        (r.body["status"] == "disabled").then_some(r.body)
+    })
+    .await
+    .expect("disabled by its breaker");
+    assert!(disabled["health"]["disabled_reason"].as_str().unwrap().starts_with("failing since"), "{disabled}");
+    assert_eq!(disabled["health"]["state"], "open");
+
+    let enabled = api.post(&path, key, "status=enabled", None).await;
+    assert_eq!(enabled.status, 200, "{:?}", enabled.body);
+    assert_eq!(enabled.body["health"]["state"], "closed");
+    assert_eq!(enabled.body["health"]["consecutive_failures"], 0);
+    assert_eq!(enabled.body["health"]["disabled_reason"], serde_json::Value::Null);
+}
+
+/// A slow endpoint (200 after 2.5 s) with a backlog holds at most `max_concurrency` attempts at
+/// once; the rest wait in DynamoDB without holding a delivery slot, and all are delivered.
+#[tokio::test]
+async fn a_slow_endpoint_holds_at_most_its_concurrency() {
+    const CAP: u32 = 3;
+    let stack = isolated_stack().await;
+    let mut d = quick_breaker(&stack, &[5, 5, 5], 5);
+    d.breaker.max_concurrency = CAP;
+    let _pollers = pollers::start(&stack, d, true).await.unwrap();
+    let p = test_principal(&account(&stack).await);
+    let slow = Receiver::start(vec![Answer::Slow(Duration::from_millis(2_500)); 100_000]).await;
+    let ep = endpoint(&stack, &p, &slow).await;
+    // The first attempts find it slow.
+    let first = publish_many(&stack, &p, 2).await;
+    assert!(all_become(&stack, &p, &first, &ep, DeliveryStatus::Succeeded, Duration::from_secs(60)).await);
+    assert!(stack.health().get(&p, &ep.id).await.unwrap().slow_since.is_some(), "marked slow");
+    slow.reset_max_in_flight();
+    let backlog = publish_many(&stack, &p, 30).await;
+    assert!(all_become(&stack, &p, &backlog, &ep, DeliveryStatus::Succeeded, Duration::from_secs(180)).await, "the backlog was delivered");
+    println!("most attempts in flight at once at a slow endpoint with a cap of {CAP}: {}", slow.max_in_flight());
+    assert!(slow.max_in_flight() <= CAP as usize, "{} in flight", slow.max_in_flight());
+    assert!(slow.max_in_flight() >= 2, "and it was used");
 }

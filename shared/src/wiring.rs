@@ -93,6 +93,7 @@ impl Deps {
             endpoints: self.endpoints(),
             idempotency: IdempotencyStore::new(self.clients.dynamodb.clone(), &self.config.webhook_endpoints_table),
             deliveries: self.deliveries(),
+            health: self.health(),
             events: self.events(),
             fanout: self.fanout(),
             policy: self.policy,

@@ -21,6 +21,8 @@ pub enum Answer {
     Slow(Duration),
     /// This status with a body of this many bytes.
     Big(u16, usize),
+    /// 429 with `Retry-After` of this many seconds.
+    TooMany(u64),
 }
 
 /// One request as received.
@@ -32,6 +34,10 @@ pub struct Received {
     pub verified: bool,
     /// How many `v1=` signatures the Stripe-style header carried.
     pub v1_count: usize,
+    /// Unix milliseconds when it arrived.
+    pub at_ms: u64,
+    /// The status it was answered with.
+    pub status: u16,
 }
 
 #[derive(Default)]
@@ -46,6 +52,8 @@ pub struct Receiver {
     inner: Arc<Mutex<Inner>>,
     in_flight: Arc<AtomicUsize>,
     max_in_flight: Arc<AtomicUsize>,
+    /// Requests begun (answered or not).
+    started: Arc<AtomicUsize>,
     pub url: String,
 }
 
@@ -74,6 +82,21 @@ impl Receiver {
         self.max_in_flight.load(Ordering::SeqCst)
     }
 
+    /// Answers 200 from now on (the scripted answers not given yet are dropped).
+    pub fn recover(&self) {
+        self.inner.lock().unwrap().script.clear();
+    }
+
+    /// Counts the most requests in flight at once from now on.
+    pub fn reset_max_in_flight(&self) {
+        self.max_in_flight.store(self.in_flight.load(Ordering::SeqCst), Ordering::SeqCst);
+    }
+
+    /// Requests begun so far, answered or not (a receiver that never answers counts its attempts).
+    pub fn started(&self) -> usize {
+        self.started.load(Ordering::SeqCst)
+    }
+
     /// Waits (bounded) until `n` requests have arrived.
     pub async fn wait_for(&self, n: usize) -> Vec<Received> {
         crate::eventually(Duration::from_secs(30), || async { Some(self.received()).filter(|r| r.len() >= n) }).await.unwrap_or_else(|| self.received())
@@ -85,6 +108,8 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
 }
 
 async fn handle(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> Response {
+    let at_ms = paygate::ids::unix_now_ms();
+    r.started.fetch_add(1, Ordering::SeqCst);
     let now = r.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
     r.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let (secrets, answer) = {
@@ -110,16 +135,24 @@ async fn handle(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> R
     if let Answer::Slow(d) = &answer {
         tokio::time::sleep(*d).await;
     }
+    let status = match answer {
+        Answer::Status(s) | Answer::Big(s, _) => s,
+        Answer::Slow(_) => 200,
+        Answer::TooMany(_) => 429,
+    };
     r.inner.lock().unwrap().received.push(Received {
         body: body.to_vec(),
         event,
         verified,
         v1_count: sig.matches("v1=").count(),
+        at_ms,
+        status,
     });
     r.in_flight.fetch_sub(1, Ordering::SeqCst);
     match answer {
         Answer::Status(s) => (StatusCode::from_u16(s).unwrap(), "answered").into_response(),
         Answer::Slow(_) => (StatusCode::OK, "slow").into_response(),
         Answer::Big(s, n) => (StatusCode::from_u16(s).unwrap(), vec![b'x'; n]).into_response(),
+        Answer::TooMany(secs) => (StatusCode::TOO_MANY_REQUESTS, [("retry-after", secs.to_string())], "slow down").into_response(),
     }
 }

@@ -17,7 +17,10 @@ use crate::ids::{Timestamp, EventId, Principal, unix_now};
 use crate::list::Page;
 use crate::store::endpoints::Created;
 use crate::ids::EndpointId;
-use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, new_endpoint, rotate};
+use crate::store::get_many;
+use crate::store::health::HealthStore;
+use crate::webhook::breaker::Health;
+use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, MAX_RATE_LIMIT, new_endpoint, rotate};
 use crate::webhook::fanout::DeliveryMessage;
 use crate::webhook::ssrf::check_url;
 use crate::webhook::stats::{MAX_ATTEMPTS, Window};
@@ -31,9 +34,10 @@ pub async fn create(State(api): State<Arc<Api>>, principal: Principal, Form(mut 
     let url = p.required("url")?;
     let enabled_events = enabled_events(&mut p)?.ok_or_else(|| missing("enabled_events"))?;
     let description = description(p.string("description")?)?;
+    let rate_limit = rate_limit(&mut p)?.flatten();
     p.done()?;
     let url = check_url(&url, principal.mode, api.policy).await?;
-    let endpoint = new_endpoint(principal.mode, url, enabled_events, description);
+    let endpoint = Endpoint { rate_limit, ..new_endpoint(principal.mode, url, enabled_events, description) };
     match api.endpoints.create(&principal, &endpoint).await? {
         Created::Created => {}
         Created::LimitReached(max) => {
@@ -45,7 +49,7 @@ pub async fn create(State(api): State<Arc<Api>>, principal: Principal, Form(mut 
         }
     }
     tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint created");
-    Ok(Json(endpoint.to_json(true)))
+    Ok(Json(with_health(endpoint.to_json(true), &Health::default())))
 }
 
 /// `GET /v1/webhook_endpoints`: Stripe's list; at most 16 endpoints exist, read in one Query.
@@ -54,23 +58,33 @@ pub async fn list(State(api): State<Arc<Api>>, principal: Principal, Query(mut p
     p.done()?;
     let all = api.endpoints.list(&principal).await?; // newest first
     let page = Page::of(all, |e| &e.id, &query);
-    let data: Vec<Value> = page.data.iter().map(|e| e.to_json(false)).collect();
+    let ids: Vec<EndpointId> = page.data.iter().map(|e| e.id).collect();
+    let health = api.health_of(&principal, &ids).await?;
+    let data: Vec<Value> = page.data.iter().zip(&health).map(|(e, h)| with_health(e.to_json(false), h)).collect();
     Ok(Json(Page { data, has_more: page.has_more }.to_json("/v1/webhook_endpoints")).into_response())
 }
 
 /// `GET /v1/webhook_endpoints/{id}`.
 pub async fn retrieve(State(api): State<Arc<Api>>, principal: Principal, _: NoQuery, PathId(id): PathId) -> Reply {
-    Ok(Json(api.endpoint(&principal, &id).await?.to_json(false)))
+    let endpoint = api.endpoint(&principal, &id).await?;
+    let health = api.health.get(&principal, &endpoint.id).await?;
+    Ok(Json(with_health(endpoint.to_json(false), &health)))
 }
 
-/// `POST /v1/webhook_endpoints/{id}`: any of url, enabled_events (or events), description, status.
+/// `POST /v1/webhook_endpoints/{id}`: any of url, enabled_events (or events), description, status,
+/// rate_limit. Enabling a disabled endpoint resets its breaker.
 pub async fn update(State(api): State<Arc<Api>>, principal: Principal, PathId(id): PathId, Form(mut p): Form) -> Reply {
     let mut endpoint = api.endpoint(&principal, &id).await?;
+    let was = endpoint.status;
     let url = p.string("url")?;
     let events = enabled_events(&mut p)?;
     let desc = p.string("description")?;
     let status = p.string("status")?;
+    let limit = rate_limit(&mut p)?;
     p.done()?;
+    if let Some(limit) = limit {
+        endpoint.rate_limit = limit;
+    }
     if let Some(url) = url {
         endpoint.url = check_url(&url, principal.mode, api.policy).await?;
     }
@@ -86,7 +100,12 @@ pub async fn update(State(api): State<Arc<Api>>, principal: Principal, PathId(id
             .map_err(|_| ApiError::invalid(Code::ParameterInvalid, "status", "status must be enabled or disabled."))?;
     }
     api.save(&principal, &endpoint).await?;
-    Ok(Json(endpoint.to_json(false)))
+    if was == EndpointStatus::Disabled && endpoint.status == EndpointStatus::Enabled {
+        api.health.clear(&principal, &endpoint.id).await?;
+        tracing::info!(endpoint_id = %endpoint.id, "endpoint enabled again: its breaker is reset");
+    }
+    let health = api.health.get(&principal, &endpoint.id).await?;
+    Ok(Json(with_health(endpoint.to_json(false), &health)))
 }
 
 /// `DELETE /v1/webhook_endpoints/{id}`.
@@ -105,7 +124,8 @@ pub async fn rotate_secret(State(api): State<Arc<Api>>, principal: Principal, Pa
     rotate(&mut endpoint, unix_now());
     api.save(&principal, &endpoint).await?;
     tracing::info!(endpoint_id = %endpoint.id, "webhook secret rotated");
-    Ok(Json(endpoint.to_json(true)))
+    let health = api.health.get(&principal, &endpoint.id).await?;
+    Ok(Json(with_health(endpoint.to_json(true), &health)))
 }
 
 /// `POST /v1/webhook_endpoints/{id}/resend` with `event`: delivers the event to the endpoint again.
@@ -168,6 +188,17 @@ fn enabled_events(p: &mut Params) -> Result<Option<EnabledEvents>, ApiError> {
     }
 }
 
+/// `rate_limit`: deliveries per second, 1 to [`MAX_RATE_LIMIT`]; empty (or JSON null) removes it.
+fn rate_limit(p: &mut Params) -> Result<Option<Option<u32>>, ApiError> {
+    p.clearable_number("rate_limit", 1, MAX_RATE_LIMIT)
+}
+
+/// An endpoint's API object with its delivery health.
+fn with_health(mut endpoint: Value, health: &Health) -> Value {
+    endpoint["health"] = health.to_json();
+    endpoint
+}
+
 fn description(d: Option<String>) -> Result<Option<String>, ApiError> {
     match d {
         Some(d) if d.chars().count() > MAX_DESCRIPTION => Err(ApiError::invalid(
@@ -216,6 +247,13 @@ impl Api {
         if let Err(e) = self.fanout.enqueue(&messages).await {
             tracing::warn!(error = %e, "could not enqueue re-opened deliveries; the sweeper sends them");
         }
+    }
+
+    /// The health of each endpoint, in order: one BatchGetItem.
+    async fn health_of(&self, principal: &Principal, ids: &[EndpointId]) -> Result<Vec<Health>, ApiError> {
+        let refs: Vec<_> = ids.iter().map(|id| self.health.item_ref(principal, id)).collect();
+        let items = get_many(self.health.client(), &refs).await?;
+        Ok(items.into_iter().map(|i| i.map(HealthStore::health_of).transpose()).collect::<Result<Vec<_>, _>>()?.into_iter().map(Option::unwrap_or_default).collect())
     }
 
     /// The endpoint the path names, or a 404 (a malformed id names none).

@@ -39,6 +39,8 @@ pub struct Api {
     pub endpoints: EndpointStore,
     pub idempotency: IdempotencyStore,
     pub deliveries: DeliveryStore,
+    /// Each endpoint's delivery health (its breaker), shown on the endpoint.
+    pub health: crate::store::health::HealthStore,
     pub fanout: Fanout,
     pub policy: UrlPolicy,
 }

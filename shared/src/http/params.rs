@@ -81,6 +81,24 @@ impl Params {
         }
     }
 
+    /// A whole number from `min` to `max` (a JSON number or a string of digits) that may be cleared:
+    /// absent → `None`; JSON `null` or `""` → `Some(None)` (clear it); else `Some(Some(n))`.
+    pub fn clearable_number(&mut self, name: &str, min: u32, max: u32) -> Result<Option<Option<u32>>, ApiError> {
+        let bad = || ApiError::invalid(Code::ParameterInvalid, name, format!("{name} must be a whole number from {min} to {max}, or empty to remove it."));
+        let n = match self.values.remove(name) {
+            None => return Ok(None),
+            Some(Value::Null) => return Ok(Some(None)),
+            Some(Value::String(s)) if s.is_empty() => return Ok(Some(None)),
+            Some(Value::String(s)) => s.parse::<u32>().map_err(|_| bad())?,
+            Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(bad)?,
+            Some(_) => return Err(bad()),
+        };
+        if !(min..=max).contains(&n) {
+            return Err(bad());
+        }
+        Ok(Some(Some(n)))
+    }
+
     /// A string that must be there and not blank.
     pub fn required(&mut self, name: &str) -> Result<String, ApiError> {
         self.string(name)?.filter(|s| !s.trim().is_empty()).ok_or_else(|| missing(name))

@@ -42,6 +42,8 @@ struct EndpointItem {
     secret: WebhookSecret,
     previous_secret: Option<WebhookSecret>,
     previous_secret_expires_at: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    rate_limit: Option<u32>,
 }
 
 impl EndpointItem {
@@ -60,6 +62,7 @@ impl EndpointItem {
             created_at: item.created_at,
             secret: item.secret,
             previous_secret: item.previous_secret.zip(item.previous_secret_expires_at),
+            rate_limit: item.rate_limit,
         })
     }
 
@@ -75,6 +78,7 @@ impl EndpointItem {
             secret: this.secret.clone(),
             previous_secret: this.previous_secret.as_ref().map(|(s, _)| s.clone()),
             previous_secret_expires_at: this.previous_secret.as_ref().map(|(_, t)| *t),
+            rate_limit: this.rate_limit,
         }
     }
 }

@@ -20,6 +20,18 @@ pub struct HealthStore {
     table: String,
 }
 
+/// A conditional write's outcome: false when its condition failed.
+fn conditional<T, E, R>(out: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    StoreError: From<aws_sdk_dynamodb::error::SdkError<E, R>>,
+{
+    match out.map_err(StoreError::from) {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 fn n(v: u64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
@@ -32,6 +44,11 @@ impl HealthStore {
 
     fn key(principal: &Principal, endpoint: &EndpointId) -> Item {
         key_item(&SortKey { pk: endpoint_partition(principal, endpoint), sk: SK.to_owned() })
+    }
+
+    /// The client, for [`crate::store::get_many`] across endpoints.
+    pub fn client(&self) -> &Client {
+        &self.client
     }
 
     /// Where the endpoint's health lives (for [`crate::store::get_many`]).
@@ -69,6 +86,14 @@ impl HealthStore {
             set.push("paused_until = :paused");
             req = req.expression_attribute_values(":paused", n(until));
         }
+        match u.slow {
+            Some(true) => {
+                set.extend(["slow_since = if_not_exists(slow_since, :now)", "leases = if_not_exists(leases, :no_leases)"]);
+                req = req.expression_attribute_values(":no_leases", AttributeValue::M(Default::default()));
+            }
+            Some(false) => remove.push("slow_since"),
+            None => {}
+        }
         if let Some(reason) = &u.disable {
             set.push("disabled_reason = :reason");
             req = req.expression_attribute_values(":reason", AttributeValue::S(reason.clone()));
@@ -100,11 +125,58 @@ impl HealthStore {
             .return_values(ReturnValue::None)
             .send()
             .await;
-        match out.map_err(StoreError::from) {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(e) => Err(e),
-        }
+        conditional(out)
+    }
+
+    /// Takes `rate_limit` slots: moves the endpoint's `tat_ms` from `seen` (what the batch read)
+    /// to `next`. False when another deliverer moved it first (this batch then takes none).
+    pub async fn take_slots(&self, principal: &Principal, endpoint: &EndpointId, seen: Option<u64>, next: u64) -> Result<bool, StoreError> {
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(principal, endpoint)))
+            .update_expression("SET tat_ms = :next")
+            .expression_attribute_values(":next", n(next));
+        req = match seen {
+            Some(seen) => req.condition_expression("tat_ms = :seen").expression_attribute_values(":seen", n(seen)),
+            None => req.condition_expression("attribute_not_exists(tat_ms)"),
+        };
+        conditional(req.send().await)
+    }
+
+    /// Takes lease `id` of a slow endpoint until `until_ms`, if it is free (absent or expired at
+    /// `now_ms`).
+    pub async fn acquire_lease(&self, principal: &Principal, endpoint: &EndpointId, id: &str, until_ms: u64, now_ms: u64) -> Result<bool, StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(principal, endpoint)))
+            .update_expression("SET leases.#i = :until")
+            .condition_expression("attribute_exists(leases) AND (attribute_not_exists(leases.#i) OR leases.#i < :now)")
+            .expression_attribute_names("#i", id)
+            .expression_attribute_values(":until", n(until_ms))
+            .expression_attribute_values(":now", n(now_ms))
+            .send()
+            .await;
+        conditional(out)
+    }
+
+    /// Gives lease `id` back, if it is still the one taken until `until_ms`.
+    pub async fn release_lease(&self, principal: &Principal, endpoint: &EndpointId, id: &str, until_ms: u64) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(principal, endpoint)))
+            .update_expression("REMOVE leases.#i")
+            .condition_expression("leases.#i = :until")
+            .expression_attribute_names("#i", id)
+            .expression_attribute_values(":until", n(until_ms))
+            .send()
+            .await;
+        conditional(out).map(|_| ())
     }
 
     /// The endpoint's health (healthy when none is stored).

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::ids::Timestamp;
+use crate::webhook::throttle::SLOW_MS;
 
 /// The breaker's thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -35,19 +36,22 @@ pub struct BreakerConfig {
     pub max_probe: u64,
     /// Seconds of continuous failure after which the endpoint is disabled.
     pub disable_after: u64,
+    /// Attempts at once to a slow endpoint, across every deliverer (`webhook::throttle`).
+    pub max_concurrency: u32,
 }
 
 impl Default for BreakerConfig {
     /// 5 failures in a row; probes 30 s apart at first, then 1, 2, 4, 8 and 10 minutes; disabled
     /// after 5 days of failing.
     fn default() -> Self {
-        BreakerConfig { threshold: 5, first_probe: 30, max_probe: 600, disable_after: 5 * 86_400 }
+        BreakerConfig { threshold: 5, first_probe: 30, max_probe: 600, disable_after: 5 * 86_400, max_concurrency: 10 }
     }
 }
 
 impl BreakerConfig {
-    /// `PAYGATE_BREAKER_THRESHOLD`, `PAYGATE_BREAKER_PROBE_SECONDS` (`first,max`) and
-    /// `PAYGATE_DISABLE_AFTER_SECONDS`, each defaulting to [`BreakerConfig::default`].
+    /// `PAYGATE_BREAKER_THRESHOLD`, `PAYGATE_BREAKER_PROBE_SECONDS` (`first,max`),
+    /// `PAYGATE_DISABLE_AFTER_SECONDS` and `PAYGATE_ENDPOINT_CONCURRENCY`, each defaulting to
+    /// [`BreakerConfig::default`].
     pub fn from_env() -> Result<Self, String> {
         Self::from_lookup(|k| std::env::var(k).ok())
     }
@@ -65,6 +69,9 @@ impl BreakerConfig {
         }
         if let Some(v) = get("PAYGATE_DISABLE_AFTER_SECONDS").filter(|v| !v.trim().is_empty()) {
             c.disable_after = number("PAYGATE_DISABLE_AFTER_SECONDS", &v)?.max(1);
+        }
+        if let Some(v) = get("PAYGATE_ENDPOINT_CONCURRENCY").filter(|v| !v.trim().is_empty()) {
+            c.max_concurrency = u32::try_from(number("PAYGATE_ENDPOINT_CONCURRENCY", &v)?.clamp(1, 100)).unwrap_or(100);
         }
         Ok(c)
     }
@@ -90,6 +97,15 @@ pub struct Health {
     /// Why the breaker disabled the endpoint, when it did.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disabled_reason: Option<String>,
+    /// The endpoint's `rate_limit` state: the theoretical arrival time of its next send, unix ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tat_ms: Option<u64>,
+    /// Set while its attempts are slow: each one then takes a lease (`webhook::throttle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_since: Option<u64>,
+    /// The leases of a slow endpoint: lease number → expiry (unix ms).
+    #[serde(default)]
+    pub leases: std::collections::BTreeMap<String, u64>,
 }
 
 /// What one attempt says of its endpoint's health.
@@ -115,6 +131,8 @@ pub struct HealthUpdate {
     pub paused_until: Option<u64>,
     /// Disable the endpoint, with this reason.
     pub disable: Option<String>,
+    /// Mark the endpoint slow (`Some(true)`) or fast again (`Some(false)`).
+    pub slow: Option<bool>,
 }
 
 impl Health {
@@ -132,7 +150,9 @@ impl Health {
     /// breaker; otherwise failures add to the run, open the breaker at the threshold and disable
     /// the endpoint after `disable_after` of failing; a `429` pauses it. `None` when nothing changes
     /// (a healthy endpoint that succeeded).
-    pub fn update(&self, signals: &[Signal], config: &BreakerConfig, now: u64) -> Option<HealthUpdate> {
+    /// `latencies_ms`: how long the batch's attempts took, which marks the endpoint slow (any at
+    /// [`SLOW_MS`] or more) or fast again (all under it).
+    pub fn update(&self, signals: &[Signal], latencies_ms: &[u64], config: &BreakerConfig, now: u64) -> Option<HealthUpdate> {
         let mut u = HealthUpdate { paused_until: signals.iter().filter_map(|s| match s {
             Signal::Throttled { until } => Some(*until),
             _ => None,
@@ -151,6 +171,10 @@ impl Health {
                 }
             }
         }
+        let slow = latencies_ms.iter().any(|l| *l >= SLOW_MS);
+        if !latencies_ms.is_empty() && slow != self.slow_since.is_some() {
+            u.slow = Some(slow);
+        }
         (u != HealthUpdate::default()).then_some(u)
     }
 
@@ -163,6 +187,7 @@ impl Health {
             "next_probe_at": self.next_probe_at.map(Timestamp),
             "paused_until": self.paused_until.map(Timestamp),
             "disabled_reason": self.disabled_reason,
+            "slow": self.slow_since.is_some(),
         })
     }
 }
@@ -171,21 +196,21 @@ impl Health {
 mod tests {
     use super::*;
 
-    const C: BreakerConfig = BreakerConfig { threshold: 5, first_probe: 30, max_probe: 600, disable_after: 1000 };
+    const C: BreakerConfig = BreakerConfig { threshold: 5, first_probe: 30, max_probe: 600, disable_after: 1000, max_concurrency: 10 };
 
     #[test]
     fn failures_open_the_breaker_at_the_threshold_and_a_success_closes_it() {
         let healthy = Health::default();
-        assert_eq!(healthy.update(&[Signal::Succeeded], &C, 100), None, "a healthy success writes nothing");
-        let four = healthy.update(&[Signal::Failed; 4], &C, 100).unwrap();
+        assert_eq!(healthy.update(&[Signal::Succeeded], &[], &C, 100), None, "a healthy success writes nothing");
+        let four = healthy.update(&[Signal::Failed; 4], &[], &C, 100).unwrap();
         assert_eq!((four.failures, four.open, four.reset), (4, None, false));
         let failing = Health { consecutive_failures: 4, failing_since: Some(100), ..Health::default() };
-        let fifth = failing.update(&[Signal::Failed], &C, 110).unwrap();
+        let fifth = failing.update(&[Signal::Failed], &[], &C, 110).unwrap();
         assert_eq!(fifth.open, Some((140, 30)));
         let open = Health { consecutive_failures: 5, failing_since: Some(100), next_probe_at: Some(140), probe_interval: 30, ..Health::default() };
-        assert_eq!(open.update(&[Signal::Failed], &C, 150).unwrap().open, None, "open already");
+        assert_eq!(open.update(&[Signal::Failed], &[], &C, 150).unwrap().open, None, "open already");
         // A success among failures: the endpoint works.
-        let u = open.update(&[Signal::Failed, Signal::Succeeded], &C, 150).unwrap();
+        let u = open.update(&[Signal::Failed, Signal::Succeeded], &[], &C, 150).unwrap();
         assert!(u.reset && u.failures == 0);
     }
 
@@ -204,10 +229,20 @@ mod tests {
     #[test]
     fn a_long_failure_disables_and_a_429_pauses_without_counting() {
         let h = Health { consecutive_failures: 50, failing_since: Some(100), next_probe_at: Some(2000), probe_interval: 600, ..Health::default() };
-        assert_eq!(h.update(&[Signal::Failed], &C, 1099).unwrap().disable, None);
-        assert!(h.update(&[Signal::Failed], &C, 1100).unwrap().disable.unwrap().starts_with("failing since"));
-        let u = Health::default().update(&[Signal::Throttled { until: 160 }, Signal::Throttled { until: 130 }], &C, 100).unwrap();
+        assert_eq!(h.update(&[Signal::Failed], &[], &C, 1099).unwrap().disable, None);
+        assert!(h.update(&[Signal::Failed], &[], &C, 1100).unwrap().disable.unwrap().starts_with("failing since"));
+        let u = Health::default().update(&[Signal::Throttled { until: 160 }, Signal::Throttled { until: 130 }], &[], &C, 100).unwrap();
         assert_eq!((u.paused_until, u.failures, u.open), (Some(160), 0, None));
+    }
+
+    #[test]
+    fn slow_attempts_mark_the_endpoint_slow_and_fast_ones_clear_it() {
+        let fast = Health::default();
+        assert_eq!(fast.update(&[Signal::Succeeded], &[30, 2_500], &C, 100).unwrap().slow, Some(true));
+        assert_eq!(fast.update(&[Signal::Succeeded], &[30, 40], &C, 100), None);
+        let slow = Health { slow_since: Some(90), ..Health::default() };
+        assert_eq!(slow.update(&[Signal::Succeeded], &[30], &C, 100).unwrap().slow, Some(false));
+        assert_eq!(slow.update(&[Signal::Succeeded], &[3_000], &C, 100), None, "slow already");
     }
 
     #[test]
@@ -220,7 +255,7 @@ mod tests {
             _ => None,
         })
         .unwrap();
-        assert_eq!(c, BreakerConfig { threshold: 3, first_probe: 1, max_probe: 4, disable_after: 20 });
+        assert_eq!(c, BreakerConfig { threshold: 3, first_probe: 1, max_probe: 4, disable_after: 20, max_concurrency: 10 });
         assert!(BreakerConfig::from_lookup(|k| (k == "PAYGATE_BREAKER_PROBE_SECONDS").then(|| "30".into())).is_err());
     }
 }

@@ -25,7 +25,9 @@ use crate::store::endpoints::EndpointStore;
 use crate::store::health::HealthStore;
 use crate::webhook::breaker::{BreakerConfig, Health, Signal};
 use crate::webhook::decision::{Decision, Facts, Verdict, after, decide};
-use crate::webhook::endpoints::EndpointStatus;
+use crate::event::EventJson;
+use crate::webhook::endpoints::{Endpoint, EndpointStatus};
+use crate::webhook::throttle;
 use crate::webhook::fanout::DeliveryMessage;
 use crate::webhook::signature::sign;
 use crate::webhook::ssrf::WebhookClient;
@@ -69,12 +71,12 @@ enum Then {
 }
 
 /// One message's plan: the state change to write (if any), what follows, and what its attempt (if
-/// any) said of its endpoint.
+/// any) said of its endpoint and how long it took.
 #[derive(Debug)]
 struct Plan {
     change: Option<StateChange>,
     then: Then,
-    signal: Option<Signal>,
+    signal: Option<(Signal, u64)>,
 }
 
 impl Plan {
@@ -88,6 +90,34 @@ struct Work {
     msg: DeliveryMessage,
     snapshot: Snapshot,
 }
+
+/// What one delivery comes to once decided: a plan already, or an attempt to make.
+enum Step {
+    Plan(Plan),
+    Ready(Ready),
+}
+
+/// A delivery to attempt: its event and endpoint, and which attempt it is.
+struct Ready {
+    msg: DeliveryMessage,
+    event: EventJson,
+    endpoint: Endpoint,
+    health: Health,
+    attempt: u32,
+}
+
+/// What the endpoint's throttle allows one ready delivery (`webhook::throttle`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Gate {
+    /// Send it, at `at_ms` (a `rate_limit` slot) or now, holding this lease (a slow endpoint's).
+    Go { at_ms: Option<u64>, lease: Option<(String, u64)> },
+    /// Not now: it waits in DynamoDB until then (unix seconds).
+    Wait(u64),
+}
+
+/// How long a lease is held at most: longer than any attempt (15 s) with room to spare, so a
+/// deliverer that died holding one frees it by then.
+const LEASE_MS: u64 = 30_000;
 
 impl Deliverer {
     /// The SQS handler. Every message of the batch at once: one read of every state, event,
@@ -138,16 +168,31 @@ impl Deliverer {
         let work: Vec<Option<Work>> =
             deliveries.into_iter().map(|d| d.map(|msg| Work { msg, snapshot: snapshots.next().expect("one snapshot per delivery") })).collect();
         // Each endpoint's health as read, for the health update after the batch.
-        let mut health: HashMap<(Principal, EndpointId), (Health, Vec<Signal>)> = HashMap::new();
+        let mut health: HashMap<(Principal, EndpointId), (Health, Vec<Signal>, Vec<u64>)> = HashMap::new();
         for w in work.iter().flatten() {
-            health.entry((w.msg.principal(), w.msg.endpoint_id)).or_insert_with(|| (w.snapshot.health.clone(), Vec::new()));
+            health.entry((w.msg.principal(), w.msg.endpoint_id)).or_insert_with(|| (w.snapshot.health.clone(), Vec::new(), Vec::new()));
         }
+        let keys: Vec<Option<(Principal, EndpointId)>> = work.iter().map(|w| w.as_ref().map(|w| (w.msg.principal(), w.msg.endpoint_id))).collect();
 
-        let plans = join_all(messages.iter().zip(work).map(|(m, work)| async move {
-            let Some(Work { msg, snapshot }) = work else { return Ok((None, Plan::done(None))) };
+        // Decide each delivery, then ask each endpoint's throttle about those to attempt, then attempt.
+        let steps = join_all(messages.iter().zip(work).map(|(m, work)| async move {
+            let Some(Work { msg, snapshot }) = work else { return Ok(Step::Plan(Plan::done(None))) };
             let span = tracing::info_span!("deliver", event_id = %msg.event_id, endpoint_id = %msg.endpoint_id);
-            let key = (msg.principal(), msg.endpoint_id);
-            self.one(m, msg, snapshot).instrument(span).await.map(|plan| (Some(key), plan))
+            self.prepare(m, msg, snapshot).instrument(span).await
+        }))
+        .await;
+        let gates = self.gates(&steps).await;
+        let plans = join_all(steps.into_iter().zip(gates).zip(keys).map(|((step, gate), key)| async move {
+            let plan = match (step?, gate) {
+                (Step::Plan(plan), _) => plan,
+                (Step::Ready(ready), Some(Ok(gate))) => {
+                    let span = tracing::info_span!("deliver", event_id = %ready.msg.event_id, endpoint_id = %ready.msg.endpoint_id);
+                    self.attempt(ready, gate).instrument(span).await?
+                }
+                (Step::Ready(_), Some(Err(e))) => return Err(e),
+                (Step::Ready(_), None) => unreachable!("every ready delivery has a gate"),
+            };
+            Ok((key, plan))
         }))
         .await;
 
@@ -162,8 +207,9 @@ impl Deliverer {
             };
             match (plan, write) {
                 (Ok((key, plan)), Ok(())) => {
-                    if let (Some(signal), Some((_, signals))) = (plan.signal, key.and_then(|k| health.get_mut(&k))) {
+                    if let (Some((signal, latency)), Some((_, signals, latencies))) = (plan.signal, key.and_then(|k| health.get_mut(&k))) {
                         signals.push(signal);
+                        latencies.push(latency);
                     }
                     thens.push((m, Some(plan.then)));
                 }
@@ -187,10 +233,10 @@ impl Deliverer {
     /// Writes what the batch's attempts changed in each endpoint's health (nothing for a healthy
     /// endpoint that answered), and disables an endpoint failing for too long. Best effort: the
     /// deliveries are written already, and the next batch's attempts update it again.
-    async fn record_health(&self, health: HashMap<(Principal, EndpointId), (Health, Vec<Signal>)>) {
+    async fn record_health(&self, health: HashMap<(Principal, EndpointId), (Health, Vec<Signal>, Vec<u64>)>) {
         let now = unix_now();
-        join_all(health.into_iter().map(|((principal, endpoint), (was, signals))| async move {
-            let Some(update) = was.update(&signals, &self.breaker, now) else { return };
+        join_all(health.into_iter().map(|((principal, endpoint), (was, signals, latencies))| async move {
+            let Some(update) = was.update(&signals, &latencies, &self.breaker, now) else { return };
             if update.open.is_some() {
                 tracing::warn!(endpoint_id = %endpoint, failures = was.consecutive_failures + update.failures, "endpoint failing: its breaker opens; deliveries wait for a probe");
             }
@@ -242,21 +288,12 @@ impl Deliverer {
         }
     }
 
-    /// One delivery: [`decide`] on what was read, the I/O the decision asks for (re-opening, the
-    /// probe claim, the POST), and [`after`] on the answer.
-    async fn one(&self, m: &SqsMessage, msg: DeliveryMessage, mut snapshot: Snapshot) -> Result<Plan, StoreError> {
+    /// One delivery, decided: [`decide`] on what was read, with the I/O a decision asks for
+    /// (re-opening a redriven delivery, claiming the breaker's probe).
+    async fn prepare(&self, m: &SqsMessage, msg: DeliveryMessage, mut snapshot: Snapshot) -> Result<Step, StoreError> {
         let principal = msg.principal();
         let (event_id, endpoint_id) = (msg.event_id, msg.endpoint_id);
         let schedule = self.schedule.for_mode(principal.mode);
-        let settle = |status, attempt: Option<Attempt>, event_exists| StateChange::Settle {
-            principal: principal.clone(),
-            event: event_id,
-            endpoint: endpoint_id,
-            status,
-            attempt,
-            event_exists,
-        };
-        let hold = |until| StateChange::Hold { principal: principal.clone(), event: event_id, endpoint: endpoint_id, until };
         let jitter: f64 = rand::rng().random_range(0.0..1.0);
         let now = unix_now();
         let mut decision = decide(&facts(&snapshot, m.message_attributes.contains_key(DLQ_REASON)), schedule, now, jitter);
@@ -269,23 +306,30 @@ impl Deliverer {
         let attempt = match decision {
             Decision::Skip(why) => {
                 tracing::info!(?why, "nothing to do; message acknowledged");
-                return Ok(Plan::done(None));
+                return Ok(Step::Plan(Plan::done(None)));
             }
-            Decision::Reopen => return Ok(Plan::done(None)),
+            Decision::Reopen => return Ok(Step::Plan(Plan::done(None))),
             Decision::Cancel { event_exists } => {
                 tracing::info!(event_exists, "event gone, or endpoint deleted or disabled; nothing sent");
-                return Ok(Plan::done(Some(settle(DeliveryStatus::Canceled, None, event_exists))));
+                return Ok(Step::Plan(Plan::done(Some(StateChange::Settle {
+                    principal,
+                    event: event_id,
+                    endpoint: endpoint_id,
+                    status: DeliveryStatus::Canceled,
+                    attempt: None,
+                    event_exists,
+                }))));
             }
             Decision::Hold { until } => {
                 tracing::info!(until, "endpoint's breaker open or endpoint paused; waiting in DynamoDB");
-                return Ok(Plan::done(Some(hold(until))));
+                return Ok(Step::Plan(Plan::done(Some(hold(&msg, until)))));
             }
             Decision::Probe { attempt } => {
                 let seen = snapshot.health.next_probe_at.unwrap_or_default();
                 let (next, interval) = snapshot.health.claim(&self.breaker, now);
                 if !self.health.claim_probe(&principal, &endpoint_id, seen, next, interval).await? {
                     // Another delivery is the probe: wait for the next one.
-                    return Ok(Plan::done(Some(hold(next + (jitter * interval as f64) as u64))));
+                    return Ok(Step::Plan(Plan::done(Some(hold(&msg, next + (jitter * interval as f64) as u64)))));
                 }
                 tracing::info!(attempt, next_probe_at = next, "probing the endpoint");
                 attempt
@@ -295,6 +339,112 @@ impl Deliverer {
         let (Some(event), Some(endpoint)) = (snapshot.event, snapshot.endpoint) else {
             unreachable!("decide attempts only a delivery whose event and endpoint exist")
         };
+        Ok(Step::Ready(Ready { msg, event, endpoint, health: snapshot.health, attempt }))
+    }
+
+    /// Each ready delivery's gate, in order (`None` for the others): per endpoint, its
+    /// `rate_limit` slots (one conditional write for all its deliveries in the batch), then, for a
+    /// slow endpoint, a lease each.
+    async fn gates(&self, steps: &[Result<Step, StoreError>]) -> Vec<Option<Result<Gate, StoreError>>> {
+        let mut by_endpoint: HashMap<(Principal, EndpointId), Vec<usize>> = HashMap::new();
+        for (i, step) in steps.iter().enumerate() {
+            if let Ok(Step::Ready(r)) = step {
+                by_endpoint.entry((r.msg.principal(), r.endpoint.id)).or_default().push(i);
+            }
+        }
+        let mut gates: Vec<Option<Result<Gate, StoreError>>> = steps.iter().map(|_| None).collect();
+        let decided = join_all(by_endpoint.into_iter().map(|((principal, _), indexes)| async move {
+            let Ok(Step::Ready(first)) = &steps[indexes[0]] else { unreachable!("grouped from ready steps") };
+            let gates = self.endpoint_gates(&principal, &first.endpoint, &first.health, indexes.len()).await;
+            (indexes, gates)
+        }))
+        .await;
+        for (indexes, result) in decided {
+            match result {
+                Ok(endpoint_gates) => {
+                    for (i, g) in indexes.into_iter().zip(endpoint_gates) {
+                        gates[i] = Some(Ok(g));
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "could not consult the endpoint's throttle");
+                    for i in indexes {
+                        gates[i] = Some(Err(StoreError::Malformed(format!("throttle: {e}"))));
+                    }
+                }
+            }
+        }
+        gates
+    }
+
+    /// The gates of `n` deliveries to one endpoint (`webhook::throttle`).
+    async fn endpoint_gates(&self, principal: &Principal, endpoint: &Endpoint, health: &Health, n: usize) -> Result<Vec<Gate>, StoreError> {
+        let now_ms = crate::ids::unix_now_ms();
+        let mut gates: Vec<Gate> = Vec::with_capacity(n);
+        let go = |at_ms| Gate::Go { at_ms, lease: None };
+        match endpoint.rate_limit {
+            Some(rate) => {
+                let (mut slots, tat) = throttle::take_slots(health.tat_ms, now_ms, rate, n);
+                if !slots.is_empty() && !self.health.take_slots(principal, &endpoint.id, health.tat_ms, tat).await? {
+                    // Another deliverer took slots meanwhile: these wait their turn.
+                    slots.clear();
+                }
+                let jitter: f64 = rand::rng().random_range(0.0..1.0);
+                gates.extend(slots.iter().map(|at| go(Some(*at))));
+                let taken = gates.len();
+                gates.extend((0..n - taken).map(|place| Gate::Wait(throttle::wait_for_slot(tat, now_ms, rate, place, jitter))));
+            }
+            None => gates.extend((0..n).map(|_| go(None))),
+        }
+        if health.slow_since.is_some() {
+            let mut free = throttle::free_leases(&health.leases, self.breaker.max_concurrency, now_ms).into_iter();
+            for gate in gates.iter_mut() {
+                let Gate::Go { lease, .. } = gate else { continue };
+                let until = now_ms + LEASE_MS;
+                let mut got = None;
+                for id in free.by_ref() {
+                    if self.health.acquire_lease(principal, &endpoint.id, &id, until, now_ms).await? {
+                        got = Some((id, until));
+                        break;
+                    }
+                }
+                match got {
+                    Some(l) => *lease = Some(l),
+                    // Over the endpoint's concurrency: wait, without holding a delivery slot.
+                    None => *gate = Gate::Wait(now_ms.div_ceil(1000) + rand::rng().random_range(1..=3)),
+                }
+            }
+        }
+        Ok(gates)
+    }
+
+    /// One attempt through its gate: wait for a slot or hold it in DynamoDB; POST; [`after`] on the
+    /// answer; give the lease back.
+    async fn attempt(&self, ready: Ready, gate: Gate) -> Result<Plan, StoreError> {
+        let Ready { msg, event, endpoint, attempt, .. } = ready;
+        let lease = match gate {
+            Gate::Wait(until) => {
+                tracing::info!(until, "over the endpoint's rate limit or concurrency; waiting in DynamoDB");
+                return Ok(Plan::done(Some(hold(&msg, until))));
+            }
+            Gate::Go { at_ms, lease } => {
+                if let Some(wait) = at_ms.and_then(|at| at.checked_sub(crate::ids::unix_now_ms())) {
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                }
+                lease
+            }
+        };
+        let principal = msg.principal();
+        let (event_id, endpoint_id) = (msg.event_id, msg.endpoint_id);
+        let schedule = self.schedule.for_mode(principal.mode);
+        let settle = |status, attempt: Option<Attempt>| StateChange::Settle {
+            principal: principal.clone(),
+            event: event_id,
+            endpoint: endpoint_id,
+            status,
+            attempt,
+            event_exists: true,
+        };
 
         let body = event.as_str().as_bytes().to_vec();
         let now = unix_now();
@@ -302,6 +452,11 @@ impl Deliverer {
         let headers = sign(&endpoint.signing_secrets(now), &event.id.to_string(), now, &body);
         let response = self.client.post(&endpoint.url, headers, body).await;
         let latency_ms = started.elapsed().as_millis() as u64;
+        if let Some((id, until)) = &lease
+            && let Err(e) = self.health.release_lease(&principal, &endpoint_id, id, *until).await
+        {
+            tracing::warn!(error = %e, "could not give the endpoint's lease back; it expires by itself");
+        }
         let (verdict, signal) = after(response.status, response.retry_after, attempt, schedule, unix_now(), rand::rng().random_range(0.8..=1.2));
         let succeeded = verdict == Verdict::Delivered;
         let record = Attempt {
@@ -320,11 +475,11 @@ impl Deliverer {
         tracing::info!(attempt, succeeded, http_status = ?response.status, latency_ms, error = ?response.error, "attempt");
 
         let mut plan = match verdict {
-            Verdict::Delivered => Plan::done(Some(settle(DeliveryStatus::Succeeded, Some(record), true))),
+            Verdict::Delivered => Plan::done(Some(settle(DeliveryStatus::Succeeded, Some(record)))),
             Verdict::Gone => {
                 tracing::warn!("endpoint answered 410 Gone; disabled");
                 self.endpoints.set_status(&principal, &endpoint.id, EndpointStatus::Disabled).await?;
-                Plan::done(Some(settle(DeliveryStatus::Failed, Some(record), true)))
+                Plan::done(Some(settle(DeliveryStatus::Failed, Some(record))))
             }
             Verdict::RetryAt(at) => {
                 tracing::info!(next_attempt_at = at, "will retry");
@@ -333,12 +488,17 @@ impl Deliverer {
             }
             Verdict::Exhausted => {
                 tracing::warn!("retry schedule exhausted; final failure recorded, message copied to the DLQ");
-                Plan { change: Some(settle(DeliveryStatus::Failed, Some(record), true)), then: Then::DeadLetter("retry schedule exhausted"), signal: None }
+                Plan { change: Some(settle(DeliveryStatus::Failed, Some(record))), then: Then::DeadLetter("retry schedule exhausted"), signal: None }
             }
         };
-        plan.signal = Some(signal);
+        plan.signal = Some((signal, latency_ms));
         Ok(plan)
     }
+}
+
+/// Leaves the delivery pending and unattempted until `until`.
+fn hold(msg: &DeliveryMessage, until: u64) -> StateChange {
+    StateChange::Hold { principal: msg.principal(), event: msg.event_id, endpoint: msg.endpoint_id, until }
 }
 
 /// What [`decide`] needs of a snapshot.

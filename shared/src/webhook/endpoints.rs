@@ -14,6 +14,8 @@ use crate::webhook::ssrf::WebhookUrl;
 
 /// The most endpoints an account may have in one mode (`store::endpoints` enforces it).
 pub const MAX_ENDPOINTS: u32 = 16;
+/// The highest `rate_limit` an endpoint may set (deliveries per second).
+pub const MAX_RATE_LIMIT: u32 = 10_000;
 /// How long the old secret keeps signing after a rotation.
 pub const ROTATION_OVERLAP_SECS: u64 = 24 * 3600;
 
@@ -88,6 +90,8 @@ pub struct Endpoint {
     pub created_at: Timestamp,
     pub secret: WebhookSecret,
     pub previous_secret: Option<(WebhookSecret, u64)>,
+    /// At most this many deliveries per second, across every deliverer (`webhook::throttle`).
+    pub rate_limit: Option<u32>,
 }
 
 impl Endpoint {
@@ -121,6 +125,7 @@ impl Endpoint {
             "status": self.status,
             "created_at": self.created_at,
             "livemode": self.mode == Mode::Live,
+            "rate_limit": self.rate_limit,
         });
         if with_secret {
             v["secret"] = Value::String(self.secret.expose().to_owned());
@@ -129,7 +134,7 @@ impl Endpoint {
     }
 }
 
-/// A new endpoint (not yet stored).
+/// A new endpoint (not yet stored), without a rate limit.
 pub fn new_endpoint(mode: Mode, url: WebhookUrl, enabled_events: EnabledEvents, description: Option<String>) -> Endpoint {
     Endpoint {
         id: EndpointId::generate(),
@@ -141,6 +146,7 @@ pub fn new_endpoint(mode: Mode, url: WebhookUrl, enabled_events: EnabledEvents, 
         created_at: Timestamp(unix_now()),
         secret: WebhookSecret::generate(),
         previous_secret: None,
+        rate_limit: None,
     }
 }
 

@@ -10,5 +10,6 @@ pub mod signature;
 pub mod ssrf;
 pub mod stats;
 pub mod sweeper;
+pub mod throttle;
 
 pub use signature::{DEFAULT_TOLERANCE_SECS, construct_event, verify_standard};
