@@ -375,3 +375,33 @@ async fn an_unreadable_stream_record_is_parked_and_its_deliveries_still_arrive()
     assert!(bodies.iter().any(|b| b.contains(&odd.id.to_string())), "the record is parked where it can be found: {bodies:?}");
     assert!(!bodies.iter().any(|b| b.contains(&plain.id.to_string())), "only the unreadable one");
 }
+
+/// The sweeper moves a state's due time on after enqueueing it only if nothing moved it meanwhile:
+/// a delivery handled at once (held or retried, with its own next time) keeps that time.
+#[tokio::test]
+async fn the_sweeper_never_overwrites_a_due_time_written_after_it_read_the_state() {
+    let stack = isolated_stack().await;
+    let p = test_principal(&account(&stack).await);
+    let r = Receiver::start(vec![]).await;
+    let ep = endpoint(&stack, &p, &r, &["*"]).await;
+    let e = publish(&stack, &p, EventType::PaymentSucceeded, payment()).await;
+    let later = paygate::ids::unix_now() + 10_000;
+    let store = stack.deliveries();
+    let mut found = Vec::new();
+    for shard in 0..paygate::store::deliveries::DUE_SHARDS {
+        found.extend(store.overdue(shard, later, 100).await.unwrap().into_iter().filter(|o| o.event_id == e.id));
+    }
+    let [seen] = found.as_slice() else { panic!("one due state: {found:?}") };
+    // Meanwhile its message was handled: the delivery waits until `held` (say its breaker is open).
+    let held = paygate::ids::unix_now() + 42;
+    let hold = StateChange::Hold { principal: p.clone(), event: e.id, endpoint: ep.id, until: held };
+    assert!(store.apply(&hold).await.unwrap());
+    assert!(!store.postpone(seen, later + 300).await.unwrap(), "the sweeper's view was stale");
+    assert_eq!(store.state(&p, e.id, &ep.id).await.unwrap().unwrap().next_attempt_at, held);
+    let mut still = Vec::new();
+    for shard in 0..paygate::store::deliveries::DUE_SHARDS {
+        still.extend(store.overdue(shard, held, 100).await.unwrap().into_iter().filter(|o| o.event_id == e.id));
+    }
+    assert_eq!(still.len(), 1, "due at the held time, not the sweeper's");
+    assert_eq!(still[0].due_at, held);
+}

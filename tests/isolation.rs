@@ -222,6 +222,9 @@ async fn a_dead_endpoint_does_not_delay_another_merchant() {
 async fn the_breaker_opens_probes_closes_and_the_backlog_drains_at_the_rate_limit() {
     const RATE: u32 = 10;
     const EVENTS: usize = 120;
+    if std::env::var_os("PAYGATE_TEST_LOGS").is_some() {
+        paygate::logging::init();
+    }
     let stack = isolated_stack().await;
     let _pollers = pollers::start(&stack, quick_breaker(&stack, &[5, 5, 5], 3), true).await.unwrap();
     let p = test_principal(&account(&stack).await);
@@ -246,8 +249,14 @@ async fn the_breaker_opens_probes_closes_and_the_backlog_drains_at_the_rate_limi
     // It answers again: the next probe closes the breaker and the backlog drains at its rate.
     receiver.recover();
     let recovered_at = paygate::ids::unix_now_ms();
-    assert!(all_become(&stack, &p, &events, &ep, DeliveryStatus::Succeeded, Duration::from_secs(180)).await, "the backlog was delivered");
+    let delivered = all_become(&stack, &p, &events, &ep, DeliveryStatus::Succeeded, Duration::from_secs(180)).await;
     let health = stack.health().get(&p, &ep.id).await.unwrap();
+    let mut states = std::collections::BTreeMap::new();
+    for e in &events {
+        let s = stack.deliveries().state(&p, e.id, &ep.id).await.unwrap().unwrap();
+        *states.entry(format!("{:?} (attempts {})", s.status, s.attempts)).or_insert(0) += 1;
+    }
+    assert!(delivered, "the backlog was delivered: {states:?}, {health:?}, now {}", paygate::ids::unix_now());
     assert!(!health.is_open() && health.consecutive_failures == 0, "closed again: {health:?}");
     let got = receiver.received();
     assert_eq!(got.iter().filter(|r| r.status == 200).count(), EVENTS, "each event delivered once");
@@ -338,4 +347,39 @@ async fn a_slow_endpoint_holds_at_most_its_concurrency() {
     println!("most attempts in flight at once at a slow endpoint with a cap of {CAP}: {}", slow.max_in_flight());
     assert!(slow.max_in_flight() <= CAP as usize, "{} in flight", slow.max_in_flight());
     assert!(slow.max_in_flight() >= 2, "and it was used");
+}
+
+/// Every delivery message carries its tenant, `{account}#{mode}`, as `MessageGroupId` (what makes
+/// the standard queue an SQS fair queue in AWS); the local SQS server accepts and returns it.
+#[tokio::test]
+async fn delivery_messages_carry_their_tenant_as_message_group_id() {
+    use aws_sdk_sqs::types::MessageSystemAttributeName;
+    let stack = isolated_stack().await;
+    let (a, b) = (test_principal(&account(&stack).await), test_principal(&account(&stack).await));
+    let r = Receiver::start(vec![]).await;
+    let mut expected = Vec::new();
+    for p in [&a, &b] {
+        endpoint(&stack, p, &r).await;
+        let e = publish(&stack, p, EventType::PaymentSucceeded, serde_json::json!({"id": "pay_1", "object": "payment"})).await;
+        assert_eq!(stack.fanout().fan_out(p, e.id).await.unwrap(), 1);
+        expected.push(p.partition());
+    }
+    let out = stack
+        .clients
+        .sqs
+        .receive_message()
+        .queue_url(&stack.config.delivery_queue_url)
+        .max_number_of_messages(10)
+        .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+        .send()
+        .await
+        .unwrap();
+    let mut groups: Vec<String> = out
+        .messages()
+        .iter()
+        .filter_map(|m| m.attributes()?.get(&MessageSystemAttributeName::MessageGroupId).cloned())
+        .collect();
+    groups.sort();
+    expected.sort();
+    assert_eq!(groups, expected);
 }

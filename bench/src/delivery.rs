@@ -109,6 +109,15 @@ pub async fn run(mut stack: Stack) -> anyhow::Result<Vec<Row>> {
             Target::AtMost(2.0),
             format!("counted on the wire over {messages} successful deliveries: {}", describe(&requests, messages)),
         ),
+        Row::new(
+            "DynamoDB requests per delivery, healthy, with the breaker and throttle",
+            per_message,
+            "requests",
+            Some(("one read and one write per batch", 2.0 / RECEIVERS as f64)),
+            Target::AboveBaselineAtMost(0.2),
+            "the same deliveries: the endpoint's health is read in the batch's one BatchGetItem and written only when it changes; \
+             an endpoint with a rate_limit adds one conditional write per batch, a slow one two per attempt (its lease)",
+        ),
     ])
 }
 

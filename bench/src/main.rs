@@ -7,11 +7,12 @@
 //! stream records.
 //!
 //!     scripts/bench.sh                       # everything
-//!     scripts/bench.sh api delivery          # only some groups: api list delivery latency cold size
+//!     scripts/bench.sh api delivery          # only some groups: api list delivery latency isolation cold size
 
 mod api;
 mod cold;
 mod delivery;
+mod isolation;
 mod latency;
 mod list;
 mod measure;
@@ -21,7 +22,7 @@ mod size;
 use paygate::aws::Target;
 use paygate_cli::stack::Stack;
 
-const GROUPS: &[&str] = &["api", "delivery", "latency", "cold", "size", "list"];
+const GROUPS: &[&str] = &["api", "delivery", "latency", "isolation", "cold", "size", "list"];
 
 /// The local servers, with the benchmark's own DynamoDB Local.
 fn target() -> Target {
@@ -50,6 +51,7 @@ async fn main() -> anyhow::Result<()> {
             "api" => api::run(stack().await?).await?,
             "delivery" => delivery::run(stack().await?).await?,
             "latency" => latency::run(stack().await?).await?,
+            "isolation" => isolation::run(stack().await?).await?,
             "cold" => cold::run(stack().await?).await?,
             "size" => size::run()?,
             "list" => list::run(stack().await?).await?,

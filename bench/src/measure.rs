@@ -148,3 +148,46 @@ impl Receiver {
         tokio::spawn(async move { axum::serve(self.listener, app).await });
     }
 }
+
+/// A webhook receiver on 127.0.0.1 that answers 500 to its first `failures` requests and 200 after
+/// that, without checking signatures, and remembers when each event's requests arrived.
+pub struct FailingReceiver {
+    pub url: String,
+    arrivals: Arc<Mutex<Vec<(String, u64)>>>,
+}
+
+#[derive(Clone)]
+struct Failing {
+    left: Arc<Mutex<u64>>,
+    arrivals: Arc<Mutex<Vec<(String, u64)>>>,
+}
+
+async fn failing(State(f): State<Failing>, body: Bytes) -> StatusCode {
+    let id = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|v| v["id"].as_str().map(str::to_owned)).unwrap_or_default();
+    f.arrivals.lock().expect("arrivals lock").push((id, paygate::ids::unix_now_ms()));
+    let mut left = f.left.lock().expect("counter lock");
+    if *left > 0 {
+        *left -= 1;
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    }
+}
+
+impl FailingReceiver {
+    pub async fn start(failures: u64) -> anyhow::Result<FailingReceiver> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}/webhooks", listener.local_addr()?);
+        let state = Failing { left: Arc::new(Mutex::new(failures)), arrivals: Arc::default() };
+        let arrivals = state.arrivals.clone();
+        let app = axum::Router::new().route("/webhooks", axum::routing::post(failing)).with_state(state);
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Ok(FailingReceiver { url, arrivals })
+    }
+
+    /// Unix milliseconds when the `nth` (1-based) request for `event` arrived.
+    pub fn arrival_ms(&self, event: paygate::EventId, nth: usize) -> Option<u64> {
+        let id = event.to_string();
+        self.arrivals.lock().expect("arrivals lock").iter().filter(|(e, _)| *e == id).nth(nth - 1).map(|(_, at)| *at)
+    }
+}

@@ -54,8 +54,28 @@ export interface WebhookEndpoint {
   status: 'enabled' | 'disabled'
   created_at: string
   livemode: boolean
+  /** At most this many deliveries per second; null: no limit. */
+  rate_limit: number | null
+  /** The endpoint's circuit breaker. */
+  health: EndpointHealth
   /** Only on creation and on rotation. */
   secret?: string
+}
+
+/**
+ * An endpoint's circuit breaker: `open` after 5 failed attempts in a row (deliveries wait, one
+ * probe at `next_probe_at`), `closed` again after a success. A 429 pauses it until `paused_until`;
+ * 5 days of failure disable the endpoint (`disabled_reason`); `slow` endpoints get at most 10
+ * attempts at once.
+ */
+export interface EndpointHealth {
+  state: 'closed' | 'open'
+  consecutive_failures: number
+  failing_since: string | null
+  next_probe_at: string | null
+  paused_until: string | null
+  disabled_reason: string | null
+  slow: boolean
 }
 
 export interface EndpointCreateParams {
@@ -64,6 +84,8 @@ export interface EndpointCreateParams {
   events?: string[]
   enabled_events?: string[]
   description?: string
+  /** Deliveries per second, 1 to 10000. */
+  rate_limit?: number
 }
 
 export interface EndpointUpdateParams {
@@ -71,7 +93,10 @@ export interface EndpointUpdateParams {
   events?: string[]
   enabled_events?: string[]
   description?: string
+  /** Enabling a disabled endpoint resets its breaker. */
   status?: 'enabled' | 'disabled'
+  /** Deliveries per second, 1 to 10000; null or '' removes the limit. */
+  rate_limit?: number | null | ''
 }
 
 export interface DeliveryAttempt {

@@ -36,7 +36,7 @@ function EventPicker ({ selected, onChange }) {
   )
 }
 
-/** URL, description and events: for a new endpoint and for editing one. */
+/** URL, description, events and rate limit: for a new endpoint and for editing one. */
 function EndpointForm ({ initial, submitLabel, onSubmit, onCancel }) {
   const [events, setEvents] = useState(initial?.enabled_events ?? [])
   const [error, setError] = useState(null)
@@ -48,7 +48,10 @@ function EndpointForm ({ initial, submitLabel, onSubmit, onCancel }) {
     setBusy(true)
     setError(null)
     try {
-      await onSubmit({ url: String(f.get('url')).trim(), description: String(f.get('description')), enabled_events: events })
+      const rate = String(f.get('rate_limit')).trim()
+      // Empty: no limit (a new endpoint sends nothing; an edit removes the limit).
+      const rateLimit = rate === '' ? (initial ? '' : undefined) : Number(rate)
+      await onSubmit({ url: String(f.get('url')).trim(), description: String(f.get('description')), enabled_events: events, rate_limit: rateLimit })
     } catch (err) {
       setError(err)
     } finally {
@@ -59,6 +62,7 @@ function EndpointForm ({ initial, submitLabel, onSubmit, onCancel }) {
     <form class='endpoint-form' onSubmit={submit}>
       <label>Endpoint URL <input name='url' type='url' required defaultValue={initial?.url ?? ''} placeholder='https://example.com/webhooks' /></label>
       <label>Description <input name='description' type='text' maxLength={5000} defaultValue={initial?.description ?? ''} /></label>
+      <label>Rate limit (deliveries per second, empty for none) <input name='rate_limit' type='number' min={1} max={10000} step={1} defaultValue={initial?.rate_limit ?? ''} /></label>
       <EventPicker selected={events} onChange={setEvents} />
       <ErrorBox error={error} />
       <button type='submit' disabled={busy}>{submitLabel}</button>
@@ -147,6 +151,21 @@ function Recover ({ client, id }) {
   )
 }
 
+/** The endpoint's circuit breaker, as its `health` says. */
+function Breaker ({ health }) {
+  return (
+    <dl class='facts breaker' aria-label='Circuit breaker'>
+      <dt>Breaker</dt><dd data-testid='breaker'>{health.state === 'open' ? 'open: deliveries wait for a probe' : 'closed'}</dd>
+      <dt>Failures in a row</dt><dd>{health.consecutive_failures}</dd>
+      {health.failing_since && <><dt>Failing since</dt><dd><Time value={health.failing_since} /></dd></>}
+      {health.next_probe_at && <><dt>Next probe</dt><dd><Time value={health.next_probe_at} /></dd></>}
+      {health.paused_until && <><dt>Paused until (429)</dt><dd><Time value={health.paused_until} /></dd></>}
+      {health.slow && <><dt>Slow</dt><dd>yes: at most 10 attempts at once</dd></>}
+      {health.disabled_reason && <><dt>Disabled by the breaker</dt><dd>{health.disabled_reason}</dd></>}
+    </dl>
+  )
+}
+
 export function EndpointDetail ({ client, id }) {
   const [endpoint, error, reload] = useLoad(() => client.webhooks.endpoints.retrieve(id), [id])
   const [editing, setEditing] = useState(false)
@@ -172,8 +191,10 @@ export function EndpointDetail ({ client, id }) {
             <dt>Status</dt><dd><Status status={endpoint.status} /></dd>
             <dt>Events</dt><dd>{endpoint.enabled_events.join(', ')}</dd>
             <dt>Description</dt><dd>{endpoint.description ?? '—'}</dd>
+            <dt>Rate limit</dt><dd>{endpoint.rate_limit === null ? 'none' : `${endpoint.rate_limit} per second`}</dd>
             <dt>Created</dt><dd><Time value={endpoint.created_at} /></dd>
           </dl>
+          <Breaker health={endpoint.health} />
           <div class='actions'>
             <button type='button' class='secondary' onClick={() => setEditing(true)}>Edit</button>
             {endpoint.status === 'enabled'

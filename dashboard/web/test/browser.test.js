@@ -170,13 +170,14 @@ test('an event shows the attempts of a failing-then-succeeding endpoint, and Res
   assert.equal(receiver.received.length, 3)
 })
 
-test('creates an endpoint, shows its secret once, and disables it', async () => {
+test('creates an endpoint with a rate limit, shows its secret once and its breaker, and disables it', async () => {
   await visit('#/endpoints')
   await page.getByRole('button', { name: 'Add an endpoint' }).click()
   await page.getByLabel('Endpoint URL').fill('http://127.0.0.1:9/new-endpoint')
   await page.getByLabel('Description').fill('<b>not bold</b>')
   await page.getByLabel('payment.*').check()
   await page.getByLabel('refund.created').check()
+  await page.getByLabel('Rate limit').fill('50')
   await page.getByRole('button', { name: 'Add endpoint' }).click()
   const secret = page.locator('.secret-value')
   await secret.waitFor({ timeout: WAIT })
@@ -197,6 +198,8 @@ test('creates an endpoint, shows its secret once, and disables it', async () => 
   const events = page.locator('dd', { hasText: 'refund.created' })
   await events.waitFor({ timeout: WAIT })
   assert.match(await events.textContent(), /payment\.\*/)
+  await page.locator('dd', { hasText: '50 per second' }).waitFor()
+  assert.equal(await page.getByTestId('breaker').textContent(), 'closed')
   await page.getByRole('button', { name: 'Disable' }).click()
   await page.getByRole('button', { name: 'Enable' }).waitFor({ timeout: WAIT })
   await page.locator('.chip-disabled').waitFor()

@@ -70,8 +70,10 @@ def test_endpoints_and_a_real_delivery_verified_both_ways(client, trigger):
         assert paygate.Webhook.verify_standard(body, headers, a.secret).id == sent["id"]
         with pytest.raises(paygate.WebhookSignatureError):
             paygate.Webhook.construct_event(body, headers["x-paygate-signature"], client.webhooks.endpoints.rotate_secret(a.id).secret + "x")
-        updated = client.webhooks.endpoints.update(a.id, description="refunds", events=["refund.created"])
+        updated = client.webhooks.endpoints.update(a.id, description="refunds", events=["refund.created"], rate_limit=25)
         assert updated.enabled_events == ["refund.created"]
+        assert updated.rate_limit == 25 and updated.health.state == "closed" and updated.health.consecutive_failures == 0
+        assert client.webhooks.endpoints.update(a.id, rate_limit="").rate_limit is None
         assert any(e.id == a.id for e in client.webhooks.endpoints.list().data)
         deliveries = eventually(lambda: [d for d in client.events.deliveries(sent["id"]).data if d.status == "succeeded"], "the attempt record")
         assert deliveries[0].endpoint == a.id

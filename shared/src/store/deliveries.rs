@@ -166,6 +166,8 @@ pub struct Overdue {
     pub principal: Principal,
     pub event_id: EventId,
     pub endpoint_id: EndpointId,
+    /// Its due time as the sweeper read it.
+    pub due_at: u64,
 }
 
 /// One delivery attempt.
@@ -611,13 +613,14 @@ impl DeliveryStore {
                 let partition = item.pk.rsplit_once('#').map(|(p, _)| p).unwrap_or_default();
                 let principal = principal_of_partition(partition)
                     .ok_or_else(|| StoreError::Malformed(format!("delivery key {:?}", item.pk)))?;
-                Ok(Overdue { principal, event_id: item.event_id, endpoint_id: item.endpoint_id })
+                Ok(Overdue { principal, event_id: item.event_id, endpoint_id: item.endpoint_id, due_at: item.due_at.unwrap_or_default() })
             })
             .collect()
     }
 
-    /// Moves a pending state's overdue time to `until` (the sweeper, after enqueueing it). False
-    /// when it is no longer pending.
+    /// Moves a pending state's due time to `until` (the sweeper, after enqueueing it), unless it
+    /// changed since the sweeper read it: the message may have been handled already, and its new
+    /// due time (a retry, a hold) stands. False when it is no longer pending, or changed.
     pub async fn postpone(&self, o: &Overdue, until: u64) -> Result<bool, StoreError> {
         let out = self
             .client
@@ -625,9 +628,10 @@ impl DeliveryStore {
             .table_name(&self.table)
             .set_key(Some(state_key(&o.principal, o.event_id, &o.endpoint_id)))
             .update_expression("SET due_at = :until")
-            .condition_expression("#s = :pending")
+            .condition_expression("#s = :pending AND due_at = :seen")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":pending", s("pending"))
+            .expression_attribute_values(":seen", n(o.due_at))
             .expression_attribute_values(":until", n(until))
             .send()
             .await;

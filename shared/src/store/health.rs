@@ -145,6 +145,20 @@ impl HealthStore {
         conditional(req.send().await)
     }
 
+    /// Marks the endpoint slow (if it is not already), with room for its leases.
+    pub async fn mark_slow(&self, principal: &Principal, endpoint: &EndpointId) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(principal, endpoint)))
+            .update_expression("SET slow_since = if_not_exists(slow_since, :now), leases = if_not_exists(leases, :none)")
+            .expression_attribute_values(":now", n(unix_now()))
+            .expression_attribute_values(":none", AttributeValue::M(Default::default()))
+            .send()
+            .await?;
+        Ok(())
+    }
+
     /// Takes lease `id` of a slow endpoint until `until_ms`, if it is free (absent or expired at
     /// `now_ms`).
     pub async fn acquire_lease(&self, principal: &Principal, endpoint: &EndpointId, id: &str, until_ms: u64, now_ms: u64) -> Result<bool, StoreError> {

@@ -38,6 +38,9 @@ pub use crate::webhook::decision::{RetrySchedule, next_delay};
 /// carrying it that comes back (a DLQ redrive) re-opens its finally failed delivery.
 pub const DLQ_REASON: &str = "reason";
 
+/// The system attribute that carries a message's tenant (`{account}#{mode}`; see `fanout`).
+const GROUP: &str = "MessageGroupId";
+
 /// What the delivery function needs, built once.
 #[derive(Debug, Clone)]
 pub struct Deliverer {
@@ -275,6 +278,7 @@ impl Deliverer {
                 .send_message()
                 .queue_url(&self.dlq_url)
                 .message_body(m.body.clone().unwrap_or_default())
+                .set_message_group_id(m.attributes.get(GROUP).cloned())
                 .message_attributes(
                     DLQ_REASON,
                     aws_sdk_sqs::types::MessageAttributeValue::builder().data_type("String").string_value(reason).build()?,
@@ -418,11 +422,28 @@ impl Deliverer {
         Ok(gates)
     }
 
+    /// A lease for an attempt found slow while it runs: marks the endpoint slow (so later batches
+    /// take leases first), then takes a free lease. `None` when all are taken.
+    async fn lease_midway(&self, principal: &Principal, endpoint: &EndpointId, health: &Health) -> Result<Option<(String, u64)>, StoreError> {
+        self.health.mark_slow(principal, endpoint).await?;
+        let now_ms = crate::ids::unix_now_ms();
+        let until = now_ms + LEASE_MS;
+        let mut free = throttle::free_leases(&health.leases, self.breaker.max_concurrency, now_ms);
+        // Deliverers that found the same leases free try them in different orders.
+        rand::seq::SliceRandom::shuffle(free.as_mut_slice(), &mut rand::rng());
+        for id in free.iter().take(3) {
+            if self.health.acquire_lease(principal, endpoint, id, until, now_ms).await? {
+                return Ok(Some((id.clone(), until)));
+            }
+        }
+        Ok(None)
+    }
+
     /// One attempt through its gate: wait for a slot or hold it in DynamoDB; POST; [`after`] on the
     /// answer; give the lease back.
     async fn attempt(&self, ready: Ready, gate: Gate) -> Result<Plan, StoreError> {
-        let Ready { msg, event, endpoint, attempt, .. } = ready;
-        let lease = match gate {
+        let Ready { msg, event, endpoint, attempt, health } = ready;
+        let mut lease = match gate {
             Gate::Wait(until) => {
                 tracing::info!(until, "over the endpoint's rate limit or concurrency; waiting in DynamoDB");
                 return Ok(Plan::done(Some(hold(&msg, until))));
@@ -450,7 +471,26 @@ impl Deliverer {
         let now = unix_now();
         let started = Instant::now();
         let headers = sign(&endpoint.signing_secrets(now), &event.id.to_string(), now, &body);
-        let response = self.client.post(&endpoint.url, headers, body).await;
+        let post = self.client.post(&endpoint.url, headers, body);
+        tokio::pin!(post);
+        let response = match lease {
+            Some(_) => post.await,
+            // Not known slow: if it turns out slow, it needs a lease to go on (`throttle`).
+            None => tokio::select! {
+                r = &mut post => r,
+                () = tokio::time::sleep(std::time::Duration::from_millis(throttle::SLOW_MS)) => {
+                    lease = self.lease_midway(&principal, &endpoint_id, &health).await?;
+                    if lease.is_none() {
+                        // Over the cap: withdrawn, not counted as an attempt (its outcome is
+                        // unknown, as after a crash; receivers dedupe by event id), and held.
+                        tracing::info!("slow endpoint at its concurrency; attempt withdrawn, waiting in DynamoDB");
+                        let until = unix_now() + rand::rng().random_range(1..=3);
+                        return Ok(Plan::done(Some(hold(&msg, until))));
+                    }
+                    post.await
+                }
+            },
+        };
         let latency_ms = started.elapsed().as_millis() as u64;
         if let Some((id, until)) = &lease
             && let Err(e) = self.health.release_lease(&principal, &endpoint_id, id, *until).await

@@ -67,7 +67,9 @@ struct PendingCount {
 }
 
 impl Fanout {
-    /// Sends one message per (event, endpoint): SendMessageBatch, ten at a time.
+    /// Sends one message per (event, endpoint): SendMessageBatch, ten at a time. Each carries its
+    /// tenant, `{account}#{mode}`, as `MessageGroupId`: on a standard queue that makes it an SQS
+    /// fair queue, which serves a quiet tenant's messages first when another holds many in flight.
     pub async fn enqueue(&self, messages: &[DeliveryMessage]) -> Result<(), FanoutError> {
         for chunk in messages.chunks(10) {
             let entries = chunk
@@ -77,6 +79,7 @@ impl Fanout {
                     SendMessageBatchRequestEntry::builder()
                         .id(i.to_string())
                         .message_body(serde_json::to_string(m).expect("messages serialise"))
+                        .message_group_id(m.principal().partition())
                         .build()
                         .map_err(|e| FanoutError::Sqs(e.to_string()))
                 })

@@ -1,11 +1,11 @@
 //! Moving messages from the delivery dead-letter queue back to the delivery queue, as SQS's own DLQ
-//! redrive (`StartMessageMoveTask`) does: body and attributes as they were. The deliverer marks what
+//! redrive (`StartMessageMoveTask`) does: body, attributes and tenant (`MessageGroupId`) as they were. The deliverer marks what
 //! it copies to the DLQ with a `reason` attribute; such a message coming back re-opens its finally
 //! failed delivery (see `deliver`), so a redriven delivery is attempted again from attempt 1.
 
 use std::collections::HashSet;
 
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
+use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName, SendMessageBatchRequestEntry};
 
 #[derive(Debug, thiserror::Error)]
 #[error("SQS: {0}")]
@@ -25,6 +25,7 @@ pub async fn move_dead_letters(sqs: &aws_sdk_sqs::Client, from: &str, to: &str, 
             .queue_url(from)
             .max_number_of_messages(10.min(max - moved) as i32)
             .message_attribute_names("All")
+            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
             .visibility_timeout(60)
             .wait_time_seconds(1)
             .send()
@@ -42,6 +43,7 @@ pub async fn move_dead_letters(sqs: &aws_sdk_sqs::Client, from: &str, to: &str, 
                     .id(i.to_string())
                     .message_body(m.body.clone().unwrap_or_default())
                     .set_message_attributes(m.message_attributes.clone())
+                    .set_message_group_id(m.attributes.as_ref().and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId)).cloned())
                     .build()
                     .map_err(sqs_err)
             })
