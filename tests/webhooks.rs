@@ -142,6 +142,8 @@ async fn failures_retry_until_success_and_are_recorded() {
     let b = &stats.body;
     assert_eq!((b["attempts"].as_u64(), b["succeeded"].as_u64(), b["failed"].as_u64()), (Some(3), Some(1), Some(2)), "{b}");
     assert_eq!(b["interval"], "hour");
+    // Two failures, then a success: the breaker never opened, and the success closed the run.
+    assert_eq!((b["health"]["state"].as_str(), b["health"]["consecutive_failures"].as_u64()), (Some("closed"), Some(0)), "{b}");
     assert!(b["latency_ms"]["p50"].as_u64().is_some() && b["latency_ms"]["p95"].as_u64() >= b["latency_ms"]["p50"].as_u64());
     let series = b["series"].as_array().unwrap();
     assert!((24..=25).contains(&series.len()), "hourly points of a day: {}", series.len());

@@ -128,6 +128,8 @@ export interface EndpointStats extends AttemptTally {
   since: string
   until: string
   interval: 'hour' | 'day'
+  /** The endpoint's circuit breaker now. */
+  health: EndpointHealth
   series: Array<AttemptTally & { start: string }>
   recent_failures: Array<{ event: string; attempt: number; created: string; http_status: number | null; error: string | null; latency_ms: number }>
   /** More attempts fell in the window than were counted (the newest 10,000 were). */

@@ -171,7 +171,8 @@ pub async fn stats(State(api): State<Arc<Api>>, principal: Principal, PathId(id)
     let endpoint = api.endpoint(&principal, &id).await?;
     let (from_ms, to_ms) = window.millis();
     let found = api.deliveries.endpoint_attempts(&principal, &endpoint.id, from_ms, to_ms, MAX_ATTEMPTS).await?;
-    Ok(Json(window.summarise(&endpoint.id, &found)))
+    let health = api.health.get(&principal, &endpoint.id).await?;
+    Ok(Json(with_health(window.summarise(&endpoint.id, &found), &health)))
 }
 
 /// `enabled_events`, or its other name `events` (the reference's clients send it); not both.

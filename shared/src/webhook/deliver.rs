@@ -188,11 +188,10 @@ impl Deliverer {
         let plans = join_all(steps.into_iter().zip(gates).zip(keys).map(|((step, gate), key)| async move {
             let plan = match (step?, gate) {
                 (Step::Plan(plan), _) => plan,
-                (Step::Ready(ready), Some(Ok(gate))) => {
+                (Step::Ready(ready), Some(gate)) => {
                     let span = tracing::info_span!("deliver", event_id = %ready.msg.event_id, endpoint_id = %ready.msg.endpoint_id);
                     self.attempt(ready, gate).instrument(span).await?
                 }
-                (Step::Ready(_), Some(Err(e))) => return Err(e),
                 (Step::Ready(_), None) => unreachable!("every ready delivery has a gate"),
             };
             Ok((key, plan))
@@ -349,14 +348,14 @@ impl Deliverer {
     /// Each ready delivery's gate, in order (`None` for the others): per endpoint, its
     /// `rate_limit` slots (one conditional write for all its deliveries in the batch), then, for a
     /// slow endpoint, a lease each.
-    async fn gates(&self, steps: &[Result<Step, StoreError>]) -> Vec<Option<Result<Gate, StoreError>>> {
+    async fn gates(&self, steps: &[Result<Step, StoreError>]) -> Vec<Option<Gate>> {
         let mut by_endpoint: HashMap<(Principal, EndpointId), Vec<usize>> = HashMap::new();
         for (i, step) in steps.iter().enumerate() {
             if let Ok(Step::Ready(r)) = step {
                 by_endpoint.entry((r.msg.principal(), r.endpoint.id)).or_default().push(i);
             }
         }
-        let mut gates: Vec<Option<Result<Gate, StoreError>>> = steps.iter().map(|_| None).collect();
+        let mut gates: Vec<Option<Gate>> = steps.iter().map(|_| None).collect();
         let decided = join_all(by_endpoint.into_iter().map(|((principal, _), indexes)| async move {
             let Ok(Step::Ready(first)) = &steps[indexes[0]] else { unreachable!("grouped from ready steps") };
             let gates = self.endpoint_gates(&principal, &first.endpoint, &first.health, indexes.len()).await;
@@ -364,18 +363,15 @@ impl Deliverer {
         }))
         .await;
         for (indexes, result) in decided {
-            match result {
-                Ok(endpoint_gates) => {
-                    for (i, g) in indexes.into_iter().zip(endpoint_gates) {
-                        gates[i] = Some(Ok(g));
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "could not consult the endpoint's throttle");
-                    for i in indexes {
-                        gates[i] = Some(Err(StoreError::Malformed(format!("throttle: {e}"))));
-                    }
-                }
+            let endpoint_gates = result.unwrap_or_else(|e| {
+                // The throttle cannot be asked (DynamoDB): nothing is sent to the endpoint now; its
+                // deliveries wait a moment (and are retried as they are if that cannot be written either).
+                tracing::warn!(error = %e, "could not consult the endpoint's throttle; its deliveries wait");
+                let until = unix_now() + rand::rng().random_range(1..=3);
+                indexes.iter().map(|_| Gate::Wait(until)).collect()
+            });
+            for (i, g) in indexes.into_iter().zip(endpoint_gates) {
+                gates[i] = Some(g);
             }
         }
         gates

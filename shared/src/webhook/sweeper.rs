@@ -55,7 +55,8 @@ impl Sweeper {
             }
         }
         if enqueued > 0 {
-            tracing::warn!(enqueued, "sweeper re-enqueued overdue deliveries");
+            // The normal path of every retry (and of whatever the stream or the queue lost).
+            tracing::info!(enqueued, "sweeper enqueued the deliveries now due");
         }
         match first_error {
             Some(e) => Err(e),
