@@ -39,8 +39,10 @@ enum Cmd {
     Trigger {
         /// An event type, such as payment.succeeded.
         event_type: EventType,
-        #[arg(long, env = "PAYGATE_KEY")]
+        /// The secret API key (sk_test_… or sk_live_…) of the account; never shown in help.
+        #[arg(long, env = "PAYGATE_KEY", hide_env_values = true)]
         api_key: String,
+        /// How many events to create, 1 to 1000.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=1000))]
         count: u32,
         /// Set a field of data.object: `--set description=Order 42` (a value that parses as JSON,
@@ -63,7 +65,8 @@ enum Cmd {
         /// Unix seconds or RFC 3339.
         #[arg(long)]
         since: String,
-        #[arg(long, env = "PAYGATE_KEY")]
+        /// The secret API key (sk_test_… or sk_live_…) of the account; never shown in help.
+        #[arg(long, env = "PAYGATE_KEY", hide_env_values = true)]
         api_key: String,
     },
     /// The delivery dead-letter queue.
@@ -76,7 +79,8 @@ enum Cmd {
         /// Where to send the events, such as http://127.0.0.1:4242/webhooks.
         #[arg(long)]
         forward_to: String,
-        #[arg(long, env = "PAYGATE_KEY")]
+        /// The secret API key (sk_test_… or sk_live_…) of the account; never shown in help.
+        #[arg(long, env = "PAYGATE_KEY", hide_env_values = true)]
         api_key: String,
         /// Event types or family wildcards, comma-separated (default: all).
         #[arg(long, value_delimiter = ',', default_value = "*")]

@@ -128,3 +128,14 @@ async fn dev_listen_trigger_as_a_new_user() {
     assert!(listen.interrupt().success());
     assert!(dev.interrupt().success());
 }
+
+/// `--help` never prints the secret key it would take from the environment.
+#[test]
+fn help_hides_the_key_from_the_environment() {
+    for sub in ["trigger", "recover", "listen"] {
+        let out = Command::new(paygate()).args([sub, "--help"]).env("PAYGATE_KEY", "sk_test_donotprintme").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success() && text.contains("PAYGATE_KEY"), "{sub}: {text}");
+        assert!(!text.contains("donotprintme"), "{sub} --help shows the key: {text}");
+    }
+}

@@ -1,7 +1,8 @@
 //! Each endpoint's delivery health (`webhook::breaker::Health`) in the Deliveries table: pk
 //! `{account}#{mode}#{endpoint id}`, sk `health`, beside nothing else (delivery partitions are
 //! `…#{event id}`). The deliverer reads it with every batch, in the batch's one BatchGetItem, and
-//! writes it only when it changes; an absent item is a healthy endpoint.
+//! writes it only when it changes; an absent item is a healthy endpoint. Each write keeps it 30 more
+//! days (`expires_at`, the table's TTL), so a deleted endpoint's health goes by itself.
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
@@ -13,6 +14,8 @@ use crate::webhook::breaker::{Health, HealthUpdate};
 
 /// The health item's sort key.
 const SK: &str = "health";
+/// A health item not written for this long goes (the table's TTL): a deleted endpoint's, say.
+const KEPT_SECS: u64 = 30 * 86_400;
 
 #[derive(Debug, Clone)]
 pub struct HealthStore {
@@ -64,10 +67,16 @@ impl HealthStore {
     /// Writes what one batch changed, in one UpdateItem.
     pub async fn record(&self, principal: &Principal, endpoint: &EndpointId, u: &HealthUpdate) -> Result<(), StoreError> {
         let now = unix_now();
-        let mut set = vec!["updated_at = :now"];
+        let mut set = vec!["updated_at = :now", "expires_at = :expires"];
         let mut add = Vec::new();
         let mut remove = Vec::new();
-        let mut req = self.client.update_item().table_name(&self.table).set_key(Some(Self::key(principal, endpoint))).expression_attribute_values(":now", n(now));
+        let mut req = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(principal, endpoint)))
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":expires", n(now + KEPT_SECS));
         if u.reset {
             set.push("consecutive_failures = :zero");
             remove.extend(["failing_since", "next_probe_at", "probe_interval"]);
@@ -136,8 +145,9 @@ impl HealthStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(principal, endpoint)))
-            .update_expression("SET tat_ms = :next")
-            .expression_attribute_values(":next", n(next));
+            .update_expression("SET tat_ms = :next, expires_at = :expires")
+            .expression_attribute_values(":next", n(next))
+            .expression_attribute_values(":expires", n(unix_now() + KEPT_SECS));
         req = match seen {
             Some(seen) => req.condition_expression("tat_ms = :seen").expression_attribute_values(":seen", n(seen)),
             None => req.condition_expression("attribute_not_exists(tat_ms)"),
@@ -151,8 +161,9 @@ impl HealthStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(principal, endpoint)))
-            .update_expression("SET slow_since = if_not_exists(slow_since, :now), leases = if_not_exists(leases, :none)")
+            .update_expression("SET slow_since = if_not_exists(slow_since, :now), leases = if_not_exists(leases, :none), expires_at = :expires")
             .expression_attribute_values(":now", n(unix_now()))
+            .expression_attribute_values(":expires", n(unix_now() + KEPT_SECS))
             .expression_attribute_values(":none", AttributeValue::M(Default::default()))
             .send()
             .await?;

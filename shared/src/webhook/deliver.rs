@@ -508,7 +508,7 @@ impl Deliverer {
             next_retry_at: None,
         };
         metric(succeeded, latency_ms);
-        tracing::info!(attempt, succeeded, http_status = ?response.status, latency_ms, error = ?response.error, "attempt");
+        tracing::info!(attempt, succeeded, http_status = response.status, latency_ms, error = response.error.as_deref(), "attempt");
 
         let mut plan = match verdict {
             Verdict::Delivered => Plan::done(Some(settle(DeliveryStatus::Succeeded, Some(record)))),
