@@ -125,12 +125,36 @@ fn quick_breaker(stack: &Stack, schedule: &[u64], threshold: u32) -> Deliverer {
     d
 }
 
+/// `n` events for `p`, 8 publishes at a time. A publish that fails (DynamoDB Local timing out
+/// under the load of these tests on a small machine) is tried again, as a producer would.
 async fn publish_many(stack: &Stack, p: &Principal, n: usize) -> Vec<paygate::Event> {
-    futures::stream::iter(0..n)
-        .map(|i| publish(stack, p, EventType::PaymentSucceeded, serde_json::json!({"id": format!("pay_{i}"), "object": "payment"})))
-        .buffer_unordered(16)
+    use paygate::ingest::{DataObject, IngestData, IngestRequest};
+    tokio::time::sleep(Duration::from_millis(2)).await;
+    let events: Vec<paygate::Event> = futures::stream::iter(0..n)
+        .map(|i| async move {
+            let input = || IngestRequest {
+                account_id: p.account.clone(),
+                mode: p.mode,
+                event_type: EventType::PaymentSucceeded,
+                data: IngestData { object: DataObject::parse(serde_json::json!({"id": format!("pay_{i}"), "object": "payment"})).unwrap() },
+                request: Default::default(),
+            };
+            for _ in 0..5 {
+                match stack.publisher().publish(input()).await {
+                    Ok(e) => return e,
+                    Err(e) => {
+                        eprintln!("publish failed ({e}); trying again");
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                    }
+                }
+            }
+            panic!("five publishes failed");
+        })
+        .buffer_unordered(8)
         .collect()
-        .await
+        .await;
+    paygate_cli::doorbell::ring(&stack.config.events_table);
+    events
 }
 
 /// Waits (bounded) until every event's delivery to `ep` has `status`.

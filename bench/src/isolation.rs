@@ -9,7 +9,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use paygate::store::endpoints::Created;
 use paygate::webhook::deliver::RetrySchedule;
 use paygate::webhook::endpoints::{EnabledEvents, Endpoint, new_endpoint};
-use paygate::{AccountId, EventId, Mode, Principal};
+use paygate::{AccountId, Mode, Principal};
 use paygate_cli::stack::Stack;
 use tokio::sync::mpsc;
 
@@ -37,25 +37,48 @@ async fn endpoint(stack: &Stack, p: &Principal, delay: Option<Duration>, seen: m
     Ok(ep)
 }
 
-/// Milliseconds from publishing each of `n` events (one every 100 ms) for `p` to its arrival on
-/// `seen`.
+/// `n` events for `p`, 16 publishes at a time.
+async fn publish_many(stack: &Stack, p: &Principal, n: usize) -> anyhow::Result<Vec<paygate::Event>> {
+    use futures::StreamExt;
+    futures::stream::iter(0..n)
+        .map(|_| publish_payment(stack, p, serde_json::json!({"id": "pay_many", "object": "payment"})))
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect()
+}
+
+/// How long each of `n` events (published one every 100 ms for `p`) took from before its publish
+/// to its arrival on `seen`.
 async fn b_latencies(stack: &Stack, p: &Principal, seen: &mut mpsc::UnboundedReceiver<String>, n: usize) -> anyhow::Result<Vec<Duration>> {
-    let mut sent: Vec<(EventId, tokio::time::Instant)> = Vec::new();
-    for _ in 0..n {
-        let at = tokio::time::Instant::now();
-        let e = publish_payment(stack, p, serde_json::json!({"id": "pay_b", "object": "payment"})).await?;
-        paygate_cli::doorbell::ring(&stack.config.events_table);
-        sent.push((e.id, at));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let mut took = Vec::new();
-    while took.len() < n {
-        let id = tokio::time::timeout(Duration::from_secs(120), seen.recv()).await?.ok_or_else(|| anyhow::anyhow!("receiver gone"))?;
-        if let Some((_, at)) = sent.iter().find(|(e, _)| e.to_string() == id) {
-            took.push(at.elapsed());
+    let publish = async {
+        let mut sent: Vec<(String, tokio::time::Instant)> = Vec::new();
+        for _ in 0..n {
+            let at = tokio::time::Instant::now();
+            let e = publish_payment(stack, p, serde_json::json!({"id": "pay_b", "object": "payment"})).await?;
+            paygate_cli::doorbell::ring(&stack.config.events_table);
+            sent.push((e.id.to_string(), at));
+            tokio::time::sleep(Duration::from_millis(100)).await;
         }
-    }
-    Ok(took)
+        anyhow::Ok(sent)
+    };
+    // Arrivals are stamped as they come, while the publishing goes on.
+    let arrive = async {
+        let mut arrived: Vec<(String, tokio::time::Instant)> = Vec::new();
+        while arrived.len() < n {
+            let id = tokio::time::timeout(Duration::from_secs(120), seen.recv()).await?.ok_or_else(|| anyhow::anyhow!("receiver gone"))?;
+            arrived.push((id, tokio::time::Instant::now()));
+        }
+        anyhow::Ok(arrived)
+    };
+    let (sent, arrived) = tokio::try_join!(publish, arrive)?;
+    sent.iter()
+        .map(|(id, at)| {
+            let (_, came) = arrived.iter().find(|(a, _)| a == id).ok_or_else(|| anyhow::anyhow!("event {id} did not arrive"))?;
+            Ok(came.duration_since(*at))
+        })
+        .collect()
 }
 
 pub async fn run(stack: Stack) -> anyhow::Result<Vec<Row>> {
@@ -69,7 +92,7 @@ pub async fn run(stack: Stack) -> anyhow::Result<Vec<Row>> {
     b_latencies(&stack, &b, &mut b_got, 3).await?;
     let alone = b_latencies(&stack, &b, &mut b_got, B_EVENTS).await?;
     // A's 1,000, then B's, while A's first attempts hang.
-    futures::future::try_join_all((0..A_EVENTS).map(|_| publish_payment(&stack, &a, serde_json::json!({"id": "pay_a", "object": "payment"})))).await?;
+    publish_many(&stack, &a, A_EVENTS).await?;
     paygate_cli::doorbell::ring(&stack.config.events_table);
     let with_a = b_latencies(&stack, &b, &mut b_got, B_EVENTS).await?;
     let pct = |v: &[Duration], p: f64| crate::measure::ms(crate::measure::percentile(v, p));
@@ -122,7 +145,7 @@ async fn in_flight_while_waiting() -> anyhow::Result<(f64, f64)> {
     let receiver = crate::measure::FailingReceiver::start(u64::MAX).await?;
     let ep = new_endpoint(Mode::Test, receiver.url.parse()?, EnabledEvents::All, None);
     anyhow::ensure!(stack.endpoints().create(&p, &ep).await? == Created::Created, "could not create the endpoint");
-    let events = futures::future::try_join_all((0..A_EVENTS).map(|_| publish_payment(&stack, &p, serde_json::json!({"id": "pay_w", "object": "payment"})))).await?;
+    let events = publish_many(&stack, &p, A_EVENTS).await?;
     paygate_cli::doorbell::ring(&stack.config.events_table);
     // Every delivery attempted or held: its state has a next attempt in the future.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(180);
@@ -161,7 +184,7 @@ async fn lateness() -> anyhow::Result<(f64, f64)> {
     let receiver = crate::measure::FailingReceiver::start(LATE as u64).await?;
     let ep = new_endpoint(Mode::Test, receiver.url.parse()?, EnabledEvents::All, None);
     anyhow::ensure!(stack.endpoints().create(&p, &ep).await? == Created::Created, "could not create the endpoint");
-    let events = futures::future::try_join_all((0..LATE).map(|_| publish_payment(&stack, &p, serde_json::json!({"id": "pay_l", "object": "payment"})))).await?;
+    let events = publish_many(&stack, &p, LATE).await?;
     paygate_cli::doorbell::ring(&stack.config.events_table);
     let mut late = Vec::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);

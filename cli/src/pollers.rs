@@ -334,59 +334,144 @@ fn to_message(m: aws_sdk_sqs::types::Message) -> SqsMessage {
     msg
 }
 
-/// Receives from the delivery queue, ten messages at a time, and hands each batch to the deliverer
-/// while it receives the next, up to [`QUEUE_CONCURRENCY`] batches at once (as Lambda's mapping
-/// does); when the queue is empty it waits [`QUEUE_IDLE`] or until woken by `sent`. (Not a long
-/// poll: the local SQS server answers those in 100 ms steps, and a wake-up cannot cancel one
-/// without risking messages handed to a request nobody reads.)
+/// Receives from the delivery queue, ten messages at a time, and hands batches to the deliverer
+/// while it receives more, up to [`QUEUE_CONCURRENCY`] batches at once (as Lambda's mapping does);
+/// when the queue is empty it waits [`QUEUE_IDLE`] or until woken by `sent`. (Not a long poll: the
+/// local SQS server answers those in 100 ms steps, and a wake-up cannot cancel one without risking
+/// messages handed to a request nobody reads.)
+///
+/// **Fair, as the deployed queue is.** In AWS the delivery queue is an SQS fair queue (every
+/// message's `MessageGroupId` is its tenant): a tenant with many messages in flight does not delay
+/// the others. The local SQS server keeps plain order, so this poller does what the fair queue does:
+/// it reads ahead (up to [`READ_AHEAD`] messages) and builds each batch from the tenants with the
+/// fewest messages in flight, so a quiet merchant's messages go out before a noisy one's backlog.
+///
 /// A local SQS server that restarted has forgotten its queues: they are created again (the pending
 /// deliveries are in DynamoDB, and the sweeper sends them again).
 async fn queue_poller(stack: Stack, deliverer: Deliverer, sent: Arc<Notify>) {
     let (sqs, queue_url) = (&stack.clients.sqs, &stack.config.delivery_queue_url);
     let mut backoff = Backoff::new("delivery queue");
     let slots = Arc::new(Semaphore::new(QUEUE_CONCURRENCY));
+    let fair = Arc::new(std::sync::Mutex::new(Fair::default()));
+    // A batch finished: a slot is free.
+    let done = Arc::new(Notify::new());
+    // Batches run in a set this poller owns: when it is aborted, so are they.
     let mut batches = tokio::task::JoinSet::new();
     loop {
-        // A free slot first: a message is received only when a batch can start on it at once.
-        let slot = slots.clone().acquire_owned().await.expect("the semaphore is never closed");
-        let out = match sqs
-            .receive_message()
-            .queue_url(queue_url)
-            .max_number_of_messages(QUEUE_BATCH)
-            .wait_time_seconds(0)
-            .message_system_attribute_names(MessageSystemAttributeName::All)
-            .message_attribute_names("All")
-            .send()
-            .await
-        {
-            Ok(o) => o,
-            Err(e) => {
-                if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) {
-                    tracing::warn!("the delivery queue is gone (the SQS server restarted?); creating the queues again");
-                    if let Err(e) = stack.provision().await {
-                        tracing::warn!(error = %e, "could not create the queues");
-                    }
+        let room = fair.lock().expect("fair lock").buffered < READ_AHEAD;
+        let mut got = 0;
+        if room {
+            match sqs
+                .receive_message()
+                .queue_url(queue_url)
+                .max_number_of_messages(QUEUE_BATCH)
+                .wait_time_seconds(0)
+                .message_system_attribute_names(MessageSystemAttributeName::All)
+                .message_attribute_names("All")
+                .send()
+                .await
+            {
+                Ok(out) => {
+                    backoff.reset();
+                    let messages: Vec<SqsMessage> = out.messages.unwrap_or_default().into_iter().map(to_message).collect();
+                    got = messages.len();
+                    fair.lock().expect("fair lock").add(messages);
                 }
-                backoff.fail(&aws_sdk_sqs::error::DisplayErrorContext(e).to_string()).await;
-                continue;
+                Err(e) => {
+                    if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) {
+                        tracing::warn!("the delivery queue is gone (the SQS server restarted?); creating the queues again");
+                        if let Err(e) = stack.provision().await {
+                            tracing::warn!(error = %e, "could not create the queues");
+                        }
+                    }
+                    backoff.fail(&aws_sdk_sqs::error::DisplayErrorContext(e).to_string()).await;
+                }
             }
-        };
-        backoff.reset();
-        let messages: Vec<SqsMessage> = out.messages.unwrap_or_default().into_iter().map(to_message).collect();
-        if messages.is_empty() {
-            tokio::select! {
-                _ = sent.notified() => {}
-                _ = tokio::time::sleep(QUEUE_IDLE) => {}
-            }
-            continue;
         }
-        // Batches run in a set this poller owns: when it is aborted, so are they.
         while batches.try_join_next().is_some() {}
-        let (deliverer, sqs, queue_url) = (deliverer.clone(), sqs.clone(), queue_url.clone());
-        batches.spawn(async move {
-            invoke_deliverer(&deliverer, &sqs, &queue_url, messages).await;
-            drop(slot);
-        });
+        // As many batches as there are free slots, the fairest first.
+        loop {
+            let Ok(slot) = slots.clone().try_acquire_owned() else { break };
+            let Some(batch) = fair.lock().expect("fair lock").next_batch() else { break };
+            let (deliverer, sqs, queue_url, fair, done) = (deliverer.clone(), sqs.clone(), queue_url.clone(), fair.clone(), done.clone());
+            batches.spawn(async move {
+                let groups: Vec<String> = batch.iter().map(group_of).collect();
+                invoke_deliverer(&deliverer, &sqs, &queue_url, batch).await;
+                fair.lock().expect("fair lock").finished(&groups);
+                drop(slot);
+                done.notify_one();
+            });
+        }
+        if got == 0 {
+            let idle = fair.lock().expect("fair lock").buffered == 0;
+            if idle {
+                tokio::select! {
+                    _ = sent.notified() => {}
+                    _ = tokio::time::sleep(QUEUE_IDLE) => {}
+                }
+            } else {
+                // Messages read ahead, every slot busy (or nothing more to read): until a batch ends.
+                tokio::select! {
+                    _ = done.notified() => {}
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Messages the queue poller reads ahead of its free batch slots, at most: enough to see past one
+/// tenant's backlog to the next tenant's messages (each is invisible for the queue's visibility
+/// timeout meanwhile, 180 s, far longer than a backlog this size waits here).
+pub const READ_AHEAD: usize = 1_000;
+
+/// The tenant of a delivery message (its `MessageGroupId`).
+fn group_of(m: &SqsMessage) -> String {
+    m.attributes.get("MessageGroupId").cloned().unwrap_or_default()
+}
+
+/// What an SQS fair queue does, for the local poller: messages read ahead, by tenant, and each
+/// tenant's messages in flight.
+#[derive(Default)]
+struct Fair {
+    waiting: HashMap<String, std::collections::VecDeque<SqsMessage>>,
+    in_flight: HashMap<String, usize>,
+    buffered: usize,
+}
+
+impl Fair {
+    fn add(&mut self, messages: Vec<SqsMessage>) {
+        for m in messages {
+            self.waiting.entry(group_of(&m)).or_default().push_back(m);
+            self.buffered += 1;
+        }
+    }
+
+    /// Up to [`QUEUE_BATCH`] messages, each from the tenant with the fewest in flight then.
+    fn next_batch(&mut self) -> Option<Vec<SqsMessage>> {
+        let mut batch = Vec::new();
+        while batch.len() < QUEUE_BATCH as usize {
+            let Some(group) = self.waiting.keys().min_by_key(|g| self.in_flight.get(*g).copied().unwrap_or(0)).cloned() else { break };
+            let queue = self.waiting.get_mut(&group).expect("a waiting group");
+            batch.extend(queue.pop_front());
+            if queue.is_empty() {
+                self.waiting.remove(&group);
+            }
+            self.buffered -= 1;
+            *self.in_flight.entry(group).or_default() += 1;
+        }
+        (!batch.is_empty()).then_some(batch)
+    }
+
+    fn finished(&mut self, groups: &[String]) {
+        for g in groups {
+            if let Some(n) = self.in_flight.get_mut(g) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.in_flight.remove(g);
+                }
+            }
+        }
     }
 }
 
@@ -413,6 +498,35 @@ async fn invoke_deliverer(deliverer: &Deliverer, sqs: &aws_sdk_sqs::Client, queu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn message(group: &str, i: usize) -> SqsMessage {
+        let mut m = SqsMessage::default();
+        m.message_id = Some(format!("{group}-{i}"));
+        m.attributes.insert("MessageGroupId".to_owned(), group.to_owned());
+        m
+    }
+
+    /// A quiet tenant read behind a noisy tenant's backlog goes out in the next batch, not after it.
+    #[test]
+    fn batches_serve_the_tenant_with_the_fewest_in_flight_first() {
+        let mut fair = Fair::default();
+        fair.add((0..100).map(|i| message("noisy", i)).collect());
+        let first = fair.next_batch().unwrap();
+        assert!(first.iter().all(|m| group_of(m) == "noisy") && first.len() == 10);
+        fair.add((0..3).map(|i| message("quiet", i)).collect());
+        let second = fair.next_batch().unwrap();
+        let quiet = second.iter().filter(|m| group_of(m) == "quiet").count();
+        assert_eq!(quiet, 3, "the quiet tenant's three, in the very next batch: {:?}", second.iter().map(|m| m.message_id.clone()).collect::<Vec<_>>());
+        assert_eq!(second.len(), 10, "topped up with the noisy tenant's");
+        assert_eq!(second.iter().take(3).filter(|m| group_of(m) == "quiet").count(), 3, "the quiet tenant's first");
+        fair.finished(&first.iter().map(group_of).collect::<Vec<_>>());
+        assert_eq!(fair.buffered, 100 + 3 - 20);
+        let mut left = 0;
+        while let Some(b) = fair.next_batch() {
+            left += b.len();
+        }
+        assert_eq!(left, 83, "nothing lost");
+    }
 
     /// The local pollers batch and run concurrently as the deployed delivery mapping does.
     #[test]
