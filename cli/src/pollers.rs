@@ -63,9 +63,12 @@ impl Drop for Pollers {
 pub async fn start(stack: &Stack, deliverer: Deliverer, from_start: bool) -> anyhow::Result<Pollers> {
     // "Deliveries were just sent": wakes the queue poller from its idle wait.
     let sent = Arc::new(Notify::new());
+    // "A batch of deliveries was handled" (it may have scheduled retries or holds): wakes the
+    // sweeper to look at the next due time again.
+    let handled = Arc::new(Notify::new());
     let stream = stream_poller(stack, stack.fanout(), from_start, sent.clone()).await?;
-    let queue = tokio::spawn(queue_poller(stack.clone(), deliverer, sent.clone()));
-    let sweeper = tokio::spawn(sweep_every(stack.sweeper(), sent));
+    let queue = tokio::spawn(queue_poller(stack.clone(), deliverer, sent.clone(), handled.clone()));
+    let sweeper = tokio::spawn(sweep_every(stack.sweeper(), sent, handled));
     Ok(Pollers { tasks: vec![stream, queue, sweeper] })
 }
 
@@ -91,15 +94,33 @@ impl Backoff {
     }
 }
 
-/// The deployed scheduler's loop, for ever: a sweep every [`SWEEP_TICK`].
-async fn sweep_every(sweeper: Sweeper, sent: Arc<Notify>) {
+/// The longest `paygate dev`'s sweeper sleeps when nothing is due sooner.
+const SWEEP_IDLE: Duration = Duration::from_secs(30);
+
+/// The scheduler's loop, for ever: a sweep, then sleep until the next pending delivery is due (at
+/// most [`SWEEP_IDLE`], at least [`SWEEP_TICK`] between two sweeps) or until a batch of deliveries
+/// was handled (`handled`: it may have scheduled an earlier retry). So a due retry is enqueued
+/// within about a second, as deployed (where the sweeper sweeps every [`SWEEP_TICK`]), and an idle
+/// stack costs DynamoDB a few small Queries every half minute instead of every second.
+async fn sweep_every(sweeper: Sweeper, sent: Arc<Notify>, handled: Arc<Notify>) {
     loop {
-        tokio::time::sleep(SWEEP_TICK).await;
+        let started = tokio::time::Instant::now();
         match sweeper.sweep().await {
             Ok(0) => {}
             Ok(_) => sent.notify_one(),
             Err(e) => tracing::warn!(error = %e, "sweep failed; the next one tries again"),
         }
+        let now = paygate::ids::unix_now();
+        let wait = match sweeper.next_due().await {
+            Ok(Some(due)) => Duration::from_secs(due.saturating_sub(now)).min(SWEEP_IDLE),
+            Ok(None) => SWEEP_IDLE,
+            Err(_) => SWEEP_TICK,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = handled.notified() => {}
+        }
+        tokio::time::sleep_until(started + SWEEP_TICK).await;
     }
 }
 
@@ -348,7 +369,7 @@ fn to_message(m: aws_sdk_sqs::types::Message) -> SqsMessage {
 ///
 /// A local SQS server that restarted has forgotten its queues: they are created again (the pending
 /// deliveries are in DynamoDB, and the sweeper sends them again).
-async fn queue_poller(stack: Stack, deliverer: Deliverer, sent: Arc<Notify>) {
+async fn queue_poller(stack: Stack, deliverer: Deliverer, sent: Arc<Notify>, handled: Arc<Notify>) {
     let (sqs, queue_url) = (&stack.clients.sqs, &stack.config.delivery_queue_url);
     let mut backoff = Backoff::new("delivery queue");
     let slots = Arc::new(Semaphore::new(QUEUE_CONCURRENCY));
@@ -393,13 +414,15 @@ async fn queue_poller(stack: Stack, deliverer: Deliverer, sent: Arc<Notify>) {
         loop {
             let Ok(slot) = slots.clone().try_acquire_owned() else { break };
             let Some(batch) = fair.lock().expect("fair lock").next_batch() else { break };
-            let (deliverer, sqs, queue_url, fair, done) = (deliverer.clone(), sqs.clone(), queue_url.clone(), fair.clone(), done.clone());
+            let (deliverer, sqs, queue_url, fair, done, handled) =
+                (deliverer.clone(), sqs.clone(), queue_url.clone(), fair.clone(), done.clone(), handled.clone());
             batches.spawn(async move {
                 let groups: Vec<String> = batch.iter().map(group_of).collect();
                 invoke_deliverer(&deliverer, &sqs, &queue_url, batch).await;
                 fair.lock().expect("fair lock").finished(&groups);
                 drop(slot);
                 done.notify_one();
+                handled.notify_one();
             });
         }
         if got == 0 {

@@ -83,6 +83,7 @@ impl Deps {
             client: WebhookClient::new(self.policy),
             schedule,
             breaker: BreakerConfig::default(),
+            memo: Default::default(),
         }
     }
 

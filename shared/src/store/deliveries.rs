@@ -618,6 +618,22 @@ impl DeliveryStore {
             .collect()
     }
 
+    /// The earliest due time in one `ByDue` shard, due or not (`None`: nothing pending there): one
+    /// Query of one item.
+    pub async fn next_due(&self, shard: u32) -> Result<Option<u64>, StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(DUE_INDEX)
+            .key_condition_expression("due_shard = :shard")
+            .expression_attribute_values(":shard", s(format!("due#{shard}")))
+            .limit(1)
+            .send()
+            .await?;
+        Ok(out.items.unwrap_or_default().first().and_then(|i| i.get("due_at")?.as_n().ok()?.parse().ok()))
+    }
+
     /// Moves a pending state's due time to `until` (the sweeper, after enqueueing it), unless it
     /// changed since the sweeper read it: the message may have been handled already, and its new
     /// due time (a retry, a hold) stands. False when it is no longer pending, or changed.

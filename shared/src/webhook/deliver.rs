@@ -11,6 +11,7 @@
 //! by SQS. Only our own failure (DynamoDB unreachable) leaves a message on the queue.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use aws_lambda_events::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
@@ -54,7 +55,21 @@ pub struct Deliverer {
     pub client: WebhookClient,
     pub schedule: RetrySchedule,
     pub breaker: BreakerConfig,
+    /// What this process learnt of slow endpoints' leases (see [`LeaseMemo`]).
+    pub memo: Arc<Mutex<LeaseMemo>>,
 }
+
+/// What one deliverer process remembers of slow endpoints, so that many attempts finding the same
+/// endpoint slow at once do not all write its health item (a hot item): until when it is marked
+/// slow already, and until when its leases were all taken.
+#[derive(Debug, Default)]
+pub struct LeaseMemo {
+    marked_until: HashMap<EndpointId, u64>,
+    full_until: HashMap<EndpointId, u64>,
+}
+
+/// How long a process trusts what it learnt of an endpoint's leases (ms).
+const MEMO_MS: u64 = 1_000;
 
 /// What became of one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -421,8 +436,18 @@ impl Deliverer {
     /// A lease for an attempt found slow while it runs: marks the endpoint slow (so later batches
     /// take leases first), then takes a free lease. `None` when all are taken.
     async fn lease_midway(&self, principal: &Principal, endpoint: &EndpointId, health: &Health) -> Result<Option<(String, u64)>, StoreError> {
-        self.health.mark_slow(principal, endpoint).await?;
         let now_ms = crate::ids::unix_now_ms();
+        let (marked, full) = {
+            let memo = self.memo.lock().expect("memo lock");
+            (memo.marked_until.get(endpoint).is_some_and(|t| *t > now_ms), memo.full_until.get(endpoint).is_some_and(|t| *t > now_ms))
+        };
+        if full {
+            return Ok(None);
+        }
+        if !marked && health.slow_since.is_none() {
+            self.health.mark_slow(principal, endpoint).await?;
+            self.memo.lock().expect("memo lock").marked_until.insert(*endpoint, now_ms + 60 * MEMO_MS);
+        }
         let until = now_ms + LEASE_MS;
         let mut free = throttle::free_leases(&health.leases, self.breaker.max_concurrency, now_ms);
         // Deliverers that found the same leases free try them in different orders.
@@ -432,6 +457,7 @@ impl Deliverer {
                 return Ok(Some((id.clone(), until)));
             }
         }
+        self.memo.lock().expect("memo lock").full_until.insert(*endpoint, now_ms + MEMO_MS);
         Ok(None)
     }
 

@@ -64,6 +64,19 @@ impl Sweeper {
         }
     }
 
+    /// The earliest due time of any pending delivery (`None`: none is pending): one small Query per
+    /// shard. `paygate dev`'s sweeper sleeps until then (or until deliveries were handled), instead
+    /// of sweeping every second while nothing is due.
+    pub async fn next_due(&self) -> Result<Option<u64>, FanoutError> {
+        let mut earliest = None;
+        for r in join_all((0..DUE_SHARDS).map(|shard| self.deliveries.next_due(shard))).await {
+            if let Some(t) = r? {
+                earliest = Some(earliest.map_or(t, |e: u64| e.min(t)));
+            }
+        }
+        Ok(earliest)
+    }
+
     /// Sweeps every [`TICK`] until `until`, then returns how many deliveries it enqueued in all.
     /// A failed sweep is logged and tried again at the next tick; an error only when the last
     /// sweep failed too (so the Lambda's error alarm sees a scheduler that cannot work).
