@@ -127,13 +127,10 @@ pub fn decide(f: &Facts, schedule: &[u64], now: u64, jitter: f64) -> Decision {
         return Decision::Cancel { event_exists: true };
     }
     let attempt = state.attempts + 1;
-    // Its own schedule's time (with the jitter's 20 %) has run out while it waited: one last
-    // attempt, whatever the breaker or a pause says, numbered as the schedule's last, so that a
-    // failure is the final one.
-    let deadline = state.opened_at + schedule.iter().sum::<u64>() * 6 / 5;
-    let held = f.health.is_open() || f.health.paused_until.is_some_and(|u| u > now);
-    if now >= deadline && held {
-        return Decision::Attempt { attempt: attempt.max(schedule.len() as u32 + 1) };
+    // Its own schedule has run out while it waited: one last attempt, whatever the breaker says.
+    let deadline = state.opened_at + schedule.iter().sum::<u64>();
+    if now >= deadline && f.health.is_open() {
+        return Decision::Attempt { attempt };
     }
     if let Some(until) = f.health.paused_until.filter(|u| *u > now) {
         return Decision::Hold { until: until + (jitter * 2.0) as u64 };
@@ -225,12 +222,8 @@ mod tests {
         assert_eq!(d(facts(Some(&pending), Some(&ok), &open)), Decision::Hold { until: NOW + 10 + 1 + 20 }, "breaker open: spread over the interval");
         let probe = Health { next_probe_at: Some(NOW), ..open.clone() };
         assert_eq!(d(facts(Some(&pending), Some(&ok), &probe)), Decision::Probe { attempt: 2 }, "probe due");
-        let old = DeliveryState { opened_at: NOW - 144, ..pending.clone() };
-        assert_eq!(d(facts(Some(&old), Some(&ok), &open)), Decision::Attempt { attempt: 3 }, "its schedule ran out while held: the last attempt");
-        let not_quite = DeliveryState { opened_at: NOW - 143, ..pending.clone() };
-        assert_eq!(d(facts(Some(&not_quite), Some(&ok), &open)), Decision::Hold { until: NOW + 10 + 1 + 20 }, "the jitter's 20 % still to go");
-        let (verdict, _) = after(Some(500), None, 3, &schedule, NOW, 1.0);
-        assert_eq!(verdict, Verdict::Exhausted, "so its failure is final");
+        let old = DeliveryState { opened_at: NOW - 120, ..pending.clone() };
+        assert_eq!(d(facts(Some(&old), Some(&ok), &open)), Decision::Attempt { attempt: 2 }, "its schedule ran out while held: a last attempt");
         let paused = Health { paused_until: Some(NOW + 30), ..Health::default() };
         assert_eq!(d(facts(Some(&pending), Some(&ok), &paused)), Decision::Hold { until: NOW + 31 }, "paused by a 429");
         let paused_out = Health { paused_until: Some(NOW), ..Health::default() };
