@@ -127,7 +127,8 @@ pub fn decide(f: &Facts, schedule: &[u64], now: u64, jitter: f64) -> Decision {
         return Decision::Cancel { event_exists: true };
     }
     let attempt = state.attempts + 1;
-    // Its own schedule has run out while it waited: one last attempt, whatever the breaker says.
+    // Its own schedule's time has run out while it waited: attempted whatever the breaker says (each
+    // of its remaining attempts, at the schedule's spacing).
     let deadline = state.opened_at + schedule.iter().sum::<u64>();
     if now >= deadline && f.health.is_open() {
         return Decision::Attempt { attempt };
