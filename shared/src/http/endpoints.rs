@@ -17,8 +17,6 @@ use crate::ids::{Timestamp, EventId, Principal, unix_now};
 use crate::list::Page;
 use crate::store::endpoints::Created;
 use crate::ids::EndpointId;
-use crate::store::get_many;
-use crate::store::health::HealthStore;
 use crate::webhook::breaker::Health;
 use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, MAX_RATE_LIMIT, new_endpoint, rotate};
 use crate::webhook::fanout::DeliveryMessage;
@@ -59,7 +57,7 @@ pub async fn list(State(api): State<Arc<Api>>, principal: Principal, Query(mut p
     let all = api.endpoints.list(&principal).await?; // newest first
     let page = Page::of(all, |e| &e.id, &query);
     let ids: Vec<EndpointId> = page.data.iter().map(|e| e.id).collect();
-    let health = api.health_of(&principal, &ids).await?;
+    let health = api.health.get_all(&principal, &ids).await?;
     let data: Vec<Value> = page.data.iter().zip(&health).map(|(e, h)| with_health(e.to_json(false), h)).collect();
     Ok(Json(Page { data, has_more: page.has_more }.to_json("/v1/webhook_endpoints")).into_response())
 }
@@ -248,13 +246,6 @@ impl Api {
         if let Err(e) = self.fanout.enqueue(&messages).await {
             tracing::warn!(error = %e, "could not enqueue re-opened deliveries; the sweeper sends them");
         }
-    }
-
-    /// The health of each endpoint, in order: one BatchGetItem.
-    async fn health_of(&self, principal: &Principal, ids: &[EndpointId]) -> Result<Vec<Health>, ApiError> {
-        let refs: Vec<_> = ids.iter().map(|id| self.health.item_ref(principal, id)).collect();
-        let items = get_many(self.health.client(), &refs).await?;
-        Ok(items.into_iter().map(|i| i.map(HealthStore::health_of).transpose()).collect::<Result<Vec<_>, _>>()?.into_iter().map(Option::unwrap_or_default).collect())
     }
 
     /// The endpoint the path names, or a 404 (a malformed id names none).

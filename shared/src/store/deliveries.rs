@@ -33,7 +33,7 @@ use crate::event::EventJson;
 use crate::ids::{EndpointId, EventId, Principal, unix_now};
 use crate::store::endpoints::EndpointStore;
 use crate::store::events::{EventStore, pending_webhooks_change};
-use crate::store::{ItemRef, SortKey, StoreError, get_many, key_item, principal_of_partition, transact_write};
+use crate::store::{ItemRef, SortKey, StoreError, conditional, get_many, key_item, principal_of_partition, transact_write};
 use crate::store::health::HealthStore;
 use crate::webhook::breaker::Health;
 use crate::webhook::endpoints::Endpoint;
@@ -651,13 +651,7 @@ impl DeliveryStore {
             .expression_attribute_values(":until", n(until))
             .send()
             .await;
-        match out {
-            Ok(_) => Ok(true),
-            Err(e) => match StoreError::from(e) {
-                StoreError::Conflict => Ok(false),
-                other => Err(other),
-            },
-        }
+        conditional(out)
     }
 
     /// The events whose delivery to `endpoint` finally failed, created at or after `since` (an id

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{Timestamp, Mode, Principal};
-use crate::store::{IdKey, Item, ItemRef, StoreError, key_item, transact_write};
+use crate::store::{IdKey, Item, ItemRef, StoreError, conditional, key_item, transact_write};
 use crate::ids::EndpointId;
 use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, MAX_ENDPOINTS};
 use crate::webhook::signature::WebhookSecret;
@@ -171,11 +171,7 @@ impl EndpointStore {
             .condition_expression("attribute_exists(id)")
             .send()
             .await;
-        match result.map_err(StoreError::from) {
-            Ok(_) => Ok(true),
-            Err(StoreError::Conflict) => Ok(false),
-            Err(e) => Err(e),
-        }
+        conditional(result)
     }
 
     /// Sets the status only (410 Gone disables an endpoint).

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
 use crate::ids::{EndpointId, Principal, unix_now};
 use crate::store::deliveries::endpoint_partition;
-use crate::store::{Item, ItemRef, SortKey, StoreError, key_item};
+use crate::store::{Item, ItemRef, SortKey, StoreError, conditional, get_many, key_item};
 use crate::webhook::breaker::{Health, HealthUpdate};
 
 /// The health item's sort key.
@@ -21,18 +21,6 @@ const KEPT_SECS: u64 = 30 * 86_400;
 pub struct HealthStore {
     client: Client,
     table: String,
-}
-
-/// A conditional write's outcome: false when its condition failed.
-fn conditional<T, E, R>(out: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>) -> Result<bool, StoreError>
-where
-    StoreError: From<aws_sdk_dynamodb::error::SdkError<E, R>>,
-{
-    match out.map_err(StoreError::from) {
-        Ok(_) => Ok(true),
-        Err(StoreError::Conflict) => Ok(false),
-        Err(e) => Err(e),
-    }
 }
 
 fn n(v: u64) -> AttributeValue {
@@ -47,11 +35,6 @@ impl HealthStore {
 
     fn key(principal: &Principal, endpoint: &EndpointId) -> Item {
         key_item(&SortKey { pk: endpoint_partition(principal, endpoint), sk: SK.to_owned() })
-    }
-
-    /// The client, for [`crate::store::get_many`] across endpoints.
-    pub fn client(&self) -> &Client {
-        &self.client
     }
 
     /// Where the endpoint's health lives (for [`crate::store::get_many`]).
@@ -202,6 +185,12 @@ impl HealthStore {
             .send()
             .await;
         conditional(out).map(|_| ())
+    }
+
+    /// The health of each endpoint, in order (healthy when none is stored): one BatchGetItem.
+    pub async fn get_all(&self, principal: &Principal, endpoints: &[EndpointId]) -> Result<Vec<Health>, StoreError> {
+        let refs: Vec<ItemRef> = endpoints.iter().map(|id| self.item_ref(principal, id)).collect();
+        get_many(&self.client, &refs).await?.into_iter().map(|i| Ok(i.map(Self::health_of).transpose()?.unwrap_or_default())).collect()
     }
 
     /// The endpoint's health (healthy when none is stored).

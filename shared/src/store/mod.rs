@@ -188,6 +188,18 @@ impl From<StoreError> for ApiError {
 /// How often a transaction cancelled by contention (`TransactionConflict`) is tried again.
 const CONFLICT_TRIES: u32 = 8;
 
+/// A conditional write's outcome: `false` when its condition failed ([`StoreError::Conflict`]).
+pub(crate) fn conditional<T, E, R>(out: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    StoreError: From<SdkError<E, R>>,
+{
+    match out.map_err(StoreError::from) {
+        Ok(_) => Ok(true),
+        Err(StoreError::Conflict) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// One TransactWriteItems call. `Ok(true)` when it committed, `Ok(false)` when a condition did not
 /// hold (`ConditionalCheckFailed`). Contention is not failure: a cancellation for
 /// `TransactionConflict` (another transaction on the same item, as when several endpoints settle
