@@ -145,9 +145,14 @@ impl std::str::FromStr for WebhookUrl {
         if raw.len() > MAX_URL_LEN {
             return Err(ApiError::invalid(Code::ParameterInvalid, "url", format!("url is at most {MAX_URL_LEN} characters.")));
         }
-        let url = url::Url::parse(raw.trim()).map_err(|e| invalid_url(format!("Invalid URL: {e}.")))?;
+        let url = url::Url::parse(raw.trim()).map_err(|e| match e {
+            url::ParseError::RelativeUrlWithoutBase => {
+                invalid_url("Invalid URL: a webhook URL needs a scheme and a host, such as https://example.com/webhooks.")
+            }
+            e => invalid_url(format!("Invalid URL: {e}; a webhook URL looks like https://example.com/webhooks.")),
+        })?;
         if !matches!(url.scheme(), "https" | "http") {
-            return Err(invalid_url(format!("Invalid URL scheme {}: use https (or http in test mode).", url.scheme())));
+            return Err(invalid_url(format!("Invalid URL scheme {}: a webhook URL starts with https:// (or http:// in test mode), such as https://example.com/webhooks.", url.scheme())));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(invalid_url("Webhook URLs may not contain credentials."));
