@@ -120,6 +120,37 @@ pub fn parse_field(arg: &str) -> Result<(String, Value), String> {
     Ok((field.to_owned(), value))
 }
 
+/// Sets `fields` (from `--set`) on `object`, a fixture of [`object_for`]: each must be a field the
+/// object has, with a value of its kind. Numbers there are amounts, whole and not negative; a
+/// number or `true` given for a text field is taken as its text.
+pub fn apply_fields(object: &mut Map<String, Value>, fields: &[(String, Value)]) -> Result<(), String> {
+    let kind = object.get("object").and_then(Value::as_str).unwrap_or("data").to_owned();
+    for (field, value) in fields {
+        let Some(current) = object.get(field) else {
+            let known: Vec<&str> = object.keys().map(String::as_str).filter(|k| !matches!(*k, "id" | "object")).collect();
+            return Err(format!("--set {field}: a {kind} has no field `{field}`; it has {}", known.join(", ")));
+        };
+        let value = match (current, value) {
+            (Value::Number(_), Value::Number(n)) if n.as_u64().is_some() => value.clone(),
+            (Value::Number(_), v) => return Err(format!("--set {field}: `{field}` is an amount in minor units, a whole number 0 or more (got {v})")),
+            (Value::String(_) | Value::Null, Value::String(_) | Value::Null) => value.clone(),
+            (Value::String(_) | Value::Null, Value::Number(_) | Value::Bool(_)) => Value::String(value.to_string()),
+            (Value::Bool(_), Value::Bool(_)) => value.clone(),
+            (Value::Object(_), Value::Object(_)) => value.clone(),
+            (current, v) => {
+                let want = match current {
+                    Value::Bool(_) => "true or false",
+                    Value::Object(_) => "a JSON object, such as {\"order_id\":\"42\"}",
+                    _ => "text",
+                };
+                return Err(format!("--set {field}: `{field}` takes {want} (got {v})"));
+            }
+        };
+        object.insert(field.clone(), value);
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -146,5 +177,28 @@ mod tests {
         for bad in ["nofield", "=x", "id=pay_1", "object=refund"] {
             assert!(parse_field(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn set_refuses_unknown_fields_and_values_of_the_wrong_kind_or_sign() {
+        let mut p = object_for(EventType::PaymentSucceeded);
+        let set = |arg: &str| vec![parse_field(arg).unwrap()];
+        apply_fields(&mut p, &set("amount=5000")).unwrap();
+        apply_fields(&mut p, &set("description=42")).unwrap();
+        apply_fields(&mut p, &set(r#"metadata={"order_id":"o_1"}"#)).unwrap();
+        assert_eq!((p["amount"].clone(), p["description"].clone(), p["metadata"]["order_id"].clone()), (json!(5000), json!("42"), json!("o_1")));
+        for (bad, says) in [
+            ("nosuchfield=1", "a payment has no field `nosuchfield`; it has amount, currency"),
+            ("amount=-5", "`amount` is an amount in minor units, a whole number 0 or more (got -5)"),
+            ("amount=12.5", "(got 12.5)"),
+            ("amount=lots", "(got \"lots\")"),
+            ("metadata=7", "`metadata` takes a JSON object"),
+            (r#"description={"a":1}"#, "`description` takes text"),
+        ] {
+            let e = apply_fields(&mut p, &set(bad)).unwrap_err();
+            assert!(e.starts_with(&format!("--set {}", bad.split('=').next().unwrap())) && e.contains(says), "{bad}: {e}");
+        }
+        let mut c = object_for(EventType::CustomerDeleted);
+        assert!(apply_fields(&mut c, &set("deleted=yes")).unwrap_err().contains("true or false"));
     }
 }
