@@ -10,7 +10,6 @@ use paygate::webhook::breaker::BreakerConfig;
 use paygate::webhook::deliver::RetrySchedule;
 use paygate::http::params::parse_time;
 use paygate::store::endpoints::Created;
-use paygate::ids::EndpointId;
 use paygate::webhook::endpoints::{EnabledEvents, Endpoint, new_endpoint};
 use paygate::webhook::ssrf::check_url;
 use paygate::{Event, EventId, EventRequest, EventType, Principal};
@@ -65,7 +64,7 @@ pub async fn trigger(stack: &Stack, event_type: EventType, api_key: &str, count:
             idempotency_key: Some(format!("paygate-cli-{}-{i}", ulid::Ulid::generate())),
         };
         let mut object = object_for(event_type);
-        object.extend(set.iter().cloned());
+        crate::fixtures::apply_fields(&mut object, set).map_err(anyhow::Error::msg)?;
         let event = publish_object(&publisher, &principal, event_type, object, request).await?;
         println!("{}", serde_json::to_string(&event).expect("events serialise"));
     }
@@ -240,11 +239,9 @@ pub fn env(stack: &Stack) -> CliResult {
 /// Prints the recovery as JSON.
 pub async fn recover(stack: &Stack, api_key: &str, endpoint: &str, since: &str) -> CliResult {
     let principal = principal_of(stack, api_key).await?;
-    let endpoint: EndpointId = endpoint.parse()?;
     let since = parse_time("since", since)?;
-    let api = stack.api();
-    let queued = api.recover(&principal, &endpoint, since).await?;
-    println!("{}", serde_json::json!({"object": "webhook_recovery", "endpoint": endpoint, "queued": queued.len(), "events": queued}));
+    let (endpoint, queued) = stack.api().recover(&principal, endpoint, since).await?;
+    println!("{}", serde_json::json!({"object": "webhook_recovery", "endpoint": endpoint, "since": since, "queued": queued.len(), "events": queued}));
     Ok(())
 }
 

@@ -37,7 +37,8 @@ enum Cmd {
     },
     /// Create realistic events of a type for the account of an API key; prints each as JSON.
     Trigger {
-        /// An event type, such as payment.succeeded.
+        /// An event type, such as payment.succeeded (every type is listed below).
+        #[arg(value_parser = event_type_parser())]
         event_type: EventType,
         /// The secret API key (sk_test_… or sk_live_…) of the account; never shown in help.
         #[arg(long, env = "PAYGATE_KEY", hide_env_values = true)]
@@ -114,6 +115,14 @@ enum AccountsCmd {
     Create,
 }
 
+/// The 27 event types as clap's possible values: `--help` lists them, and a misspelt one gets
+/// "a similar value exists: 'payment.succeeded'".
+fn event_type_parser() -> impl clap::builder::TypedValueParser<Value = EventType> {
+    use clap::builder::TypedValueParser;
+    clap::builder::PossibleValuesParser::new(EventType::ALL.iter().map(|t| t.as_str()))
+        .map(|s| s.parse::<EventType>().expect("a possible value is an event type"))
+}
+
 /// The stack a command works on: the deployed-local one with `--deployed`, else as the environment says.
 async fn stack(deployed: bool) -> anyhow::Result<Stack> {
     if deployed { Stack::deployed_local().await } else { Stack::from_env().await }
@@ -131,6 +140,16 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
+    if cli.deployed {
+        let local_only = match cli.command {
+            Cmd::Dev { .. } => Some("dev"),
+            Cmd::Env => Some("env"),
+            _ => None,
+        };
+        if let Some(name) = local_only {
+            anyhow::bail!("`paygate {name}` works on the local servers only; --deployed does not apply to it");
+        }
+    }
     match cli.command {
         Cmd::Dev { addr, no_servers } => {
             paygate::logging::init();
@@ -140,7 +159,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Trigger { event_type, api_key, count, set } => commands::trigger(&stack(cli.deployed).await?, event_type, &api_key, count, &set).await,
         Cmd::Env => commands::env(&Stack::local_from_env().await?),
         Cmd::Samples { command: SamplesCmd::Seed { endpoint_url } } => {
-            let (p, e) = paygate_cli::samples::seed(&Stack::local_from_env().await?, &endpoint_url).await?;
+            let (p, e) = paygate_cli::samples::seed(&if cli.deployed { Stack::deployed_local().await? } else { Stack::local_from_env().await? }, &endpoint_url).await?;
             println!("seeded {} (key {}), event {}, endpoint {} -> {}", p.account, paygate_cli::samples::KEY, paygate_cli::samples::EVENT, e.id, e.url);
             Ok(())
         }

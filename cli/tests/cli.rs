@@ -125,8 +125,40 @@ async fn dev_listen_trigger_as_a_new_user() {
     assert_eq!(page["data"][0]["id"], events[2]["id"]);
     assert_eq!(page["has_more"], true);
 
+    // What a newcomer gets wrong is refused with one line that says what to do instead.
+    let fails = |args: &[&str], says: &str| {
+        let out = Command::new(paygate()).args(args).env("PAYGATE_LOCAL_SUFFIX", &suffix).env("PAYGATE_KEY", &key).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!out.status.success() && err.contains(says), "{args:?}: {err}");
+        assert!(out.stdout.is_empty(), "{args:?} printed {:?}", String::from_utf8_lossy(&out.stdout));
+    };
+    fails(&["trigger", "payment.sucess"], "a similar value exists: 'payment.succeeded'");
+    fails(&["trigger", "payment.succeeded", "--set", "nosuchfield=1"], "a payment has no field `nosuchfield`");
+    fails(&["trigger", "payment.succeeded", "--set", "amount=-5"], "`amount` is an amount in minor units, a whole number 0 or more (got -5)");
+    fails(&["recover", "--endpoint", "we_01M86Q64Q75548AGQCZMZ8CETQ", "--since", "0"], "No such webhook endpoint");
+    fails(&["recover", "--endpoint", "nonsense", "--since", "0"], "No such webhook endpoint");
+    fails(&["listen", "--forward-to", "127.0.0.1:4242/webhooks"], "a webhook URL needs a scheme and a host, such as https://example.com/webhooks");
+    fails(&["--deployed", "dev"], "--deployed does not apply to it");
+    fails(&["--deployed", "env"], "--deployed does not apply to it");
+
     assert!(listen.interrupt().success());
     assert!(dev.interrupt().success());
+}
+
+/// Every flag of every command has a line of help.
+#[test]
+fn every_flag_has_a_description() {
+    let commands: &[&[&str]] = &[&[], &["dev"], &["accounts", "create"], &["trigger"], &["env"], &["samples", "seed"], &["recover"], &["dlq", "redrive"], &["listen"]];
+    for cmd in commands {
+        let out = Command::new(paygate()).args(*cmd).arg("--help").output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(out.status.success(), "{cmd:?}: {text}");
+        for line in text.lines().filter(|l| l.trim_start().starts_with('-')) {
+            // "  -h, --help  Print help": the flag, two spaces at least, then its description.
+            let described = line.trim().split_once("  ").is_some_and(|(_, d)| !d.trim().is_empty());
+            assert!(described, "{cmd:?}: a flag without help: {line:?}");
+        }
+    }
 }
 
 /// `--help` never prints the secret key it would take from the environment.

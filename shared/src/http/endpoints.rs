@@ -145,12 +145,10 @@ pub async fn resend(State(api): State<Arc<Api>>, principal: Principal, PathId(id
 pub async fn recover(State(api): State<Arc<Api>>, principal: Principal, PathId(id): PathId, Form(mut p): Form) -> Reply {
     let since = p.timestamp("since")?.ok_or_else(|| missing("since"))?;
     p.done()?;
-    let endpoint = api.endpoint(&principal, &id).await?;
-    enabled(&endpoint)?;
-    let queued = api.recover(&principal, &endpoint.id, since).await?;
+    let (endpoint, queued) = api.recover(&principal, &id, since).await?;
     Ok(Json(json!({
         "object": "webhook_recovery",
-        "endpoint": endpoint.id,
+        "endpoint": endpoint,
         "since": since,
         "queued": queued.len(),
         "events": queued,
@@ -222,10 +220,17 @@ fn endpoint_missing(id: &str) -> ApiError {
 }
 
 impl Api {
-    /// Re-opens every finally failed delivery to `endpoint` of the events created at or after
-    /// `since` (unix seconds) and schedules them; returns those events. Idempotent: what it re-opened
-    /// is pending, and no longer failed, so a second run finds only newer failures.
-    pub async fn recover(&self, principal: &Principal, endpoint: &EndpointId, since: Timestamp) -> Result<Vec<EventId>, ApiError> {
+    /// Re-opens every finally failed delivery to the endpoint `id` (404 unless the principal has
+    /// it, 400 while it is disabled) of the events created at or after `since` and schedules them;
+    /// returns the endpoint and those events. Idempotent: what it re-opened is pending, and no
+    /// longer failed, so a second run finds only newer failures.
+    pub async fn recover(&self, principal: &Principal, id: &str, since: Timestamp) -> Result<(EndpointId, Vec<EventId>), ApiError> {
+        let endpoint = self.endpoint(principal, id).await?;
+        enabled(&endpoint)?;
+        Ok((endpoint.id, self.reopen_failed(principal, &endpoint.id, since).await?))
+    }
+
+    async fn reopen_failed(&self, principal: &Principal, endpoint: &EndpointId, since: Timestamp) -> Result<Vec<EventId>, ApiError> {
         let Some(since) = EventId::first_at_secs(since.unix_seconds()) else { return Ok(Vec::new()) };
         let mut queued = Vec::new();
         for event_id in self.deliveries.failed_since(principal, endpoint, since).await? {
