@@ -201,7 +201,12 @@ async fn get_records(streams: &aws_sdk_dynamodbstreams::Client, iterator: &str) 
             }
             Ok(page)
         }
-        Err(e) => Err(anyhow!("{}", DisplayErrorContext(e))),
+        // A new stream's shard read before its first record (DynamoDB Local): nothing to read
+        // yet; no next iterator, so a fresh one is asked for.
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_trimmed_data_access_exception()) => {
+            Ok(Page { records: Vec::new(), unreadable: Vec::new(), next: None })
+        }
+        Err(e) => Err(anyhow!("{}", e.into_service_error())),
     }
 }
 
@@ -259,10 +264,19 @@ async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool, sent: Ar
                     };
                     let got =
                         streams.get_shard_iterator().stream_arn(&stream_arn).shard_id(id).shard_iterator_type(kind).set_sequence_number(seq).send().await;
-                    match got {
+                    match got.map_err(|e| e.into_service_error()) {
                         Ok(o) => shard.iterator = o.shard_iterator,
+                        // DynamoDB Local's answer for the start of a new stream's shard with no
+                        // record yet: normal, and not worth a warning; asked again shortly.
+                        Err(e) if e.is_trimmed_data_access_exception() => {
+                            if shard.last_sequence.take().is_some() {
+                                tracing::warn!(shard = %id, "the stream was trimmed past the last record read; reading from its oldest (the sweeper sends what was skipped)");
+                            }
+                            tokio::time::sleep(BACKOFF_FIRST).await;
+                            continue;
+                        }
                         Err(e) => {
-                            shard.backoff.fail(&DisplayErrorContext(e).to_string()).await;
+                            shard.backoff.fail(&e.to_string()).await;
                             continue;
                         }
                     }
