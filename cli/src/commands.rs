@@ -89,10 +89,14 @@ Try, in another terminal:
   export PAYGATE_KEY={test_key}
   cargo run -q --bin paygate -- trigger payment.succeeded --api-key $PAYGATE_KEY --count 5
   curl -H \"Authorization: Bearer $PAYGATE_KEY\" 'http://{addr}/v1/events?type=payment.succeeded&limit=3'
-  curl -H \"Authorization: Bearer $PAYGATE_KEY\" 'http://{addr}/v1/events?limit=3&starting_after=<last id of the page>'
+  # the next page starts after the last event of this one
+  last=$(curl -s -H \"Authorization: Bearer $PAYGATE_KEY\" 'http://{addr}/v1/events?type=payment.succeeded&limit=3' | jq -r '.data[-1].id')
+  curl -H \"Authorization: Bearer $PAYGATE_KEY\" \"http://{addr}/v1/events?type=payment.succeeded&limit=3&starting_after=$last\"
 
-Webhooks: run a receiver on 127.0.0.1:4242, then
+Webhooks: first a temporary endpoint, which prints its signing secret (whsec_…)
   cargo run -q --bin paygate -- listen --forward-to http://127.0.0.1:4242/webhooks --api-key $PAYGATE_KEY
+then, in a third terminal, the example receiver with that secret
+  cargo run -q -p paygate-cli --example receiver -- whsec_…
 
 Press Ctrl-C to stop everything this command started.",
         ddb = local_urls().0,
