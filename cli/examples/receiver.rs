@@ -28,6 +28,7 @@ async fn webhooks(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Byte
             return (StatusCode::BAD_REQUEST, "Invalid signature");
         }
     };
+    println!("{} {} signature verified", event.id, event.event_type);
     // 1. Handle events idempotently: the same event may arrive more than once.
     if !r.processed.lock().unwrap().insert(event.id.to_string()) {
         println!("{} {} already processed; skipped", event.id, event.event_type);
@@ -38,13 +39,18 @@ async fn webhooks(State(r): State<Arc<Receiver>>, headers: HeaderMap, body: Byte
     (StatusCode::OK, "received")
 }
 
+/// A string field as text (no JSON quotes); `?` when absent.
+fn text(v: &serde_json::Value) -> &str {
+    v.as_str().unwrap_or("?")
+}
+
 async fn handle(event: Event) {
     let object = &event.data.object;
     match event.event_type {
-        EventType::PaymentSucceeded => println!("{} payment {} of {} {} succeeded", event.id, object["id"], object["amount"], object["currency"]),
-        EventType::PaymentFailed => println!("{} payment {} failed", event.id, object["id"]),
-        EventType::SubscriptionCreated => println!("{} new subscription {}", event.id, object["id"]),
-        EventType::SubscriptionCanceled => println!("{} subscription {} canceled", event.id, object["id"]),
+        EventType::PaymentSucceeded => println!("{} payment {} of {} {} succeeded", event.id, text(&object["id"]), object["amount"], text(&object["currency"])),
+        EventType::PaymentFailed => println!("{} payment {} failed", event.id, text(&object["id"])),
+        EventType::SubscriptionCreated => println!("{} new subscription {}", event.id, text(&object["id"])),
+        EventType::SubscriptionCanceled => println!("{} subscription {} canceled", event.id, text(&object["id"])),
         other => println!("{} unhandled event type: {other}", event.id),
     }
 }
