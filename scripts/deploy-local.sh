@@ -52,14 +52,17 @@ for var, lid in [("PAYGATE_EVENTS_TABLE", "EventsTable"), ("PAYGATE_WEBHOOK_ENDP
                  ("PAYGATE_API_KEYS_TABLE", "ApiKeysTable"), ("PAYGATE_DELIVERIES_TABLE", "DeliveriesTable"),
                  ("PAYGATE_DELIVERY_QUEUE_URL", "DeliveryQueue"), ("PAYGATE_DELIVERY_DLQ_URL", "DeliveryDeadLetterQueue")]:
     print(f"export {var}={res[lid]}")
-api = boto3.client("apigatewayv2").get_api(ApiId=res["HttpApi"])
 stage = "dev"  # the Stage parameter's default
-print(f"export PAYGATE_API_URL={api['ApiEndpoint']}/{stage}")
+# The emulator's path-style address of the API: every client resolves 127.0.0.1, where
+# {id}.execute-api.localhost resolves in curl only (not in Python or Node).
+print(f"export PAYGATE_API_URL=$AWS_ENDPOINT_URL/_aws/execute-api/{res['HttpApi']}/{stage}")
 print("export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_DEFAULT_REGION=us-east-1 AWS_ENDPOINT_URL=$AWS_ENDPOINT_URL")
 print("export PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS=true  # as the stack was deployed (AllowPrivateWebhookUrls)")
 PYEOF
 # shellcheck disable=SC1091
 . "$OUT/env"
+# The account, key, event and endpoint the files in events/ name, for `sam remote invoke`.
+target/debug/paygate --deployed samples seed >/dev/null
 account=$(target/debug/paygate accounts create)
 key=$(echo "$account" | sed -n 's/.*"test_key":"\([^"]*\)".*/\1/p')
 cat <<DONE
