@@ -2,7 +2,7 @@
 # `make test`: installs what is missing, starts the local servers (unless already running), lints
 # the template, runs every test of the workspace, of the client libraries and of the dashboard (in
 # Debian's Chromium), deploys the template on the AWS emulator and runs the acceptance tests against
-# it, and stops what it started.
+# it, runs the README's walkthroughs as written, and stops what it started.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -29,6 +29,9 @@ dashboard_status=${PIPESTATUS[0]}
 # The deployed template on the AWS emulator (make deploy-local), and its acceptance tests.
 scripts/deployed-tests.sh 2>&1 | tee -a "$log"
 deployed_status=${PIPESTATUS[0]}
+# The README's walkthroughs, run as written.
+scripts/readme-tests.sh 2>&1 | tee -a "$log"
+readme_status=${PIPESTATUS[0]}
 set -e
 # shellcheck disable=SC2086
 scripts/local.sh stop $started
@@ -42,4 +45,5 @@ awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += 
 [ "$status" -eq 0 ] || exit "$status"
 [ "$sdk_status" -eq 0 ] || exit "$sdk_status"
 [ "$dashboard_status" -eq 0 ] || exit "$dashboard_status"
-exit "$deployed_status"
+[ "$deployed_status" -eq 0 ] || exit "$deployed_status"
+exit "$readme_status"
