@@ -134,6 +134,9 @@ async fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("paygate: {e:#}");
+            if let Some(paygate::ApiError::Authentication { .. }) = e.downcast_ref() {
+                eprintln!("hint: use a key this stack issued: the test key `make dev` printed, or one from `paygate accounts create` (with --deployed for the emulator's stack)");
+            }
             ExitCode::FAILURE
         }
     }

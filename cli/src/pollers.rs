@@ -213,10 +213,10 @@ async fn get_records(streams: &aws_sdk_dynamodbstreams::Client, iterator: &str) 
 /// Logs an unreadable stream record at error level and parks it in the fan-out failure queue
 /// (where the deployed mapping's on-failure destination puts what it gives up on).
 async fn park(stack_sqs: &aws_sdk_sqs::Client, queue_url: &str, sequence: Option<String>, record: serde_json::Value) {
-    tracing::error!(sequence_number = ?sequence, "unreadable stream record parked in the fan-out failure queue and skipped; the sweeper schedules its deliveries");
+    tracing::error!(sequence_number = sequence.as_deref(), "unreadable stream record parked in the fan-out failure queue and skipped; the sweeper schedules its deliveries");
     let sent = stack_sqs.send_message().queue_url(queue_url).message_body(record.to_string()).send().await;
     if let Err(e) = sent {
-        tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), sequence_number = ?sequence, "could not park the stream record");
+        tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), sequence_number = sequence.as_deref(), "could not park the stream record");
     }
 }
 

@@ -129,11 +129,7 @@ impl Stack {
         let names = &self.config;
         provision(&self.clients, &|id| names.name_of(id))
             .await
-            .map_err(|e| {
-                let why = e.to_string();
-                let why = why.lines().next().unwrap_or_default().chars().take(160).collect::<String>();
-                anyhow::anyhow!("cannot create the local tables and queues ({why})\nhint: are the local servers up? `make servers` starts them (`make dev` does too)")
-            })
+            .map_err(|e| anyhow::anyhow!("cannot create the local tables and queues ({e})\nhint: are the local servers up? `make servers` starts them (`make dev` does too)"))
     }
 
     /// The stack `make deploy-local` deployed on the AWS emulator: its endpoint, table names and

@@ -16,6 +16,21 @@ pub const LOCAL_DYNAMODB_URL: &str = "http://127.0.0.1:8000";
 #[cfg(feature = "local")]
 pub const LOCAL_SQS_URL: &str = "http://127.0.0.1:4566";
 
+/// An SDK error as one line: its message and its causes' (`dispatch failure: io error: … Connection
+/// refused (os error 111)`), each once, without the Debug dump `DisplayErrorContext` appends.
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut cause = Some(e);
+    while let Some(c) = cause {
+        let text = c.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cause = c.source();
+    }
+    parts.join(": ")
+}
+
 /// Where the SDK clients talk to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {

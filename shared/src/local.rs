@@ -25,8 +25,8 @@ pub enum LocalError {
     Aws(String),
 }
 
-fn aws_err(e: impl std::error::Error) -> LocalError {
-    LocalError::Aws(aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string())
+fn aws_err(e: impl std::error::Error + 'static) -> LocalError {
+    LocalError::Aws(crate::aws::error_chain(&e))
 }
 
 #[derive(Debug, Deserialize)]

@@ -20,7 +20,7 @@ use std::collections::HashMap;
 use std::fmt::Debug;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
 use serde::Serialize;
 
@@ -131,16 +131,16 @@ pub fn principal_of_partition(pk: &str) -> Option<Principal> {
 }
 
 /// A failure talking to DynamoDB or reading what it holds. The SDK's error is kept as the source,
-/// for logs (`DisplayErrorContext` prints its whole chain).
+/// and its message and causes are shown on one line (`aws::error_chain`).
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("DynamoDB throttled the request: {}", DisplayErrorContext(.0.as_ref()))]
+    #[error("DynamoDB throttled the request: {}", crate::aws::error_chain(.0.as_ref()))]
     Throttled(#[source] BoxError),
     #[error("the item exists already")]
     Conflict,
     #[error("DynamoDB kept cancelling the transaction for contention (TransactionConflict)")]
     Contention,
-    #[error("DynamoDB: {}", DisplayErrorContext(.0.as_ref()))]
+    #[error("DynamoDB: {}", crate::aws::error_chain(.0.as_ref()))]
     Dynamo(#[source] BoxError),
     #[error("malformed item: {0}")]
     Item(#[from] serde_dynamo::Error),

@@ -162,12 +162,12 @@ impl Deliverer {
         for m in messages {
             match m.body.as_deref().and_then(|b| serde_json::from_str::<DeliveryMessage>(b).ok()) {
                 None => {
-                    tracing::error!(message_id = ?m.message_id, "malformed delivery message; moved to the DLQ");
+                    tracing::error!(message_id = m.message_id.as_deref(), "malformed delivery message; moved to the DLQ");
                     self.to_dlq(m, "malformed message").await;
                     deliveries.push(None);
                 }
                 Some(d) if !seen.insert((d.principal(), d.event_id, d.endpoint_id)) => {
-                    tracing::info!(message_id = ?m.message_id, event_id = %d.event_id, endpoint_id = %d.endpoint_id, "second message for one delivery in the batch; acknowledged");
+                    tracing::info!(message_id = m.message_id.as_deref(), event_id = %d.event_id, endpoint_id = %d.endpoint_id, "second message for one delivery in the batch; acknowledged");
                     deliveries.push(None);
                 }
                 Some(d) => deliveries.push(Some(d)),
@@ -232,7 +232,7 @@ impl Deliverer {
                 }
                 (Err(e), _) | (_, Err(e)) => {
                     // Our own failure (DynamoDB): retry the message as it is.
-                    tracing::error!(error = %e, message_id = ?m.message_id, "delivery failed on our side");
+                    tracing::error!(error = %e, message_id = m.message_id.as_deref(), "delivery failed on our side");
                     thens.push((m, None));
                 }
             }

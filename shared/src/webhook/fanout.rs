@@ -142,10 +142,10 @@ impl Fanout {
                 // A record we cannot read never gets readable: skip it (the states it would have
                 // scheduled are the sweeper's), so it cannot hold up the shard.
                 Err(e @ FanoutError::Record(_)) => {
-                    tracing::error!(error = %e, sequence_number = ?record.change.sequence_number, "stream record skipped; the sweeper schedules its deliveries");
+                    tracing::error!(error = %e, sequence_number = record.change.sequence_number.as_deref(), "stream record skipped; the sweeper schedules its deliveries");
                 }
                 Err(e) => {
-                    tracing::error!(error = %e, sequence_number = ?record.change.sequence_number, "fan-out failed");
+                    tracing::error!(error = %e, sequence_number = record.change.sequence_number.as_deref(), "fan-out failed");
                     let mut failure = DynamoDbBatchItemFailure::default();
                     failure.item_identifier = record.change.sequence_number.clone();
                     response.batch_item_failures.push(failure);
