@@ -50,8 +50,8 @@ def body(out):
 
 
 def last_json(out):
-    """The last line's JSON (`make invoke` echoes its recipe first)."""
-    return json.loads(out.strip().splitlines()[-1])
+    """The last JSON line (`make invoke` echoes its recipe first)."""
+    return json.loads([line for line in out.strip().splitlines() if line.startswith("{")][-1])
 
 
 def finally_failed(out):
@@ -133,7 +133,10 @@ class Walk:
         self.heading = heading
         self.tmp = tmp_path
         self.env = {**os.environ, "PAYGATE_LOCAL_SUFFIX": "readme" + uuid.uuid4().hex[:10]}
-        self.env.pop("PAYGATE_KEY", None)
+        # As in a new terminal: no key yet, and not inside `make test`'s make (whose MAKELEVEL
+        # would make every `make` print "Entering directory").
+        for var in ["PAYGATE_KEY", "MAKELEVEL", "MAKEFLAGS", "MFLAGS", "MAKEOVERRIDES"]:
+            self.env.pop(var, None)
         self.seen = []  # everything printed, oldest first
         self.assignments = []  # `export X=…` and `x=$(…)` lines, run again before each later line
         self.background = []  # (piece of the line, Popen, output file), oldest first
