@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
-.PHONY: help dev test validate build servers stop watch invoke bench deploy-local
+.PHONY: help dev test validate build servers stop watch invoke bench capacity deploy-local
 
 help: ## this list
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -36,3 +36,6 @@ invoke: ## invoke one function with a sample event: make invoke FN=get-event EVE
 
 bench: ## the performance table, every row against a baseline from the same run (about 10 min; not in CI)
 	scripts/bench.sh
+
+capacity: ## DynamoDB units per operation and key, every ceiling against its goal, the goal traffic simulated (a few minutes; not in CI)
+	scripts/capacity.sh

@@ -8,6 +8,7 @@
 //!
 //!     scripts/bench.sh                       # everything
 //!     scripts/bench.sh api delivery          # only some groups: api list delivery latency isolation cold size
+//!     scripts/capacity.sh                    # make capacity: paygate-bench capacity (bench/src/capacity)
 
 mod api;
 mod cold;
@@ -39,6 +40,9 @@ async fn stack() -> anyhow::Result<Stack> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let asked: Vec<String> = std::env::args().skip(1).collect();
+    if asked.first().map(String::as_str) == Some("capacity") {
+        return capacity().await;
+    }
     if let Some(unknown) = asked.iter().find(|a| !GROUPS.contains(&a.as_str())) {
         anyhow::bail!("unknown group {unknown:?}; the groups are {}", GROUPS.join(", "));
     }
@@ -60,4 +64,19 @@ async fn main() -> anyhow::Result<()> {
         println!("  {group}: {:.0} s", started.elapsed().as_secs_f64());
     }
     report::publish(&rows, &measure::target_dir().join("bench"))
+}
+
+/// `make capacity`: the workload with each endpoint count on a fresh stack, then the report,
+/// printed and written to `target/capacity/` and the README.
+async fn capacity() -> anyhow::Result<()> {
+    use paygate_bench::capacity;
+    let mut runs = Vec::new();
+    for n in capacity::ENDPOINT_COUNTS {
+        println!("capacity: one merchant, {n} endpoints, {} events…", capacity::EVENTS);
+        runs.push(capacity::workload::measure(stack().await?, Some(stack().await?), n, capacity::EVENTS).await?);
+    }
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let report = capacity::report(&runs, &std::fs::read_to_string(root.join("template.yaml"))?)?;
+    println!("{}", capacity::markdown(&report));
+    capacity::publish(&report, &measure::target_dir().join("capacity"), &root.join("README.md"))
 }

@@ -1,0 +1,3 @@
+//! What the benchmark binary and the tests share: `make capacity`'s model.
+
+pub mod capacity;
