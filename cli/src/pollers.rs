@@ -571,7 +571,11 @@ mod tests {
         let template: serde_norway::Value = serde_norway::from_str(paygate::local::TEMPLATE).unwrap();
         let mapping = &template["Resources"]["DeliverWebhooksFunction"]["Properties"]["Events"]["Queue"]["Properties"];
         assert_eq!(mapping["BatchSize"].as_i64(), Some(i64::from(QUEUE_BATCH)));
-        assert_eq!(mapping["ScalingConfig"]["MaximumConcurrency"].as_u64(), Some(QUEUE_CONCURRENCY as u64));
+        // MaximumConcurrency is the DeliveryConcurrency parameter: its default is what dev runs.
+        let concurrency = &mapping["ScalingConfig"]["MaximumConcurrency"];
+        let serde_norway::Value::Tagged(reference) = concurrency else { panic!("MaximumConcurrency: {concurrency:?}") };
+        let parameter = reference.value.as_str().unwrap();
+        assert_eq!(template["Parameters"][parameter]["Default"].as_u64(), Some(QUEUE_CONCURRENCY as u64));
         let stream = &template["Resources"]["FanoutFunction"]["Properties"]["Events"];
         let batch = stream.as_mapping().unwrap().values().next().unwrap()["Properties"]["BatchSize"].as_i64();
         assert_eq!(batch, Some(i64::from(STREAM_BATCH)));

@@ -29,6 +29,9 @@ pub struct Config {
     /// (`PAYGATE_KEY_CACHE_SECONDS`, default 60; 0 reads it on every request): the bound on how
     /// long a revoked key keeps working.
     pub key_cache: Duration,
+    /// `ByDue` shards (`PAYGATE_DUE_SHARDS`, default [`crate::store::deliveries::DUE_SHARDS`]; the
+    /// template's `DueShards`): raise with the platform's deliveries/s, never lower.
+    pub due_shards: u32,
 }
 
 /// Environment variable and local default of each table and queue, by the logical id it has in
@@ -78,6 +81,10 @@ impl Config {
             .and_then(|d| d.parse::<u64>().ok())
             .filter(|d| *d > 0)
             .unwrap_or(DEFAULT_REDRIVE_AFTER_SECS);
+        let due_shards = get("PAYGATE_DUE_SHARDS")
+            .and_then(|d| d.parse::<u32>().ok())
+            .filter(|d| (1..=crate::store::deliveries::MAX_DUE_SHARDS).contains(d))
+            .unwrap_or(crate::store::deliveries::DUE_SHARDS);
         let key_cache = get("PAYGATE_KEY_CACHE_SECONDS").and_then(|s| s.parse::<u64>().ok()).unwrap_or(DEFAULT_KEY_CACHE_SECS);
         Config {
             events_table: name("EventsTable"),
@@ -93,6 +100,7 @@ impl Config {
             event_retention: Duration::from_secs(days * 86_400),
             redrive_after: Duration::from_secs(redrive_after),
             key_cache: Duration::from_secs(key_cache),
+            due_shards,
         }
     }
 

@@ -47,6 +47,7 @@ impl Deps {
 
     pub fn deliveries(&self) -> DeliveryStore {
         DeliveryStore::new(self.clients.dynamodb.clone(), &self.config.deliveries_table, &self.config.events_table, self.config.redrive_after)
+            .with_due_shards(self.config.due_shards)
     }
 
     /// Each endpoint's delivery health (in the Deliveries table).

@@ -184,7 +184,7 @@ def _sam_deploy(template, stack, *overrides):
     sam = os.path.join(ROOT, ".tools", "build-venv", "bin", "sam")
     subprocess.run([sam, "deploy", "--template-file", template, "--stack-name", stack, "--s3-bucket", f"{STACK}-artifacts",
                     "--capabilities", "CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND", "--no-confirm-changeset",
-                    "--no-fail-on-empty-changeset", "--parameter-overrides", "AllowPrivateWebhookUrls=true", *overrides],
+                    "--no-fail-on-empty-changeset", "--parameter-overrides", "AllowPrivateWebhookUrls=true", "DueShards=8", *overrides],
                    check=True, capture_output=True)
 
 

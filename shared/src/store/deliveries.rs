@@ -40,8 +40,13 @@ use crate::webhook::endpoints::Endpoint;
 
 /// Kept for as long as events are.
 const RETENTION_SECS: u64 = 30 * 86_400;
-/// Partitions of the `ByDue` index, so that no single index partition takes every write.
+/// Partitions of the `ByDue` index, so that no single index partition takes every write: the
+/// default (`PAYGATE_DUE_SHARDS`; the template's `DueShards` sets 512 for the platform's goal).
+/// Raising the count loses nothing (the sweeper reads shards `0..count`, which hold every item
+/// written with a smaller count); lowering it would strand the states of the shards it drops.
 pub const DUE_SHARDS: u32 = 4;
+/// The most `ByDue` shards a stack may have: the sweeper reads each one every second.
+pub const MAX_DUE_SHARDS: u32 = 1024;
 /// The `ByDue` index.
 pub const DUE_INDEX: &str = "ByDue";
 /// The `ByFailed` index.
@@ -273,6 +278,8 @@ pub struct DeliveryStore {
     /// How long a pending state may go untouched past its next attempt before the sweeper
     /// enqueues it again (`PAYGATE_REDRIVE_AFTER_SECONDS`).
     redrive_after: u64,
+    /// How many `ByDue` shards states are spread over (and the sweeper reads).
+    due_shards: u32,
 }
 
 fn pk(principal: &Principal, event: EventId) -> String {
@@ -283,10 +290,10 @@ fn state_key(principal: &Principal, event: EventId, endpoint: &EndpointId) -> Ha
     key_item(&SortKey { pk: pk(principal, event), sk: format!("{endpoint}#state") })
 }
 
-/// The `ByDue` partition of an event's states: from the random part of its id, so every state of
-/// one event shares a partition and the partitions fill evenly.
-fn due_shard(event: EventId) -> String {
-    format!("due#{}", (event.ulid().random() % u128::from(DUE_SHARDS)) as u32)
+/// The `ByDue` partition of an event's states, of `shards`: from the random part of its id, so
+/// every state of one event shares a partition and the partitions fill evenly.
+fn due_shard(event: EventId, shards: u32) -> String {
+    format!("due#{}", (event.ulid().random() % u128::from(shards.max(1))) as u32)
 }
 
 /// `{account}#{mode}#{endpoint}`: the partition of an endpoint's failures (`ByFailed`) and of its
@@ -305,7 +312,18 @@ fn s(v: impl Into<String>) -> AttributeValue {
 
 impl DeliveryStore {
     pub fn new(client: Client, table: impl Into<String>, events_table: impl Into<String>, redrive_after: Duration) -> Self {
-        DeliveryStore { client, table: table.into(), events_table: events_table.into(), redrive_after: redrive_after.as_secs() }
+        DeliveryStore { client, table: table.into(), events_table: events_table.into(), redrive_after: redrive_after.as_secs(), due_shards: DUE_SHARDS }
+    }
+
+    /// The same store, spreading states over `shards` `ByDue` shards (1 to [`MAX_DUE_SHARDS`]).
+    pub fn with_due_shards(mut self, shards: u32) -> Self {
+        self.due_shards = shards.clamp(1, MAX_DUE_SHARDS);
+        self
+    }
+
+    /// How many `ByDue` shards the sweeper reads.
+    pub fn due_shards(&self) -> u32 {
+        self.due_shards
     }
 
     /// The redrive grace, in seconds.
@@ -329,7 +347,7 @@ impl DeliveryStore {
             attempts: 0,
             next_attempt_at: 0,
             opened_at: Some(now),
-            due_shard: Some(due_shard(event)),
+            due_shard: Some(due_shard(event, self.due_shards)),
             due_at: Some(now + self.redrive_after),
             failed_pk: None,
         }
@@ -368,7 +386,7 @@ impl DeliveryStore {
             .expression_attribute_values(":pending", s("pending"))
             .expression_attribute_values(":now", n(now))
             .expression_attribute_values(":zero", n(0))
-            .expression_attribute_values(":shard", s(due_shard(event)))
+            .expression_attribute_values(":shard", s(due_shard(event, self.due_shards)))
             .expression_attribute_values(":due", n(now + self.redrive_after))
             .build()?;
         if transact_write(&self.client, vec![TransactWriteItem::builder().update(update).build(), self.pending_change(principal, event, 1)?]).await? {

@@ -15,13 +15,17 @@
 use std::time::Duration;
 
 use futures::future::join_all;
+use futures::{StreamExt, stream};
 
 use crate::ids::unix_now;
-use crate::store::deliveries::{DUE_SHARDS, DeliveryStore};
+use crate::store::deliveries::DeliveryStore;
 use crate::webhook::fanout::{DeliveryMessage, Fanout, FanoutError};
 
 /// States read per Query.
 const PAGE: i32 = 100;
+/// Shards read at once: the template's `DueShards` may be in the hundreds, and one function
+/// should not open a connection per shard every second.
+const SHARDS_AT_ONCE: usize = 32;
 /// Queries per shard and run, so one run stays well inside the function's timeout.
 const MAX_PAGES: usize = 20;
 
@@ -43,7 +47,8 @@ impl Sweeper {
     /// shard could not be swept (the rest were), so the next run tries again and an alarm can see it.
     pub async fn sweep(&self) -> Result<usize, FanoutError> {
         let now = unix_now();
-        let results = join_all((0..DUE_SHARDS).map(|shard| self.sweep_shard(shard, now))).await;
+        let results: Vec<_> =
+            stream::iter(0..self.deliveries.due_shards()).map(|shard| self.sweep_shard(shard, now)).buffer_unordered(SHARDS_AT_ONCE).collect().await;
         let mut enqueued = 0;
         let mut first_error = None;
         for r in results {
@@ -69,7 +74,9 @@ impl Sweeper {
     /// of sweeping every second while nothing is due.
     pub async fn next_due(&self) -> Result<Option<u64>, FanoutError> {
         let mut earliest = None;
-        for r in join_all((0..DUE_SHARDS).map(|shard| self.deliveries.next_due(shard))).await {
+        let due: Vec<_> =
+            stream::iter(0..self.deliveries.due_shards()).map(|shard| self.deliveries.next_due(shard)).buffer_unordered(SHARDS_AT_ONCE).collect().await;
+        for r in due {
             if let Some(t) = r? {
                 earliest = Some(earliest.map_or(t, |e: u64| e.min(t)));
             }
