@@ -405,3 +405,37 @@ async fn the_sweeper_never_overwrites_a_due_time_written_after_it_read_the_state
     assert_eq!(still.len(), 1, "due at the held time, not the sweeper's");
     assert_eq!(still[0].due_at, held);
 }
+
+/// Raising the `ByDue` shard count (`DueShards`) loses nothing: states written with 4 shards are
+/// found by a store with 64, and the new ones spread over the 64.
+#[tokio::test]
+async fn raising_the_due_shards_keeps_every_pending_state_in_sight() {
+    let mut stack = isolated_stack().await;
+    let p = test_principal(&account(&stack).await);
+    let r = Receiver::start(vec![]).await;
+    let ep = endpoint(&stack, &p, &r, &["*"]).await;
+    let mut events = Vec::new();
+    for _ in 0..12 {
+        events.push(publish(&stack, &p, EventType::PaymentSucceeded, payment()).await.id);
+    }
+    stack.config.due_shards = 64;
+    for _ in 0..24 {
+        events.push(publish(&stack, &p, EventType::PaymentSucceeded, payment()).await.id);
+    }
+    let store = stack.deliveries();
+    assert_eq!(store.due_shards(), 64);
+    let later = paygate::ids::unix_now() + 10_000;
+    let mut found = Vec::new();
+    let mut beyond_the_first_four = 0;
+    for shard in 0..store.due_shards() {
+        let here: Vec<_> = store.overdue(shard, later, 100).await.unwrap().into_iter().filter(|o| o.endpoint_id == ep.id).map(|o| o.event_id).collect();
+        if shard >= 4 {
+            beyond_the_first_four += here.len();
+        }
+        found.extend(here);
+    }
+    found.sort();
+    events.sort();
+    assert_eq!(found, events, "every pending state, old and new");
+    assert!(beyond_the_first_four > 0, "the new states use the new shards");
+}
