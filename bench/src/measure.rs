@@ -83,8 +83,7 @@ impl Calls {
     /// Makes the stack's DynamoDB client count what it sends. Stores built afterwards share it.
     pub fn install(stack: &mut Stack) -> Calls {
         let calls = Calls::default();
-        let config = stack.clients.dynamodb.config().to_builder().interceptor(calls.clone()).build();
-        stack.deps.clients.dynamodb = aws_sdk_dynamodb::Client::from_conf(config);
+        paygate_bench::intercept(stack, calls.clone());
         calls
     }
 

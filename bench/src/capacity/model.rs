@@ -206,43 +206,44 @@ pub const GOAL_PLATFORM_EVENTS: f64 = 20_000.0;
 pub const GOAL_PLATFORM_DELIVERIES: f64 = 50_000.0;
 pub const GOAL_ENDPOINTS_PER_EVENT: f64 = 2.5;
 
-/// The key ceilings that the hot keys imply.
+/// The key ceilings that the hot keys imply: per key, the write or the read limit, whichever it
+/// reaches first (keys that take no units are left out).
 pub fn key_ceilings(hot: &[HotKey]) -> Vec<Ceiling> {
     let mut out = Vec::new();
-    let limit = |units: f64| if units > 0.0 { KEY_WRITE_LIMIT / units } else { f64::INFINITY };
+    // (ceiling, what sets it) from write and read units per item.
+    let limit = |place: &str, write: f64, read: f64, per: &str| {
+        let (w, r) = (if write > 0.0 { KEY_WRITE_LIMIT / write } else { f64::INFINITY }, if read > 0.0 { KEY_READ_LIMIT / read } else { f64::INFINITY });
+        if w <= r { (w, format!("{place} key: {write:.2} WCU per {per}")) } else { (r, format!("{place} key: {read:.2} RCU per {per}")) }
+    };
     for h in hot {
+        let (merchant_value, merchant_set_by) = limit(&h.place, h.write_per_event, h.read_per_event, "event");
+        let (delivery_value, delivery_set_by) = limit(&h.place, h.write_per_delivery, 0.0, "delivery");
         match h.class {
-            KeyClass::Merchant | KeyClass::MerchantType | KeyClass::MerchantFamily => out.push(Ceiling::new(
-                format!("events/s of {}", h.class.describe()),
-                format!("{} key: {:.2} WCU per event", h.place, h.write_per_event),
-                limit(h.write_per_event),
+            KeyClass::Merchant | KeyClass::MerchantType | KeyClass::MerchantFamily if merchant_value.is_finite() => out.push(Ceiling::new(
+                format!("events/s of {} ({})", h.class.describe(), h.place),
+                merchant_set_by,
+                merchant_value,
                 "events/s",
                 GOAL_MERCHANT_EVENTS,
             )),
-            KeyClass::Endpoint => out.push(Ceiling::new(
+            KeyClass::Endpoint if delivery_value.is_finite() => out.push(Ceiling::new(
                 format!("deliveries/s to one endpoint ({})", h.place),
-                format!("{} key: {:.2} WCU per delivery", h.place, h.write_per_delivery),
-                limit(h.write_per_delivery),
+                delivery_set_by,
+                delivery_value,
                 "deliveries/s",
                 GOAL_MERCHANT_EVENTS,
             )),
             KeyClass::DueShard => {
-                out.push(Ceiling::new(
-                    "deliveries/s of the platform",
-                    format!("{} shards: {:.3} WCU per delivery on each", h.place, h.write_per_delivery),
-                    limit(h.write_per_delivery),
-                    "deliveries/s",
-                    GOAL_PLATFORM_DELIVERIES,
-                ));
+                out.push(Ceiling::new("deliveries/s of the platform", format!("{} shards: {:.3} WCU per delivery on each", h.place, h.write_per_delivery), delivery_value, "deliveries/s", GOAL_PLATFORM_DELIVERIES));
                 out.push(Ceiling::new(
                     "events/s of the platform (2.5 endpoints per event)",
                     format!("{} shards", h.place),
-                    limit(h.write_per_delivery) / GOAL_ENDPOINTS_PER_EVENT,
+                    delivery_value / GOAL_ENDPOINTS_PER_EVENT,
                     "events/s",
                     GOAL_PLATFORM_EVENTS,
                 ));
             }
-            KeyClass::Event | KeyClass::Key => {}
+            _ => {}
         }
     }
     out

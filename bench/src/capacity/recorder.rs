@@ -141,8 +141,7 @@ impl Recorder {
     /// Makes the stack's DynamoDB client report and record its units. Stores built afterwards share it.
     pub fn install(stack: &mut Stack) -> Recorder {
         let recorder = Recorder::default();
-        let config = stack.clients.dynamodb.config().to_builder().interceptor(recorder.clone()).build();
-        stack.deps.clients.dynamodb = aws_sdk_dynamodb::Client::from_conf(config);
+        crate::intercept(stack, recorder.clone());
         recorder
     }
 

@@ -66,6 +66,13 @@ pub fn ceilings(template: &str) -> anyhow::Result<Vec<Ceiling>> {
             GOAL_PLATFORM_DELIVERIES,
         ),
         Ceiling::new(
+            format!("deliveries/s at {RECEIVER_LATENCY_S} s, DeliveryConcurrency at its maximum (1,000)"),
+            "the same rule with the parameter raised: the goal needs the maximum, or a lower receiver latency",
+            1000.0 * batch / RECEIVER_LATENCY_S,
+            "deliveries/s",
+            GOAL_PLATFORM_DELIVERIES,
+        ),
+        Ceiling::new(
             "in-flight delivery messages",
             format!("at most MaximumConcurrency × BatchSize = {:.0} (retries wait in DynamoDB); SQS allows {SQS_IN_FLIGHT_LIMIT:.0}", concurrency * batch),
             SQS_IN_FLIGHT_LIMIT / (concurrency * batch),
@@ -74,7 +81,7 @@ pub fn ceilings(template: &str) -> anyhow::Result<Vec<Ceiling>> {
         ),
         Ceiling::new(
             "schedulers (sweeper)",
-            format!("ReservedConcurrentExecutions {sweepers:.0}: one sweeper, reading every ByDue shard in parallel each second"),
+            format!("ReservedConcurrentExecutions {sweepers:.0}: one sweeper, reading every ByDue shard each second, 32 at a time"),
             sweepers,
             "sweepers",
             1.0,
