@@ -12,6 +12,10 @@ the API would have no routes. For every `HttpApi` event of a function this adds 
 `AWS::ApiGatewayV2::Integration` and `Route` resources (no authorizer: the functions authenticate
 their callers); the SAM events stay (they grant API Gateway the invoke permissions). template.yaml
 itself stays the one source.
+
+Also: a queue mapping's `ScalingConfig.MaximumConcurrency` given as `!Ref` to a Number parameter
+reaches the emulator as the parameter's string, which its poller cannot compare (no batch is ever
+delivered); the lowering writes the parameter's default there as a number.
 """
 
 import os
@@ -87,6 +91,17 @@ def lower(template):
     return keys
 
 
+def numbers_for_the_emulator(template):
+    """`MaximumConcurrency: !Ref P` → P's default, as a number (see the module's note)."""
+    params = template.get("Parameters", {})
+    for r in template["Resources"].values():
+        for event in (r.get("Properties", {}).get("Events") or {}).values():
+            scaling = (event.get("Properties") or {}).get("ScalingConfig") or {}
+            ref = scaling.get("MaximumConcurrency")
+            if isinstance(ref, dict) and "Ref" in ref:
+                scaling["MaximumConcurrency"] = int(params[ref["Ref"]]["Default"])
+
+
 def prepare(template_path, bin_dir, out_dir, without_policies=None):
     template = load(template_path)
     if without_policies:
@@ -106,6 +121,7 @@ def prepare(template_path, bin_dir, out_dir, without_policies=None):
                 z.writestr(info, f.read())
         r["Properties"]["CodeUri"] = os.path.abspath(archive)
     keys = lower(template)
+    numbers_for_the_emulator(template)
     with open(os.path.join(out_dir, "template.yaml"), "w") as f:
         yaml.safe_dump(template, f, sort_keys=False)
     print(f"deploy_local.py: {len(keys)} routes lowered", file=sys.stderr)
