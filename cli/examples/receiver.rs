@@ -57,7 +57,7 @@ async fn handle(event: Event) {
 
 #[tokio::main]
 async fn main() {
-    let secret = std::env::args().nth(1).or_else(|| std::env::var("PAYGATE_WEBHOOK_SECRET").ok()).unwrap_or_else(|| {
+    let secret = std::env::args().nth(1).or_else(|| std::env::var("PAYGATE_WEBHOOK_SECRET").ok()).filter(|s| !s.trim().is_empty()).unwrap_or_else(|| {
         eprintln!("usage: receiver whsec_… (the secret `paygate listen` printed), or set PAYGATE_WEBHOOK_SECRET");
         std::process::exit(2)
     });

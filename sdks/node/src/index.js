@@ -73,7 +73,10 @@ export const Webhook = {
     const ts = get('webhook-timestamp')
     const sig = get('webhook-signature')
     if (!msgId || !/^\d+$/.test(ts) || !sig) throw new WebhookSignatureError('Missing Standard Webhooks headers')
-    const key = Buffer.from(String(secret).replace(/^whsec_/, ''), 'base64')
+    // A missing secret must not become a key (String(undefined) is "undefined", "" an empty key).
+    if (typeof secret !== 'string' || !/^(whsec_)?[A-Za-z0-9+/]+={0,2}$/.test(secret)) throw new WebhookSignatureError('No endpoint secret (a whsec_ secret)')
+    const key = Buffer.from(secret.replace(/^whsec_/, ''), 'base64')
+    if (key.length === 0) throw new WebhookSignatureError('No endpoint secret (a whsec_ secret)')
     const expected = crypto.createHmac('sha256', key).update(`${msgId}.${ts}.`).update(body).digest()
     const ok = sig.split(' ').some((entry) => {
       const [version, value] = entry.split(',', 2)

@@ -41,3 +41,20 @@ test('verifyStandard checks the Standard Webhooks headers', () => {
   assert.throws(() => Webhook.verifyStandard(body + ' ', headers, secret), WebhookSignatureError)
   assert.throws(() => Webhook.verifyStandard(body, { ...headers, 'webhook-id': 'evt_other' }, secret), WebhookSignatureError)
 })
+
+test('a missing or empty secret verifies nothing, in both schemes', () => {
+  const t = now()
+  const id = 'evt_01M86Q64X5F9SJQX46N8MH7WTH'
+  // What a forger signs with when the receiver's secret variable is unset.
+  for (const key of ['', 'undefined']) {
+    const header = `t=${t},v1=${v1(key, t, body)}`
+    const std = crypto.createHmac('sha256', Buffer.from(key.replace(/^whsec_/, ''), 'base64')).update(`${id}.${t}.${body}`).digest('base64')
+    const headers = { 'webhook-id': id, 'webhook-timestamp': String(t), 'webhook-signature': `v1,${std}` }
+    for (const missing of [undefined, null, '']) {
+      assert.throws(() => Webhook.constructEvent(body, header, missing), WebhookSignatureError)
+    }
+    for (const missing of [undefined, null, '', 'whsec_']) {
+      assert.throws(() => Webhook.verifyStandard(body, headers, missing), WebhookSignatureError)
+    }
+  }
+})

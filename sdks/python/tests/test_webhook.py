@@ -54,3 +54,28 @@ def test_verify_standard():
         Webhook.verify_standard(BODY + " ", headers, SECRET)
     with pytest.raises(WebhookSignatureError):
         Webhook.verify_standard(BODY, {**headers, "Webhook-Id": "evt_other"}, SECRET)
+
+
+def test_a_missing_or_empty_secret_verifies_nothing_in_both_schemes():
+    t = int(time.time())
+    msg_id = "evt_01M86Q64X5F9SJQX46N8MH7WTH"
+    # What a forger signs with when the receiver's secret variable is unset: the empty key.
+    forged = f"t={t},v1={v1('', t, BODY)}"
+    empty_key_sig = base64.b64encode(hmac.new(b"", f"{msg_id}.{t}.{BODY}".encode(), hashlib.sha256).digest()).decode()
+    headers = {"webhook-id": msg_id, "webhook-timestamp": str(t), "webhook-signature": f"v1,{empty_key_sig}"}
+    for missing in ["", None]:
+        with pytest.raises(WebhookSignatureError):
+            Webhook.construct_event(BODY, forged, missing)
+    for missing in ["", "whsec_", None]:
+        with pytest.raises(WebhookSignatureError):
+            Webhook.verify_standard(BODY, headers, missing)
+
+
+def test_any_header_raises_only_webhook_signature_error():
+    t = int(time.time())
+    for header in [f"t=١٢٣,v1={v1(SECRET, t, BODY)}", f"t={t},v1=é{v1(SECRET, t, BODY)[1:]}", "t=\udcff,v1=00"]:
+        with pytest.raises(WebhookSignatureError):
+            Webhook.construct_event(BODY, header, SECRET)
+    for ts, sig in [("١٢٣", "v1,AAAA"), (str(t), "v1,é"), (str(t), "v1,\udcff")]:
+        with pytest.raises(WebhookSignatureError):
+            Webhook.verify_standard(BODY, {"webhook-id": "evt_1", "webhook-timestamp": ts, "webhook-signature": sig}, SECRET)

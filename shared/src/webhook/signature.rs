@@ -118,12 +118,16 @@ pub enum SignatureError {
     TimestampOutsideTolerance,
     #[error("the secret is not a whsec_ secret")]
     BadSecret,
+    #[error("no endpoint secret: an empty secret verifies nothing")]
+    NoSecret,
     #[error("the payload is not an event: {0}")]
     BadPayload(String),
 }
 
+/// The timestamp within `tolerance_secs` of `now`; a tolerance of 0 turns the check off, as in
+/// Stripe's libraries and our Node and Python ones (one meaning everywhere).
 fn check_time(t: u64, tolerance_secs: u64, now: u64) -> Result<(), SignatureError> {
-    if t.abs_diff(now) > tolerance_secs {
+    if tolerance_secs > 0 && t.abs_diff(now) > tolerance_secs {
         return Err(SignatureError::TimestampOutsideTolerance);
     }
     Ok(())
@@ -131,6 +135,10 @@ fn check_time(t: u64, tolerance_secs: u64, now: u64) -> Result<(), SignatureErro
 
 /// Verifies `x-paygate-signature` against `secret` at time `now` (unix seconds).
 pub fn verify_header_at(payload: &[u8], header: &str, secret: &str, tolerance_secs: u64, now: u64) -> Result<(), SignatureError> {
+    // A receiver whose secret is unset must refuse, not check an HMAC under an empty key.
+    if secret.trim().is_empty() {
+        return Err(SignatureError::NoSecret);
+    }
     let mut timestamp: Option<u64> = None;
     let mut candidates: Vec<Vec<u8>> = Vec::new();
     for part in header.split(',') {
@@ -155,10 +163,9 @@ pub fn verify_header_at(payload: &[u8], header: &str, secret: &str, tolerance_se
     if candidates.is_empty() {
         return Err(SignatureError::NoMatch);
     }
-    let t_str = t.to_string();
-    let matched = candidates
-        .iter()
-        .any(|c| mac(secret.as_bytes(), &[t_str.as_bytes(), b".", payload]).verify_slice(c).is_ok());
+    // The payload is hashed once; each candidate is checked in constant time on a copy.
+    let expected = mac(secret.as_bytes(), &[t.to_string().as_bytes(), b".", payload]);
+    let matched = candidates.iter().any(|c| expected.clone().verify_slice(c).is_ok());
     if !matched {
         return Err(SignatureError::NoMatch);
     }
@@ -184,6 +191,7 @@ pub fn verify_standard_at(
     let secret = WebhookSecret::parse(secret)?;
     let t: u64 = timestamp.parse().map_err(|_| SignatureError::MalformedHeader)?;
     let key = secret.standard_key();
+    let expected = mac(&key, &[msg_id.as_bytes(), b".", timestamp.as_bytes(), b".", payload]);
     let mut any = false;
     for sig in signature.split(' ').filter(|s| !s.is_empty()) {
         let (version, value) = sig.split_once(',').ok_or(SignatureError::MalformedHeader)?;
@@ -192,7 +200,7 @@ pub fn verify_standard_at(
         }
         any = true;
         let Ok(bytes) = STANDARD.decode(value) else { continue };
-        if mac(&key, &[msg_id.as_bytes(), b".", timestamp.as_bytes(), b".", payload]).verify_slice(&bytes).is_ok() {
+        if expected.clone().verify_slice(&bytes).is_ok() {
             return check_time(t, tolerance_secs, now);
         }
     }
@@ -308,6 +316,25 @@ mod tests {
             verify_standard(BODY, id, st, &stale[WEBHOOK_SIGNATURE], s.expose(), 300).unwrap_err(),
             SignatureError::TimestampOutsideTolerance
         );
+        // Tolerance 0 turns the time check off, as in Node and Python.
+        assert!(construct_event(BODY, &stale[SIGNATURE_HEADER], s.expose(), 0).is_ok());
+        assert!(verify_standard(BODY, id, st, &stale[WEBHOOK_SIGNATURE], s.expose(), 0).is_ok());
+    }
+
+    /// A receiver whose secret variable is unset passes "" (or "whsec_"): a forger can sign with
+    /// the empty key, and that must not verify.
+    #[test]
+    fn an_empty_or_missing_secret_verifies_nothing() {
+        let now = unix_now();
+        let forged = format!("t={now},v1={}", hex::encode(mac(b"", &[now.to_string().as_bytes(), b".", BODY]).finalize().into_bytes()));
+        for empty in ["", " "] {
+            assert_eq!(construct_event(BODY, &forged, empty, 300).unwrap_err(), SignatureError::NoSecret, "{empty:?}");
+        }
+        let id = "evt_01HM5Y8Z3K9Q2W4E6R8T0Y2V4J";
+        let forged_std = format!("v1,{}", STANDARD.encode(mac(b"", &[id.as_bytes(), b".", now.to_string().as_bytes(), b".", BODY]).finalize().into_bytes()));
+        for empty in ["", "whsec_"] {
+            assert_eq!(verify_standard(BODY, id, &now.to_string(), &forged_std, empty, 300).unwrap_err(), SignatureError::BadSecret, "{empty:?}");
+        }
     }
 
     #[test]

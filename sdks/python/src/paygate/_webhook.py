@@ -40,15 +40,16 @@ class Webhook:
         body = _bytes(payload)
         if not sig_header:
             raise WebhookSignatureError("No signature header (x-paygate-signature)")
-        if not secret:
+        if not isinstance(secret, str) or not secret.strip():
             raise WebhookSignatureError("No endpoint secret")
         t = None
         signatures = []
         for part in sig_header.split(","):
             k, _, v = part.strip().partition("=")
-            if k == "t" and v.isdigit():
+            # ASCII only: "١٢٣".isdigit() is true, and compare_digest refuses non-ASCII str.
+            if k == "t" and v.isascii() and v.isdigit():
                 t = int(v)
-            elif k == "v1" and v:
+            elif k == "v1" and v and v.isascii():
                 signatures.append(v)
         if t is None or not signatures:
             raise WebhookSignatureError("Unable to extract a timestamp and v1 signatures from the header")
@@ -65,15 +66,18 @@ class Webhook:
         body = _bytes(payload)
         lower = {str(k).lower(): str(v) for k, v in headers.items()}
         msg_id, ts, sig = lower.get("webhook-id", ""), lower.get("webhook-timestamp", ""), lower.get("webhook-signature", "")
-        if not msg_id or not ts.isdigit() or not sig:
+        if not msg_id or not ts.isascii() or not ts.isdigit() or not sig:
             raise WebhookSignatureError("Missing Standard Webhooks headers")
         try:
             key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, AttributeError):
             raise WebhookSignatureError("The secret is not a whsec_ secret") from None
+        if not key:
+            # An empty or missing secret must not verify anything (an HMAC under an empty key).
+            raise WebhookSignatureError("No endpoint secret")
         expected = base64.b64encode(hmac.new(key, f"{msg_id}.{ts}.".encode() + body, hashlib.sha256).digest()).decode()
         ok = any(
-            version == "v1" and hmac.compare_digest(expected, value)
+            version == "v1" and value.isascii() and hmac.compare_digest(expected, value)
             for version, _, value in (entry.partition(",") for entry in sig.split(" "))
         )
         if not ok:
