@@ -41,18 +41,18 @@ async fn oversized_urls_descriptions_and_bodies_are_400s() {
     let api = Api::start(&stack).await;
     let a = account(&stack).await;
     let key = a.test_key.expose();
-    let long_url = format!("http://127.0.0.1:9/{}", "a".repeat(3000));
+    let long_url = format!("http://127.0.0.1:9999/{}", "a".repeat(3000));
     let r = api.post("/v1/webhook_endpoints", key, &format!("url={long_url}&enabled_events[]=*"), None).await;
     assert_eq!((r.status, r.body["error"]["code"].as_str(), r.body["error"]["param"].as_str()), (400, Some("parameter_invalid"), Some("url")));
-    let r = api.post("/v1/webhook_endpoints", key, &format!("url=http://127.0.0.1:9/a&enabled_events[]=*&description={}", "d".repeat(5001)), None).await;
+    let r = api.post("/v1/webhook_endpoints", key, &format!("url=http://127.0.0.1:9999/a&enabled_events[]=*&description={}", "d".repeat(5001)), None).await;
     assert_eq!((r.status, r.body["error"]["param"].as_str()), (400, Some("description")));
     // The probe's 450 kB URL: refused for its size before anything is stored.
-    let huge = format!("url=http://127.0.0.1:9/{}&enabled_events[]=*", "a".repeat(450_000));
+    let huge = format!("url=http://127.0.0.1:9999/{}&enabled_events[]=*", "a".repeat(450_000));
     let r = api.post("/v1/webhook_endpoints", key, &huge, None).await;
     assert_eq!((r.status, r.body["error"]["code"].as_str()), (400, Some("parameter_invalid")), "{}", r.body);
-    let created = api.post("/v1/webhook_endpoints", key, "url=http://127.0.0.1:9/a&enabled_events[]=*", None).await;
+    let created = api.post("/v1/webhook_endpoints", key, "url=http://127.0.0.1:9999/a&enabled_events[]=*", None).await;
     let path = format!("/v1/webhook_endpoints/{}", created.body["id"].as_str().unwrap());
-    let r = api.post(&path, key, &format!("url=http://127.0.0.1:9/{}", "b".repeat(2100)), None).await;
+    let r = api.post(&path, key, &format!("url=http://127.0.0.1:9999/{}", "b".repeat(2100)), None).await;
     assert_eq!((r.status, r.body["error"]["param"].as_str()), (400, Some("url")), "updates too");
 }
 
@@ -69,7 +69,7 @@ async fn idempotency_keys_that_are_not_printable_ascii_are_400s() {
             .bearer_auth(key)
             .header("idempotency-key", bad.clone())
             .header("content-type", "application/x-www-form-urlencoded")
-            .body("url=http://127.0.0.1:9/a&enabled_events[]=*")
+            .body("url=http://127.0.0.1:9999/a&enabled_events[]=*")
             .send()
             .await
             .unwrap();
@@ -129,4 +129,20 @@ async fn the_spec_and_the_api_agree_on_timestamps_and_cursors() {
     let params = spec()["paths"]["/v1/webhook_endpoints"]["get"]["parameters"].as_array().unwrap();
     let described = |n: &str| params.iter().find(|p| p["name"] == n).and_then(|p| p["description"].as_str()).unwrap_or_default().to_owned();
     assert!(described("starting_after").contains("ending_before") && described("ending_before").contains("starting_after"), "the one-cursor rule is in the spec");
+}
+
+/// Every API response, errors included, is kept out of caches (some carry secrets) and never
+/// sniffed as another type.
+#[tokio::test]
+async fn every_api_response_says_no_store_and_nosniff() {
+    let stack = stack().await;
+    let api = Api::start(&stack).await;
+    let a = account(&stack).await;
+    let key = a.test_key.expose();
+    for (method, path, key) in [("GET", "/v1/events", key), ("GET", "/v1/events/evt_01M86Q64X5F9SJQX46N8MH7WTH", key), ("GET", "/v1/events", "sk_test_nope"), ("GET", "/v1/nowhere", key), ("POST", "/v1/webhook_endpoints", key)] {
+        let resp = api.client.request(method.parse().unwrap(), format!("{}{path}", api.base)).bearer_auth(key).send().await.unwrap();
+        let h = resp.headers();
+        assert_eq!(h.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"), "{method} {path} ({})", resp.status());
+        assert_eq!(h.get("x-content-type-options").and_then(|v| v.to_str().ok()), Some("nosniff"), "{method} {path}");
+    }
 }

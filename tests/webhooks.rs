@@ -315,12 +315,12 @@ async fn create(api: &Api, key: &str, form: &str) -> String {
 async fn endpoints_are_created_from_forms_with_both_list_spellings_and_from_json() {
     let (api, a) = api_and_key().await;
     let key = a.test_key.expose();
-    let form = "url=http%3A%2F%2F127.0.0.1%3A9%2Fa&enabled_events[]=payment.succeeded&enabled_events[1]=refund.*&description=Orders";
+    let form = "url=http%3A%2F%2F127.0.0.1%3A9999%2Fa&enabled_events[]=payment.succeeded&enabled_events[1]=refund.*&description=Orders";
     let created = api.post("/v1/webhook_endpoints", key, form, None).await;
     assert_eq!(created.status, 200, "{}", created.body);
     assert_eq!(created.body["enabled_events"], serde_json::json!(["payment.succeeded", "refund.*"]));
     assert!(created.body["secret"].as_str().unwrap().starts_with("whsec_"));
-    let json = api.post("/v1/webhook_endpoints", key, r#"{"url":"http://127.0.0.1:9/b","enabled_events":["*"]}"#, None).await;
+    let json = api.post("/v1/webhook_endpoints", key, r#"{"url":"http://127.0.0.1:9999/b","enabled_events":["*"]}"#, None).await;
     assert_eq!(json.status, 200, "{}", json.body);
 }
 
@@ -328,7 +328,7 @@ async fn endpoints_are_created_from_forms_with_both_list_spellings_and_from_json
 async fn later_reads_never_show_the_secret_and_test_keys_never_see_live_endpoints() {
     let (api, a) = api_and_key().await;
     let key = a.test_key.expose();
-    let id = create(&api, key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fa&enabled_events[]=*&description=Orders").await;
+    let id = create(&api, key, "url=http%3A%2F%2F127.0.0.1%3A9999%2Fa&enabled_events[]=*&description=Orders").await;
     let got = api.get(&format!("/v1/webhook_endpoints/{id}"), Some(key)).await;
     assert_eq!(got.status, 200);
     assert!(got.body.get("secret").is_none());
@@ -340,8 +340,8 @@ async fn later_reads_never_show_the_secret_and_test_keys_never_see_live_endpoint
 async fn endpoint_lists_page_both_ways() {
     let (api, a) = api_and_key().await;
     let key = a.test_key.expose();
-    let id = create(&api, key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fa&enabled_events[]=*").await;
-    create(&api, key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fb&enabled_events[]=*").await;
+    let id = create(&api, key, "url=http%3A%2F%2F127.0.0.1%3A9999%2Fa&enabled_events[]=*").await;
+    create(&api, key, "url=http%3A%2F%2F127.0.0.1%3A9999%2Fb&enabled_events[]=*").await;
     let list = api.get("/v1/webhook_endpoints?limit=1", Some(key)).await;
     assert_eq!(list.body["data"].as_array().unwrap().len(), 1);
     assert_eq!(list.body["has_more"], true);
@@ -357,7 +357,7 @@ async fn endpoint_lists_page_both_ways() {
 async fn endpoints_are_updated_and_deleted() {
     let (api, a) = api_and_key().await;
     let key = a.test_key.expose();
-    let id = create(&api, key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fa&enabled_events[]=payment.succeeded").await;
+    let id = create(&api, key, "url=http%3A%2F%2F127.0.0.1%3A9999%2Fa&enabled_events[]=payment.succeeded").await;
     let upd = api.post(&format!("/v1/webhook_endpoints/{id}"), key, "status=disabled&enabled_events[]=*", None).await;
     assert_eq!((upd.body["status"].as_str(), upd.body["enabled_events"][0].as_str()), (Some("disabled"), Some("*")));
     assert_eq!(api.post(&format!("/v1/webhook_endpoints/{id}"), key, "status=paused", None).await.body["error"]["param"], "status");
@@ -373,17 +373,17 @@ async fn bad_endpoint_parameters_are_400s_naming_the_parameter() {
     let key = a.test_key.expose();
     for (body, param) in [
         ("enabled_events[]=*", "url"),
-        ("url=http%3A%2F%2F127.0.0.1%3A9%2F", "enabled_events"),
-        ("url=http%3A%2F%2F127.0.0.1%3A9%2F&enabled_events[]=payment.nope", "enabled_events"),
+        ("url=http%3A%2F%2F127.0.0.1%3A9999%2F", "enabled_events"),
+        ("url=http%3A%2F%2F127.0.0.1%3A9999%2F&enabled_events[]=payment.nope", "enabled_events"),
         ("url=ftp%3A%2F%2Fexample.com%2F&enabled_events[]=*", "url"),
         ("url=not-a-url&enabled_events[]=*", "url"),
-        ("url=http%3A%2F%2F127.0.0.1%3A9%2F&enabled_events[]=*&colour=red", "colour"),
+        ("url=http%3A%2F%2F127.0.0.1%3A9999%2F&enabled_events[]=*&colour=red", "colour"),
     ] {
         let r = api.post("/v1/webhook_endpoints", key, body, None).await;
         assert_eq!(r.status, 400, "{body}: {}", r.body);
         assert_eq!(r.body["error"]["param"], param, "{body}");
     }
-    let live = api.post("/v1/webhook_endpoints", a.live_key.expose(), "url=http%3A%2F%2F127.0.0.1%3A9%2F&enabled_events[]=*", None).await;
+    let live = api.post("/v1/webhook_endpoints", a.live_key.expose(), "url=http%3A%2F%2F127.0.0.1%3A9999%2F&enabled_events[]=*", None).await;
     assert_eq!((live.status, live.body["error"]["param"].as_str()), (400, Some("url")), "live mode needs https");
 }
 
@@ -391,12 +391,12 @@ async fn bad_endpoint_parameters_are_400s_naming_the_parameter() {
 async fn an_idempotency_key_replays_the_same_request_and_refuses_another() {
     let (api, a) = api_and_key().await;
     let key = a.test_key.expose();
-    let body = "url=http%3A%2F%2F127.0.0.1%3A9%2Fidem&enabled_events[]=*";
+    let body = "url=http%3A%2F%2F127.0.0.1%3A9999%2Fidem&enabled_events[]=*";
     let one = api.post("/v1/webhook_endpoints", key, body, Some("order-1")).await;
     let two = api.post("/v1/webhook_endpoints", key, body, Some("order-1")).await;
     assert!(!one.replayed && two.replayed);
     assert_eq!(one.body, two.body);
-    let three = api.post("/v1/webhook_endpoints", key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fother&enabled_events[]=*", Some("order-1")).await;
+    let three = api.post("/v1/webhook_endpoints", key, "url=http%3A%2F%2F127.0.0.1%3A9999%2Fother&enabled_events[]=*", Some("order-1")).await;
     assert_eq!((three.status, three.body["error"]["type"].as_str()), (400, Some("idempotency_error")));
 }
 
@@ -405,9 +405,9 @@ async fn at_most_16_endpoints_per_account_and_mode() {
     let (api, a) = api_and_key().await;
     let key = a.test_key.expose();
     for i in 0..16 {
-        create(&api, key, &format!("url=http%3A%2F%2F127.0.0.1%3A9%2F{i}&enabled_events[]=*")).await;
+        create(&api, key, &format!("url=http%3A%2F%2F127.0.0.1%3A9999%2F{i}&enabled_events[]=*")).await;
     }
-    let over = api.post("/v1/webhook_endpoints", key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fx&enabled_events[]=*", None).await;
+    let over = api.post("/v1/webhook_endpoints", key, "url=http%3A%2F%2F127.0.0.1%3A9999%2Fx&enabled_events[]=*", None).await;
     assert_eq!((over.status, over.body["error"]["code"].as_str()), (400, Some("resource_limit_exceeded")));
 }
 
@@ -468,7 +468,7 @@ async fn rotation_signs_with_both_secrets_and_resend_delivers_again() {
 async fn endpoint_stats_refuse_bad_windows_and_other_accounts() {
     let (api, a) = api_and_key().await;
     let key = a.test_key.expose();
-    let id = create(&api, key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fa&enabled_events[]=*").await;
+    let id = create(&api, key, "url=http%3A%2F%2F127.0.0.1%3A9999%2Fa&enabled_events[]=*").await;
     let fresh = api.get(&format!("/v1/webhook_endpoints/{id}/stats"), Some(key)).await;
     assert_eq!((fresh.status, fresh.body["attempts"].as_u64(), fresh.body["has_more"].as_bool()), (200, Some(0), Some(false)), "{}", fresh.body);
     for (query, param) in [("since=yesterday", "since"), ("since=1", "since"), ("interval=week", "interval"), ("until=1&since=2", "since"), ("limit=3", "limit")] {
@@ -526,23 +526,23 @@ async fn endpoints_take_events_as_the_reference_sends_it() {
     let a = account(&stack).await;
     let key = a.test_key.expose();
     // The reference's body, as its client code sends it.
-    let body = serde_json::json!({"url": "http://127.0.0.1:9/hooks", "events": ["subscription.created", "subscription.canceled"]});
+    let body = serde_json::json!({"url": "http://127.0.0.1:9999/hooks", "events": ["subscription.created", "subscription.canceled"]});
     assert!(integration_tests::openapi::schema_accepts("EndpointCreate", &body));
     let created = api.post("/v1/webhook_endpoints", key, &body.to_string(), None).await;
     assert_eq!(created.status, 200, "{}", created.body);
     assert_eq!(created.body["enabled_events"], serde_json::json!(["subscription.created", "subscription.canceled"]));
     assert!(created.body.get("events").is_none(), "responses say enabled_events");
-    for form in ["url=http%3A%2F%2F127.0.0.1%3A9%2Fa&events[]=payment.*", "url=http%3A%2F%2F127.0.0.1%3A9%2Fb&events[0]=payment.*&events[1]=refund.created"] {
+    for form in ["url=http%3A%2F%2F127.0.0.1%3A9999%2Fa&events[]=payment.*", "url=http%3A%2F%2F127.0.0.1%3A9999%2Fb&events[0]=payment.*&events[1]=refund.created"] {
         let r = api.post("/v1/webhook_endpoints", key, form, None).await;
         assert_eq!(r.status, 200, "{form}: {}", r.body);
         assert!(r.body["enabled_events"].as_array().unwrap().contains(&serde_json::json!("payment.*")), "{}", r.body);
     }
     // Both names: a 400 naming `events`, in JSON and in forms, on create and on update.
-    let both = serde_json::json!({"url": "http://127.0.0.1:9/c", "events": ["*"], "enabled_events": ["*"]});
+    let both = serde_json::json!({"url": "http://127.0.0.1:9999/c", "events": ["*"], "enabled_events": ["*"]});
     assert!(!integration_tests::openapi::schema_accepts("EndpointCreate", &both), "the spec says one of the two");
     let r = api.post("/v1/webhook_endpoints", key, &both.to_string(), None).await;
     assert_eq!((r.status, r.body["error"]["code"].as_str(), r.body["error"]["param"].as_str()), (400, Some("parameters_exclusive"), Some("events")));
-    let r = api.post("/v1/webhook_endpoints", key, "url=http%3A%2F%2F127.0.0.1%3A9%2Fd&events[]=*&enabled_events[]=*", None).await;
+    let r = api.post("/v1/webhook_endpoints", key, "url=http%3A%2F%2F127.0.0.1%3A9999%2Fd&events[]=*&enabled_events[]=*", None).await;
     assert_eq!((r.status, r.body["error"]["param"].as_str()), (400, Some("events")));
     let path = format!("/v1/webhook_endpoints/{}", created.body["id"].as_str().unwrap());
     let updated = api.post(&path, key, r#"{"events": ["payout.*"]}"#, None).await;

@@ -173,7 +173,7 @@ test('an event shows the attempts of a failing-then-succeeding endpoint, and Res
 test('creates an endpoint with a rate limit, shows its secret once and its breaker, and disables it', async () => {
   await visit('#/endpoints')
   await page.getByRole('button', { name: 'Add an endpoint' }).click()
-  await page.getByLabel('Endpoint URL').fill('http://127.0.0.1:9/new-endpoint')
+  await page.getByLabel('Endpoint URL').fill('http://127.0.0.1:9999/new-endpoint')
   await page.getByLabel('Description').fill('<b>not bold</b>')
   await page.getByLabel('payment.*').check()
   await page.getByLabel('refund.created').check()
@@ -186,7 +186,7 @@ test('creates an endpoint with a rate limit, shows its secret once and its break
   await shoot('endpoint-created')
   await page.getByRole('button', { name: 'Done' }).click()
   assert.equal(await page.locator('.secret-value').count(), 0)
-  const link = page.getByRole('link', { name: 'http://127.0.0.1:9/new-endpoint' })
+  const link = page.getByRole('link', { name: 'http://127.0.0.1:9999/new-endpoint' })
   await link.waitFor({ timeout: WAIT })
   assert.equal(await page.locator('b', { hasText: 'not bold' }).count(), 0, 'the description is text, not markup')
   await page.getByText('<b>not bold</b>').waitFor()
@@ -204,7 +204,7 @@ test('creates an endpoint with a rate limit, shows its secret once and its break
   await page.getByRole('button', { name: 'Enable' }).waitFor({ timeout: WAIT })
   await page.locator('.chip-disabled').waitFor()
   const listed = await api.webhooks.endpoints.list()
-  assert.equal(listed.data.find((e) => e.url === 'http://127.0.0.1:9/new-endpoint').status, 'disabled')
+  assert.equal(listed.data.find((e) => e.url === 'http://127.0.0.1:9999/new-endpoint').status, 'disabled')
   // Rotating asks once more, then shows the new secret once.
   await page.getByRole('button', { name: 'Rotate secret' }).click()
   await page.getByRole('button', { name: 'Yes, rotate secret' }).click()

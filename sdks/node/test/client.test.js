@@ -52,7 +52,7 @@ test('errors have one class per type, with status, code, param and request id', 
 })
 
 test('POSTs carry an idempotency key, so the same key returns the same object', async () => {
-  const params = { url: 'http://127.0.0.1:9/hooks', enabled_events: ['*'] }
+  const params = { url: 'http://127.0.0.1:9999/hooks', enabled_events: ['*'] }
   const a = await paygate.webhooks.endpoints.create(params, { idempotencyKey: 'node-sdk-test-1' })
   const b = await paygate.webhooks.endpoints.create(params, { idempotencyKey: 'node-sdk-test-1' })
   assert.equal(a.id, b.id)

@@ -125,7 +125,18 @@ pub fn router(api: Arc<Api>, function: Option<Function>) -> Router {
         .route_layer(from_fn(refuse_head))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
+        .layer(from_fn(no_store))
         .with_state(api)
+}
+
+/// Every API response, errors included: never stored by a cache (some carry secrets) and never
+/// sniffed as another content type.
+async fn no_store(req: Request, next: Next) -> Response {
+    let mut response = next.run(req).await;
+    let headers = response.headers_mut();
+    headers.insert(http::header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(http::header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    response
 }
 
 /// Sets `Request-Id` on every response: API Gateway's request id prefixed as Stripe's are, or a new

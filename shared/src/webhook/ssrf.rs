@@ -80,8 +80,9 @@ fn embedded_v4(ip: Ipv6Addr) -> Vec<Ipv4Addr> {
 }
 
 fn v6_forbidden(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return v4_forbidden(v4);
+    // IPv4-mapped (::ffff:0:0/96): IPv4 in disguise, whatever address it carries.
+    if ip.to_ipv4_mapped().is_some() {
+        return true;
     }
     if embedded_v4(ip).into_iter().any(v4_forbidden) {
         return true;
@@ -97,6 +98,16 @@ fn v6_forbidden(ip: Ipv6Addr) -> bool {
         || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64 (64:ff9b::/96 and the local-use 64:ff9b:1::/48): IPv4 in disguise
         || (s[0..6] == [0, 0, 0, 0, 0, 0]) // IPv4-compatible (deprecated)
         || s[0] == 0x0100 && s[1..4] == [0, 0, 0] // discard-only
+        || (s[0] == 0x2001 && s[1] == 0x0002 && s[2] == 0) // benchmarking 2001:2::/48
+        || (s[0] == 0x2001 && (s[1] & 0xfff0) == 0x0010) // ORCHID 2001:10::/28
+        || (s[0] == 0x3fff && (s[1] & 0xf000) == 0) // documentation 3fff::/20
+        || s[0] == 0x5f00 // SRv6 SIDs 5f00::/16
+}
+
+/// The ports a webhook may use: 80, 443, or 1024 and above (no SSH, SMTP or other well-known
+/// service of an internal host).
+pub fn port_allowed(port: u16) -> bool {
+    port == 80 || port == 443 || port >= 1024
 }
 
 /// Loopback, private, link-local (metadata), CGNAT, multicast, unspecified or reserved space.
@@ -192,6 +203,9 @@ pub async fn check_url(raw: &str, mode: Mode, policy: UrlPolicy) -> Result<Webho
     }
     let host = url.0.host().ok_or_else(|| invalid_url("The URL has no host."))?;
     let port = url.0.port_or_known_default().unwrap_or(443);
+    if !port_allowed(port) {
+        return Err(invalid_url(format!("Port {port} is not allowed: webhooks use port 80, 443, or 1024 and above.")));
+    }
     let addrs: Vec<IpAddr> = match host {
         url::Host::Ipv4(ip) => vec![IpAddr::V4(ip)],
         url::Host::Ipv6(ip) => vec![IpAddr::V6(ip)],
@@ -278,6 +292,9 @@ impl WebhookClient {
             .connect_timeout(Duration::from_secs(5).min(total))
             .timeout(total)
             .redirect(reqwest::redirect::Policy::none())
+            // HTTP(S)_PROXY would send the request through a proxy that resolves the host itself,
+            // past the connect-time address check.
+            .no_proxy()
             .dns_resolver(PublicOnlyResolver::shared(policy))
             .user_agent(concat!("PayGate-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
@@ -292,6 +309,9 @@ impl WebhookClient {
         // Names are checked by the resolver at connect time; literal addresses here.
         if !self.policy.allow_private && url.literal_ip().is_some_and(is_forbidden) {
             return fail("the URL's address is not public".into());
+        }
+        if !url.url().port_or_known_default().is_some_and(port_allowed) {
+            return fail("the URL's port is not allowed (80, 443, or 1024 and above)".into());
         }
         let mut req = self.http.post(url.url().clone()).header("content-type", "application/json");
         for (name, value) in headers {
@@ -359,11 +379,13 @@ mod tests {
             // IPv6 transition forms carrying private IPv4: 6to4, Teredo (client 127.0.0.1), NAT64 local use.
             "2002:7f00:1::1", "2002:a9fe:a9fe::1", "2002:c0a8:101::1", "2001:0:4136:e378:8000:63bf:80ff:fffe",
             "2001:0:a00:1::1", "64:ff9b:1::a00:1",
+            // Any IPv4-mapped address; benchmarking, ORCHID, the new documentation range, SRv6.
+            "::ffff:8.8.8.8", "2001:2::1", "2001:2:0:ffff::1", "2001:10::1", "2001:1f:ffff::1", "3fff::1", "3fff:fff::1", "5f00::1",
         ] {
             assert!(is_forbidden(ip.parse().unwrap()), "{ip}");
         }
         for ip in [
-            "1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700:4700::1111", "::ffff:8.8.8.8",
+            "1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700:4700::1111", "2001:2:1::1", "2001:20::1", "3fff:1000::1",
             "2002:808:808::1", // 6to4 of 8.8.8.8
             "2001:0:4136:e378:8000:63bf:f7f7:f7f7", // Teredo: server 65.54.227.120, client 8.8.8.8
         ] {
@@ -400,6 +422,15 @@ mod tests {
         assert!(check_url("/relative", Mode::Test, strict).await.is_err());
         assert!(check_url("https://user:pw@93.184.215.14/", Mode::Test, strict).await.is_err());
         assert!(check_url("http://127.0.0.1:4242/hook", Mode::Test, UrlPolicy::LOCAL_DEV).await.is_ok());
+        // Ports: 80, 443 and 1024 and above, whatever the policy.
+        for port in [22, 25, 1023] {
+            let e = check_url(&format!("https://93.184.215.14:{port}/hook"), Mode::Live, strict).await.unwrap_err();
+            assert!(e.to_string().contains(&format!("Port {port} is not allowed")), "{e}");
+            assert!(check_url(&format!("http://127.0.0.1:{port}/hook"), Mode::Test, UrlPolicy::LOCAL_DEV).await.is_err());
+        }
+        for port in [80, 443, 1024, 8443] {
+            assert!(check_url(&format!("https://93.184.215.14:{port}/hook"), Mode::Live, strict).await.is_ok(), "{port}");
+        }
         let base = "https://93.184.215.14/";
         let longest = format!("{base}{}", "a".repeat(MAX_URL_LEN - base.len()));
         assert!(check_url(&longest, Mode::Live, strict).await.is_ok());
