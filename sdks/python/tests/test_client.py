@@ -85,3 +85,37 @@ def test_endpoints_and_a_real_delivery_verified_both_ways(client, trigger):
         assert client.webhooks.endpoints.delete(a.id).deleted is True
     finally:
         server.shutdown()
+
+
+def test_the_key_never_follows_a_redirect_to_another_host():
+    """A redirect (a compromised proxy, a misconfigured base URL) must not carry the API key on."""
+    seen = []
+
+    class Elsewhere(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append(self.headers.get("Authorization"))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def log_message(self, *_):
+            pass
+
+    elsewhere = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Elsewhere)
+
+    class Redirect(Elsewhere):
+        def do_GET(self):
+            self.send_response(302)
+            self.send_header("Location", f"http://127.0.0.1:{elsewhere.server_port}/v1/events")
+            self.end_headers()
+
+    redirecting = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    for server in (elsewhere, redirecting):
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with pytest.raises(paygate.PayGateError):
+            paygate.PayGate("sk_test_secret", base_url=f"http://127.0.0.1:{redirecting.server_port}", max_retries=0).events.list()
+        assert seen == [], f"the redirect was followed: {seen}"
+    finally:
+        elsewhere.shutdown()
+        redirecting.shutdown()

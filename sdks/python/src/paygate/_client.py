@@ -103,7 +103,7 @@ class PayGate:
         while True:
             req = urllib.request.Request(url, data=data, method=method, headers=headers)
             try:
-                with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                with _OPENER.open(req, timeout=self.timeout) as resp:
                     return convert(json.loads(resp.read() or b"{}"))
             except urllib.error.HTTPError as e:
                 status, raw, request_id = e.code, e.read(), e.headers.get("Request-Id")
@@ -127,6 +127,17 @@ class PayGate:
         if not isinstance(page, ListObject):
             page = ListObject(page)
         return page._bind(self, path, params)
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """The API never redirects. urllib would follow a redirect with the same headers, the API key
+    included, to whatever host it names; a 3xx is an error instead."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # noqa: D102
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
 
 
 def _error(status: int, raw: bytes, request_id: Optional[str]) -> PayGateError:
