@@ -319,7 +319,7 @@ impl WebhookClient {
         }
         let mut resp = match req.body(body).send().await {
             Ok(r) => r,
-            Err(e) => return fail(describe(&e)),
+            Err(e) => return fail(describe(e)),
         };
         let status = resp.status().as_u16();
         let retry_after = resp
@@ -340,7 +340,7 @@ impl WebhookClient {
                 }
                 Ok(None) => break,
                 Err(e) => {
-                    error = Some(describe(&e));
+                    error = Some(describe(e));
                     break;
                 }
             }
@@ -350,18 +350,21 @@ impl WebhookClient {
     }
 }
 
-fn describe(e: &reqwest::Error) -> String {
+/// What went wrong, for the attempt record and the logs: without the URL, whose query string may
+/// hold the merchant's tokens.
+fn describe(e: reqwest::Error) -> String {
+    let e = e.without_url();
     if e.is_timeout() {
         "timeout".to_owned()
     } else if e.is_connect() {
         // The innermost cause says what happened: "Connection refused (os error 111)", a DNS failure…
-        let mut cause: &dyn std::error::Error = e;
+        let mut cause: &dyn std::error::Error = &e;
         while let Some(next) = cause.source() {
             cause = next;
         }
         format!("connection failed: {cause}")
     } else {
-        e.to_string()
+        crate::aws::error_chain(&e)
     }
 }
 
@@ -438,6 +441,24 @@ mod tests {
         assert_eq!((e.body()["error"]["code"].as_str(), e.body()["error"]["param"].as_str()), (Some("parameter_invalid"), Some("url")));
         let e = check_url(&format!("{base}{}", "a".repeat(450_000)), Mode::Live, strict).await.unwrap_err();
         assert_eq!(e.status(), 400, "a 450 kB URL is a 400, not a 500");
+    }
+
+    /// An attempt's error is stored and logged: it must not carry the URL, whose query string may
+    /// hold the merchant's token.
+    #[tokio::test]
+    async fn errors_leave_the_url_out() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                use tokio::io::AsyncWriteExt;
+                let _ = socket.write_all(b"NOT HTTP AT ALL\r\n\r\n").await;
+            }
+        });
+        let url: WebhookUrl = format!("http://127.0.0.1:{port}/hook?token=s3cr3t").parse().unwrap();
+        let r = WebhookClient::with_timeout(UrlPolicy::LOCAL_DEV, Duration::from_secs(5)).post(&url, vec![], b"{}".to_vec()).await;
+        let error = r.error.expect("a garbled answer is an error");
+        assert!(!error.contains("s3cr3t") && !error.contains("/hook"), "{error}");
     }
 
     #[test]
