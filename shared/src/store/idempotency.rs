@@ -16,6 +16,10 @@ use crate::ids::{Principal, unix_now};
 use crate::store::{IdKey, StoreError, key_item};
 
 pub const WINDOW_SECS: u64 = 24 * 3600;
+/// How long a claim may stay "in progress": longer than any API function runs (their timeouts
+/// are under a minute), so a claim this old belongs to a call that crashed, and the key may be
+/// claimed again instead of answering 409 until the record expires.
+pub const CLAIM_TIMEOUT_SECS: u64 = 300;
 const MAX_KEY_LEN: usize = 255;
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -24,9 +28,14 @@ struct Record {
     id: String,
     fingerprint: String,
     /// None while the first request runs.
+    #[serde(skip_serializing_if = "Option::is_none")]
     status: Option<u16>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     body: Option<String>,
     expires_at: u64,
+    /// When the running request claimed the key (absent in records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    claimed_at: Option<u64>,
 }
 
 /// An `Idempotency-Key` header: 1 to 255 printable ASCII characters. Anything else is refused with
@@ -99,8 +108,14 @@ impl IdempotencyStore {
 
     /// Claims `key` for a request with `fingerprint`.
     pub async fn claim(&self, principal: &Principal, key: Option<&IdempotencyKey>, fingerprint: &str) -> Result<Claim, ApiError> {
+        self.claim_at(principal, key, fingerprint, unix_now()).await
+    }
+
+    /// [`IdempotencyStore::claim`] at `now` (unix seconds). A key is free when it was never used,
+    /// when its record expired, or when its request has been "in progress" for longer than
+    /// [`CLAIM_TIMEOUT_SECS`] (it crashed before it could finish or release the key).
+    pub async fn claim_at(&self, principal: &Principal, key: Option<&IdempotencyKey>, fingerprint: &str, now: u64) -> Result<Claim, ApiError> {
         let Some(key) = key else { return Ok(Claim::NoKey) };
-        let now = unix_now();
         let record = Record {
             pk: principal.partition(),
             id: format!("idem#{}", key.as_str()),
@@ -108,14 +123,17 @@ impl IdempotencyStore {
             status: None,
             body: None,
             expires_at: now + WINDOW_SECS,
+            claimed_at: Some(now),
         };
         let put = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(serde_dynamo::to_item(record).map_err(StoreError::from)?))
-            .condition_expression("attribute_not_exists(id) OR expires_at < :now")
+            .condition_expression("attribute_not_exists(id) OR expires_at < :now OR (attribute_not_exists(#s) AND claimed_at < :stale)")
+            .expression_attribute_names("#s", "status")
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
+            .expression_attribute_values(":stale", AttributeValue::N(now.saturating_sub(CLAIM_TIMEOUT_SECS).to_string()))
             .send()
             .await;
         match put.map_err(StoreError::from) {
