@@ -168,3 +168,19 @@ async fn a_crashed_requests_idempotency_claim_expires_after_minutes() {
     let replay = store.claim_at(&p, key.as_ref(), "fp", t + 2 * CLAIM_TIMEOUT_SECS + 2).await.unwrap();
     assert!(matches!(replay, Claim::Replay(200, ref body) if body["ok"] == true), "{replay:?}");
 }
+
+/// An error that echoes what the request sent echoes at most 64 characters of it.
+#[tokio::test]
+async fn errors_echo_at_most_a_short_piece_of_the_input() {
+    let stack = stack().await;
+    let api = Api::start(&stack).await;
+    let a = account(&stack).await;
+    let key = a.test_key.expose();
+    let long = "x".repeat(5000);
+    for path in [format!("/v1/events/evt_{long}"), format!("/v1/events?{long}=1"), format!("/v1/webhook_endpoints/we_{long}")] {
+        let r = api.get(&path, Some(key)).await;
+        let message = r.body["error"]["message"].as_str().unwrap_or_default();
+        assert!(matches!(r.status, 400 | 404) && message.len() < 200 && message.contains('…'), "{}: {} {message}", &path[..30], r.status);
+        assert!(r.body["error"]["param"].as_str().is_none_or(|p| p.len() < 100), "{}", &path[..30]);
+    }
+}

@@ -103,12 +103,13 @@ impl ApiError {
     }
 
     pub fn unknown_parameter(param: &str) -> Self {
-        ApiError::invalid(Code::ParameterUnknown, param, format!("Received unknown parameter: {param}"))
+        let param = shorten(param);
+        ApiError::invalid(Code::ParameterUnknown, &param, format!("Received unknown parameter: {param}"))
     }
 
     /// No `kind` with this id; `param` names where the id came from.
     pub fn not_found(kind: &str, id: &str, param: &str) -> Self {
-        ApiError::NotFound { message: format!("No such {kind}: '{id}'"), param: Some(param.to_owned()) }
+        ApiError::NotFound { message: format!("No such {kind}: '{}'", shorten(id)), param: Some(param.to_owned()) }
     }
 
     pub fn authentication(code: Code, message: impl Into<String>) -> Self {
@@ -158,6 +159,12 @@ impl ApiError {
             }
         })
     }
+}
+
+/// Input echoed in an error message, at most 64 characters (then `…`): a request may carry
+/// kilobytes where an id or a name belongs, and the error should not send them back.
+pub fn shorten(v: &str) -> String {
+    if v.chars().count() > 64 { format!("{}…", v.chars().take(64).collect::<String>()) } else { v.to_owned() }
 }
 
 #[cfg(test)]

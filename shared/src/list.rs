@@ -10,7 +10,8 @@ use serde::Serialize;
 use crate::error::{ApiError, Code};
 use crate::event::EventJson;
 use crate::event_type::TypeSelector;
-use crate::http::params::{Params, exclusive, parse_time, shorten};
+use crate::error::shorten;
+use crate::http::params::{Params, exclusive, parse_time};
 use crate::ids::{EventId, Principal, Timestamp};
 use crate::store::{EventStore, RangeQuery, Source, StoreError};
 

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use http::HeaderMap;
 use serde_json::{Map, Value};
 
-use crate::error::{ApiError, Code};
+use crate::error::{ApiError, Code, shorten};
 use crate::ids::Timestamp;
 use crate::list::{Cursor, Limit, MAX_LIMIT, PageQuery};
 
@@ -201,10 +201,6 @@ pub fn parse_time(param: &str, v: &str) -> Result<Timestamp, ApiError> {
 }
 
 /// A value as quoted back in an error message: at most 64 characters.
-pub fn shorten(v: &str) -> String {
-    if v.chars().count() > 64 { format!("{}…", v.chars().take(64).collect::<String>()) } else { v.to_owned() }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
