@@ -293,7 +293,12 @@ fn state_key(principal: &Principal, event: EventId, endpoint: &EndpointId) -> Ha
 /// The `ByDue` partition of an event's states, of `shards`: from the random part of its id, so
 /// every state of one event shares a partition and the partitions fill evenly.
 fn due_shard(event: EventId, shards: u32) -> String {
-    format!("due#{}", (event.ulid().random() % u128::from(shards.max(1))) as u32)
+    due_partition((event.ulid().random() % u128::from(shards.max(1))) as u32)
+}
+
+/// The `ByDue` partition key of shard number `shard`.
+fn due_partition(shard: u32) -> String {
+    format!("due#{shard}")
 }
 
 /// `{account}#{mode}#{endpoint}`: the partition of an endpoint's failures (`ByFailed`) and of its
@@ -613,12 +618,8 @@ impl DeliveryStore {
     /// most `limit`: one Query on the index.
     pub async fn overdue(&self, shard: u32, now: u64, limit: i32) -> Result<Vec<Overdue>, StoreError> {
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(DUE_INDEX)
+            .due_query(shard)
             .key_condition_expression("due_shard = :shard AND due_at <= :now")
-            .expression_attribute_values(":shard", s(format!("due#{shard}")))
             .expression_attribute_values(":now", n(now))
             .limit(limit)
             .send()
@@ -639,17 +640,14 @@ impl DeliveryStore {
     /// The earliest due time in one `ByDue` shard, due or not (`None`: nothing pending there): one
     /// Query of one item.
     pub async fn next_due(&self, shard: u32) -> Result<Option<u64>, StoreError> {
-        let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(DUE_INDEX)
-            .key_condition_expression("due_shard = :shard")
-            .expression_attribute_values(":shard", s(format!("due#{shard}")))
-            .limit(1)
-            .send()
-            .await?;
+        let out = self.due_query(shard).key_condition_expression("due_shard = :shard").limit(1).send().await?;
         Ok(out.items.unwrap_or_default().first().and_then(|i| i.get("due_at")?.as_n().ok()?.parse().ok()))
+    }
+
+    /// A Query of one `ByDue` shard, oldest due time first, with `:shard` bound; the caller adds
+    /// its key condition (on `due_shard = :shard`, and on `due_at` if it wants).
+    fn due_query(&self, shard: u32) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client.query().table_name(&self.table).index_name(DUE_INDEX).expression_attribute_values(":shard", s(due_partition(shard)))
     }
 
     /// Moves a pending state's due time to `until` (the sweeper, after enqueueing it), unless it
