@@ -47,8 +47,7 @@ impl Sweeper {
     /// shard could not be swept (the rest were), so the next run tries again and an alarm can see it.
     pub async fn sweep(&self) -> Result<usize, FanoutError> {
         let now = unix_now();
-        let results: Vec<_> =
-            stream::iter(0..self.deliveries.due_shards()).map(|shard| self.sweep_shard(shard, now)).buffer_unordered(SHARDS_AT_ONCE).collect().await;
+        let results = self.each_shard(|shard| self.sweep_shard(shard, now)).await;
         let mut enqueued = 0;
         let mut first_error = None;
         for r in results {
@@ -74,14 +73,17 @@ impl Sweeper {
     /// of sweeping every second while nothing is due.
     pub async fn next_due(&self) -> Result<Option<u64>, FanoutError> {
         let mut earliest = None;
-        let due: Vec<_> =
-            stream::iter(0..self.deliveries.due_shards()).map(|shard| self.deliveries.next_due(shard)).buffer_unordered(SHARDS_AT_ONCE).collect().await;
-        for r in due {
+        for r in self.each_shard(|shard| self.deliveries.next_due(shard)).await {
             if let Some(t) = r? {
                 earliest = Some(earliest.map_or(t, |e: u64| e.min(t)));
             }
         }
         Ok(earliest)
+    }
+
+    /// `f` of every `ByDue` shard, [`SHARDS_AT_ONCE`] at a time; the results in no set order.
+    async fn each_shard<T, Fut: std::future::Future<Output = T>>(&self, f: impl FnMut(u32) -> Fut) -> Vec<T> {
+        stream::iter(0..self.deliveries.due_shards()).map(f).buffer_unordered(SHARDS_AT_ONCE).collect().await
     }
 
     /// Sweeps every [`TICK`] until `until`, then returns how many deliveries it enqueued in all.
