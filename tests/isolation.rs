@@ -411,3 +411,56 @@ async fn delivery_messages_carry_their_tenant_as_message_group_id() {
     expected.sort();
     assert_eq!(groups, expected);
 }
+
+/// A backlog that cannot go now waits in the endpoint's line: 60 deliveries to an endpoint limited
+/// to 2 a second, handled at once by six concurrent batches, take a slot each within the next
+/// second or a place in line, one pace (500 ms) apart: the held ones come back spread over about
+/// 30 s, at most a few a second, so each is looked at again about once instead of every few seconds.
+#[tokio::test]
+async fn a_backlog_over_the_rate_limit_waits_in_line() {
+    use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
+    use paygate::webhook::fanout::DeliveryMessage;
+    const RATE: u32 = 2;
+    const EVENTS: usize = 60;
+    let stack = isolated_stack().await;
+    let d = deliverer(&stack, &[60]);
+    let p = test_principal(&account(&stack).await);
+    let receiver = Receiver::start(vec![]).await;
+    let ep = Endpoint { rate_limit: Some(RATE), ..endpoint_for(&p, &receiver) };
+    assert_eq!(stack.endpoints().create(&p, &ep).await.unwrap(), Created::Created);
+    let events = publish_many(&stack, &p, EVENTS).await;
+    let batches = events.chunks(10).map(|chunk| {
+        let mut batch = SqsEvent::default();
+        batch.records = chunk
+            .iter()
+            .map(|e| {
+                let mut m = SqsMessage::default();
+                m.message_id = Some(e.id.to_string());
+                m.body = Some(serde_json::to_string(&DeliveryMessage::new(&p, e.id, ep.id)).unwrap());
+                m
+            })
+            .collect();
+        batch
+    });
+    let started = paygate::ids::unix_now();
+    for response in futures::future::join_all(batches.map(|b| d.handle(b))).await {
+        assert!(response.batch_item_failures.is_empty());
+    }
+    let mut due = Vec::new();
+    for e in &events {
+        let s = stack.deliveries().state(&p, e.id, &ep.id).await.unwrap().unwrap();
+        if s.status == DeliveryStatus::Pending {
+            assert_eq!(s.attempts, 0, "held, not attempted");
+            due.push(s.next_attempt_at - started);
+        }
+    }
+    due.sort();
+    let sent = receiver.received().len();
+    let busiest = due.iter().map(|t| due.iter().filter(|u| *u == t).count()).max().unwrap_or(0);
+    println!("{sent} sent at once; {} held, due from +{} s to +{} s, at most {busiest} in one second", due.len(), due[0], due[due.len() - 1]);
+    assert_eq!(sent + due.len(), EVENTS, "each delivery sent or held");
+    assert!(sent <= 2 * RATE as usize + 1, "the slots of about a second: {sent}");
+    assert!(busiest <= RATE as usize + 1, "held ones come back at the endpoint's pace: {busiest} due in one second");
+    let span = due[due.len() - 1] - due[0];
+    assert!(span as usize >= due.len() / (RATE as usize) - 2, "spread over the line: {span} s for {}", due.len());
+}

@@ -62,7 +62,8 @@ impl HealthStore {
             .expression_attribute_values(":expires", n(now + KEPT_SECS));
         if u.reset {
             set.push("consecutive_failures = :zero");
-            remove.extend(["failing_since", "next_probe_at", "probe_interval"]);
+            // A line formed while it failed is over: waiting deliveries compete afresh.
+            remove.extend(["failing_since", "next_probe_at", "probe_interval", "line_ms"]);
             req = req.expression_attribute_values(":zero", n(0));
         } else if u.failures > 0 {
             add.push("consecutive_failures :failures");
@@ -83,7 +84,8 @@ impl HealthStore {
                 set.extend(["slow_since = if_not_exists(slow_since, :now)", "leases = if_not_exists(leases, :no_leases)"]);
                 req = req.expression_attribute_values(":no_leases", AttributeValue::M(Default::default()));
             }
-            Some(false) => remove.push("slow_since"),
+            // Fast again: its line, paced for a slow endpoint, starts afresh.
+            Some(false) => remove.extend(["slow_since", "slow_ms", "line_ms"]),
             None => {}
         }
         if let Some(reason) = &u.disable {
@@ -171,20 +173,62 @@ impl HealthStore {
         conditional(out)
     }
 
-    /// Gives lease `id` back, if it is still the one taken until `until_ms`.
-    pub async fn release_lease(&self, principal: &Principal, endpoint: &EndpointId, id: &str, until_ms: u64) -> Result<(), StoreError> {
+    /// Gives lease `id` back, if it is still the one taken until `until_ms`, with how long its
+    /// attempt took (the endpoint's pace, `slow_ms`), in the same write.
+    pub async fn release_lease(&self, principal: &Principal, endpoint: &EndpointId, id: &str, until_ms: u64, took_ms: u64) -> Result<(), StoreError> {
         let out = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(principal, endpoint)))
-            .update_expression("REMOVE leases.#i")
+            .update_expression("REMOVE leases.#i SET slow_ms = :took")
             .condition_expression("leases.#i = :until")
             .expression_attribute_names("#i", id)
             .expression_attribute_values(":until", n(until_ms))
+            .expression_attribute_values(":took", n(took_ms))
             .send()
             .await;
         conditional(out).map(|_| ())
+    }
+
+    /// Puts `count` deliveries at the end of the endpoint's waiting line, `pace_ms` apart, in one write:
+    /// the time of their first place (unix ms). `seen` is the line's end as the batch read it: a
+    /// line that has passed starts again now (unless another deliverer restarted it meanwhile);
+    /// otherwise the line grows by their span (an atomic `ADD`, so concurrent batches never share a
+    /// place).
+    pub async fn join_line(&self, principal: &Principal, endpoint: &EndpointId, seen: Option<u64>, now_ms: u64, count: usize, pace_ms: u64) -> Result<u64, StoreError> {
+        let span = count as u64 * pace_ms;
+        let expires = n(unix_now() + KEPT_SECS);
+        if seen.is_none_or(|end| end < now_ms) {
+            let restarted = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(Self::key(principal, endpoint)))
+                .update_expression("SET line_ms = :end, expires_at = :expires")
+                .condition_expression("attribute_not_exists(line_ms) OR line_ms < :now")
+                .expression_attribute_values(":end", n(now_ms + span))
+                .expression_attribute_values(":now", n(now_ms))
+                .expression_attribute_values(":expires", expires.clone())
+                .send()
+                .await;
+            if conditional(restarted)? {
+                return Ok(now_ms);
+            }
+        }
+        let out = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(principal, endpoint)))
+            .update_expression("ADD line_ms :span SET expires_at = :expires")
+            .expression_attribute_values(":span", n(span))
+            .expression_attribute_values(":expires", expires)
+            .return_values(ReturnValue::UpdatedNew)
+            .send()
+            .await?;
+        let end = out.attributes.and_then(|a| a.get("line_ms").and_then(|v| v.as_n().ok()).and_then(|v| v.parse::<u64>().ok())).unwrap_or(now_ms + span);
+        Ok(end.saturating_sub(span).max(now_ms))
     }
 
     /// The health of each endpoint, in order (healthy when none is stored): one BatchGetItem.

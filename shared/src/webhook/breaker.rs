@@ -107,6 +107,13 @@ pub struct Health {
     /// The leases of a slow endpoint: lease number → expiry (unix ms).
     #[serde(default)]
     pub leases: std::collections::BTreeMap<String, u64>,
+    /// How long the last leased attempt took (ms): a slow endpoint's pace (`webhook::throttle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_ms: Option<u64>,
+    /// The end of the endpoint's waiting line, unix ms: when the last delivery that could not go
+    /// (over its `rate_limit` or its concurrency) comes back (`webhook::throttle`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line_ms: Option<u64>,
 }
 
 /// What one attempt says of its endpoint's health.

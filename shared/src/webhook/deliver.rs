@@ -392,11 +392,13 @@ impl Deliverer {
         gates
     }
 
-    /// The gates of `n` deliveries to one endpoint (`webhook::throttle`).
+    /// The gates of `n` deliveries to one endpoint (`webhook::throttle`): a `rate_limit` slot and,
+    /// for a slow endpoint, a lease each; those that get neither join the endpoint's waiting line.
     async fn endpoint_gates(&self, principal: &Principal, endpoint: &Endpoint, health: &Health, n: usize) -> Result<Vec<Gate>, StoreError> {
         let now_ms = crate::ids::unix_now_ms();
-        let mut gates: Vec<Gate> = Vec::with_capacity(n);
-        let go = |at_ms| Gate::Go { at_ms, lease: None };
+        // `None`: not now (no slot or no lease), a place in the line follows.
+        let mut gates: Vec<Option<Gate>> = Vec::with_capacity(n);
+        let go = |at_ms| Some(Gate::Go { at_ms, lease: None });
         match endpoint.rate_limit {
             Some(rate) => {
                 let (mut slots, tat) = throttle::take_slots(health.tat_ms, now_ms, rate, n);
@@ -404,17 +406,15 @@ impl Deliverer {
                     // Another deliverer took slots meanwhile: these wait their turn.
                     slots.clear();
                 }
-                let jitter: f64 = rand::rng().random_range(0.0..1.0);
                 gates.extend(slots.iter().map(|at| go(Some(*at))));
-                let taken = gates.len();
-                gates.extend((0..n - taken).map(|place| Gate::Wait(throttle::wait_for_slot(tat, now_ms, rate, place, jitter))));
+                gates.resize(n, None);
             }
             None => gates.extend((0..n).map(|_| go(None))),
         }
         if health.slow_since.is_some() {
             let mut free = throttle::free_leases(&health.leases, self.breaker.max_concurrency, now_ms).into_iter();
             for gate in gates.iter_mut() {
-                let Gate::Go { lease, .. } = gate else { continue };
+                let Some(Gate::Go { lease, .. }) = gate else { continue };
                 let until = now_ms + LEASE_MS;
                 let mut got = None;
                 for id in free.by_ref() {
@@ -426,11 +426,22 @@ impl Deliverer {
                 match got {
                     Some(l) => *lease = Some(l),
                     // Over the endpoint's concurrency: wait, without holding a delivery slot.
-                    None => *gate = Gate::Wait(now_ms.div_ceil(1000) + rand::rng().random_range(1..=3)),
+                    None => *gate = None,
                 }
             }
         }
-        Ok(gates)
+        let waiting = gates.iter().filter(|g| g.is_none()).count();
+        let mut places = if waiting > 0 { self.join_line(principal, endpoint, health, waiting).await?.into_iter() } else { Vec::new().into_iter() };
+        Ok(gates.into_iter().map(|g| g.unwrap_or_else(|| Gate::Wait(places.next().expect("a place for each waiting delivery")))).collect())
+    }
+
+    /// Places for `n` deliveries that cannot go now at the end of the endpoint's waiting line, at
+    /// its pace (`webhook::throttle`): when each comes back (unix seconds).
+    async fn join_line(&self, principal: &Principal, endpoint: &Endpoint, health: &Health, n: usize) -> Result<Vec<u64>, StoreError> {
+        let slow = health.slow_since.map(|_| (health.slow_ms, self.client.timeout().as_millis() as u64));
+        let pace = throttle::line_pace_ms(endpoint.rate_limit, slow, self.breaker.max_concurrency);
+        let start = self.health.join_line(principal, &endpoint.id, health.line_ms, crate::ids::unix_now_ms(), n, pace).await?;
+        Ok(throttle::places(start, n, pace))
     }
 
     /// A lease for an attempt found slow while it runs: marks the endpoint slow (so later batches
@@ -504,9 +515,11 @@ impl Deliverer {
                     lease = self.lease_midway(&principal, &endpoint_id, &health).await?;
                     if lease.is_none() {
                         // Over the cap: withdrawn, not counted as an attempt (its outcome is
-                        // unknown, as after a crash; receivers dedupe by event id), and held.
+                        // unknown, as after a crash; receivers dedupe by event id), and held for
+                        // its place in the endpoint's line.
                         tracing::info!("slow endpoint at its concurrency; attempt withdrawn, waiting in DynamoDB");
-                        let until = unix_now() + rand::rng().random_range(1..=3);
+                        let slow = Health { slow_since: Some(unix_now()), ..health.clone() };
+                        let until = self.join_line(&principal, &endpoint, &slow, 1).await?[0];
                         return Ok(Plan::done(Some(hold(&msg, until))));
                     }
                     post.await
@@ -515,7 +528,7 @@ impl Deliverer {
         };
         let latency_ms = started.elapsed().as_millis() as u64;
         if let Some((id, until)) = &lease
-            && let Err(e) = self.health.release_lease(&principal, &endpoint_id, id, *until).await
+            && let Err(e) = self.health.release_lease(&principal, &endpoint_id, id, *until, latency_ms).await
         {
             tracing::warn!(error = %e, "could not give the endpoint's lease back; it expires by itself");
         }

@@ -268,6 +268,7 @@ pub const TOTAL_TIMEOUT: Duration = Duration::from_secs(15);
 pub struct WebhookClient {
     http: reqwest::Client,
     policy: UrlPolicy,
+    total: Duration,
 }
 
 /// The result of one POST: a status (and what came with it), or the error that kept it from one.
@@ -299,7 +300,12 @@ impl WebhookClient {
             .user_agent(concat!("PayGate-Webhooks/", env!("CARGO_PKG_VERSION")))
             .build()
             .expect("HTTP client");
-        WebhookClient { http, policy }
+        WebhookClient { http, policy, total }
+    }
+
+    /// The longest one POST takes.
+    pub fn timeout(&self) -> Duration {
+        self.total
     }
 
     /// POSTs a JSON `body` with `headers` to `url`; reads at most [`MAX_RESPONSE_BYTES`] of the

@@ -12,6 +12,12 @@
 //!   its `max_concurrency` leases (a conditional write of its expiry; an expired lease is free
 //!   again). A delivery that finds none waits in DynamoDB without holding a delivery slot. Fast
 //!   endpoints are never leased: they cost nothing, and cannot hold many slots for long.
+//! - **The waiting line.** A delivery that cannot go now (no slot, no lease) waits in DynamoDB for
+//!   its place in the endpoint's line (`line_ms`, the line's end): each batch joins it with one
+//!   write, its deliveries one pace apart, the pace being what the endpoint is served at
+//!   (`1000 / rate_limit` ms, or a slow endpoint's last attempt time over its leases). So a backlog
+//!   of any size comes back at about the rate it can go, each delivery about once, instead of every
+//!   waiting delivery asking again every few seconds.
 
 use std::collections::BTreeMap;
 
@@ -36,13 +42,19 @@ pub fn take_slots(tat_ms: Option<u64>, now_ms: u64, rate: u32, wanted: usize) ->
     (slots, tat)
 }
 
-/// When a delivery that got no slot should come back (unix seconds): about when the slots ahead
-/// of it have been used, `place` being its place in the line of the batch's slotless deliveries,
-/// spread by `jitter` (0 to 1) over a second.
-pub fn wait_for_slot(tat_ms: u64, now_ms: u64, rate: u32, place: usize, jitter: f64) -> u64 {
-    let interval = 1000 / u64::from(rate.max(1));
-    let at = tat_ms.max(now_ms) + interval * place as u64 + (jitter * 1000.0) as u64;
-    at.div_ceil(1000)
+/// The pace of an endpoint's waiting line (ms between two places): its `rate_limit`'s interval,
+/// and for a slow endpoint at least the time one lease takes over the number of leases (the last
+/// leased attempt's time, or the attempt timeout before one has ended).
+pub fn line_pace_ms(rate: Option<u32>, slow: Option<(Option<u64>, u64)>, max_concurrency: u32) -> u64 {
+    let by_rate = rate.map_or(0, |r| 1000 / u64::from(r.max(1)));
+    let by_leases = slow.map_or(0, |(last_ms, timeout_ms)| last_ms.unwrap_or(timeout_ms).max(SLOW_MS) / u64::from(max_concurrency.max(1)));
+    by_rate.max(by_leases).max(1)
+}
+
+/// When each of `n` deliveries whose places start at `start_ms`, `pace_ms` apart, comes back (unix
+/// seconds).
+pub fn places(start_ms: u64, n: usize, pace_ms: u64) -> Vec<u64> {
+    (0..n as u64).map(|i| (start_ms + i * pace_ms).div_ceil(1000)).collect()
 }
 
 /// The leases of a slow endpoint that are free at `now_ms` (absent or expired), of `max` in all.
@@ -86,10 +98,14 @@ mod tests {
     }
 
     #[test]
-    fn waiting_deliveries_come_back_in_line() {
-        assert_eq!(wait_for_slot(12_000, 10_000, 2, 0, 0.0), 12);
-        assert_eq!(wait_for_slot(12_000, 10_000, 2, 3, 0.0), 14);
-        assert_eq!(wait_for_slot(12_000, 10_000, 2, 3, 0.9), 15);
+    fn the_line_goes_at_the_endpoints_pace() {
+        // rate_limit 4/s: 250 ms apart; a slow endpoint: its last attempt over 10 leases (15 s → 1.5 s).
+        assert_eq!(line_pace_ms(Some(4), None, 10), 250);
+        assert_eq!(line_pace_ms(None, Some((Some(15_000), 15_000)), 10), 1_500);
+        assert_eq!(line_pace_ms(None, Some((None, 15_000)), 10), 1_500, "before an attempt ends: the timeout");
+        assert_eq!(line_pace_ms(None, Some((Some(100), 15_000)), 10), 200, "never under SLOW_MS per lease");
+        assert_eq!(line_pace_ms(Some(1), Some((Some(3_000), 15_000)), 10), 1_000, "the slower of the two");
+        assert_eq!(places(10_000, 4, 1_500), [10, 12, 13, 15]);
     }
 
     #[test]
