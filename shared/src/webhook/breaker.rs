@@ -10,8 +10,9 @@
 //!   deliverer) is attempted; the next probe is an interval later, the interval doubling from
 //!   [`BreakerConfig::first_probe`] to [`BreakerConfig::max_probe`]. A success closes the breaker.
 //! - A delivery that has waited past its own schedule's time is attempted whatever the breaker
-//!   says, through its remaining attempts: none is finally failed only because the breaker was
-//!   open, nor without its schedule's attempts.
+//!   says, through its remaining attempts one first wait apart (`decision::after`): none is finally
+//!   failed only because the breaker was open, nor without its schedule's attempts, nor much later
+//!   than its schedule's time.
 //! - An endpoint failing continuously for [`BreakerConfig::disable_after`] (5 days, as Svix and
 //!   Stripe do) is disabled, with the reason on its health. Enabling it again resets the breaker.
 //! - A `429` pauses the endpoint until its `Retry-After` (at least a second, 60 s without one): no

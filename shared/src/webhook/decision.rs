@@ -128,9 +128,8 @@ pub fn decide(f: &Facts, schedule: &[u64], now: u64, jitter: f64) -> Decision {
     }
     let attempt = state.attempts + 1;
     // Its own schedule's time has run out while it waited: attempted whatever the breaker says (each
-    // of its remaining attempts, at the schedule's spacing).
-    let deadline = state.opened_at + schedule.iter().sum::<u64>();
-    if now >= deadline && f.health.is_open() {
+    // of its remaining attempts, close together: see [`after`]).
+    if now >= deadline(state.opened_at, schedule) && f.health.is_open() {
         return Decision::Attempt { attempt };
     }
     if let Some(until) = f.health.paused_until.filter(|u| *u > now) {
@@ -155,9 +154,20 @@ pub enum Verdict {
     Exhausted,
 }
 
-/// The verdict on attempt `attempt` that got `status` (`None`: no answer) and `retry_after`, and
-/// what it says of the endpoint's health. `jitter` as [`next_delay`] takes it.
-pub fn after(status: Option<u16>, retry_after: Option<u64>, attempt: u32, schedule: &[u64], now: u64, jitter: f64) -> (Verdict, Signal) {
+/// When a delivery opened at `opened_at` has had its schedule's time: the sum of its waits at the
+/// most jitter can make them (+20 %), and two seconds each for the scheduler's lateness. A delivery
+/// that was never held ends before then.
+pub fn deadline(opened_at: u64, schedule: &[u64]) -> u64 {
+    opened_at + schedule.iter().sum::<u64>() * 6 / 5 + 2 * schedule.len() as u64
+}
+
+/// The verdict on attempt `attempt` of a delivery opened at `opened_at`, which got `status`
+/// (`None`: no answer) and `retry_after`, and what it says of the endpoint's health. `jitter` as
+/// [`next_delay`] takes it. A delivery past its schedule's time (held by an open breaker, a pause or
+/// a line) makes its remaining attempts the schedule's first wait apart, not at its growing waits:
+/// it ends with every attempt of its schedule, a few of the first wait after its time, not up to a
+/// whole schedule later.
+pub fn after(status: Option<u16>, retry_after: Option<u64>, attempt: u32, schedule: &[u64], opened_at: u64, now: u64, jitter: f64) -> (Verdict, Signal) {
     match status {
         Some(s) if (200..300).contains(&s) => return (Verdict::Delivered, Signal::Succeeded),
         Some(410) => return (Verdict::Gone, Signal::Failed),
@@ -167,7 +177,9 @@ pub fn after(status: Option<u16>, retry_after: Option<u64>, attempt: u32, schedu
         Some(429) => Signal::Throttled { until: now + retry_after.unwrap_or(DEFAULT_PAUSE_SECS).clamp(1, MAX_PAUSE_SECS) },
         _ => Signal::Failed,
     };
+    let late = now >= deadline(opened_at, schedule);
     let verdict = match next_delay(schedule, attempt, retry_after, jitter) {
+        Some(delay) if late && retry_after.is_none() => Verdict::RetryAt(now + delay.min(next_delay(schedule, 1, None, jitter).unwrap_or(delay))),
         Some(delay) => Verdict::RetryAt(now + delay),
         None => Verdict::Exhausted,
     };
@@ -223,7 +235,9 @@ mod tests {
         assert_eq!(d(facts(Some(&pending), Some(&ok), &open)), Decision::Hold { until: NOW + 10 + 1 + 20 }, "breaker open: spread over the interval");
         let probe = Health { next_probe_at: Some(NOW), ..open.clone() };
         assert_eq!(d(facts(Some(&pending), Some(&ok), &probe)), Decision::Probe { attempt: 2 }, "probe due");
-        let old = DeliveryState { opened_at: NOW - 120, ..pending.clone() };
+        let old = DeliveryState { opened_at: NOW - 148, ..pending.clone() };
+        let not_yet = DeliveryState { opened_at: NOW - 147, ..pending.clone() };
+        assert_eq!(d(facts(Some(&not_yet), Some(&ok), &open)), Decision::Hold { until: NOW + 10 + 1 + 20 }, "120 s of waits, jitter and lateness included: 148 s");
         assert_eq!(d(facts(Some(&old), Some(&ok), &open)), Decision::Attempt { attempt: 2 }, "its schedule ran out while held: a last attempt");
         let paused = Health { paused_until: Some(NOW + 30), ..Health::default() };
         assert_eq!(d(facts(Some(&pending), Some(&ok), &paused)), Decision::Hold { until: NOW + 31 }, "paused by a 429");
@@ -234,14 +248,20 @@ mod tests {
     #[test]
     fn every_branch_of_after() {
         let s = [10, 20];
-        assert_eq!(after(Some(204), None, 1, &s, NOW, 1.0), (Verdict::Delivered, Signal::Succeeded));
-        assert_eq!(after(Some(410), None, 1, &s, NOW, 1.0), (Verdict::Gone, Signal::Failed));
-        assert_eq!(after(Some(500), None, 1, &s, NOW, 1.0), (Verdict::RetryAt(NOW + 10), Signal::Failed), "retry");
-        assert_eq!(after(None, None, 2, &s, NOW, 1.2), (Verdict::RetryAt(NOW + 24), Signal::Failed), "no answer: retry, jittered");
-        assert_eq!(after(Some(500), None, 3, &s, NOW, 1.0), (Verdict::Exhausted, Signal::Failed), "exhausted");
-        assert_eq!(after(Some(429), Some(30), 1, &s, NOW, 1.0), (Verdict::RetryAt(NOW + 30), Signal::Throttled { until: NOW + 30 }), "429 + Retry-After");
-        assert_eq!(after(Some(429), None, 1, &s, NOW, 1.0), (Verdict::RetryAt(NOW + 10), Signal::Throttled { until: NOW + DEFAULT_PAUSE_SECS }));
-        assert_eq!(after(Some(429), Some(99_999), 3, &s, NOW, 1.0).1, Signal::Throttled { until: NOW + 3600 }, "a pause is an hour at most");
+        assert_eq!(after(Some(204), None, 1, &s, NOW - 1, NOW, 1.0), (Verdict::Delivered, Signal::Succeeded));
+        assert_eq!(after(Some(410), None, 1, &s, NOW - 1, NOW, 1.0), (Verdict::Gone, Signal::Failed));
+        assert_eq!(after(Some(500), None, 1, &s, NOW - 1, NOW, 1.0), (Verdict::RetryAt(NOW + 10), Signal::Failed), "retry");
+        assert_eq!(after(None, None, 2, &s, NOW - 1, NOW, 1.2), (Verdict::RetryAt(NOW + 24), Signal::Failed), "no answer: retry, jittered");
+        assert_eq!(after(Some(500), None, 3, &s, NOW - 1, NOW, 1.0), (Verdict::Exhausted, Signal::Failed), "exhausted");
+        assert_eq!(after(Some(429), Some(30), 1, &s, NOW - 1, NOW, 1.0), (Verdict::RetryAt(NOW + 30), Signal::Throttled { until: NOW + 30 }), "429 + Retry-After");
+        assert_eq!(after(Some(429), None, 1, &s, NOW - 1, NOW, 1.0), (Verdict::RetryAt(NOW + 10), Signal::Throttled { until: NOW + DEFAULT_PAUSE_SECS }));
+        assert_eq!(after(Some(429), Some(99_999), 3, &s, NOW - 1, NOW, 1.0).1, Signal::Throttled { until: NOW + 3600 }, "a pause is an hour at most");
+        // Held past its schedule's time (opened 40 s ago; waits of 30 s, jitter and lateness included: 40): its
+        // remaining attempts the first wait apart, every one of them still made.
+        assert_eq!(after(Some(500), None, 1, &s, NOW - 40, NOW, 1.0), (Verdict::RetryAt(NOW + 10), Signal::Failed));
+        assert_eq!(after(Some(500), None, 2, &s, NOW - 40, NOW, 1.0), (Verdict::RetryAt(NOW + 10), Signal::Failed), "10 s, not 20");
+        assert_eq!(after(Some(500), None, 3, &s, NOW - 40, NOW, 1.0), (Verdict::Exhausted, Signal::Failed));
+        assert_eq!(after(Some(503), Some(15), 2, &s, NOW - 40, NOW, 1.0).0, Verdict::RetryAt(NOW + 15), "a Retry-After stands");
     }
 
     #[test]

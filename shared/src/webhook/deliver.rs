@@ -115,13 +115,14 @@ enum Step {
     Ready(Ready),
 }
 
-/// A delivery to attempt: its event and endpoint, and which attempt it is.
+/// A delivery to attempt: its event and endpoint, which attempt it is, and when it was opened.
 struct Ready {
     msg: DeliveryMessage,
     event: EventJson,
     endpoint: Endpoint,
     health: Health,
     attempt: u32,
+    opened_at: u64,
 }
 
 /// What the endpoint's throttle allows one ready delivery (`webhook::throttle`).
@@ -354,10 +355,10 @@ impl Deliverer {
             }
             Decision::Attempt { attempt } => attempt,
         };
-        let (Some(event), Some(endpoint)) = (snapshot.event, snapshot.endpoint) else {
-            unreachable!("decide attempts only a delivery whose event and endpoint exist")
+        let (Some(event), Some(endpoint), Some(state)) = (snapshot.event, snapshot.endpoint, snapshot.state) else {
+            unreachable!("decide attempts only a pending delivery whose event and endpoint exist")
         };
-        Ok(Step::Ready(Ready { msg, event, endpoint, health: snapshot.health, attempt }))
+        Ok(Step::Ready(Ready { msg, event, endpoint, health: snapshot.health, attempt, opened_at: state.opened_at }))
     }
 
     /// Each ready delivery's gate, in order (`None` for the others): per endpoint, its
@@ -475,7 +476,7 @@ impl Deliverer {
     /// One attempt through its gate: wait for a slot or hold it in DynamoDB; POST; [`after`] on the
     /// answer; give the lease back.
     async fn attempt(&self, ready: Ready, gate: Gate) -> Result<Plan, StoreError> {
-        let Ready { msg, event, endpoint, attempt, health } = ready;
+        let Ready { msg, event, endpoint, attempt, health, opened_at } = ready;
         let mut lease = match gate {
             Gate::Wait(until) => {
                 tracing::info!(until, "over the endpoint's rate limit or concurrency; waiting in DynamoDB");
@@ -532,7 +533,7 @@ impl Deliverer {
         {
             tracing::warn!(error = %e, "could not give the endpoint's lease back; it expires by itself");
         }
-        let (verdict, signal) = after(response.status, response.retry_after, attempt, schedule, unix_now(), rand::rng().random_range(0.8..=1.2));
+        let (verdict, signal) = after(response.status, response.retry_after, attempt, schedule, opened_at, unix_now(), rand::rng().random_range(0.8..=1.2));
         let succeeded = verdict == Verdict::Delivered;
         let record = Attempt {
             event_id,
