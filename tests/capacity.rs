@@ -22,7 +22,7 @@ const HELD: &[(&str, &str, KeyClass, f64, Option<f64>)] = &[
     // A delivery: its state and attempt, the event's count (one update for both deliveries).
     (DELIVER_OK, "Deliveries", KeyClass::Event, 4.0, None),
     (DELIVER_OK, "Deliveries.ByDue", KeyClass::DueShard, 2.0, None),
-    (DELIVER_OK, "Deliveries.ByEndpoint", KeyClass::Endpoint, 2.0, None),
+    (DELIVER_OK, "Deliveries.ByEndpoint", KeyClass::EndpointShard, 2.0, None),
     (DELIVER_OK, "Events", KeyClass::Merchant, 1.0, None),
     (DELIVER_OK, "Events.ByType", KeyClass::MerchantType, 1.0, None),
     // Reads: one strongly consistent item, one page.

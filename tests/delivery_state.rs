@@ -439,3 +439,54 @@ async fn raising_the_due_shards_keeps_every_pending_state_in_sight() {
     assert_eq!(found, events, "every pending state, old and new");
     assert!(beyond_the_first_four > 0, "the new states use the new shards");
 }
+
+/// An endpoint's attempts are spread over its `ByEndpoint` keys, and read back merged, newest
+/// first: 40 attempts over the shards and 6 written before the shards (under the endpoint's one
+/// key), read 12 at a time and all at once.
+#[tokio::test]
+async fn endpoint_attempts_merge_every_shard_and_the_older_key_newest_first() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use paygate::store::deliveries::ENDPOINT_SHARDS;
+    let stack = isolated_stack().await;
+    let p = test_principal(&account(&stack).await);
+    let endpoint = paygate::EndpointId::generate();
+    let base = paygate::ids::unix_now_ms() - 60_000;
+    let mut ids = Vec::new();
+    for i in 0..46u64 {
+        let id = ulid::Ulid::from_parts(base + i * 1_000, u128::from(i) * 7_919);
+        // The first six as written before the shards; the rest on the shard the store picks.
+        let key = if i < 6 { format!("{}#{endpoint}", p.partition()) } else { format!("{}#{endpoint}#{}", p.partition(), id.random() % u128::from(ENDPOINT_SHARDS)) };
+        let event = paygate::EventId::generate();
+        stack
+            .clients
+            .dynamodb
+            .put_item()
+            .table_name(&stack.config.deliveries_table)
+            .item("pk", AttributeValue::S(format!("{}#{event}", p.partition())))
+            .item("sk", AttributeValue::S(format!("{endpoint}#attempt#{id}")))
+            .item("endpoint_pk", AttributeValue::S(key))
+            .item("attempt_id", AttributeValue::S(id.to_string()))
+            .item("event_id", AttributeValue::S(event.to_string()))
+            .item("attempt_number", AttributeValue::N("1".into()))
+            .item("ok", AttributeValue::Bool(true))
+            .item("latency_ms", AttributeValue::N(i.to_string()))
+            .send()
+            .await
+            .unwrap();
+        ids.push(base + i * 1_000);
+    }
+    let store = stack.deliveries();
+    let now = paygate::ids::unix_now_ms() + 1;
+    let twelve = store.endpoint_attempts(&p, &endpoint, base, now, 12).await.unwrap();
+    let newest: Vec<u64> = ids.iter().rev().take(12).copied().collect();
+    assert_eq!(twelve.attempts.iter().map(|a| a.at_ms).collect::<Vec<_>>(), newest, "the newest twelve, newest first");
+    assert!(twelve.has_more);
+    let all = store.endpoint_attempts(&p, &endpoint, base, now, 100).await.unwrap();
+    assert_eq!(all.attempts.iter().map(|a| a.at_ms).collect::<Vec<_>>(), ids.iter().rev().copied().collect::<Vec<_>>(), "every one, the older key's too");
+    assert!(!all.has_more);
+    // A window: [base + 10 s, base + 20 s) holds ten.
+    let window = store.endpoint_attempts(&p, &endpoint, base + 10_000, base + 20_000, 100).await.unwrap();
+    assert_eq!(window.attempts.len(), 10);
+    let shards: std::collections::HashSet<u128> = (6..46u64).map(|i| (u128::from(i) * 7_919) % u128::from(ENDPOINT_SHARDS)).collect();
+    assert!(shards.len() > 4, "the attempts cover most shards: {shards:?}");
+}

@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use paygate::store::deliveries::ENDPOINT_SHARDS;
+
 use super::recorder::Units;
 use super::workload::{DELIVER_FAILING, DELIVER_OK, Measured, PUBLISH, Per};
 
@@ -22,8 +24,10 @@ pub enum KeyClass {
     MerchantFamily,
     /// One event's delivery states and attempts: written a few times, never hot.
     Event,
-    /// One endpoint: its attempts (`ByEndpoint`), failures (`ByFailed`), health and throttle items.
+    /// One endpoint: its failures (`ByFailed`), health and throttle items.
     Endpoint,
+    /// One of an endpoint's `ByEndpoint` keys (its attempts, spread over `ENDPOINT_SHARDS`).
+    EndpointShard,
     /// One of the `ByDue` shards, shared by every merchant of the platform.
     DueShard,
     /// One API key (and what is stored by key).
@@ -38,6 +42,7 @@ impl KeyClass {
             KeyClass::MerchantFamily => "one merchant's family",
             KeyClass::Event => "one event",
             KeyClass::Endpoint => "one endpoint",
+            KeyClass::EndpointShard => "one of an endpoint's ByEndpoint shards",
             KeyClass::DueShard => "one ByDue shard (all merchants)",
             KeyClass::Key => "one API key",
         }
@@ -52,6 +57,7 @@ pub fn class(table: &str, index: Option<&str>, pk: Option<&str>) -> KeyClass {
         ("Events", Some("ByFamily")) => KeyClass::MerchantFamily,
         ("Events" | "WebhookEndpoints", _) => KeyClass::Merchant,
         ("Deliveries", Some("ByDue")) => KeyClass::DueShard,
+        ("Deliveries", Some("ByEndpoint")) => KeyClass::EndpointShard,
         ("Deliveries", Some(_)) => KeyClass::Endpoint,
         ("Deliveries", None) if pk.is_some_and(|k| k.contains("#we_")) => KeyClass::Endpoint,
         ("Deliveries", None) => KeyClass::Event,
@@ -151,6 +157,7 @@ pub fn hot_keys(m: &Measured, due_shards: u32) -> Vec<HotKey> {
     places.dedup();
     let sharing = |class: KeyClass| match class {
         KeyClass::Endpoint => n,
+        KeyClass::EndpointShard => n * f64::from(ENDPOINT_SHARDS),
         KeyClass::DueShard => f64::from(due_shards),
         _ => 1.0,
     };
@@ -167,6 +174,7 @@ pub fn hot_keys(m: &Measured, due_shards: u32) -> Vec<HotKey> {
             // share of the publish included; a shared key, its share.
             let per_delivery = |d: f64| match class {
                 KeyClass::Endpoint => pw / n + d,
+                KeyClass::EndpointShard => (pw / n + d) / f64::from(ENDPOINT_SHARDS),
                 KeyClass::DueShard => (pw / n + d) / f64::from(due_shards),
                 _ => per_event(d) / n,
             };
@@ -226,7 +234,7 @@ pub fn key_ceilings(hot: &[HotKey]) -> Vec<Ceiling> {
                 "events/s",
                 GOAL_MERCHANT_EVENTS,
             )),
-            KeyClass::Endpoint if delivery_value.is_finite() => out.push(Ceiling::new(
+            KeyClass::Endpoint | KeyClass::EndpointShard if delivery_value.is_finite() => out.push(Ceiling::new(
                 format!("deliveries/s to one endpoint ({})", h.place),
                 delivery_set_by,
                 delivery_value,
@@ -265,6 +273,7 @@ mod tests {
             // A transaction that wrote a delivery state and the endpoint's health item.
             u("Deliveries", None, true, 4.0, &["acct_1#test#evt_1", "acct_1#test#we_1"]),
             u("Deliveries", Some("ByDue"), true, 2.0, &[]),
+            u("Deliveries", Some("ByEndpoint"), true, 2.0, &[]),
         ];
         let c = cost(&units, &|t| t.to_owned(), 2);
         assert_eq!(c.on("Events", KeyClass::Merchant), (2.0, 0.0));
@@ -272,7 +281,8 @@ mod tests {
         assert_eq!(c.on("Deliveries", KeyClass::Event), (1.0, 0.0));
         assert_eq!(c.on("Deliveries", KeyClass::Endpoint), (1.0, 0.0));
         assert_eq!(c.on("Deliveries.ByDue", KeyClass::DueShard), (1.0, 0.0));
-        assert_eq!(c.write(), 6.0);
+        assert_eq!(c.on("Deliveries.ByEndpoint", KeyClass::EndpointShard), (1.0, 0.0));
+        assert_eq!(c.write(), 7.0);
     }
 
     #[test]

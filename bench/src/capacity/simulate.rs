@@ -121,6 +121,13 @@ pub fn simulate(t: &Traffic, hot: &[HotKey], measured_due_shards: u32) -> Vec<Pe
                         let deliveries = rng.poisson(rates[0]);
                         (deliveries * mix(k.write_per_delivery, k.write_per_delivery_failing), 0.0)
                     }
+                    // One of that endpoint's ByEndpoint shards: its share of those deliveries
+                    // (measured per delivery over the shards: back to per delivery on one).
+                    KeyClass::EndpointShard => {
+                        let shards = f64::from(paygate::store::deliveries::ENDPOINT_SHARDS);
+                        let deliveries = rng.poisson(rates[0] / shards);
+                        (deliveries * mix(k.write_per_delivery, k.write_per_delivery_failing) * shards, 0.0)
+                    }
                     // One ByDue shard: every delivery of the platform, spread over the shards.
                     KeyClass::DueShard => {
                         let per_shard = t.events_per_second * t.endpoints_per_event / f64::from(t.due_shards);

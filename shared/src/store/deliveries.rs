@@ -16,9 +16,12 @@
 //!   waiting retries live here and not as invisible messages in SQS.
 //! - `ByFailed` (`failed_pk` = `{account}#{mode}#{endpoint}`, `event_id`): every finally failed
 //!   state, so `recover` finds an endpoint's failures since a time with one Query.
-//! - `ByEndpoint` (`endpoint_pk` = `{account}#{mode}#{endpoint}`, `attempt_id`, a ULID): every
+//! - `ByEndpoint` (`endpoint_pk` = `{account}#{mode}#{endpoint}#{s}`, `attempt_id`, a ULID): every
 //!   attempt, with what an endpoint's health needs projected, so its attempts over a time range are
-//!   one key-condition Query (`GET /v1/webhook_endpoints/{id}/stats`).
+//!   key-condition Queries (`GET /v1/webhook_endpoints/{id}/stats`). Written over
+//!   [`ENDPOINT_SHARDS`] keys (`s` from the attempt id), so one endpoint's attempts are not limited
+//!   to one partition key's 1,000 write units a second; read from every shard (and from
+//!   `{account}#{mode}#{endpoint}`, where attempts written before the shards are) and merged.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -53,6 +56,10 @@ pub const DUE_INDEX: &str = "ByDue";
 pub const FAILED_INDEX: &str = "ByFailed";
 /// The `ByEndpoint` index.
 pub const ENDPOINT_INDEX: &str = "ByEndpoint";
+/// `ByEndpoint` keys per endpoint: an attempt costs its key 2 write units, so 8 keys take one
+/// endpoint to 4,000 attempts a second (`make capacity`). Only ever raised: a lower count would
+/// leave the higher shards' attempts unread.
+pub const ENDPOINT_SHARDS: u32 = 8;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -262,6 +269,15 @@ struct SummaryItem {
     fields: SummaryFields,
 }
 
+/// One `ByEndpoint` key being read newest first: what was read and not yet taken, and where its
+/// next page starts.
+struct KeyPager {
+    key: String,
+    items: std::collections::VecDeque<SummaryItem>,
+    next: Option<HashMap<String, AttributeValue>>,
+    done: bool,
+}
+
 /// The newest attempts to an endpoint in a time range, newest first, and whether there were more
 /// than were read.
 #[derive(Debug, Clone, Default)]
@@ -301,10 +317,20 @@ fn due_partition(shard: u32) -> String {
     format!("due#{shard}")
 }
 
-/// `{account}#{mode}#{endpoint}`: the partition of an endpoint's failures (`ByFailed`) and of its
-/// attempts (`ByEndpoint`).
+/// `{account}#{mode}#{endpoint}`: the partition of an endpoint's failures (`ByFailed`), of its
+/// health item, and of its attempts written before `ByEndpoint` was sharded.
 pub(crate) fn endpoint_partition(principal: &Principal, endpoint: &EndpointId) -> String {
     format!("{}#{endpoint}", principal.partition())
+}
+
+/// The `ByEndpoint` shard of an attempt: from its id's random part.
+fn attempt_shard(id: &ulid::Ulid) -> u32 {
+    (id.random() % u128::from(ENDPOINT_SHARDS)) as u32
+}
+
+/// `{account}#{mode}#{endpoint}#{shard}`: one of an endpoint's `ByEndpoint` keys.
+fn endpoint_attempts_partition(principal: &Principal, endpoint: &EndpointId, shard: u32) -> String {
+    format!("{}#{shard}", endpoint_partition(principal, endpoint))
 }
 
 fn n(v: u64) -> AttributeValue {
@@ -480,14 +506,14 @@ impl DeliveryStore {
     }
 
     fn attempt_put(&self, principal: &Principal, attempt: &Attempt) -> Result<TransactWriteItem, StoreError> {
-        let id = ulid::Ulid::generate().to_string();
+        let id = ulid::Ulid::generate();
         let item = AttemptItem {
             pk: pk(principal, attempt.event_id),
             sk: format!("{}#attempt#{id}", attempt.endpoint_id),
             expires_at: attempt.created_at + RETENTION_SECS,
             attempt: attempt.clone(),
-            endpoint_pk: Some(endpoint_partition(principal, &attempt.endpoint_id)),
-            attempt_id: Some(id),
+            endpoint_pk: Some(endpoint_attempts_partition(principal, &attempt.endpoint_id, attempt_shard(&id))),
+            attempt_id: Some(id.to_string()),
             summary: Some(SummaryFields {
                 event_id: attempt.event_id,
                 attempt_number: attempt.attempt,
@@ -711,53 +737,69 @@ impl DeliveryStore {
     }
 
     /// The attempts to `endpoint` made in `[from_ms, to_ms)` (unix milliseconds), newest first, at
-    /// most `max` of them: key-condition Queries on `ByEndpoint`, page after page, reading no more
-    /// than `max` items.
+    /// most `max` of them: key-condition Queries on each of its `ByEndpoint` keys, merged newest
+    /// first. Each key is read a page at a time, only when the merge needs its next item, so no
+    /// more than `max` items plus one page per key are read.
     pub async fn endpoint_attempts(&self, principal: &Principal, endpoint: &EndpointId, from_ms: u64, to_ms: u64, max: usize) -> Result<EndpointAttempts, StoreError> {
-        let bound = |ms: u64| ulid::Ulid::from_parts(ms, 0).to_string();
+        let keys: Vec<String> = std::iter::once(endpoint_partition(principal, endpoint))
+            .chain((0..ENDPOINT_SHARDS).map(|s| endpoint_attempts_partition(principal, endpoint, s)))
+            .collect();
+        // A page of each key is a key's share of what is wanted, and at least a small page.
+        let page = i32::try_from((max + 1).div_ceil(keys.len()).max(50)).unwrap_or(i32::MAX);
+        let mut heads: Vec<KeyPager> = keys.into_iter().map(|key| KeyPager { key, items: Default::default(), next: None, done: false }).collect();
         let mut found = EndpointAttempts::default();
-        let mut start = None;
         loop {
-            let left = max - found.attempts.len();
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(ENDPOINT_INDEX)
-                .key_condition_expression("endpoint_pk = :e AND attempt_id BETWEEN :from AND :to")
-                .expression_attribute_values(":e", s(endpoint_partition(principal, endpoint)))
-                .expression_attribute_values(":from", s(bound(from_ms)))
-                // The greatest ULID of the millisecond before `to_ms`.
-                .expression_attribute_values(":to", s(ulid::Ulid::from_parts(to_ms.saturating_sub(1), u128::MAX).to_string()))
-                .scan_index_forward(false)
-                // One more than is wanted: whether there are more is then known without another read.
-                .limit(i32::try_from(left + 1).unwrap_or(i32::MAX))
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
-            for i in out.items.unwrap_or_default() {
-                if found.attempts.len() == max {
-                    found.has_more = true;
-                    return Ok(found);
-                }
-                let item: SummaryItem = serde_dynamo::from_item(i)?;
-                let at_ms = item.attempt_id.parse::<ulid::Ulid>().map(|u| u.timestamp_ms()).unwrap_or_default();
-                let f = item.fields;
-                found.attempts.push(AttemptSummary {
-                    at_ms,
-                    event_id: f.event_id,
-                    attempt: f.attempt_number,
-                    succeeded: f.ok,
-                    latency_ms: f.latency_ms,
-                    http_status: f.http_status,
-                    error: f.error,
-                });
+            // Every key that has nothing read ahead but may have more reads its next page (at once).
+            let reads = heads.iter_mut().filter(|h| h.items.is_empty() && !h.done).map(|h| self.attempts_page(h, from_ms, to_ms, page));
+            for r in join_all(reads).await {
+                r?;
             }
-            start = out.last_evaluated_key;
-            if start.is_none() {
+            // The newest attempt at the head of any key.
+            let Some(newest) = heads.iter_mut().filter(|h| !h.items.is_empty()).max_by(|a, b| a.items[0].attempt_id.cmp(&b.items[0].attempt_id)) else {
+                return Ok(found);
+            };
+            if found.attempts.len() == max {
+                found.has_more = true;
                 return Ok(found);
             }
+            let item = newest.items.pop_front().expect("a head");
+            let at_ms = item.attempt_id.parse::<ulid::Ulid>().map(|u| u.timestamp_ms()).unwrap_or_default();
+            let f = item.fields;
+            found.attempts.push(AttemptSummary {
+                at_ms,
+                event_id: f.event_id,
+                attempt: f.attempt_number,
+                succeeded: f.ok,
+                latency_ms: f.latency_ms,
+                http_status: f.http_status,
+                error: f.error,
+            });
         }
+    }
+
+    /// The next page of one `ByEndpoint` key's attempts in `[from_ms, to_ms)`, newest first.
+    async fn attempts_page(&self, pager: &mut KeyPager, from_ms: u64, to_ms: u64, limit: i32) -> Result<(), StoreError> {
+        let out = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(ENDPOINT_INDEX)
+            .key_condition_expression("endpoint_pk = :e AND attempt_id BETWEEN :from AND :to")
+            .expression_attribute_values(":e", s(pager.key.clone()))
+            .expression_attribute_values(":from", s(ulid::Ulid::from_parts(from_ms, 0).to_string()))
+            // The greatest ULID of the millisecond before `to_ms`.
+            .expression_attribute_values(":to", s(ulid::Ulid::from_parts(to_ms.saturating_sub(1), u128::MAX).to_string()))
+            .scan_index_forward(false)
+            .limit(limit)
+            .set_exclusive_start_key(pager.next.take())
+            .send()
+            .await?;
+        for i in out.items.unwrap_or_default() {
+            pager.items.push_back(serde_dynamo::from_item(i)?);
+        }
+        pager.next = out.last_evaluated_key;
+        pager.done = pager.next.is_none();
+        Ok(())
     }
 }
 
@@ -789,7 +831,10 @@ mod tests {
         for a in [attempt(None), attempt(Some("HTTP 502"))] {
             let put = store.attempt_put(&principal, &a).unwrap().put.unwrap();
             let item = put.item;
-            assert_eq!(item["endpoint_pk"].as_s().unwrap(), &endpoint_partition(&principal, &a.endpoint_id));
+            // One of the endpoint's ByEndpoint keys: its partition and a shard.
+            let (key, shard) = item["endpoint_pk"].as_s().unwrap().rsplit_once('#').unwrap();
+            assert_eq!(key, endpoint_partition(&principal, &a.endpoint_id));
+            assert!(shard.parse::<u32>().unwrap() < ENDPOINT_SHARDS);
             assert_eq!(item["attempt_number"].as_n().unwrap(), "3");
             assert_eq!(item["ok"].as_bool().unwrap(), &a.succeeded);
             // What `attempts` reads back is the attempt as written.

@@ -1,7 +1,7 @@
 //! An endpoint's health over a time window (`GET /v1/webhook_endpoints/{id}/stats`): success rate,
 //! p50/p95 latency, the same per hour or day, and its most recent failures. Computed from the
-//! attempts `DeliveryStore::endpoint_attempts` reads with one key-condition Query per page of the
-//! `ByEndpoint` index, at most [`MAX_ATTEMPTS`] per call.
+//! attempts `DeliveryStore::endpoint_attempts` reads with key-condition Queries on the endpoint's
+//! `ByEndpoint` keys, merged newest first, at most [`MAX_ATTEMPTS`] per call.
 
 use serde::Serialize;
 use serde_json::{Value, json};
