@@ -138,6 +138,7 @@ async fn publish_many(stack: &Stack, p: &Principal, n: usize) -> Vec<paygate::Ev
                 event_type: EventType::PaymentSucceeded,
                 data: IngestData { object: DataObject::parse(serde_json::json!({"id": format!("pay_{i}"), "object": "payment"})).unwrap() },
                 request: Default::default(),
+                idempotency_key: None,
             };
             for _ in 0..5 {
                 match stack.publisher().publish(input()).await {

@@ -145,6 +145,62 @@ async fn ingest_validates_and_publishes() {
     }
 }
 
+/// A producer's `idempotency_key` makes a publish exactly-once: a repeat returns the first event
+/// (same id, same `created_at`) and opens no delivery; 20 concurrent identical publishes make one
+/// event; the same key with another object is refused, naming the key; a bad key is a 400.
+#[tokio::test]
+async fn a_producer_key_publishes_one_event_however_often_it_is_sent() {
+    use paygate::webhook::endpoints::{EnabledEvents, new_endpoint};
+    let stack = stack().await;
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    let ep = new_endpoint(Mode::Test, "https://example.com/hook".parse().unwrap(), EnabledEvents::All, None);
+    stack.endpoints().create(&p, &ep).await.unwrap();
+    let publisher = stack.publisher();
+    let input = |key: &str, amount: u64| {
+        json!({
+            "account_id": a.account_id, "mode": "test", "type": "payment.succeeded", "idempotency_key": key,
+            // The same object with its keys in another order is the same publish.
+            "data": {"object": if amount % 2 == 0 { json!({"id": "pay_1", "object": "payment", "amount": amount}) } else { json!({"amount": amount - 1, "object": "payment", "id": "pay_1"}) }},
+            "request": {"id": "req_1", "idempotency_key": "merchant-order-7"}
+        })
+    };
+    let first = publisher.handle(input("order-7-paid", 500)).await.unwrap();
+    let again = publisher.handle(input("order-7-paid", 501)).await.unwrap();
+    assert_eq!(again, first, "the same event: id, created_at, pending_webhooks, data, request");
+    assert_eq!(first["request"]["idempotency_key"], "merchant-order-7", "the merchant's request key is the event's, not the producer's");
+
+    // Twenty at once: one event.
+    let concurrent = futures::future::join_all((0..20).map(|_| publisher.handle(input("order-8-paid", 700)))).await;
+    let ids: std::collections::HashSet<String> = concurrent.into_iter().map(|r| r.unwrap()["id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+
+    // What was written: two events, each with one delivery state.
+    let events = stack
+        .clients
+        .dynamodb
+        .query()
+        .table_name(&stack.config.events_table)
+        .key_condition_expression("pk = :p")
+        .expression_attribute_values(":p", AttributeValue::S(p.partition()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.count, 2, "two events in all");
+    for id in [first["id"].as_str().unwrap(), ids.iter().next().unwrap()] {
+        let states = stack.deliveries().states(&p, id.parse().unwrap()).await.unwrap();
+        assert_eq!(states.len(), 1, "one delivery for {id}");
+    }
+
+    // The same key, another object: refused, naming the key.
+    let err = publisher.handle(input("order-7-paid", 900)).await.unwrap_err();
+    assert!(matches!(err, IngestError::KeyReused(_)) && err.to_string().contains("order-7-paid"), "{err}");
+    // Keys are 1 to 255 printable ASCII characters.
+    for bad in ["", "caf\u{e9}", &"k".repeat(256)] {
+        assert!(matches!(publisher.handle(input(bad, 500)).await, Err(IngestError::Invalid(_))), "{bad:?}");
+    }
+}
+
 #[tokio::test]
 async fn revoked_and_unknown_keys_are_refused() {
     let stack = stack().await;
@@ -236,4 +292,59 @@ async fn local_tables_are_the_templates() {
         );
         assert!(t.key_schema().iter().any(|k| k.key_type() == &KeyType::Hash));
     }
+}
+
+/// One invocation publishes a batch: a result per entry, a bad entry failing alone; the SQS shape
+/// answers the messages to retry (a poisoned one, a keyless one) and publishes each keyed message
+/// once however often it comes; the EventBridge shape publishes its detail.
+#[tokio::test]
+async fn batches_sqs_and_eventbridge_invocations_publish_entry_by_entry() {
+    let stack = stack().await;
+    let a = account(&stack).await;
+    let publisher = stack.publisher();
+    let input = |key: Option<&str>, id: &str| {
+        let mut v = json!({"account_id": a.account_id, "mode": "test", "type": "payment.succeeded", "data": {"object": {"id": id, "object": "payment"}}});
+        if let Some(k) = key {
+            v["idempotency_key"] = json!(k);
+        }
+        v
+    };
+    let bad = json!({"account_id": a.account_id, "mode": "test", "type": "payment.exploded", "data": {"object": {"id": "pay_x", "object": "payment"}}});
+    let out = publisher.handle(json!({"entries": [input(None, "pay_1"), bad, input(Some("k-2"), "pay_2"), input(Some("k-2"), "pay_2")]})).await.unwrap();
+    let results = out["results"].as_array().unwrap();
+    assert_eq!(results.len(), 4);
+    assert_eq!(results[0]["event"]["data"]["object"]["id"], "pay_1");
+    assert_eq!(results[1]["error"]["type"], "invalid_request_error", "{}", results[1]);
+    assert!(results[1]["error"]["message"].as_str().unwrap().contains("payment.exploded"), "{}", results[1]);
+    assert_eq!(results[2]["event"]["id"], results[3]["event"]["id"], "one key, one event, in one batch too");
+
+    let message = |id: &str, body: String| json!({"messageId": id, "eventSource": "aws:sqs", "body": body});
+    let sqs = json!({"Records": [
+        message("m1", input(Some("k-3"), "pay_3").to_string()),
+        message("m2", "{not json".to_owned()),
+        message("m3", input(None, "pay_4").to_string()),
+        message("m4", input(Some("k-3"), "pay_3").to_string()),
+    ]});
+    let out = publisher.handle(sqs).await.unwrap();
+    assert_eq!(out, json!({"batchItemFailures": [{"itemIdentifier": "m2"}, {"itemIdentifier": "m3"}]}), "the poisoned and the keyless message are retried, then dead-lettered");
+
+    let bridge = json!({"version": "0", "source": "payments", "detail-type": "payment.succeeded", "detail": input(Some("k-3"), "pay_3")});
+    let from_bridge = publisher.handle(bridge).await.unwrap();
+    let keyless = json!({"version": "0", "source": "payments", "detail-type": "payment.succeeded", "detail": input(None, "pay_5")});
+    assert!(matches!(publisher.handle(keyless).await, Err(IngestError::Invalid(_))));
+
+    // Every way in, each key once: pay_1, pay_2 and pay_3.
+    let events = stack
+        .clients
+        .dynamodb
+        .query()
+        .table_name(&stack.config.events_table)
+        .key_condition_expression("pk = :p")
+        .expression_attribute_values(":p", AttributeValue::S(test_principal(&a).partition()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.count, 3);
+    let id = |item: &std::collections::HashMap<String, AttributeValue>| item["id"].as_s().unwrap().clone();
+    assert!(events.items().iter().any(|i| id(i) == from_bridge["id"].as_str().unwrap()));
 }

@@ -47,6 +47,7 @@ async fn emit(stack: &Stack, p: &Principal, t: EventType) -> Event {
         event_type: t,
         data: IngestData { object: DataObject::parse(serde_json::json!({"id": "pay_1", "object": "payment", "amount": 5000, "currency": "GHS"})).unwrap() },
         request: Default::default(),
+        idempotency_key: None,
     };
     // Endpoints get events created after them: make sure the millisecond has passed.
     tokio::time::sleep(Duration::from_millis(2)).await;

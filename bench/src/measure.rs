@@ -30,6 +30,7 @@ pub async fn publish_payment(stack: &Stack, p: &paygate::Principal, object: serd
         event_type: paygate::EventType::PaymentSucceeded,
         data: IngestData { object: DataObject::parse(object).map_err(anyhow::Error::msg)? },
         request: Default::default(),
+        idempotency_key: None,
     };
     Ok(stack.publisher().publish(input).await?)
 }

@@ -47,6 +47,8 @@ async fn publish_object(publisher: &Publisher, principal: &Principal, t: EventTy
         event_type: t,
         data: IngestData { object: DataObject::parse(object.into()).map_err(|e| anyhow!("data.object of {t}: {e}"))? },
         request,
+        // Every publish carries a producer key, as a producer's should; a fresh one per event.
+        idempotency_key: Some(paygate::ingest::PublishKey::generate()),
     };
     let event = publisher.publish(input).await?;
     crate::doorbell::ring(&publisher.events.table);

@@ -54,6 +54,7 @@ pub async fn publish(stack: &Stack, p: &Principal, t: EventType, object: serde_j
         event_type: t,
         data: IngestData { object: DataObject::parse(object).expect("a valid data.object") },
         request: EventRequest::default(),
+        idempotency_key: None,
     };
     let event = stack.publisher().publish(input).await.expect("publish");
     // As `paygate trigger` does: pollers running for this stack read the stream at once.

@@ -357,6 +357,11 @@ impl DeliveryStore {
         self.due_shards
     }
 
+    /// The Deliveries table's name.
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
     /// The redrive grace, in seconds.
     pub fn redrive_after(&self) -> u64 {
         self.redrive_after

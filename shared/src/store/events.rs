@@ -169,6 +169,28 @@ impl EventStore {
         if transact_write(&self.client, items).await? { Ok(()) } else { Err(StoreError::Conflict) }
     }
 
+    /// Writes a new event together with `with` (its delivery states and its producer key's claim,
+    /// [`crate::store::publish_keys::claim`]) in one transaction. `Ok(None)` when it committed;
+    /// when the claim's condition failed, `Ok(Some(item))` with the key item the claim handed back
+    /// (`claim` is its index in `with`).
+    pub async fn put_new_claimed(&self, principal: &Principal, event: &Event, with: Vec<TransactWriteItem>, claim: usize) -> Result<Option<Item>, StoreError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.new_item(principal, event)?))
+            .condition_expression("attribute_not_exists(id)")
+            .build()?;
+        let mut items = vec![TransactWriteItem::builder().put(put).build()];
+        items.extend(with);
+        match crate::store::transact_write_returning(&self.client, items).await? {
+            Ok(()) => Ok(None),
+            Err(mut returned) => match returned.get_mut(claim + 1).and_then(Option::take) {
+                Some(item) => Ok(Some(item)),
+                // The event's own condition (a new id never exists): not the key.
+                None => Err(StoreError::Conflict),
+            },
+        }
+    }
+
     /// Where the event `id` lives (for [`crate::store::get_many`]).
     pub fn item_ref(&self, principal: &Principal, id: EventId) -> ItemRef {
         ItemRef { table: self.table.clone(), key: key_item(&IdKey::of(principal, id)) }

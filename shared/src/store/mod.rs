@@ -7,6 +7,7 @@
 //! - `deliveries`: delivery states and attempts (the Deliveries table).
 //! - `endpoints`: webhook endpoints, and their per-account counter (WebhookEndpoints table).
 //! - `idempotency`: `Idempotency-Key` records (WebhookEndpoints table, `idem#` items).
+//! - `publish_keys`: producers' `idempotency_key`s (Deliveries table, `…#publish#{key}` items).
 //! - `api_keys`: hashed API keys (ApiKeys table).
 
 pub mod api_keys;
@@ -15,6 +16,7 @@ pub mod endpoints;
 pub mod events;
 pub mod health;
 pub mod idempotency;
+pub mod publish_keys;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
@@ -209,9 +211,18 @@ pub(crate) async fn transact_write(
     client: &Client,
     items: Vec<TransactWriteItem>,
 ) -> Result<bool, StoreError> {
+    Ok(transact_write_returning(client, items).await?.is_ok())
+}
+
+/// [`transact_write`], and when a condition did not hold, what each item's cancellation handed
+/// back (the old item, for a write that asked for it with `ReturnValuesOnConditionCheckFailure`).
+pub(crate) async fn transact_write_returning(
+    client: &Client,
+    items: Vec<TransactWriteItem>,
+) -> Result<Result<(), Vec<Option<Item>>>, StoreError> {
     for attempt in 1..=CONFLICT_TRIES {
         let err = match client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
-            Ok(_) => return Ok(true),
+            Ok(_) => return Ok(Ok(())),
             Err(e) => e,
         };
         let Some(cancelled) = err.as_service_error().and_then(|s| match s {
@@ -222,7 +233,7 @@ pub(crate) async fn transact_write(
         };
         let codes: Vec<&str> = cancelled.cancellation_reasons().iter().filter_map(|r| r.code()).collect();
         match cancellation(&codes) {
-            Cancellation::ConditionFailed => return Ok(false),
+            Cancellation::ConditionFailed => return Ok(Err(cancelled.cancellation_reasons().iter().map(|r| r.item().cloned()).collect())),
             Cancellation::Conflict if attempt < CONFLICT_TRIES => {
                 let backoff = 20u64 << attempt.min(6); // 40 ms … 1.3 s
                 let jittered = rand::Rng::random_range(&mut rand::rng(), backoff / 2..=backoff);
