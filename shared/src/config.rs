@@ -20,6 +20,10 @@ pub struct Config {
     /// (`PAYGATE_FANOUT_FAILURE_QUEUE_URL`; deployed, the stream mapping's on-failure destination).
     pub fanout_failure_queue: String,
     pub fanout_failure_queue_url: String,
+    /// Producers' queue and its dead-letter queue (the ingest function's SQS way in; created locally
+    /// with the others, published from only in AWS).
+    pub ingest_queue: String,
+    pub ingest_dlq: String,
     /// How long events are kept (DynamoDB TTL on `expires_at`).
     pub event_retention: Duration,
     /// How long a pending delivery may go untouched past its next attempt before the sweeper
@@ -44,6 +48,8 @@ pub const RESOURCES: &[(&str, &str, &str)] = &[
     ("DeliveryQueue", "PAYGATE_DELIVERY_QUEUE", "paygate-delivery"),
     ("DeliveryDeadLetterQueue", "PAYGATE_DELIVERY_DLQ", "paygate-delivery-dlq"),
     ("FanoutFailureQueue", "PAYGATE_FANOUT_FAILURE_QUEUE", "paygate-fanout-failures"),
+    ("PayGateIngestQueue", "PAYGATE_INGEST_QUEUE", "paygate-ingest"),
+    ("IngestDeadLetterQueue", "PAYGATE_INGEST_DLQ", "paygate-ingest-dlq"),
 ];
 
 /// The default of `PAYGATE_REDRIVE_AFTER_SECONDS`.
@@ -97,6 +103,8 @@ impl Config {
             delivery_dlq_url: get("PAYGATE_DELIVERY_DLQ_URL").unwrap_or_default(),
             fanout_failure_queue: name("FanoutFailureQueue"),
             fanout_failure_queue_url: get("PAYGATE_FANOUT_FAILURE_QUEUE_URL").unwrap_or_default(),
+            ingest_queue: name("PayGateIngestQueue"),
+            ingest_dlq: name("IngestDeadLetterQueue"),
             event_retention: Duration::from_secs(days * 86_400),
             redrive_after: Duration::from_secs(redrive_after),
             key_cache: Duration::from_secs(key_cache),
@@ -119,6 +127,8 @@ impl Config {
             "DeliveryQueue" => self.delivery_queue.clone(),
             "DeliveryDeadLetterQueue" => self.delivery_dlq.clone(),
             "FanoutFailureQueue" => self.fanout_failure_queue.clone(),
+            "PayGateIngestQueue" => self.ingest_queue.clone(),
+            "IngestDeadLetterQueue" => self.ingest_dlq.clone(),
             other => other.to_lowercase(),
         }
     }

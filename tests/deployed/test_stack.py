@@ -180,6 +180,67 @@ def test_webhooks_end_to_end_retries_and_the_dlq(account):
         bad.server.shutdown()
 
 
+def _input(account, event_type, obj, key):
+    return {"account_id": account["account_id"], "mode": "test", "type": event_type, "data": {"object": obj}, "idempotency_key": key}
+
+
+def test_a_producer_key_publishes_once_through_the_deployed_function(account):
+    key = f"order-{time.time_ns()}"
+    invoke = lambda: json.loads(boto3.client("lambda").invoke(FunctionName=physical("IngestEventFunction"), Payload=json.dumps(_input(account, "payment.succeeded", {"id": "pay_k", "object": "payment"}, key)).encode())["Payload"].read())
+    first, again = invoke(), invoke()
+    assert first["id"].startswith("evt_") and again == first, (first, again)
+
+
+def test_eventbridge_and_the_ingest_queue_publish_and_deliver(account):
+    """PutEvents on the ingest bus and SendMessage on the ingest queue each publish an event that the
+    API lists and a receiver gets; sending either again publishes nothing new."""
+    key = account["test_key"]
+    r = Receiver()
+    try:
+        status, ep = call("POST", "/v1/webhook_endpoints", key, {"url": r.url, "events": ["customer.*"]})
+        assert status == 200, ep
+        r.secret = ep["secret"]
+        stamp = time.time_ns()
+        via_bus = _input(account, "customer.created", {"id": f"cus_bus_{stamp}", "object": "customer"}, f"bus-{stamp}")
+        via_queue = _input(account, "customer.updated", {"id": f"cus_queue_{stamp}", "object": "customer"}, f"queue-{stamp}")
+        bus, queue = physical("PayGateIngestBus"), physical("PayGateIngestQueue")
+        for _ in range(2):
+            out = boto3.client("events").put_events(Entries=[{"Source": "payments", "DetailType": "customer.created", "Detail": json.dumps(via_bus), "EventBusName": bus}])
+            assert out["FailedEntryCount"] == 0, out
+            boto3.client("sqs").send_message(QueueUrl=queue, MessageBody=json.dumps(via_queue))
+        listed = lambda: (lambda s, b: b["data"] if len(b.get("data", [])) >= 2 else None)(*call("GET", "/v1/events?type=customer.*", key))
+        events = eventually(listed, "both events listed", bound=120)
+        assert sorted(e["data"]["object"]["id"] for e in events) == sorted([via_bus["data"]["object"]["id"], via_queue["data"]["object"]["id"]])
+        eventually(lambda: len(r.got) >= 2, "both delivered", bound=120)
+        assert all(verified for _, verified in r.got)
+        # The repeats published nothing new.
+        time.sleep(3)
+        _, again = call("GET", "/v1/events?type=customer.*", key)
+        assert len(again["data"]) == 2, again
+    finally:
+        r.server.shutdown()
+
+
+def test_the_publisher_policy_publishes_and_reads_nothing():
+    """A role with PayGatePublisherPolicy alone may PutEvents on the bus and SendMessage on the
+    ingest queue, and is refused the Events table."""
+    iam = boto3.client("iam")
+    name = f"paygate-producer-{time.time_ns()}"
+    trust = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"AWS": "*"}, "Action": "sts:AssumeRole"}]}
+    role = iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust))["Role"]
+    policy = physical("PayGatePublisherPolicy")
+    iam.attach_role_policy(RoleName=name, PolicyArn=policy)
+    c = boto3.client("sts").assume_role(RoleArn=role["Arn"], RoleSessionName="producer")["Credentials"]
+    creds = {"aws_access_key_id": c["AccessKeyId"], "aws_secret_access_key": c["SecretAccessKey"], "aws_session_token": c["SessionToken"]}
+    # A detail the function refuses (no account): allowed to publish is all this checks.
+    out = boto3.client("events", **creds).put_events(Entries=[{"Source": "payments", "DetailType": "customer.created", "Detail": "{}", "EventBusName": physical("PayGateIngestBus")}])
+    assert out["FailedEntryCount"] == 0, out
+    ddb = boto3.client("dynamodb", **creds)
+    with pytest.raises(ddb.exceptions.ClientError) as e:
+        ddb.get_item(TableName=os.environ["PAYGATE_EVENTS_TABLE"], Key={"pk": {"S": "acct_x#test"}, "id": {"S": "evt_x"}})
+    assert "not authorized" in str(e.value)
+
+
 def _sam_deploy(template, stack, *overrides):
     sam = os.path.join(ROOT, ".tools", "build-venv", "bin", "sam")
     subprocess.run([sam, "deploy", "--template-file", template, "--stack-name", stack, "--s3-bucket", f"{STACK}-artifacts",
