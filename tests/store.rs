@@ -348,3 +348,79 @@ async fn batches_sqs_and_eventbridge_invocations_publish_entry_by_entry() {
     let id = |item: &std::collections::HashMap<String, AttributeValue>| item["id"].as_s().unwrap().clone();
     assert!(events.items().iter().any(|i| id(i) == from_bridge["id"].as_str().unwrap()));
 }
+
+/// `schemas/ingest-input.schema.json` (the producers' contract, README "Publishing events") and
+/// the ingest parser give the same answer, input by input.
+#[test]
+fn the_ingest_schema_and_the_parser_agree() {
+    use paygate::ingest::IngestRequest;
+    let schema: serde_json::Value = serde_json::from_str(include_str!("../schemas/ingest-input.schema.json")).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    let good = json!({
+        "account_id": "acct_1AbC", "mode": "live", "type": "checkout.session.completed",
+        "data": {"object": {"id": "cs_1", "object": "checkout.session", "amount_total": 500, "metadata": {"k": "v"}}},
+        "request": {"id": "req_1", "idempotency_key": null}, "idempotency_key": "order-1-paid"
+    });
+    let with = |pointer: &str, value: serde_json::Value| {
+        let mut v = good.clone();
+        *v.pointer_mut(pointer).unwrap() = value;
+        v
+    };
+    let without = |field: &str| {
+        let mut v = good.clone();
+        v.as_object_mut().unwrap().remove(field);
+        v
+    };
+    let cases = [
+        (good.clone(), true),
+        (without("request"), true),
+        (without("idempotency_key"), true),
+        (with("/request", json!({})), true),
+        (with("/type", json!("payment.exploded")), false),
+        (with("/mode", json!("prod")), false),
+        (with("/account_id", json!("nobody")), false),
+        (with("/account_id", json!("acct_a#b")), false),
+        (with("/data/object", json!({"id": "cs_1"})), false),
+        (with("/data/object", json!({"id": "", "object": "x"})), false),
+        (with("/data/object", json!([1])), false),
+        (with("/data", json!({"object": {"id": "a", "object": "b"}, "extra": 1})), false),
+        (with("/idempotency_key", json!("")), false),
+        (with("/idempotency_key", json!("k".repeat(256))), false),
+        (with("/idempotency_key", json!("café")), false),
+        (with("/idempotency_key", json!(5)), false),
+        (without("data"), false),
+        (without("type"), false),
+        ({ let mut v = good.clone(); v["id"] = json!("evt_mine"); v }, false),
+    ];
+    for (input, valid) in cases {
+        assert_eq!(validator.is_valid(&input), valid, "the schema on {input}");
+        assert_eq!(IngestRequest::from_json(input.clone()).is_ok(), valid, "the parser on {input}");
+    }
+}
+
+/// What README "Publishing events" promises about order: ids and `created_at` are assigned at
+/// ingest (a producer cannot set them), so two events of one object published together may be
+/// stored in either order; `data.object.status` says which state is the latest.
+#[tokio::test]
+async fn events_of_one_object_carry_their_state_whatever_their_order() {
+    let stack = stack().await;
+    let a = account(&stack).await;
+    let input = |t: &str, status: &str| json!({"account_id": a.account_id, "mode": "test", "type": t, "idempotency_key": format!("pay_9-{t}"),
+        "data": {"object": {"id": "pay_9", "object": "payment", "status": status}}});
+    let before = paygate::ids::unix_now();
+    let out = stack.publisher().handle(json!({"entries": [input("payment.created", "pending"), input("payment.succeeded", "succeeded")]})).await.unwrap();
+    let after = paygate::ids::unix_now();
+    let events: Vec<&serde_json::Value> = out["results"].as_array().unwrap().iter().map(|r| &r["event"]).collect();
+    for e in &events {
+        let created = e["created_at"].as_str().unwrap().parse::<paygate::ids::Timestamp>().unwrap().unix_seconds();
+        assert!((before..=after).contains(&created), "created_at assigned at ingest: {e}");
+    }
+    let latest = events.iter().find(|e| e["data"]["object"]["status"] == "succeeded").unwrap();
+    assert_eq!(latest["type"], "payment.succeeded");
+    // A producer cannot choose the id or the time.
+    for field in ["id", "created_at"] {
+        let mut v = input("payment.created", "pending");
+        v[field] = json!("evt_01M86Q64X5F9SJQX46N8MH7WTH");
+        assert!(matches!(stack.publisher().handle(v).await, Err(IngestError::Invalid(_))), "{field}");
+    }
+}

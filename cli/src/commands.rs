@@ -73,6 +73,35 @@ pub async fn trigger(stack: &Stack, event_type: EventType, api_key: &str, count:
     Ok(())
 }
 
+/// `paygate publish --file F`: every line of `file` published through the ingest code (a batch of
+/// up to 100 lines at a time, each line's key required), one JSON line out per line in:
+/// `{"line": n, "event": {...}}` or `{"line": n, "error": {...}}`. Fails when any line failed.
+pub async fn publish_file(stack: &Stack, file: &std::path::Path) -> CliResult {
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow!("cannot read {}: {e}", file.display()))?;
+    let lines: Vec<(usize, &str)> = text.lines().enumerate().filter(|(_, l)| !l.trim().is_empty()).map(|(i, l)| (i + 1, l)).collect();
+    let publisher = stack.publisher();
+    let mut failed = 0;
+    for chunk in lines.chunks(paygate::ingest::MAX_BATCH) {
+        // A line that is not JSON is its own error; the rest go out as one batch.
+        let parsed: Vec<Result<serde_json::Value, String>> = chunk.iter().map(|(_, l)| serde_json::from_str(l).map_err(|e| format!("not JSON: {e}"))).collect();
+        let inputs: Vec<serde_json::Value> = parsed.iter().filter_map(|p| p.as_ref().ok().cloned()).collect();
+        let mut results = publisher.publish_batch(inputs, true).await.into_iter();
+        for ((n, _), p) in chunk.iter().zip(parsed) {
+            let outcome = match p {
+                Ok(_) => paygate::ingest::entry_result(results.next().expect("a result per input")),
+                Err(message) => serde_json::json!({"error": {"type": "invalid_request_error", "message": message}}),
+            };
+            failed += usize::from(outcome.get("error").is_some());
+            let mut line = serde_json::json!({"line": n});
+            line.as_object_mut().expect("an object").extend(outcome.as_object().expect("an object").clone());
+            println!("{line}");
+        }
+    }
+    crate::doorbell::ring(&publisher.events.table);
+    anyhow::ensure!(failed == 0, "{failed} of {} lines were not published (see their errors above)", lines.len());
+    Ok(())
+}
+
 fn print_banner(addr: SocketAddr, account: &NewAccount) {
     let test_key = account.test_key.expose();
     println!(

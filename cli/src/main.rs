@@ -51,6 +51,14 @@ enum Cmd {
         #[arg(long = "set", value_name = "FIELD=VALUE", value_parser = paygate_cli::fixtures::parse_field)]
         set: Vec<(String, serde_json::Value)>,
     },
+    /// Publish the events of a JSON Lines file as a producer would: each line an ingest input
+    /// (schemas/ingest-input.schema.json) with its idempotency_key; prints each line's outcome as
+    /// JSON. Run again, it publishes nothing new.
+    Publish {
+        /// The file: one ingest input per line (blank lines are skipped).
+        #[arg(long)]
+        file: std::path::PathBuf,
+    },
     /// Print `export …` lines that point the functions (`cargo lambda watch`) at the local stack.
     Env,
     /// The sample events' data.
@@ -160,6 +168,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Cmd::Accounts { command: AccountsCmd::Create } => commands::accounts_create(&stack(cli.deployed).await?).await,
         Cmd::Trigger { event_type, api_key, count, set } => commands::trigger(&stack(cli.deployed).await?, event_type, &api_key, count, &set).await,
+        Cmd::Publish { file } => commands::publish_file(&stack(cli.deployed).await?, &file).await,
         Cmd::Env => commands::env(&Stack::local_from_env().await?),
         Cmd::Samples { command: SamplesCmd::Seed { endpoint_url } } => {
             let (p, e) = paygate_cli::samples::seed(&if cli.deployed { Stack::deployed_local().await? } else { Stack::local_from_env().await? }, &endpoint_url).await?;

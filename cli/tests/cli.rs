@@ -86,6 +86,7 @@ async fn dev_listen_trigger_as_a_new_user() {
     let suffix = format!("cli{}", ulid::Ulid::generate().to_string().to_lowercase());
     let mut dev = Running::start(&["dev", "--no-servers", "--addr", "127.0.0.1:0"], &suffix);
     let api = dev.line_with("HTTP API").split_whitespace().last().unwrap().to_owned();
+    let account = dev.line_with("Demo account").split_whitespace().find(|w| w.starts_with("acct_")).unwrap().to_owned();
     let key = dev.line_with("test key").split_whitespace().last().unwrap().to_owned();
     assert!(key.starts_with("sk_test_"));
 
@@ -125,6 +126,31 @@ async fn dev_listen_trigger_as_a_new_user() {
     assert_eq!(page["data"][0]["id"], events[2]["id"]);
     assert_eq!(page["has_more"], true);
 
+    // A producer's file, published twice: the same events, nothing new; bad lines fail alone.
+    let line = |key: Option<&str>, id: &str| {
+        let mut v = serde_json::json!({"account_id": account, "mode": "test", "type": "payment.succeeded", "data": {"object": {"id": id, "object": "payment"}}});
+        if let Some(k) = key {
+            v["idempotency_key"] = serde_json::json!(k);
+        }
+        v.to_string()
+    };
+    let file = std::env::temp_dir().join(format!("paygate-publish-{suffix}.jsonl"));
+    std::fs::write(&file, [line(Some("pay-a"), "pay_a"), line(Some("pay-b"), "pay_b"), String::new(), line(None, "pay_c"), "{oops".to_owned()].join("\n")).unwrap();
+    let publish = || {
+        let out = Command::new(paygate()).args(["publish", "--file", file.to_str().unwrap()]).env("PAYGATE_LOCAL_SUFFIX", &suffix).output().unwrap();
+        assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("2 of 4 lines were not published"), "{out:?}");
+        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap()).collect::<Vec<_>>()
+    };
+    let first = publish();
+    assert_eq!(first.iter().map(|l| l["line"].as_u64().unwrap()).collect::<Vec<_>>(), [1, 2, 4, 5], "a line number for each non-blank line");
+    assert_eq!(first[0]["event"]["data"]["object"]["id"], "pay_a");
+    assert_eq!(first[2]["error"]["param"], "idempotency_key");
+    assert!(first[3]["error"]["message"].as_str().unwrap().starts_with("not JSON"));
+    let again = publish();
+    assert_eq!(again[0]["event"]["id"], first[0]["event"]["id"], "run again: the same events");
+    assert_eq!(again[1]["event"]["id"], first[1]["event"]["id"]);
+    std::fs::remove_file(&file).unwrap();
+
     // What a newcomer gets wrong is refused with one line that says what to do instead.
     let fails = |args: &[&str], says: &str| {
         let out = Command::new(paygate()).args(args).env("PAYGATE_LOCAL_SUFFIX", &suffix).env("PAYGATE_KEY", &key).output().unwrap();
@@ -148,7 +174,7 @@ async fn dev_listen_trigger_as_a_new_user() {
 /// Every flag of every command has a line of help.
 #[test]
 fn every_flag_has_a_description() {
-    let commands: &[&[&str]] = &[&[], &["dev"], &["accounts", "create"], &["trigger"], &["env"], &["samples", "seed"], &["recover"], &["dlq", "redrive"], &["listen"]];
+    let commands: &[&[&str]] = &[&[], &["dev"], &["accounts", "create"], &["trigger"], &["publish"], &["env"], &["samples", "seed"], &["recover"], &["dlq", "redrive"], &["listen"]];
     for cmd in commands {
         let out = Command::new(paygate()).args(*cmd).arg("--help").output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);

@@ -277,7 +277,7 @@ fn keyed(input: Value) -> Result<IngestRequest, IngestError> {
 }
 
 /// One batch entry's result: `{"event": …}` or `{"error": {type, message, param?}}`.
-fn entry_result(r: Result<Event, IngestError>) -> Value {
+pub fn entry_result(r: Result<Event, IngestError>) -> Value {
     match r {
         Ok(event) => json!({ "event": event }),
         Err(IngestError::Invalid(e)) => json!({ "error": e.body()["error"] }),
