@@ -301,7 +301,17 @@ def test_the_cli_works_against_the_stack_with_no_settings():
     resources): a clean environment, no AWS or PAYGATE variables."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PAYGATE_"))}
     run = lambda *args: subprocess.run([BIN, "--deployed", *args], check=True, capture_output=True, env=clean).stdout
-    key = json.loads(run("accounts", "create"))["test_key"]
+    made = json.loads(run("accounts", "create"))
+    key = made["test_key"]
     published = [json.loads(line) for line in run("trigger", "payout.completed", "--api-key", key, "--count", "2").splitlines()]
     status, page = call("GET", "/v1/events?type=payout.completed", key)
     assert status == 200 and [e["id"] for e in page["data"]] == [p["id"] for p in reversed(published)]
+    # A producer's file, published twice against the stack: the same event both times.
+    lines = os.path.join(os.environ.get("TMPDIR", "/tmp"), f"paygate-publish-{time.time_ns()}.jsonl")
+    with open(lines, "w") as f:
+        f.write(json.dumps(_input(made, "payout.failed", {"id": "po_1", "object": "payout"}, "po_1-failed")) + "\n")
+    first, again = (json.loads(run("publish", "--file", lines)) for _ in range(2))
+    os.remove(lines)
+    assert first["line"] == 1 and again["event"]["id"] == first["event"]["id"], (first, again)
+    status, page = call("GET", "/v1/events?type=payout.failed", key)
+    assert [e["id"] for e in page["data"]] == [first["event"]["id"]]

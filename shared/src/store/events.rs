@@ -159,14 +159,18 @@ impl EventStore {
     /// Writes a new event together with `with` (its delivery states) in one transaction; never
     /// overwrites an event. `StoreError::Conflict` when the id exists.
     pub async fn put_new_with(&self, principal: &Principal, event: &Event, with: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        let items = self.put_new_and(principal, event, with)?;
+        if transact_write(&self.client, items).await? { Ok(()) } else { Err(StoreError::Conflict) }
+    }
+
+    /// A new event's conditional put (never over an existing id), then `with`: one transaction's items.
+    fn put_new_and(&self, principal: &Principal, event: &Event, with: Vec<TransactWriteItem>) -> Result<Vec<TransactWriteItem>, StoreError> {
         let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(self.new_item(principal, event)?))
             .condition_expression("attribute_not_exists(id)")
             .build()?;
-        let mut items = vec![TransactWriteItem::builder().put(put).build()];
-        items.extend(with);
-        if transact_write(&self.client, items).await? { Ok(()) } else { Err(StoreError::Conflict) }
+        Ok(std::iter::once(TransactWriteItem::builder().put(put).build()).chain(with).collect())
     }
 
     /// Writes a new event together with `with` (its delivery states and its producer key's claim,
@@ -174,13 +178,7 @@ impl EventStore {
     /// when the claim's condition failed, `Ok(Some(item))` with the key item the claim handed back
     /// (`claim` is its index in `with`).
     pub async fn put_new_claimed(&self, principal: &Principal, event: &Event, with: Vec<TransactWriteItem>, claim: usize) -> Result<Option<Item>, StoreError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(self.new_item(principal, event)?))
-            .condition_expression("attribute_not_exists(id)")
-            .build()?;
-        let mut items = vec![TransactWriteItem::builder().put(put).build()];
-        items.extend(with);
+        let items = self.put_new_and(principal, event, with)?;
         match crate::store::transact_write_returning(&self.client, items).await? {
             Ok(()) => Ok(None),
             Err(mut returned) => match returned.get_mut(claim + 1).and_then(Option::take) {
