@@ -554,3 +554,43 @@ async fn endpoints_take_events_as_the_reference_sends_it() {
     let bad = api.post(&path, key, "events[]=payment.exploded", None).await;
     assert_eq!((bad.status, bad.body["error"]["param"].as_str()), (400, Some("events")), "named as it was given");
 }
+
+/// Endpoint writes are versioned: a write based on what it read never undoes a write that came in
+/// between. A stale copy cannot bring back a rotated secret or re-enable an endpoint a 410
+/// disabled; concurrent updates and a rotation through the API all land.
+#[tokio::test]
+async fn a_concurrent_write_never_undoes_a_rotation_or_a_disable() {
+    use paygate::store::endpoints::Replaced;
+    let (api, a) = api_and_key().await;
+    let stack = stack().await;
+    let p = test_principal(&a);
+    let key = a.test_key.expose();
+    let id = create(&api, key, "url=http://127.0.0.1:4242/hook&enabled_events[]=*").await;
+    let ep_id = id.parse().unwrap();
+    let stale = stack.endpoints().get(&p, &ep_id).await.unwrap().unwrap();
+
+    let rotated = api.post(&format!("/v1/webhook_endpoints/{id}/rotate_secret"), key, "", None).await;
+    assert_eq!(rotated.status, 200, "{}", rotated.body);
+    assert_eq!(stack.endpoints().replace(&p, &stale).await.unwrap(), Replaced::Changed, "the stale copy is refused");
+    let now = stack.endpoints().get(&p, &ep_id).await.unwrap().unwrap();
+    assert_eq!(now.secret.expose(), rotated.body["secret"].as_str().unwrap(), "the rotated secret stands");
+
+    // A 410 disables (set_status): a copy read before it cannot enable the endpoint again.
+    let before = stack.endpoints().get(&p, &ep_id).await.unwrap().unwrap();
+    stack.endpoints().set_status(&p, &ep_id, EndpointStatus::Disabled).await.unwrap();
+    assert_eq!(stack.endpoints().replace(&p, &before).await.unwrap(), Replaced::Changed);
+    assert_eq!(stack.endpoints().get(&p, &ep_id).await.unwrap().unwrap().status, EndpointStatus::Disabled);
+
+    // Through the API, eight updates and a rotation at once: every one lands, none is undone.
+    let (path, rotate) = (format!("/v1/webhook_endpoints/{id}"), format!("/v1/webhook_endpoints/{id}/rotate_secret"));
+    let forms: Vec<String> = (0..8).map(|i| format!("description=d{i}")).collect();
+    let updates = forms.iter().map(|f| api.post(&path, key, f, None));
+    let rotation = api.post(&rotate, key, "", None);
+    let (answers, rotation) = futures::join!(futures::future::join_all(updates), rotation);
+    assert!(answers.iter().all(|r| r.status == 200), "{:?}", answers.iter().map(|r| &r.body).collect::<Vec<_>>());
+    assert_eq!(rotation.status, 200, "{}", rotation.body);
+    let last = stack.endpoints().get(&p, &ep_id).await.unwrap().unwrap();
+    assert_eq!(last.secret.expose(), rotation.body["secret"].as_str().unwrap(), "the rotation survived the updates");
+    assert!(last.description.as_deref().is_some_and(|d| d.starts_with('d')));
+    assert_eq!(last.version, now.version + 1 + 8 + 1, "every write counted once: the disable, eight updates, a rotation");
+}

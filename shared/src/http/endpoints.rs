@@ -15,7 +15,7 @@ use crate::http::extract::{Form, NoQuery, PathId, Query};
 use crate::http::params::{Params, exclusive, missing};
 use crate::ids::{Timestamp, EventId, Principal, unix_now};
 use crate::list::Page;
-use crate::store::endpoints::Created;
+use crate::store::endpoints::{Created, Replaced};
 use crate::ids::EndpointId;
 use crate::webhook::breaker::Health;
 use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, MAX_RATE_LIMIT, new_endpoint, rotate};
@@ -69,36 +69,48 @@ pub async fn retrieve(State(api): State<Arc<Api>>, principal: Principal, _: NoQu
     Ok(Json(with_health(endpoint.to_json(false), &health)))
 }
 
+/// Reads and writes an endpoint change makes at most, when other writes keep coming in between
+/// (each after a short random pause, so that concurrent changes take turns).
+const CHANGE_TRIES: u64 = 10;
+
 /// `POST /v1/webhook_endpoints/{id}`: any of url, enabled_events (or events), description, status,
 /// rate_limit. Enabling a disabled endpoint resets its breaker.
 pub async fn update(State(api): State<Arc<Api>>, principal: Principal, PathId(id): PathId, Form(mut p): Form) -> Reply {
-    let mut endpoint = api.endpoint(&principal, &id).await?;
-    let was = endpoint.status;
     let url = p.string("url")?;
     let events = enabled_events(&mut p)?;
     let desc = p.string("description")?;
     let status = p.string("status")?;
     let limit = rate_limit(&mut p)?;
     p.done()?;
-    if let Some(limit) = limit {
-        endpoint.rate_limit = limit;
-    }
-    if let Some(url) = url {
-        endpoint.url = check_url(&url, principal.mode, api.policy).await?;
-    }
-    if let Some(events) = events {
-        endpoint.enabled_events = events;
-    }
-    if desc.is_some() {
-        endpoint.description = description(desc)?;
-    }
-    if let Some(status) = status {
-        endpoint.status = status
-            .parse::<EndpointStatus>()
-            .map_err(|_| ApiError::invalid(Code::ParameterInvalid, "status", "status must be enabled or disabled."))?;
-    }
-    api.save(&principal, &endpoint).await?;
-    if was == EndpointStatus::Disabled && endpoint.status == EndpointStatus::Enabled {
+    let url = match url {
+        Some(url) => Some(check_url(&url, principal.mode, api.policy).await?),
+        None => None,
+    };
+    let desc = if desc.is_some() { Some(description(desc)?) } else { None };
+    let status = match status {
+        Some(s) => Some(s.parse::<EndpointStatus>().map_err(|_| ApiError::invalid(Code::ParameterInvalid, "status", "status must be enabled or disabled."))?),
+        None => None,
+    };
+    let (was, endpoint) = api
+        .change(&principal, &id, |endpoint| {
+            if let Some(limit) = limit {
+                endpoint.rate_limit = limit;
+            }
+            if let Some(url) = &url {
+                endpoint.url = url.clone();
+            }
+            if let Some(events) = &events {
+                endpoint.enabled_events = events.clone();
+            }
+            if let Some(desc) = &desc {
+                endpoint.description = desc.clone();
+            }
+            if let Some(status) = status {
+                endpoint.status = status;
+            }
+        })
+        .await?;
+    if was.status == EndpointStatus::Disabled && endpoint.status == EndpointStatus::Enabled {
         api.health.clear(&principal, &endpoint.id).await?;
         tracing::info!(endpoint_id = %endpoint.id, "endpoint enabled again: its breaker is reset");
     }
@@ -118,9 +130,7 @@ pub async fn delete(State(api): State<Arc<Api>>, principal: Principal, _: NoQuer
 /// `POST /v1/webhook_endpoints/{id}/rotate_secret`: a new secret; the old one signs for 24 more hours.
 pub async fn rotate_secret(State(api): State<Arc<Api>>, principal: Principal, PathId(id): PathId, Form(p): Form) -> Reply {
     p.done()?;
-    let mut endpoint = api.endpoint(&principal, &id).await?;
-    rotate(&mut endpoint, unix_now());
-    api.save(&principal, &endpoint).await?;
+    let (_, endpoint) = api.change(&principal, &id, |endpoint| rotate(endpoint, unix_now())).await?;
     tracing::info!(endpoint_id = %endpoint.id, "webhook secret rotated");
     let health = api.health.get(&principal, &endpoint.id).await?;
     Ok(Json(with_health(endpoint.to_json(true), &health)))
@@ -259,10 +269,25 @@ impl Api {
         self.endpoints.get(principal, &ep_id).await?.ok_or_else(|| endpoint_missing(id))
     }
 
-    async fn save(&self, principal: &Principal, endpoint: &Endpoint) -> Result<(), ApiError> {
-        if !self.endpoints.replace(principal, endpoint).await? {
-            return Err(endpoint_missing(&endpoint.id.to_string()));
+    /// Reads the endpoint the path names, applies `change` and writes it back, unless another
+    /// write (a rotation, a 410 that disabled it, another update) came in between: then it reads
+    /// it again and applies `change` to that, so no change undoes a concurrent one. The endpoint as
+    /// it was read last, and as written.
+    async fn change(&self, principal: &Principal, id: &str, change: impl Fn(&mut Endpoint)) -> Result<(Endpoint, Endpoint), ApiError> {
+        for attempt in 0..CHANGE_TRIES {
+            if attempt > 0 {
+                let pause = rand::Rng::random_range(&mut rand::rng(), 5..=20 * attempt);
+                tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
+            }
+            let was = self.endpoint(principal, id).await?;
+            let mut endpoint = was.clone();
+            change(&mut endpoint);
+            match self.endpoints.replace(principal, &endpoint).await? {
+                Replaced::Replaced => return Ok((was, Endpoint { version: endpoint.version + 1, ..endpoint })),
+                Replaced::Missing => return Err(endpoint_missing(id)),
+                Replaced::Changed => tracing::info!(endpoint_id = %endpoint.id, "endpoint written meanwhile; reading it again"),
+            }
         }
-        Ok(())
+        Err(ApiError::RateLimited { message: "The webhook endpoint is being changed by other requests; try again.".into() })
     }
 }

@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use serde::{Deserialize, Serialize};
 
 use crate::ids::{Timestamp, Mode, Principal};
-use crate::store::{IdKey, Item, ItemRef, StoreError, conditional, key_item, transact_write};
+use crate::store::{IdKey, Item, ItemRef, StoreError, key_item, transact_write};
 use crate::ids::EndpointId;
 use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, MAX_ENDPOINTS};
 use crate::webhook::signature::WebhookSecret;
@@ -25,6 +25,16 @@ pub enum Created {
     /// Nothing: the account and mode have this many endpoints already (or, for a fixed id such as
     /// the samples', an endpoint with this id exists).
     LimitReached(u32),
+}
+
+/// What [`EndpointStore::replace`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Replaced {
+    Replaced,
+    /// Nothing: there is no such endpoint (any more).
+    Missing,
+    /// Nothing: it was written since it was read; read it again.
+    Changed,
 }
 
 /// The WebhookEndpoints table's endpoint item (`id` = `we_…`). The table holds two other item
@@ -44,6 +54,9 @@ struct EndpointItem {
     previous_secret_expires_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     rate_limit: Option<u32>,
+    /// Absent (0) on items written before writes were versioned.
+    #[serde(default)]
+    version: u64,
 }
 
 impl EndpointItem {
@@ -63,6 +76,7 @@ impl EndpointItem {
             secret: item.secret,
             previous_secret: item.previous_secret.zip(item.previous_secret_expires_at),
             rate_limit: item.rate_limit,
+            version: item.version,
         })
     }
 
@@ -79,6 +93,7 @@ impl EndpointItem {
             previous_secret: this.previous_secret.as_ref().map(|(s, _)| s.clone()),
             previous_secret_expires_at: this.previous_secret.as_ref().map(|(_, t)| *t),
             rate_limit: this.rate_limit,
+            version: this.version,
         }
     }
 }
@@ -161,17 +176,31 @@ impl EndpointStore {
             .collect()
     }
 
-    /// Writes an endpoint back (after an update or a rotation), only if it still exists.
-    pub async fn replace(&self, principal: &Principal, endpoint: &Endpoint) -> Result<bool, StoreError> {
+    /// Writes an endpoint back (after an update or a rotation) as its version `endpoint.version + 1`,
+    /// only if it is still the version that was read: a concurrent write (a rotation, a 410 that
+    /// disabled it, another update) is never undone by a write based on what it replaced.
+    pub async fn replace(&self, principal: &Principal, endpoint: &Endpoint) -> Result<Replaced, StoreError> {
+        let next = Endpoint { version: endpoint.version + 1, ..endpoint.clone() };
+        let seen = if endpoint.version == 0 { "(attribute_not_exists(version) OR version = :seen)" } else { "version = :seen" };
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(serde_dynamo::to_item(EndpointItem::of(endpoint, principal))?))
-            .condition_expression("attribute_exists(id)")
+            .set_item(Some(serde_dynamo::to_item(EndpointItem::of(&next, principal))?))
+            .condition_expression(format!("attribute_exists(id) AND {seen}"))
+            .expression_attribute_values(":seen", AttributeValue::N(endpoint.version.to_string()))
+            .return_values_on_condition_check_failure(aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
-        conditional(result)
+        match result {
+            Ok(_) => Ok(Replaced::Replaced),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
+                    Ok(if c.item().is_some() { Replaced::Changed } else { Replaced::Missing })
+                }
+                _ => Err(e.into()),
+            },
+        }
     }
 
     /// Sets the status only (410 Gone disables an endpoint).
@@ -181,10 +210,12 @@ impl EndpointStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key(principal, id)))
-            .update_expression("SET #s = :s")
+            // A new version: an update that read the endpoint before cannot write the old status back.
+            .update_expression("SET #s = :s ADD version :one")
             .condition_expression("attribute_exists(id)")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":s", AttributeValue::S(format!("{status:?}").to_lowercase()))
+            .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .send()
             .await;
         match result.map_err(StoreError::from) {

@@ -92,6 +92,9 @@ pub struct Endpoint {
     pub previous_secret: Option<(WebhookSecret, u64)>,
     /// At most this many deliveries per second, across every deliverer (`webhook::throttle`).
     pub rate_limit: Option<u32>,
+    /// How many times it was written since it was created: an update writes it back only if no
+    /// other write came in between (`EndpointStore::replace`).
+    pub version: u64,
 }
 
 impl Endpoint {
@@ -147,6 +150,7 @@ pub fn new_endpoint(mode: Mode, url: WebhookUrl, enabled_events: EnabledEvents, 
         secret: WebhookSecret::generate(),
         previous_secret: None,
         rate_limit: None,
+        version: 0,
     }
 }
 
