@@ -12,11 +12,12 @@ use integration_tests::isolated_stack;
 /// (`make capacity`, 2026-12-04). Reads are held only where they do not depend on how the pollers
 /// happened to batch (`None`).
 const HELD: &[(&str, &str, KeyClass, f64, Option<f64>)] = &[
-    // Publishing: the event and its two delivery states, in one transaction (2 units per item).
+    // Publishing: the event, its two delivery states and its producer key's item (the workload
+    // publishes as `paygate trigger` does, with a key), in one transaction (2 units per item).
     (PUBLISH, "Events", KeyClass::Merchant, 2.0, Some(0.0)),
     (PUBLISH, "Events.ByType", KeyClass::MerchantType, 2.0, Some(0.0)),
     (PUBLISH, "Events.ByFamily", KeyClass::MerchantFamily, 2.0, Some(0.0)),
-    (PUBLISH, "Deliveries", KeyClass::Event, 4.0, Some(0.0)),
+    (PUBLISH, "Deliveries", KeyClass::Event, 6.0, Some(0.0)),
     (PUBLISH, "Deliveries.ByDue", KeyClass::DueShard, 4.0, Some(0.0)),
     (PUBLISH, "WebhookEndpoints", KeyClass::Merchant, 0.0, Some(1.0)),
     // A delivery: its state and attempt, the event's count (one update for both deliveries).
