@@ -594,3 +594,57 @@ async fn a_concurrent_write_never_undoes_a_rotation_or_a_disable() {
     assert!(last.description.as_deref().is_some_and(|d| d.starts_with('d')));
     assert_eq!(last.version, now.version + 1 + 8 + 1, "every write counted once: the disable, eight updates, a rotation");
 }
+
+/// `GET /v1/events/{id}/deliveries` pages like every list: 25 attempts, oldest first, 10 at a time
+/// with `has_more`, forward with `starting_after` and back with `ending_before` an attempt's id.
+#[tokio::test]
+async fn an_events_deliveries_page_oldest_first() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use paygate::store::deliveries::Attempt;
+    let (api, a) = api_and_key().await;
+    let stack = stack().await;
+    let p = test_principal(&a);
+    let key = a.test_key.expose();
+    let event = emit(&stack, &p, EventType::PaymentSucceeded).await;
+    let endpoint = paygate::EndpointId::generate();
+    for i in 0..25u32 {
+        let attempt = Attempt { event_id: event.id, endpoint_id: endpoint, attempt: i + 1, succeeded: i == 24, http_status: Some(if i == 24 { 200 } else { 500 }), latency_ms: 5, error: None, response_body: None, created_at: paygate::ids::unix_now(), next_retry_at: None };
+        stack
+            .clients
+            .dynamodb
+            .put_item()
+            .table_name(&stack.config.deliveries_table)
+            .item("pk", AttributeValue::S(format!("{}#{}", p.partition(), event.id)))
+            .item("sk", AttributeValue::S(format!("{endpoint}#attempt#{}", ulid::Ulid::generate())))
+            .item("expires_at", AttributeValue::N("9999999999".into()))
+            .item("attempt", AttributeValue::M(serde_dynamo::to_item(&attempt).unwrap()))
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let path = format!("/v1/events/{}/deliveries", event.id);
+    let page = |query: String| {
+        let api = &api;
+        let path = &path;
+        async move {
+            let r = api.get(&format!("{path}{query}"), Some(key)).await;
+            assert_eq!(r.status, 200, "{}", r.body);
+            let numbers: Vec<u64> = r.body["data"].as_array().unwrap().iter().map(|d| d["attempt"].as_u64().unwrap()).collect();
+            let ids: Vec<String> = r.body["data"].as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_owned()).collect();
+            (numbers, ids, r.body["has_more"].as_bool().unwrap())
+        }
+    };
+    let (first, ids, more) = page(String::new()).await;
+    assert_eq!((first, more), ((1..=10).collect::<Vec<_>>(), true), "oldest first, 10 by default");
+    let (second, ids2, more) = page(format!("?starting_after={}", ids[9])).await;
+    assert_eq!((second, more), ((11..=20).collect::<Vec<_>>(), true));
+    let (third, ids3, more) = page(format!("?starting_after={}&limit=10", ids2[9])).await;
+    assert_eq!((third, more), ((21..=25).collect::<Vec<_>>(), false));
+    let (back, _, more) = page(format!("?ending_before={}&limit=3", ids3[0])).await;
+    assert_eq!((back, more), (vec![18, 19, 20], true), "the three just before, still oldest first");
+    let (all, _, more) = page("?limit=100".to_owned()).await;
+    assert_eq!((all.len(), more), (25, false));
+    let bad = api.get(&format!("{path}?starting_after=evt_nope"), Some(key)).await;
+    assert_eq!((bad.status, bad.body["error"]["param"].as_str()), (400, Some("starting_after")), "{}", bad.body);
+}

@@ -100,6 +100,8 @@ export interface EndpointUpdateParams {
 }
 
 export interface DeliveryAttempt {
+  /** `whatt_…`: the cursor of the event's attempts. */
+  id: string
   object: 'webhook_delivery_attempt'
   event: string
   endpoint: string
@@ -152,7 +154,7 @@ export interface PayGateOptions {
 declare class Events {
   retrieve (id: string): Promise<Event>
   list (params?: EventListParams): ListPromise<Event>
-  deliveries (id: string): Promise<List<DeliveryAttempt>>
+  deliveries (id: string, params?: { limit?: number; starting_after?: string; ending_before?: string }): ListPromise<DeliveryAttempt>
 }
 
 declare class WebhookEndpoints {

@@ -126,6 +126,11 @@ ulid_id!(
     EndpointId, "we_", "webhook endpoint id"
 );
 
+ulid_id!(
+    /// `whatt_` + ULID: one delivery attempt (time-ordered: the cursor of an event's attempts).
+    AttemptId, "whatt_", "delivery attempt id"
+);
+
 impl EventId {
     /// The smallest id that can be made at `ms` (unix milliseconds).
     pub fn first_at_ms(ms: u64) -> Self {

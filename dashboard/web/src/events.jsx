@@ -136,9 +136,16 @@ function Attempt ({ a }) {
   )
 }
 
+// Every attempt of an event, oldest first (its pages of 100 walked).
+async function allDeliveries (client, id) {
+  const data = []
+  for await (const attempt of client.events.deliveries(id, { limit: 100 })) data.push(attempt)
+  return { data }
+}
+
 export function EventDetail ({ client, id }) {
   const [event, error] = useLoad(() => client.events.retrieve(id), [id])
-  const [deliveries, deliveriesError, reloadDeliveries] = useLoad(() => client.events.deliveries(id), [id])
+  const [deliveries, deliveriesError, reloadDeliveries] = useLoad(() => allDeliveries(client, id), [id])
   const [endpoints] = useLoad(() => client.webhooks.endpoints.list({ limit: 100 }), [])
   const [notice, setNotice] = useState(null)
   const [resendError, setResendError] = useState(null)
@@ -156,7 +163,7 @@ export function EventDetail ({ client, id }) {
       const before = attempts.length
       for (let i = 0; i < 60; i++) {
         await new Promise((resolve) => setTimeout(resolve, 1000))
-        const fresh = await client.events.deliveries(id)
+        const fresh = await allDeliveries(client, id)
         if (fresh.data.length > before) { setNotice(`Resent to ${urlOf(endpoint) ?? endpoint}.`); break }
       }
       reloadDeliveries()

@@ -169,8 +169,8 @@ class Events {
   retrieve (eventId) { return this._client._request('GET', `/v1/events/${id(eventId, 'an event')}`) }
   /** GET /v1/events: the first page when awaited; every event when iterated with `for await`. */
   list (params = {}) { return listResult(this._client, '/v1/events', params) }
-  /** GET /v1/events/{id}/deliveries: every delivery attempt of the event. */
-  deliveries (eventId) { return this._client._request('GET', `/v1/events/${id(eventId, 'an event')}/deliveries`) }
+  /** GET /v1/events/{id}/deliveries: the event's delivery attempts, oldest first; the first page when awaited, every attempt when iterated. */
+  deliveries (eventId, params = {}) { return listResult(this._client, `/v1/events/${id(eventId, 'an event')}/deliveries`, params) }
 }
 
 class WebhookEndpoints {

@@ -1,5 +1,6 @@
 //! `GET /v1/events/{id}`, `GET /v1/events` and `GET /v1/events/{id}/deliveries`.
 
+use std::cmp::Reverse;
 use std::sync::Arc;
 
 use axum::Json;
@@ -10,9 +11,9 @@ use serde_json::Value;
 use crate::error::ApiError;
 use crate::event::EventJson;
 use crate::http::Api;
-use crate::http::extract::{NoQuery, PathId};
-use crate::ids::{EventId, Principal};
-use crate::list::{ListParams, Page, list_events};
+use crate::http::extract::{NoQuery, PathId, Query};
+use crate::ids::{AttemptId, EventId, Principal};
+use crate::list::{Cursor, ListParams, Page, PageQuery, list_events};
 
 /// The event, or a 404 naming the id (a malformed id names no event, so the table is not read).
 async fn event_of(api: &Api, principal: &Principal, raw: &str) -> Result<EventJson, ApiError> {
@@ -32,10 +33,25 @@ pub async fn list(State(api): State<Arc<Api>>, principal: Principal, params: Lis
     Ok(Json(found.page.to_json("/v1/events")).into_response())
 }
 
-/// `GET /v1/events/{id}/deliveries`: every delivery attempt of the event, to every endpoint.
-pub async fn deliveries(State(api): State<Arc<Api>>, principal: Principal, _: NoQuery, PathId(id): PathId) -> Result<Response, ApiError> {
+/// `GET /v1/events/{id}/deliveries`: the delivery attempts of the event, to every endpoint, oldest
+/// first, a page at a time (`limit`, `starting_after` or `ending_before` an attempt's id). An event
+/// has at most 16 endpoints' schedules of attempts, read in one Query.
+pub async fn deliveries(State(api): State<Arc<Api>>, principal: Principal, PathId(id): PathId, Query(mut p): Query) -> Result<Response, ApiError> {
+    let query = p.page::<AttemptId>("a delivery attempt id (whatt_…)")?;
+    p.done()?;
     let event = event_of(&api, &principal, &id).await?;
-    let attempts = api.deliveries.attempts(&principal, event.id).await?;
-    let data: Vec<Value> = attempts.iter().map(|a| a.to_json()).collect();
-    Ok(Json(Page { data, has_more: false }.to_json(&format!("/v1/events/{}/deliveries", event.id))).into_response())
+    let attempts = api.deliveries.attempts_with_ids(&principal, event.id).await?;
+    // Oldest first: a page is what `Page::of` takes of the list read backwards.
+    let query = PageQuery { limit: query.limit, cursor: query.cursor.map(|c| match c {
+        Cursor::StartingAfter(a) => Cursor::StartingAfter(Reverse(a)),
+        Cursor::EndingBefore(b) => Cursor::EndingBefore(Reverse(b)),
+    }) };
+    let keyed: Vec<(Reverse<AttemptId>, Value)> = attempts.into_iter().map(|(id, a)| {
+        let mut json = a.to_json();
+        json["id"] = serde_json::json!(id);
+        (Reverse(id), json)
+    }).collect();
+    let page = Page::of(keyed, |(id, _)| id, &query);
+    let data: Vec<Value> = page.data.into_iter().map(|(_, a)| a).collect();
+    Ok(Json(Page { data, has_more: page.has_more }.to_json(&format!("/v1/events/{}/deliveries", event.id))).into_response())
 }

@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::event::EventJson;
-use crate::ids::{EndpointId, EventId, Principal, unix_now};
+use crate::ids::{AttemptId, EndpointId, EventId, Principal, unix_now};
 use crate::store::endpoints::EndpointStore;
 use crate::store::events::{EventStore, pending_webhooks_change};
 use crate::store::{ItemRef, SortKey, StoreError, conditional, get_many, key_item, principal_of_partition, transact_write};
@@ -730,15 +730,24 @@ impl DeliveryStore {
 
     /// Every attempt at delivering `event`, to any endpoint, oldest first: one Query.
     pub async fn attempts(&self, principal: &Principal, event: EventId) -> Result<Vec<Attempt>, StoreError> {
-        let mut attempts: Vec<(String, Attempt)> = self
+        Ok(self.attempts_with_ids(principal, event).await?.into_iter().map(|(_, a)| a).collect())
+    }
+
+    /// [`Self::attempts`], each with its id (its sort key's ULID).
+    pub async fn attempts_with_ids(&self, principal: &Principal, event: EventId) -> Result<Vec<(AttemptId, Attempt)>, StoreError> {
+        let mut attempts: Vec<(AttemptId, Attempt)> = self
             .event_items(principal, event)
             .await?
             .into_iter()
             .filter(|i| i.get("sk").and_then(|s| s.as_s().ok()).is_some_and(|s| s.contains("#attempt#")))
-            .map(|i| serde_dynamo::from_item::<_, AttemptItem>(i).map(|a| (a.sk.rsplit('#').next().unwrap_or_default().to_owned(), a.attempt)))
-            .collect::<Result<_, _>>()?;
-        attempts.sort_by(|a, b| a.0.cmp(&b.0));
-        Ok(attempts.into_iter().map(|(_, a)| a).collect())
+            .map(|i| {
+                let a = serde_dynamo::from_item::<_, AttemptItem>(i)?;
+                let ulid = a.sk.rsplit('#').next().and_then(|u| u.parse::<ulid::Ulid>().ok()).ok_or_else(|| StoreError::Malformed(format!("attempt sort key {}", a.sk)))?;
+                Ok((AttemptId::from_ulid(ulid), a.attempt))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        attempts.sort_by_key(|(id, _)| *id);
+        Ok(attempts)
     }
 
     /// The attempts to `endpoint` made in `[from_ms, to_ms)` (unix milliseconds), newest first, at

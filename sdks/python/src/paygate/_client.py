@@ -177,9 +177,10 @@ class Events:
         (a timestamp or a dict of gt/gte/lt/lte). The page; `.auto_paging_iter()` walks them all."""
         return self._client._list("/v1/events", params)
 
-    def deliveries(self, id: str) -> ListObject:
-        """GET /v1/events/{id}/deliveries: every delivery attempt of the event."""
-        return self._client._request("GET", f"/v1/events/{_id(id, 'an event')}/deliveries")
+    def deliveries(self, id: str, **params: Any) -> ListObject:
+        """GET /v1/events/{id}/deliveries: the event's delivery attempts, oldest first (`limit`,
+        `starting_after`, `ending_before`). The page; `.auto_paging_iter()` walks them all."""
+        return self._client._list(f"/v1/events/{_id(id, 'an event')}/deliveries", params)
 
 
 class WebhookEndpoints:
