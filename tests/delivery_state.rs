@@ -490,3 +490,51 @@ async fn endpoint_attempts_merge_every_shard_and_the_older_key_newest_first() {
     let shards: std::collections::HashSet<u128> = (6..46u64).map(|i| (u128::from(i) * 7_919) % u128::from(ENDPOINT_SHARDS)).collect();
     assert!(shards.len() > 4, "the attempts cover most shards: {shards:?}");
 }
+
+/// `recover` does bounded work: 105 final failures are re-opened 100 in the first call (with
+/// `has_more`) and the other 5 in the next, oldest events first; none twice.
+#[tokio::test]
+async fn recover_reopens_at_most_a_hundred_a_call() {
+    let stack = isolated_stack().await;
+    let mut d = deliverer(&stack, &[]);
+    d.breaker.threshold = 1_000;
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    let key = a.test_key.expose();
+    let r = Receiver::start(vec![Answer::Status(500); 105]).await;
+    let ep = endpoint(&stack, &p, &r, &["*"]).await;
+    let mut events = Vec::new();
+    for _ in 0..105 {
+        events.push(publish(&stack, &p, EventType::PaymentFailed, payment()).await);
+    }
+    // One attempt each, and no retry in the schedule: 105 final failures.
+    for chunk in events.chunks(10) {
+        let mut batch = SqsEvent::default();
+        batch.records = chunk
+            .iter()
+            .map(|e| {
+                let mut m = SqsMessage::default();
+                m.message_id = Some(e.id.to_string());
+                m.body = Some(serde_json::to_string(&DeliveryMessage::new(&p, e.id, ep.id)).unwrap());
+                m
+            })
+            .collect();
+        assert!(d.handle(batch).await.batch_item_failures.is_empty());
+    }
+    for e in &events {
+        assert_eq!(stack.deliveries().status(&p, e.id, &ep.id).await.unwrap(), Some(DeliveryStatus::Failed));
+    }
+    let api = Api::start(&stack).await;
+    let path = format!("/v1/webhook_endpoints/{}/recover", ep.id);
+    let first = api.post(&path, key, "since=0", None).await;
+    assert_eq!((first.status, first.body["queued"].as_u64(), first.body["has_more"].as_bool()), (200, Some(100), Some(true)), "{}", first.body);
+    let oldest: Vec<String> = events[..100].iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(first.body["events"], serde_json::json!(oldest), "the oldest first");
+    let second = api.post(&path, key, "since=0", None).await;
+    assert_eq!((second.body["queued"].as_u64(), second.body["has_more"].as_bool()), (Some(5), Some(false)), "{}", second.body);
+    let third = api.post(&path, key, "since=0", None).await;
+    assert_eq!((third.body["queued"].as_u64(), third.body["has_more"].as_bool()), (Some(0), Some(false)));
+    for e in &events {
+        assert_eq!(stack.deliveries().status(&p, e.id, &ep.id).await.unwrap(), Some(DeliveryStatus::Pending), "re-opened once");
+    }
+}

@@ -270,13 +270,24 @@ pub fn env(stack: &Stack) -> CliResult {
     Ok(())
 }
 
-/// `paygate recover --endpoint we_… --since T`: what `POST /v1/webhook_endpoints/{id}/recover` does.
-/// Prints the recovery as JSON.
+/// `paygate recover --endpoint we_… --since T`: what `POST /v1/webhook_endpoints/{id}/recover` does,
+/// called again while it has more. Prints the whole recovery as JSON.
 pub async fn recover(stack: &Stack, api_key: &str, endpoint: &str, since: &str) -> CliResult {
     let principal = principal_of(stack, api_key).await?;
     let since = parse_time("since", since)?;
-    let (endpoint, queued) = stack.api().recover(&principal, endpoint, since).await?;
-    println!("{}", serde_json::json!({"object": "webhook_recovery", "endpoint": endpoint, "since": since, "queued": queued.len(), "events": queued}));
+    let api = stack.api();
+    let mut all = api.recover(&principal, endpoint, since).await?;
+    while all.has_more {
+        let next = api.recover(&principal, endpoint, since).await?;
+        // A call that could re-open none of what it found (events expired meanwhile) ends it.
+        let stuck = next.events.is_empty();
+        all.events.extend(next.events);
+        all.has_more = next.has_more && !stuck;
+        if stuck {
+            break;
+        }
+    }
+    println!("{}", all.to_json(since));
     Ok(())
 }
 

@@ -165,7 +165,8 @@ declare class WebhookEndpoints {
   del (id: string): Promise<{ id: string; object: 'webhook_endpoint'; deleted: true }>
   rotateSecret (id: string, options?: RequestOptions): Promise<WebhookEndpoint>
   resend (id: string, params: { event: string }, options?: RequestOptions): Promise<{ object: 'webhook_resend'; event: string; endpoint: string; status: 'pending' }>
-  recover (id: string, params: { since: Timestamp }, options?: RequestOptions): Promise<{ object: 'webhook_recovery'; endpoint: string; since: string; queued: number; events: string[] }>
+  /** At most 100 a call; when `has_more`, call again for the next ones. */
+  recover (id: string, params: { since: Timestamp }, options?: RequestOptions): Promise<{ object: 'webhook_recovery'; endpoint: string; since: string; queued: number; events: string[]; has_more: boolean }>
   stats (id: string, params?: { since?: Timestamp; until?: Timestamp; interval?: 'hour' | 'day' }): Promise<EndpointStats>
 }
 

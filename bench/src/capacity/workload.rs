@@ -171,7 +171,7 @@ pub async fn measure(stack: Stack, failing_stack: Option<Stack>, n: usize, event
         let api = failing_stack.api();
         let mut recovered = 0;
         for ep in &failing {
-            recovered += api.recover(&f, &ep.id.to_string(), Timestamp(1)).await?.1.len();
+            recovered += api.recover(&f, &ep.id.to_string(), Timestamp(1)).await?.events.len();
         }
         phase(RECOVER, Per::Delivery, recovered);
     }

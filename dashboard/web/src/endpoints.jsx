@@ -133,7 +133,14 @@ function Recover ({ client, id }) {
     setError(null)
     try {
       const since = new Date(String(new FormData(e.currentTarget).get('since')))
-      setResult(await client.webhooks.endpoints.recover(id, { since }))
+      // At most 100 a call: called again while there are more (and each call re-opened some).
+      let queued = 0
+      for (let i = 0; i < 1000; i++) {
+        const r = await client.webhooks.endpoints.recover(id, { since })
+        queued += r.queued
+        if (!r.has_more || r.queued === 0) break
+      }
+      setResult({ queued })
     } catch (err) {
       setError(err)
     }

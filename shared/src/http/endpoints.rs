@@ -69,6 +69,32 @@ pub async fn retrieve(State(api): State<Arc<Api>>, principal: Principal, _: NoQu
     Ok(Json(with_health(endpoint.to_json(false), &health)))
 }
 
+/// Final failures one `recover` call re-opens at most: its work is bounded whatever the backlog;
+/// `has_more` says to call again.
+pub const RECOVER_MAX: usize = 100;
+
+/// What one `recover` call re-opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recovery {
+    pub endpoint: EndpointId,
+    pub events: Vec<EventId>,
+    pub has_more: bool,
+}
+
+impl Recovery {
+    /// The `webhook_recovery` object.
+    pub fn to_json(&self, since: Timestamp) -> Value {
+        json!({
+            "object": "webhook_recovery",
+            "endpoint": self.endpoint,
+            "since": since,
+            "queued": self.events.len(),
+            "events": self.events,
+            "has_more": self.has_more,
+        })
+    }
+}
+
 /// Reads and writes an endpoint change makes at most, when other writes keep coming in between
 /// (each after a short random pause, so that concurrent changes take turns).
 const CHANGE_TRIES: u64 = 10;
@@ -155,14 +181,8 @@ pub async fn resend(State(api): State<Arc<Api>>, principal: Principal, PathId(id
 pub async fn recover(State(api): State<Arc<Api>>, principal: Principal, PathId(id): PathId, Form(mut p): Form) -> Reply {
     let since = p.timestamp("since")?.ok_or_else(|| missing("since"))?;
     p.done()?;
-    let (endpoint, queued) = api.recover(&principal, &id, since).await?;
-    Ok(Json(json!({
-        "object": "webhook_recovery",
-        "endpoint": endpoint,
-        "since": since,
-        "queued": queued.len(),
-        "events": queued,
-    })))
+    let recovery = api.recover(&principal, &id, since).await?;
+    Ok(Json(recovery.to_json(since)))
 }
 
 /// `GET /v1/webhook_endpoints/{id}/stats?since=…&until=…&interval=hour|day`: the endpoint's
@@ -234,24 +254,29 @@ impl Api {
     /// it, 400 while it is disabled) of the events created at or after `since` and schedules them;
     /// returns the endpoint and those events. Idempotent: what it re-opened is pending, and no
     /// longer failed, so a second run finds only newer failures.
-    pub async fn recover(&self, principal: &Principal, id: &str, since: Timestamp) -> Result<(EndpointId, Vec<EventId>), ApiError> {
+    /// At most [`RECOVER_MAX`] of the endpoint's final failures since `since`, re-opened and
+    /// queued; `has_more` when there are more (the same call again takes the next ones: those it
+    /// re-opened are no longer failed).
+    pub async fn recover(&self, principal: &Principal, id: &str, since: Timestamp) -> Result<Recovery, ApiError> {
         let endpoint = self.endpoint(principal, id).await?;
         enabled(&endpoint)?;
-        Ok((endpoint.id, self.reopen_failed(principal, &endpoint.id, since).await?))
+        let (events, has_more) = self.reopen_failed(principal, &endpoint.id, since).await?;
+        Ok(Recovery { endpoint: endpoint.id, events, has_more })
     }
 
-    async fn reopen_failed(&self, principal: &Principal, endpoint: &EndpointId, since: Timestamp) -> Result<Vec<EventId>, ApiError> {
-        let Some(since) = EventId::first_at_secs(since.unix_seconds()) else { return Ok(Vec::new()) };
+    async fn reopen_failed(&self, principal: &Principal, endpoint: &EndpointId, since: Timestamp) -> Result<(Vec<EventId>, bool), ApiError> {
+        let Some(since) = EventId::first_at_secs(since.unix_seconds()) else { return Ok((Vec::new(), false)) };
         let mut queued = Vec::new();
-        for event_id in self.deliveries.failed_since(principal, endpoint, since).await? {
+        let (failed, has_more) = self.deliveries.failed_since(principal, endpoint, since, RECOVER_MAX).await?;
+        for event_id in failed {
             // False when the event expired meanwhile, or another recover got there first.
             if self.deliveries.reopen(principal, event_id, endpoint).await? {
                 queued.push(event_id);
             }
         }
         self.schedule(principal, endpoint, &queued).await;
-        tracing::info!(endpoint_id = %endpoint, queued = queued.len(), "failed deliveries recovered");
-        Ok(queued)
+        tracing::info!(endpoint_id = %endpoint, queued = queued.len(), has_more, "failed deliveries recovered");
+        Ok((queued, has_more))
     }
 
     /// Enqueues re-opened deliveries. They are pending in DynamoDB already, so should SQS refuse,

@@ -701,9 +701,9 @@ impl DeliveryStore {
         conditional(out)
     }
 
-    /// The events whose delivery to `endpoint` finally failed, created at or after `since` (an id
-    /// bound), oldest first: Queries on `ByFailed`, every page.
-    pub async fn failed_since(&self, principal: &Principal, endpoint: &EndpointId, since: EventId) -> Result<Vec<EventId>, StoreError> {
+    /// The first `max` events whose delivery to `endpoint` finally failed, created at or after
+    /// `since` (an id bound), oldest first, and whether there are more: Queries on `ByFailed`.
+    pub async fn failed_since(&self, principal: &Principal, endpoint: &EndpointId, since: EventId, max: usize) -> Result<(Vec<EventId>, bool), StoreError> {
         let mut ids = Vec::new();
         let mut start = None;
         loop {
@@ -715,15 +715,21 @@ impl DeliveryStore {
                 .key_condition_expression("failed_pk = :f AND event_id >= :since")
                 .expression_attribute_values(":f", s(endpoint_partition(principal, endpoint)))
                 .expression_attribute_values(":since", s(since.to_string()))
+                // One more than wanted: whether there are more is known without another read.
+                .limit(i32::try_from(max + 1 - ids.len()).unwrap_or(i32::MAX))
                 .set_exclusive_start_key(start)
                 .send()
                 .await?;
             for i in out.items.unwrap_or_default() {
                 ids.push(serde_dynamo::from_item::<_, FailedKey>(i)?.event_id);
             }
+            if ids.len() > max {
+                ids.truncate(max);
+                return Ok((ids, true));
+            }
             start = out.last_evaluated_key;
             if start.is_none() {
-                return Ok(ids);
+                return Ok((ids, false));
             }
         }
     }
