@@ -66,7 +66,8 @@ def lower(template):
             if e["Type"] != "HttpApi":
                 continue
             p = e["Properties"]
-            key = f'{p["Method"].upper()} {p["Path"]}'
+            # An event without a path and method is the API's $default route.
+            key = f'{p["Method"].upper()} {p["Path"]}' if "Path" in p else "$default"
             integration = f"{name}{event}Integration"
             added[integration] = {
                 "Type": "AWS::ApiGatewayV2::Integration",

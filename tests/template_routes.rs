@@ -17,7 +17,8 @@ fn template_routes() -> BTreeSet<(String, String)> {
     for (name, res) in doc["Resources"].as_mapping().unwrap() {
         let Some(events) = res["Properties"]["Events"].as_mapping() else { continue };
         for (_, e) in events {
-            if e["Type"].as_str() == Some("HttpApi") {
+            // The $default route (no path) is held by its own test below.
+            if e["Type"].as_str() == Some("HttpApi") && e["Properties"]["Path"].is_string() {
                 let p = &e["Properties"];
                 let key = format!("{} {}", p["Method"].as_str().unwrap().to_uppercase(), p["Path"].as_str().unwrap());
                 keys.insert((key, name.as_str().unwrap().to_owned()));
@@ -34,7 +35,8 @@ fn the_route_table_and_the_template_agree_and_every_route_is_lowered_for_the_emu
     let mut table: BTreeSet<(String, String)> = paygate::http::routes().iter().map(|r| (r.key(), r.function.logical_id().to_owned())).collect();
     table.extend(paygate_dashboard::ROUTES.iter().map(|r| (r.to_string(), paygate_dashboard::LOGICAL_ID.to_owned())));
     assert_eq!(table, with_functions, "paygate::http::table() and paygate_dashboard::ROUTES differ from template.yaml (route or function)");
-    let template: BTreeSet<String> = with_functions.into_iter().map(|(key, _)| key).collect();
+    let mut template: BTreeSet<String> = with_functions.into_iter().map(|(key, _)| key).collect();
+    template.insert("$default".to_owned());
 
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let python = root.join(".tools/build-venv/bin/python");
@@ -43,4 +45,64 @@ fn the_route_table_and_the_template_agree_and_every_route_is_lowered_for_the_emu
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let lowered: BTreeSet<String> = String::from_utf8(out.stdout).unwrap().lines().map(str::to_owned).collect();
     assert_eq!(lowered, template, "the pre-deploy step lowers exactly the template's routes");
+}
+
+/// Exactly one function takes the API's `$default` route (every path no route matches), and its
+/// router answers unmatched paths in the Stripe shape.
+#[test]
+fn one_function_takes_the_default_route() {
+    let doc: Value = serde_norway::from_str(TEMPLATE).unwrap();
+    let mut owners = Vec::new();
+    for (name, res) in doc["Resources"].as_mapping().unwrap() {
+        let Some(events) = res["Properties"]["Events"].as_mapping() else { continue };
+        for (_, e) in events {
+            if e["Type"].as_str() == Some("HttpApi") && e["Properties"]["Path"].is_null() {
+                assert!(e["Properties"]["Method"].is_null(), "{name:?}: a default route has neither path nor method");
+                owners.push(name.as_str().unwrap().to_owned());
+            }
+        }
+    }
+    assert_eq!(owners, ["GetEventFunction"]);
+}
+
+/// Every function's DynamoDB permissions are explicit action lists: no SAM policy template that
+/// grants more than the code calls (`DynamoDBCrudPolicy` and `DynamoDBReadPolicy` include `Scan`,
+/// `DynamoDBWritePolicy` `BatchWriteItem`), no `Scan` and no wildcard anywhere, `DeleteItem` only
+/// where an item is deleted (the endpoints function: endpoints, idempotency records, health),
+/// and the delivery function can only read endpoints in a batch and disable them.
+#[test]
+fn function_policies_grant_only_what_the_code_calls() {
+    let doc: Value = serde_norway::from_str(TEMPLATE).unwrap();
+    let mut deletes = Vec::new();
+    for (name, res) in doc["Resources"].as_mapping().unwrap() {
+        let name = name.as_str().unwrap();
+        if res["Type"].as_str() != Some("AWS::Serverless::Function") {
+            continue;
+        }
+        for policy in res["Properties"]["Policies"].as_sequence().into_iter().flatten() {
+            for template in ["DynamoDBCrudPolicy", "DynamoDBReadPolicy", "DynamoDBWritePolicy"] {
+                assert!(policy.get(template).is_none(), "{name}: {template} grants more than the code calls; list the actions");
+            }
+            for statement in policy["Statement"].as_sequence().into_iter().flatten() {
+                let actions: Vec<String> = match &statement["Action"] {
+                    Value::String(a) => vec![a.clone()],
+                    Value::Sequence(list) => list.iter().map(|a| a.as_str().unwrap().to_owned()).collect(),
+                    other => panic!("{name}: Action {other:?}"),
+                };
+                let resources = format!("{:?}", statement["Resource"]);
+                for action in &actions {
+                    assert!(!action.ends_with('*'), "{name}: wildcard action {action}");
+                    assert_ne!(action, "dynamodb:Scan", "{name}: no function scans a table");
+                    if action == "dynamodb:DeleteItem" {
+                        deletes.push(name.to_owned());
+                    }
+                    if name == "DeliverWebhooksFunction" && resources.contains("WebhookEndpointsTable") {
+                        assert!(["dynamodb:BatchGetItem", "dynamodb:UpdateItem"].contains(&action.as_str()), "the delivery function may not {action} endpoints");
+                    }
+                }
+            }
+        }
+    }
+    deletes.dedup();
+    assert_eq!(deletes, ["WebhookEndpointsFunction"], "DeleteItem only where items are deleted");
 }

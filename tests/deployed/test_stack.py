@@ -112,6 +112,15 @@ def test_authentication_shapes(account):
     assert status == 401 and body["error"]["code"] == "api_key_missing", "no key: the function answers our 401"
 
 
+def test_every_unmatched_path_gets_the_stripe_shaped_error(account):
+    """The $default route: paths no route matches (an unknown one, an id with encoded slashes, as
+    stripe-python sends a malformed id) answer in the Stripe error shape, not API Gateway's."""
+    key = account["test_key"]
+    for path in ["/v1/nope", "/v1/events/evt_..%2F..%2Fx", "/v1/events/evt_1/deliveries/x"]:
+        status, body = call("GET", path, key)
+        assert status == 404 and body["error"]["type"] == "invalid_request_error", (path, status, body)
+
+
 def test_the_dashboard_is_served_by_its_function_under_a_strict_policy():
     req = urllib.request.Request(ORIGIN + "/dashboard", headers={"Accept-Encoding": "identity"})
     with urllib.request.urlopen(req, timeout=30) as r:
@@ -178,6 +187,36 @@ def test_webhooks_end_to_end_retries_and_the_dlq(account):
     finally:
         good.server.shutdown()
         bad.server.shutdown()
+
+
+def test_every_endpoint_route_works_under_the_functions_own_policy(account):
+    """Each route of the endpoints function once, on the stack with IAM enforced: a permission the
+    explicit action lists left out would fail its route here."""
+    key = account["test_key"]
+    r = Receiver()
+    try:
+        status, ep = call("POST", "/v1/webhook_endpoints", key, {"url": r.url, "events": ["payout.*"]})
+        assert status == 200, ep
+        r.secret, path = ep["secret"], f"/v1/webhook_endpoints/{ep['id']}"
+        event = ingest(account, "payout.created", {"id": "po_iam", "object": "payout"})
+        eventually(lambda: r.got, "the delivery")
+        checks = [
+            ("GET", "/v1/webhook_endpoints", None),
+            ("GET", path, None),
+            ("POST", path, {"description": "iam", "status": "disabled"}),
+            ("POST", path, {"status": "enabled"}),  # enabling clears the endpoint's health (DeleteItem)
+            ("POST", f"{path}/rotate_secret", {}),
+            ("GET", f"{path}/stats", None),
+            ("POST", f"{path}/resend", {"event": event["id"]}),
+            ("POST", f"{path}/recover", {"since": 0}),
+            ("GET", f"/v1/events/{event['id']}/deliveries?limit=1", None),
+            ("DELETE", path, None),
+        ]
+        for method, route, body in checks:
+            status, answer = call(method, route, key, body)
+            assert status == 200, (method, route, status, answer)
+    finally:
+        r.server.shutdown()
 
 
 def _input(account, event_type, obj, key):
@@ -247,6 +286,18 @@ def _sam_deploy(template, stack, *overrides):
                     "--capabilities", "CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND", "--no-confirm-changeset",
                     "--no-fail-on-empty-changeset", "--parameter-overrides", "AllowPrivateWebhookUrls=true", "DueShards=8", *overrides],
                    check=True, capture_output=True)
+
+
+def test_private_webhook_urls_are_refused_outside_the_emulator_account():
+    """template.yaml's rule: AllowPrivateWebhookUrls=true is refused for any account but the
+    emulator's 000000000000 (here 123456789012, which the emulator takes from a 12-digit key)."""
+    other = boto3.client("cloudformation", aws_access_key_id="123456789012", aws_secret_access_key="x")
+    with open(os.path.join(ROOT, "template.yaml")) as f:
+        body = f.read()
+    with pytest.raises(other.exceptions.ClientError) as e:
+        other.create_stack(StackName="paygate-rule-check", TemplateBody=body, Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
+                           Parameters=[{"ParameterKey": "AllowPrivateWebhookUrls", "ParameterValue": "true"}])
+    assert "PrivateWebhookUrlsOnlyOnTheEmulator" in str(e.value), e.value
 
 
 def test_a_template_without_a_permission_fails_on_that_path(tmp_path):
