@@ -270,3 +270,29 @@ async fn a_page_reads_at_most_limit_plus_one_items_of_2000() {
     assert_eq!(found.page.data.len(), 25);
     assert!(found.items_read <= 3 * 26, "read {}", found.items_read);
 }
+
+/// Each account and mode has its own rate limit (5 a second here, a second's burst): 20 requests at
+/// once get at most the burst plus what refilled meanwhile, the rest a Stripe-style 429 with
+/// `Retry-After`; another account, and the same account's other mode, are not slowed; after the
+/// wait it goes again.
+#[tokio::test]
+async fn each_account_has_its_own_rate_limit() {
+    let mut stack = stack().await;
+    stack.deps.config.rate_limits = paygate::http::rate_limit::RateLimits { live: 0, test: 5 };
+    let api = Api::start(&stack).await;
+    let (a, b) = (account(&stack).await, account(&stack).await);
+    let started = std::time::Instant::now();
+    let replies = futures::future::join_all((0..20).map(|_| api.get("/v1/events?limit=1", Some(a.test_key.expose())))).await;
+    let elapsed = started.elapsed().as_secs_f64();
+    let ok = replies.iter().filter(|r| r.status == 200).count();
+    let limited: Vec<_> = replies.iter().filter(|r| r.status == 429).collect();
+    assert_eq!(ok + limited.len(), 20);
+    assert!(ok >= 5 && ok as f64 <= 5.0 + 5.0 * elapsed + 1.0, "{ok} allowed in {elapsed:.2} s at 5/s");
+    let refused = limited[0];
+    assert_eq!((refused.body["error"]["type"].as_str(), refused.body["error"]["code"].as_str()), (Some("rate_limit_error"), Some("rate_limit")), "{}", refused.body);
+    assert_eq!(refused.retry_after.as_deref(), Some("1"));
+    assert_eq!(api.get("/v1/events?limit=1", Some(b.test_key.expose())).await.status, 200, "another account is not slowed");
+    assert_eq!(api.get("/v1/events?limit=1", Some(a.live_key.expose())).await.status, 200, "nor the same account's live mode");
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    assert_eq!(api.get("/v1/events?limit=1", Some(a.test_key.expose())).await.status, 200, "after Retry-After");
+}

@@ -421,3 +421,25 @@ async fn events_of_one_object_carry_their_state_whatever_their_order() {
         assert!(matches!(stack.publisher().handle(v).await, Err(IngestError::Invalid(_))), "{field}");
     }
 }
+
+/// A refused key is remembered as refused: repeating an unknown key costs no read of the ApiKeys
+/// table. Shown with the table unreachable (a fault proxy refusing connections): the key refused a
+/// moment ago is refused again at once (401), while a key never seen needs the table (500).
+#[tokio::test]
+async fn a_refused_key_is_refused_again_without_a_read() {
+    use integration_tests::fault_proxy::{Fault, FaultProxy};
+    use paygate::aws::Target;
+    let Target::Local { dynamodb, sqs } = Target::local() else { unreachable!() };
+    let proxy = FaultProxy::start(&dynamodb).await;
+    let through = paygate_cli::stack::Stack::local_on(&Target::Local { dynamodb: proxy.url(), sqs }, None).await.unwrap();
+    let auth = Authenticator::new(through.keys(), Duration::from_secs(60));
+    let unknown = format!("Bearer {}", paygate::ApiKey::generate(Mode::Test).expose());
+    let code = |r: Result<Principal, paygate::error::ApiError>| r.unwrap_err().body()["error"]["code"].as_str().map(str::to_owned);
+    assert_eq!(code(auth.authenticate(Some(&unknown)).await).as_deref(), Some("api_key_invalid"));
+    proxy.set(Fault::Refuse);
+    assert_eq!(code(auth.authenticate(Some(&unknown)).await).as_deref(), Some("api_key_invalid"), "from memory, no read");
+    let never_seen = format!("Bearer {}", paygate::ApiKey::generate(Mode::Test).expose());
+    let err = auth.authenticate(Some(&never_seen)).await.unwrap_err();
+    assert_eq!(err.status(), 500, "a key never seen needs the table: {err:?}");
+    proxy.set(Fault::Pass);
+}

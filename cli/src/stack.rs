@@ -108,13 +108,16 @@ impl Stack {
     }
 
     /// [`Stack::local`] on servers at other addresses (tests put fault proxies in front of them).
-    /// `PAYGATE_REDRIVE_AFTER_SECONDS` and `PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS=false` apply here too.
+    /// `PAYGATE_REDRIVE_AFTER_SECONDS`, `PAYGATE_RATE_LIMIT_LIVE`/`_TEST` and
+    /// `PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS=false` apply here too.
     pub async fn local_on(target: &Target, suffix: Option<&str>) -> anyhow::Result<Self> {
         let mut config = match suffix {
             Some(s) => Config::local_with_suffix(s),
             None => Config::local(),
         };
-        config.redrive_after = Config::from_env().redrive_after;
+        let env = Config::from_env();
+        config.redrive_after = env.redrive_after;
+        config.rate_limits = env.rate_limits;
         let clients = Clients::new(target).await;
         let mut stack = Stack { deps: Deps { clients, config, policy: UrlPolicy::local_from_env() } };
         let provisioned = stack.provision().await?;

@@ -2,9 +2,10 @@
 //! header → a principal, or a Stripe-style 401. Keys are stored only as SHA-256 hashes
 //! (`store::api_keys`). A warm function remembers the keys it found valid for
 //! `PAYGATE_KEY_CACHE_SECONDS` (default 60), so a request is one invocation and, warm, no read of
-//! the ApiKeys table; a revoked key is refused within that bound. Unknown, malformed and revoked
-//! keys are never remembered: each such request reads the table again. A store that fails or hangs
-//! (the SDK's timeouts end it within seconds) answers a Stripe-style 500 `api_error`.
+//! the ApiKeys table; a revoked key is refused within that bound. Unknown and revoked keys are
+//! remembered as refused for [`REFUSED_FOR`], so a client (or an attacker) repeating a bad key
+//! costs no read of the table per request; a malformed key is refused before any read. A store that
+//! fails or hangs (the SDK's timeouts end it within seconds) answers a Stripe-style 500 `api_error`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,8 +15,12 @@ use crate::error::{ApiError, Code};
 use crate::ids::{ApiKey, Principal};
 use crate::store::api_keys::ApiKeyStore;
 
-/// The most keys a function remembers; past it, it forgets them all and starts again.
+/// The most keys a function remembers (valid, and refused, each); past it, it forgets them all
+/// and starts again.
 const MAX_CACHED_KEYS: usize = 10_000;
+/// How long a refused key (unknown or revoked) is refused without reading the table again: keys
+/// are random, so one unknown now does not come to exist, and a revoked key stays revoked.
+pub const REFUSED_FOR: Duration = Duration::from_secs(60);
 
 /// Authenticates requests for one function, remembering valid keys (see the module docs).
 #[derive(Debug)]
@@ -24,11 +29,13 @@ pub struct Authenticator {
     ttl: Duration,
     /// Valid keys by hash, with when they were read.
     valid: Mutex<HashMap<String, (Principal, Instant)>>,
+    /// Refused keys by hash: the refusal, and when.
+    refused: Mutex<HashMap<String, (ApiError, Instant)>>,
 }
 
 impl Authenticator {
     pub fn new(keys: ApiKeyStore, ttl: Duration) -> Self {
-        Authenticator { keys, ttl, valid: Mutex::new(HashMap::new()) }
+        Authenticator { keys, ttl, valid: Mutex::new(HashMap::new()), refused: Mutex::new(HashMap::new()) }
     }
 
     /// Who the `Authorization` header's value speaks for, or the error to answer.
@@ -38,7 +45,21 @@ impl Authenticator {
         if let Some(principal) = self.remembered(&hash) {
             return Ok(principal);
         }
-        let principal = lookup(&self.keys, &key).await?;
+        if let Some(refusal) = self.refusal(&hash) {
+            return Err(refusal);
+        }
+        let principal = match lookup(&self.keys, &key).await {
+            Ok(p) => p,
+            Err(e @ ApiError::Authentication { .. }) => {
+                let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+                if refused.len() >= MAX_CACHED_KEYS {
+                    refused.clear();
+                }
+                refused.insert(hash, (e.clone(), Instant::now()));
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
         if !self.ttl.is_zero() {
             let mut valid = self.valid.lock().unwrap_or_else(|e| e.into_inner());
             if valid.len() >= MAX_CACHED_KEYS {
@@ -47,6 +68,11 @@ impl Authenticator {
             valid.insert(hash, (principal.clone(), Instant::now()));
         }
         Ok(principal)
+    }
+
+    fn refusal(&self, hash: &str) -> Option<ApiError> {
+        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        refused.get(hash).filter(|(_, at)| at.elapsed() < REFUSED_FOR).map(|(e, _)| e.clone())
     }
 
     fn remembered(&self, hash: &str) -> Option<Principal> {

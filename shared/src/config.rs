@@ -36,6 +36,9 @@ pub struct Config {
     /// `ByDue` shards (`PAYGATE_DUE_SHARDS`, default [`crate::store::deliveries::DUE_SHARDS`]; the
     /// template's `DueShards`): raise with the platform's deliveries/s, never lower.
     pub due_shards: u32,
+    /// Each account's requests a second (`PAYGATE_RATE_LIMIT_LIVE`, `PAYGATE_RATE_LIMIT_TEST`;
+    /// the template's `RateLimitLive` and `RateLimitTest`).
+    pub rate_limits: crate::http::rate_limit::RateLimits,
 }
 
 /// Environment variable and local default of each table and queue, by the logical id it has in
@@ -109,6 +112,10 @@ impl Config {
             redrive_after: Duration::from_secs(redrive_after),
             key_cache: Duration::from_secs(key_cache),
             due_shards,
+            rate_limits: crate::http::rate_limit::RateLimits::from_lookup(&get).unwrap_or_else(|e| {
+                tracing::warn!(error = %e, "rate limits: the defaults apply");
+                crate::http::rate_limit::RateLimits::default()
+            }),
         }
     }
 

@@ -83,9 +83,10 @@ pub enum ApiError {
     /// 409: another request with the same `Idempotency-Key` is still running.
     #[error("{message}")]
     Conflict { message: String },
-    /// 429: too many requests (DynamoDB throttled us).
+    /// 429: too many requests (the account's rate limit, DynamoDB throttling us, or an endpoint
+    /// changed by too many requests at once); `retry_after` seconds when known (`Retry-After`).
     #[error("{message}")]
-    RateLimited { message: String },
+    RateLimited { message: String, retry_after: Option<u64> },
     /// 500: our fault. The message is generic; the cause is logged, never sent.
     #[error("{message}")]
     Internal { message: String },

@@ -92,6 +92,7 @@ impl Deps {
     pub fn api(&self) -> Api {
         Api {
             auth: std::sync::Arc::new(Authenticator::new(self.keys(), self.config.key_cache)),
+            limiter: std::sync::Arc::new(crate::http::rate_limit::RateLimiter::new(self.config.rate_limits)),
             endpoints: self.endpoints(),
             idempotency: IdempotencyStore::new(self.clients.dynamodb.clone(), &self.config.webhook_endpoints_table),
             deliveries: self.deliveries(),

@@ -291,13 +291,21 @@ def _sam_deploy(template, stack, *overrides):
 def test_private_webhook_urls_are_refused_outside_the_emulator_account():
     """template.yaml's rule: AllowPrivateWebhookUrls=true is refused for any account but the
     emulator's 000000000000 (here 123456789012, which the emulator takes from a 12-digit key)."""
+    import sys
+    sys.path.insert(0, os.path.join(ROOT, "scripts"))
+    import deploy_local  # the template loader that reads CloudFormation's short tags
+    template = deploy_local.load(os.path.join(ROOT, "template.yaml"))
+    # The template's own parameters and rules, around one resource that needs no code.
+    body = json.dumps({"Parameters": template["Parameters"], "Rules": template["Rules"], "Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}})
     other = boto3.client("cloudformation", aws_access_key_id="123456789012", aws_secret_access_key="x")
-    with open(os.path.join(ROOT, "template.yaml")) as f:
-        body = f.read()
+    allow = lambda value: [{"ParameterKey": "AllowPrivateWebhookUrls", "ParameterValue": value}]
     with pytest.raises(other.exceptions.ClientError) as e:
-        other.create_stack(StackName="paygate-rule-check", TemplateBody=body, Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"],
-                           Parameters=[{"ParameterKey": "AllowPrivateWebhookUrls", "ParameterValue": "true"}])
+        other.create_stack(StackName="paygate-rule-check", TemplateBody=body, Parameters=allow("true"))
     assert "PrivateWebhookUrlsOnlyOnTheEmulator" in str(e.value), e.value
+    # The same stack with the default is created; so is true in the emulator's own account.
+    for client, name, value in [(other, "paygate-rule-check", "false"), (boto3.client("cloudformation"), "paygate-rule-check-local", "true")]:
+        client.create_stack(StackName=name, TemplateBody=body, Parameters=allow(value))
+        client.delete_stack(StackName=name)
 
 
 def test_a_template_without_a_permission_fails_on_that_path(tmp_path):

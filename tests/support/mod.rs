@@ -14,14 +14,21 @@ use paygate_cli::stack::Stack;
 
 /// Clients for the local servers, with every table and queue of `template.yaml` created.
 pub async fn stack() -> Stack {
-    Stack::local(None).await.unwrap_or_else(|e| panic!("{e}; or run the tests with `make test`"))
+    unlimited(Stack::local(None).await.unwrap_or_else(|e| panic!("{e}; or run the tests with `make test`")))
+}
+
+/// The tests' API has no per-account rate limit: many of them page through hundreds of events at
+/// once for one account. `tests/events_api.rs` holds the limit itself, on a stack of its own.
+fn unlimited(mut stack: Stack) -> Stack {
+    stack.deps.config.rate_limits = paygate::http::rate_limit::RateLimits { live: 0, test: 0 };
+    stack
 }
 
 /// A private copy of every table and queue (names ending in a fresh suffix), for tests that run the
 /// stream and queue pollers and must not see other tests' events or messages.
 pub async fn isolated_stack() -> Stack {
     let suffix = ulid::Ulid::generate().to_string().to_lowercase();
-    Stack::local(Some(&suffix)).await.unwrap_or_else(|e| panic!("{e}; or run the tests with `make test`"))
+    unlimited(Stack::local(Some(&suffix)).await.unwrap_or_else(|e| panic!("{e}; or run the tests with `make test`")))
 }
 
 /// Polls `check` until it returns `Some`, every 100 ms, for at most `bound` (a generous ceiling,
@@ -128,6 +135,8 @@ pub struct Reply {
     pub body: serde_json::Value,
     /// `Idempotent-Replayed: true` was set.
     pub replayed: bool,
+    /// The `Retry-After` header.
+    pub retry_after: Option<String>,
 }
 
 impl Api {
@@ -188,6 +197,7 @@ impl Api {
         let status = resp.status().as_u16();
         let request_id = resp.headers().get("request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let replayed = resp.headers().get("idempotent-replayed").is_some();
+        let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
         assert_eq!(
             resp.headers().get("content-type").and_then(|v| v.to_str().ok()),
             Some("application/json")
@@ -196,6 +206,6 @@ impl Api {
         let path = path_and_query.split('?').next().unwrap_or_default();
         openapi::check_response(&method.as_str().to_lowercase(), path, status, &body);
         assert!(request_id.as_deref().is_some_and(|r| r.starts_with("req_")), "Request-Id header on every response");
-        Reply { status, request_id, body, replayed }
+        Reply { status, request_id, body, replayed, retry_after }
     }
 }

@@ -313,6 +313,6 @@ impl Api {
                 Replaced::Changed => tracing::info!(endpoint_id = %endpoint.id, "endpoint written meanwhile; reading it again"),
             }
         }
-        Err(ApiError::RateLimited { message: "The webhook endpoint is being changed by other requests; try again.".into() })
+        Err(ApiError::RateLimited { message: "The webhook endpoint is being changed by other requests; try again.".into(), retry_after: Some(1) })
     }
 }

@@ -20,7 +20,12 @@ impl FromRequestParts<Arc<Api>> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, ApiError> {
         let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        api.auth.authenticate(header).await
+        let principal = api.auth.authenticate(header).await?;
+        api.limiter.take(&principal, std::time::Instant::now()).map_err(|secs| ApiError::RateLimited {
+            message: format!("Too many requests for this account in {} mode: at most {} a second. Please retry after {secs} s.", principal.mode, api.limiter.limit(principal.mode)),
+            retry_after: Some(secs),
+        })?;
+        Ok(principal)
     }
 }
 

@@ -9,6 +9,7 @@ pub mod events;
 pub mod extract;
 mod idempotency;
 pub mod params;
+pub mod rate_limit;
 
 use std::sync::Arc;
 
@@ -35,6 +36,8 @@ use crate::webhook::ssrf::UrlPolicy;
 pub struct Api {
     /// Who a request speaks for (every route authenticates; there is no separate authorizer).
     pub auth: Arc<Authenticator>,
+    /// Each account's requests a second (`rate_limit`).
+    pub limiter: Arc<rate_limit::RateLimiter>,
     pub events: EventStore,
     pub endpoints: EndpointStore,
     pub idempotency: IdempotencyStore,
@@ -238,6 +241,10 @@ impl IntoResponse for ApiError {
             tracing::info!(status, code = ?self.body()["error"]["code"], "request refused");
         }
         let status = http::StatusCode::from_u16(status).unwrap_or(http::StatusCode::INTERNAL_SERVER_ERROR);
-        (status, axum::Json(self.body())).into_response()
+        let mut response = (status, axum::Json(self.body())).into_response();
+        if let ApiError::RateLimited { retry_after: Some(secs), .. } = self {
+            response.headers_mut().insert(http::header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
     }
 }

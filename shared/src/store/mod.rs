@@ -181,6 +181,7 @@ impl From<StoreError> for ApiError {
         match err {
             StoreError::Throttled(_) => ApiError::RateLimited {
                 message: "Too many requests hit the API too quickly. Please retry with backoff.".to_owned(),
+                retry_after: None,
             },
             _ => ApiError::internal(),
         }
