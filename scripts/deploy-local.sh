@@ -38,11 +38,12 @@ if "$STACK-artifacts" not in [b["Name"] for b in s3.list_buckets().get("Buckets"
     s3.create_bucket(Bucket="$STACK-artifacts")
 PYEOF
 # DueShards=8: the sweeper reads every shard each second, and the emulator is one Python process
-# on a small machine; 128 (the default) is sized for AWS's partitions, not for it.
+# on a small machine; 512 (the default) is sized for AWS's partitions, not for it. The ingest
+# queue's 10 s and 2 receives: a poisoned message reaches its dead-letter queue in seconds.
 say "deploying stack $STACK"
 "$SAM" deploy --template-file "$OUT/template.yaml" --stack-name "$STACK" --s3-bucket "$STACK-artifacts" \
   --capabilities CAPABILITY_IAM CAPABILITY_AUTO_EXPAND --no-confirm-changeset --no-fail-on-empty-changeset \
-  --parameter-overrides "RetrySchedule=${RETRY_SCHEDULE:-1,2,4}" AllowPrivateWebhookUrls=true "DueShards=${DUE_SHARDS:-8}" >"$OUT/deploy.log" 2>&1 \
+  --parameter-overrides "RetrySchedule=${RETRY_SCHEDULE:-1,2,4}" AllowPrivateWebhookUrls=true "DueShards=${DUE_SHARDS:-8}" IngestQueueVisibilitySeconds=10 IngestQueueMaxReceives=2 >"$OUT/deploy.log" 2>&1 \
   || { tail -30 "$OUT/deploy.log" >&2; say "error: sam deploy failed (log: $OUT/deploy.log)"; exit 1; }
 
 # The stack's names, for the CLI and for you.

@@ -509,17 +509,7 @@ async fn recover_reopens_at_most_a_hundred_a_call() {
     }
     // One attempt each, and no retry in the schedule: 105 final failures.
     for chunk in events.chunks(10) {
-        let mut batch = SqsEvent::default();
-        batch.records = chunk
-            .iter()
-            .map(|e| {
-                let mut m = SqsMessage::default();
-                m.message_id = Some(e.id.to_string());
-                m.body = Some(serde_json::to_string(&DeliveryMessage::new(&p, e.id, ep.id)).unwrap());
-                m
-            })
-            .collect();
-        assert!(d.handle(batch).await.batch_item_failures.is_empty());
+        assert!(d.handle(integration_tests::delivery_batch(&p, chunk, ep.id)).await.batch_item_failures.is_empty());
     }
     for e in &events {
         assert_eq!(stack.deliveries().status(&p, e.id, &ep.id).await.unwrap(), Some(DeliveryStatus::Failed));

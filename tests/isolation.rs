@@ -419,8 +419,6 @@ async fn delivery_messages_carry_their_tenant_as_message_group_id() {
 /// 30 s, at most a few a second, so each is looked at again about once instead of every few seconds.
 #[tokio::test]
 async fn a_backlog_over_the_rate_limit_waits_in_line() {
-    use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
-    use paygate::webhook::fanout::DeliveryMessage;
     const RATE: u32 = 2;
     const EVENTS: usize = 60;
     let stack = isolated_stack().await;
@@ -430,19 +428,7 @@ async fn a_backlog_over_the_rate_limit_waits_in_line() {
     let ep = Endpoint { rate_limit: Some(RATE), ..endpoint_for(&p, &receiver) };
     assert_eq!(stack.endpoints().create(&p, &ep).await.unwrap(), Created::Created);
     let events = publish_many(&stack, &p, EVENTS).await;
-    let batches = events.chunks(10).map(|chunk| {
-        let mut batch = SqsEvent::default();
-        batch.records = chunk
-            .iter()
-            .map(|e| {
-                let mut m = SqsMessage::default();
-                m.message_id = Some(e.id.to_string());
-                m.body = Some(serde_json::to_string(&DeliveryMessage::new(&p, e.id, ep.id)).unwrap());
-                m
-            })
-            .collect();
-        batch
-    });
+    let batches = events.chunks(10).map(|chunk| integration_tests::delivery_batch(&p, chunk, ep.id));
     let started = paygate::ids::unix_now();
     for response in futures::future::join_all(batches.map(|b| d.handle(b))).await {
         assert!(response.batch_item_failures.is_empty());

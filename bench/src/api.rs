@@ -22,6 +22,8 @@ const WARMUP: usize = 200;
 const COUNTED: u32 = 200;
 /// Requests of each kind whose CPU time is measured.
 const CPU_RUNS: u32 = 2000;
+/// Limiter takes whose CPU is measured.
+const LIMITER_RUNS: u32 = 200_000;
 
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
@@ -126,6 +128,17 @@ pub async fn run(mut stack: Stack) -> anyhow::Result<Vec<Row>> {
         hop().await;
     }
     let hop_cpu = cpu_of(CPU_RUNS, start);
+    // The per-account rate limiter (`http::rate_limit`), as every request takes it: one account,
+    // under its limit, with 10,000 others tracked.
+    let limiter = paygate::http::rate_limit::RateLimiter::new(paygate::http::rate_limit::RateLimits { live: u32::MAX, test: u32::MAX });
+    for _ in 0..10_000 {
+        let _ = limiter.take(&paygate::Principal { account: paygate::AccountId::generate(), mode: paygate::Mode::Test }, Instant::now());
+    }
+    let start = process_cpu();
+    for _ in 0..LIMITER_RUNS {
+        assert!(limiter.take(&p, Instant::now()).is_ok());
+    }
+    let limiter_cpu = cpu_of(LIMITER_RUNS, start);
     let template = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../template.yaml"))?;
     let authorizer = template.contains("Authorizers:");
     Ok(vec![
@@ -145,6 +158,14 @@ pub async fn run(mut stack: Stack) -> anyhow::Result<Vec<Row>> {
                 micros(raw_cpu),
                 micros(hop_cpu)
             ),
+        ),
+        Row::new(
+            "rate limiter CPU per request",
+            micros(limiter_cpu),
+            "us",
+            Some(("GET through the router in process", micros(handler_cpu))),
+            Target::RatioAtMost(0.02),
+            format!("{LIMITER_RUNS} takes of one account's token bucket with 10,000 accounts tracked; no DynamoDB request (a GET stays one read: the row below)"),
         ),
         Row::new(
             "DynamoDB requests per warm GET",

@@ -260,6 +260,18 @@ def test_eventbridge_and_the_ingest_queue_publish_and_deliver(account):
         r.server.shutdown()
 
 
+def test_a_poisoned_ingest_message_goes_to_the_dead_letter_queue():
+    """A message the ingest function can never publish (not JSON; then one without its key) is
+    retried by the queue, then moved to IngestDeadLetterQueue (make deploy-local: 10 s, 2 receives)."""
+    sqs = boto3.client("sqs")
+    dlq = physical("IngestDeadLetterQueue")
+    stamp = str(time.time_ns())
+    sqs.send_message(QueueUrl=physical("PayGateIngestQueue"), MessageBody="{poison " + stamp)
+    found = eventually(lambda: [m for m in sqs.receive_message(QueueUrl=dlq, MaxNumberOfMessages=10, WaitTimeSeconds=1).get("Messages", []) if stamp in m["Body"]],
+                       "the poisoned message in the dead-letter queue", bound=120)
+    assert found
+
+
 def test_the_publisher_policy_publishes_and_reads_nothing():
     """A role with PayGatePublisherPolicy alone may PutEvents on the bus and SendMessage on the
     ingest queue, and is refused the Events table."""

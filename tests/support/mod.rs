@@ -209,3 +209,19 @@ impl Api {
         Reply { status, request_id, body, replayed, retry_after }
     }
 }
+
+/// One SQS batch with a first receive of each event's delivery to `endpoint` (message id: the
+/// event id), as the delivery queue hands it to the deliverer.
+pub fn delivery_batch(p: &Principal, events: &[Event], endpoint: paygate::EndpointId) -> aws_lambda_events::sqs::SqsEvent {
+    let mut batch = aws_lambda_events::sqs::SqsEvent::default();
+    batch.records = events
+        .iter()
+        .map(|e| {
+            let mut m = aws_lambda_events::sqs::SqsMessage::default();
+            m.message_id = Some(e.id.to_string());
+            m.body = Some(serde_json::to_string(&paygate::webhook::fanout::DeliveryMessage::new(p, e.id, endpoint)).unwrap());
+            m
+        })
+        .collect();
+    batch
+}
