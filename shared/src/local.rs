@@ -107,6 +107,21 @@ pub struct Resources {
     pub queues: Vec<(String, QueueProps)>,
 }
 
+/// Every `!Ref P` in `value` that names a parameter becomes that parameter's default (a stack
+/// parameter such as `IngestQueueVisibilitySeconds`, locally what the template defaults it to).
+fn parameter_defaults(value: &mut Value, parameters: &serde_norway::Mapping) {
+    match value {
+        Value::Tagged(tagged) if tagged.tag == "Ref" => {
+            if let Some(default) = tagged.value.as_str().and_then(|p| parameters.get(p)).and_then(|p| p.get("Default")) {
+                *value = default.clone();
+            }
+        }
+        Value::Mapping(m) => m.values_mut().for_each(|v| parameter_defaults(v, parameters)),
+        Value::Sequence(s) => s.iter_mut().for_each(|v| parameter_defaults(v, parameters)),
+        _ => {}
+    }
+}
+
 impl Resources {
     pub fn from_template(yaml: &str) -> Result<Self, LocalError> {
         let doc: Value = serde_norway::from_str(yaml).map_err(|e| LocalError::Template(e.to_string()))?;
@@ -114,10 +129,14 @@ impl Resources {
             .get("Resources")
             .and_then(Value::as_mapping)
             .ok_or_else(|| LocalError::Template("no Resources".into()))?;
+        let parameters = doc.get("Parameters").and_then(Value::as_mapping);
         let mut out = Resources::default();
         for (id, res) in resources {
             let id = id.as_str().unwrap_or_default().to_owned();
-            let props = res.get("Properties").cloned().unwrap_or(Value::Null);
+            let mut props = res.get("Properties").cloned().unwrap_or(Value::Null);
+            if let Some(parameters) = parameters {
+                parameter_defaults(&mut props, parameters);
+            }
             let bad = |e: serde_norway::Error| LocalError::Template(format!("{id}: {e}"));
             match res.get("Type").and_then(Value::as_str) {
                 Some("AWS::DynamoDB::Table") => out.tables.push((id.clone(), serde_norway::from_value(props).map_err(bad)?)),
@@ -316,5 +335,8 @@ mod tests {
         let q = r.queue("DeliveryQueue").unwrap();
         let redrive = q.redrive_policy.as_ref().unwrap();
         assert_eq!(get_att_target(&redrive.dead_letter_target_arn).as_deref(), Some("DeliveryDeadLetterQueue"));
+        // A setting given by a stack parameter takes the parameter's default locally.
+        let ingest = r.queue("PayGateIngestQueue").unwrap();
+        assert_eq!((ingest.visibility_timeout, ingest.redrive_policy.as_ref().map(|p| p.max_receive_count)), (Some(60), Some(5)));
     }
 }
