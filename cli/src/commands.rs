@@ -277,15 +277,12 @@ pub async fn recover(stack: &Stack, api_key: &str, endpoint: &str, since: &str) 
     let since = parse_time("since", since)?;
     let api = stack.api();
     let mut all = api.recover(&principal, endpoint, since).await?;
+    // Again while there are more; a call that re-opened none of what it found (their events
+    // expired meanwhile) would find the same again, so it ends the loop.
     while all.has_more {
         let next = api.recover(&principal, endpoint, since).await?;
-        // A call that could re-open none of what it found (events expired meanwhile) ends it.
-        let stuck = next.events.is_empty();
+        all.has_more = next.has_more && !next.events.is_empty();
         all.events.extend(next.events);
-        all.has_more = next.has_more && !stuck;
-        if stuck {
-            break;
-        }
     }
     println!("{}", all.to_json(since));
     Ok(())
