@@ -11,11 +11,11 @@ use integration_tests::receiver::{Answer, Receiver};
 use integration_tests::{Api, account, attribute_event_item, eventually, isolated_stack, publish, test_principal};
 use paygate::aws::Target;
 use paygate::store::StoreError;
-use paygate::webhook::deliver::{Deliverer, RetrySchedule};
-use paygate::webhook::ssrf::WebhookClient;
 use paygate::store::deliveries::{Attempt, DeliveryStatus, StateChange};
+use paygate::webhook::deliver::{Deliverer, RetrySchedule};
 use paygate::webhook::endpoints::{EnabledEvents, Endpoint, new_endpoint};
 use paygate::webhook::fanout::DeliveryMessage;
+use paygate::webhook::ssrf::WebhookClient;
 use paygate::{Event, EventType, Principal};
 use paygate_cli::pollers::{self, Pollers};
 use paygate_cli::stack::Stack;
@@ -46,10 +46,7 @@ async fn pending(stack: &Stack, p: &Principal, e: &Event) -> u32 {
 
 /// Waits (bounded) until the delivery has `status`; returns what it last was.
 async fn becomes(stack: &Stack, p: &Principal, e: &Event, ep: &Endpoint, status: DeliveryStatus) -> Option<DeliveryStatus> {
-    let reached = eventually(BOUND, || async {
-        (stack.deliveries().status(p, e.id, &ep.id).await.unwrap() == Some(status)).then_some(())
-    })
-    .await;
+    let reached = eventually(BOUND, || async { (stack.deliveries().status(p, e.id, &ep.id).await.unwrap() == Some(status)).then_some(()) }).await;
     reached.map(|_| status).or(stack.deliveries().status(p, e.id, &ep.id).await.unwrap())
 }
 
@@ -314,7 +311,11 @@ async fn dead_letters_moved_back_are_delivered_again() {
             .send()
             .await
             .unwrap();
-        let n: u32 = attrs.attributes().and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)).and_then(|v| v.parse().ok()).unwrap_or(0);
+        let n: u32 = attrs
+            .attributes()
+            .and_then(|a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
         (n > 0).then_some(n)
     })
     .await;
@@ -346,11 +347,7 @@ async fn an_unreadable_stream_record_is_parked_and_its_deliveries_still_arrive()
     tokio::time::sleep(Duration::from_millis(2)).await;
     let mut odd = Event::new(EventType::CustomerCreated, serde_json::Map::new(), Default::default());
     odd.pending_webhooks = 1;
-    let put = aws_sdk_dynamodb::types::Put::builder()
-        .table_name(&stack.config.events_table)
-        .set_item(Some(attribute_event_item(&p, &odd)))
-        .build()
-        .unwrap();
+    let put = aws_sdk_dynamodb::types::Put::builder().table_name(&stack.config.events_table).set_item(Some(attribute_event_item(&p, &odd))).build().unwrap();
     let mut writes = vec![aws_sdk_dynamodb::types::TransactWriteItem::builder().put(put).build()];
     writes.extend(stack.deliveries().opening(&p, odd.id, std::slice::from_ref(&ep.id)).unwrap());
     stack.clients.dynamodb.transact_write_items().set_transact_items(Some(writes)).send().await.unwrap();
@@ -455,7 +452,8 @@ async fn endpoint_attempts_merge_every_shard_and_the_older_key_newest_first() {
     for i in 0..46u64 {
         let id = ulid::Ulid::from_parts(base + i * 1_000, u128::from(i) * 7_919);
         // The first six as written before the shards; the rest on the shard the store picks.
-        let key = if i < 6 { format!("{}#{endpoint}", p.partition()) } else { format!("{}#{endpoint}#{}", p.partition(), id.random() % u128::from(ENDPOINT_SHARDS)) };
+        let key =
+            if i < 6 { format!("{}#{endpoint}", p.partition()) } else { format!("{}#{endpoint}#{}", p.partition(), id.random() % u128::from(ENDPOINT_SHARDS)) };
         let event = paygate::EventId::generate();
         stack
             .clients

@@ -7,13 +7,8 @@ use paygate::list::{ListParams, list_events};
 use paygate::{Event, EventType, Family, TypeSelector};
 use serde_json::Value;
 
-const TYPES: [EventType; 5] = [
-    EventType::PaymentSucceeded,
-    EventType::PaymentFailed,
-    EventType::RefundCreated,
-    EventType::CustomerCreated,
-    EventType::CheckoutSessionCompleted,
-];
+const TYPES: [EventType; 5] =
+    [EventType::PaymentSucceeded, EventType::PaymentFailed, EventType::RefundCreated, EventType::CustomerCreated, EventType::CheckoutSessionCompleted];
 
 fn now_ms() -> u64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_millis() as u64
@@ -289,7 +284,12 @@ async fn each_account_has_its_own_rate_limit() {
     assert_eq!(ok + limited.len(), 20);
     assert!(ok >= 5 && ok as f64 <= 5.0 + 5.0 * elapsed + 1.0, "{ok} allowed in {elapsed:.2} s at 5/s");
     let refused = limited[0];
-    assert_eq!((refused.body["error"]["type"].as_str(), refused.body["error"]["code"].as_str()), (Some("rate_limit_error"), Some("rate_limit")), "{}", refused.body);
+    assert_eq!(
+        (refused.body["error"]["type"].as_str(), refused.body["error"]["code"].as_str()),
+        (Some("rate_limit_error"), Some("rate_limit")),
+        "{}",
+        refused.body
+    );
     assert_eq!(refused.retry_after.as_deref(), Some("1"));
     assert_eq!(api.get("/v1/events?limit=1", Some(b.test_key.expose())).await.status, 200, "another account is not slowed");
     assert_eq!(api.get("/v1/events?limit=1", Some(a.live_key.expose())).await.status, 200, "nor the same account's live mode");

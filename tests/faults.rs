@@ -21,11 +21,11 @@ use integration_tests::fault_proxy::{Fault, FaultProxy};
 use integration_tests::receiver::{Answer, Receiver};
 use integration_tests::{Api, account, eventually, publish, test_principal};
 use paygate::aws::Target;
-use paygate::webhook::deliver::{Deliverer, RetrySchedule};
-use paygate::webhook::ssrf::WebhookClient;
 use paygate::store::deliveries::DeliveryStatus;
 use paygate::store::endpoints::Created;
+use paygate::webhook::deliver::{Deliverer, RetrySchedule};
 use paygate::webhook::endpoints::{EnabledEvents, Endpoint, new_endpoint};
+use paygate::webhook::ssrf::WebhookClient;
 use paygate::{Event, EventType, Principal};
 use paygate_cli::pollers::{self, Pollers};
 use paygate_cli::stack::Stack;
@@ -147,7 +147,15 @@ impl Scenario {
         f.violations = violations;
         println!(
             "{}: events {}, pairs {}, delivered {}, finally failed {}, lost {}, final pending {}, invariant samples {} ({} violations)",
-            self.name, f.events, f.pairs, f.delivered, f.finally_failed, f.lost, f.final_pending, f.samples, f.violations.len()
+            self.name,
+            f.events,
+            f.pairs,
+            f.delivered,
+            f.finally_failed,
+            f.lost,
+            f.final_pending,
+            f.samples,
+            f.violations.len()
         );
         f
     }
@@ -283,14 +291,8 @@ async fn queued_messages_deleted_behind_the_systems_back() {
         let sqs = &s.direct.clients.sqs;
         let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
         while tokio::time::Instant::now() < deadline && *stolen.lock().unwrap() < 200 {
-            let got = sqs
-                .receive_message()
-                .queue_url(&s.direct.config.delivery_queue_url)
-                .max_number_of_messages(10)
-                .wait_time_seconds(1)
-                .send()
-                .await
-                .unwrap();
+            let got =
+                sqs.receive_message().queue_url(&s.direct.config.delivery_queue_url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
             for m in got.messages() {
                 sqs.delete_message().queue_url(&s.direct.config.delivery_queue_url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
                 *stolen.lock().unwrap() += 1;

@@ -180,10 +180,7 @@ fn percentile(mut v: Vec<u64>, p: usize) -> u64 {
 /// B's milliseconds from publishing to the receiver, for each of `events`.
 fn latencies(r: &Receiver, published: &[(paygate::EventId, u64)]) -> Vec<u64> {
     let got = r.received();
-    published
-        .iter()
-        .filter_map(|(id, at)| got.iter().find(|g| g.event.as_ref().is_some_and(|e| e.id == *id)).map(|g| g.at_ms.saturating_sub(*at)))
-        .collect()
+    published.iter().filter_map(|(id, at)| got.iter().find(|g| g.event.as_ref().is_some_and(|e| e.id == *id)).map(|g| g.at_ms.saturating_sub(*at))).collect()
 }
 
 /// Account A's endpoint accepts connections and never answers; account B's answers at once. With
@@ -227,7 +224,11 @@ async fn a_dead_endpoint_does_not_delay_another_merchant() {
     let with_a_ms = latencies(&fast, &with_a);
     println!(
         "B alone: p50 {} ms, p90 {} ms; B while A's 600 time out: p50 {} ms, p90 {} ms; A's deliveries still pending {a_pending}, A's attempts so far {}",
-        percentile(alone_ms.clone(), 50), percentile(alone_ms, 90), percentile(with_a_ms.clone(), 50), percentile(with_a_ms, 90), dead.started()
+        percentile(alone_ms.clone(), 50),
+        percentile(alone_ms, 90),
+        percentile(with_a_ms.clone(), 50),
+        percentile(with_a_ms, 90),
+        dead.started()
     );
     assert!(a_pending >= 500, "A's backlog was still there while B's events arrived ({a_pending} pending)");
     // A's breaker opens once five of its attempts have timed out (5 s each); B may well have been
@@ -311,7 +312,9 @@ async fn a_429_with_retry_after_slows_that_endpoint_down() {
     let ep = endpoint(&stack, &p, &throttled).await;
     let other_ep = endpoint(&stack, &p, &other).await;
     let first = publish(&stack, &p, EventType::PaymentSucceeded, serde_json::json!({"id": "pay_first", "object": "payment"})).await;
-    let paused = eventually(Duration::from_secs(30), || async { stack.health().get(&p, &ep.id).await.unwrap().paused_until }).await.expect("the 429 paused the endpoint");
+    let paused = eventually(Duration::from_secs(30), || async { stack.health().get(&p, &ep.id).await.unwrap().paused_until })
+        .await
+        .expect("the 429 paused the endpoint");
     let rest = publish_many(&stack, &p, 10).await;
     assert!(all_become(&stack, &p, &rest, &other_ep, DeliveryStatus::Succeeded, Duration::from_secs(60)).await, "the other endpoint is not slowed");
     let all: Vec<paygate::Event> = rest.iter().cloned().chain([first]).collect();
@@ -403,11 +406,7 @@ async fn delivery_messages_carry_their_tenant_as_message_group_id() {
         .send()
         .await
         .unwrap();
-    let mut groups: Vec<String> = out
-        .messages()
-        .iter()
-        .filter_map(|m| m.attributes()?.get(&MessageSystemAttributeName::MessageGroupId).cloned())
-        .collect();
+    let mut groups: Vec<String> = out.messages().iter().filter_map(|m| m.attributes()?.get(&MessageSystemAttributeName::MessageGroupId).cloned()).collect();
     groups.sort();
     expected.sort();
     assert_eq!(groups, expected);

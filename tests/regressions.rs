@@ -128,7 +128,10 @@ async fn the_spec_and_the_api_agree_on_timestamps_and_cursors() {
     assert_eq!((r.status, r.body["error"]["code"].as_str()), (400, Some("parameters_exclusive")));
     let params = spec()["paths"]["/v1/webhook_endpoints"]["get"]["parameters"].as_array().unwrap();
     let described = |n: &str| params.iter().find(|p| p["name"] == n).and_then(|p| p["description"].as_str()).unwrap_or_default().to_owned();
-    assert!(described("starting_after").contains("ending_before") && described("ending_before").contains("starting_after"), "the one-cursor rule is in the spec");
+    assert!(
+        described("starting_after").contains("ending_before") && described("ending_before").contains("starting_after"),
+        "the one-cursor rule is in the spec"
+    );
 }
 
 /// Every API response, errors included, is kept out of caches (some carry secrets) and never
@@ -139,7 +142,13 @@ async fn every_api_response_says_no_store_and_nosniff() {
     let api = Api::start(&stack).await;
     let a = account(&stack).await;
     let key = a.test_key.expose();
-    for (method, path, key) in [("GET", "/v1/events", key), ("GET", "/v1/events/evt_01M86Q64X5F9SJQX46N8MH7WTH", key), ("GET", "/v1/events", "sk_test_nope"), ("GET", "/v1/nowhere", key), ("POST", "/v1/webhook_endpoints", key)] {
+    for (method, path, key) in [
+        ("GET", "/v1/events", key),
+        ("GET", "/v1/events/evt_01M86Q64X5F9SJQX46N8MH7WTH", key),
+        ("GET", "/v1/events", "sk_test_nope"),
+        ("GET", "/v1/nowhere", key),
+        ("POST", "/v1/webhook_endpoints", key),
+    ] {
         let resp = api.client.request(method.parse().unwrap(), format!("{}{path}", api.base)).bearer_auth(key).send().await.unwrap();
         let h = resp.headers();
         assert_eq!(h.get("cache-control").and_then(|v| v.to_str().ok()), Some("no-store"), "{method} {path} ({})", resp.status());

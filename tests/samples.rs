@@ -11,8 +11,8 @@ use integration_tests::isolated_stack;
 use integration_tests::receiver::Receiver;
 use lambda_http::request::LambdaRequest;
 use paygate::http::{lambda, routes};
-use paygate::webhook::deliver::RetrySchedule;
 use paygate::store::deliveries::DeliveryStatus;
+use paygate::webhook::deliver::RetrySchedule;
 use paygate::{EventId, Principal};
 use paygate_cli::stack::Stack;
 use serde_json::Value;
@@ -89,7 +89,8 @@ async fn every_sample_event_runs_through_its_function() {
     assert!(response.batch_item_failures.is_empty());
     let id: EventId = EVENT.parse().unwrap();
     assert_eq!(stack.events().get(&p, id).await.unwrap().unwrap().pending_webhooks, 1);
-    let queued = stack.clients.sqs.receive_message().queue_url(&stack.config.delivery_queue_url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+    let queued =
+        stack.clients.sqs.receive_message().queue_url(&stack.config.delivery_queue_url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
     assert_eq!(queued.messages().len(), 1);
 
     // The SQS batch → deliver-webhooks: the same message twice (at-least-once), delivered, counted once.

@@ -32,13 +32,7 @@ async fn messages_count_receives_and_land_in_the_dlq_after_max_receive_count() {
         let count = messages[0].attributes().unwrap()[&MessageSystemAttributeName::ApproximateReceiveCount].clone();
         assert_eq!(count, n.to_string());
         // Not acknowledged: make it visible again at once, as a failed delivery with no backoff would.
-        sqs.change_message_visibility()
-            .queue_url(queue)
-            .receipt_handle(messages[0].receipt_handle().unwrap())
-            .visibility_timeout(0)
-            .send()
-            .await
-            .unwrap();
+        sqs.change_message_visibility().queue_url(queue).receipt_handle(messages[0].receipt_handle().unwrap()).visibility_timeout(0).send().await.unwrap();
     }
     let out = sqs.receive_message().queue_url(queue).wait_time_seconds(1).send().await.unwrap();
     assert!(out.messages().is_empty(), "after {max} receives the message leaves the queue");

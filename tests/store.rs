@@ -88,15 +88,7 @@ async fn events_stored_as_attributes_still_read() {
         json!({"id": "re_1", "object": "refund", "amount": 700, "nested": {"list": [1, "two", null]}}).as_object().unwrap().clone(),
         paygate::EventRequest { id: Some("req_1".into()), idempotency_key: None },
     );
-    stack
-        .clients
-        .dynamodb
-        .put_item()
-        .table_name(&store.table)
-        .set_item(Some(attribute_event_item(&p, &old)))
-        .send()
-        .await
-        .unwrap();
+    stack.clients.dynamodb.put_item().table_name(&store.table).set_item(Some(attribute_event_item(&p, &old))).send().await.unwrap();
     let new = paygate::Event::new(EventType::RefundCreated, Default::default(), Default::default());
     store.put_new(&p, &new).await.unwrap();
     let change = paygate::store::events::pending_webhooks_change(&store.table, &p, old.id, 2).unwrap();
@@ -278,13 +270,8 @@ async fn local_tables_are_the_templates() {
     for (logical, props) in &template.tables {
         let name = Config::local_name(logical).unwrap();
         let t = stack.clients.dynamodb.describe_table().table_name(name).send().await.unwrap().table.unwrap();
-        let keys: Vec<(String, String)> = t
-            .key_schema()
-            .iter()
-            .map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned()))
-            .collect();
-        let want: Vec<(String, String)> =
-            props.key_schema.iter().map(|k| (k.attribute_name.clone(), k.key_type.clone())).collect();
+        let keys: Vec<(String, String)> = t.key_schema().iter().map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned())).collect();
+        let want: Vec<(String, String)> = props.key_schema.iter().map(|k| (k.attribute_name.clone(), k.key_type.clone())).collect();
         assert_eq!(keys, want, "{logical}");
         let mut gsis: Vec<String> = t.global_secondary_indexes().iter().filter_map(|g| g.index_name().map(str::to_owned)).collect();
         gsis.sort();
@@ -332,7 +319,11 @@ async fn batches_sqs_and_eventbridge_invocations_publish_entry_by_entry() {
         message("m4", input(Some("k-3"), "pay_3").to_string()),
     ]});
     let out = publisher.handle(sqs).await.unwrap();
-    assert_eq!(out, json!({"batchItemFailures": [{"itemIdentifier": "m2"}, {"itemIdentifier": "m3"}]}), "the poisoned and the keyless message are retried, then dead-lettered");
+    assert_eq!(
+        out,
+        json!({"batchItemFailures": [{"itemIdentifier": "m2"}, {"itemIdentifier": "m3"}]}),
+        "the poisoned and the keyless message are retried, then dead-lettered"
+    );
 
     let bridge = json!({"version": "0", "source": "payments", "detail-type": "payment.succeeded", "detail": input(Some("k-3"), "pay_3")});
     let from_bridge = publisher.handle(bridge).await.unwrap();
@@ -387,7 +378,14 @@ fn the_ingest_schema_and_the_parser_agree() {
         (with("/idempotency_key", json!(5)), false),
         (without("data"), false),
         (without("type"), false),
-        ({ let mut v = good.clone(); v["id"] = json!("evt_mine"); v }, false),
+        (
+            {
+                let mut v = good.clone();
+                v["id"] = json!("evt_mine");
+                v
+            },
+            false,
+        ),
     ];
     for (input, valid) in cases {
         assert_eq!(validator.is_valid(&input), valid, "the schema on {input}");
@@ -402,8 +400,10 @@ fn the_ingest_schema_and_the_parser_agree() {
 async fn events_of_one_object_carry_their_state_whatever_their_order() {
     let stack = stack().await;
     let a = account(&stack).await;
-    let input = |t: &str, status: &str| json!({"account_id": a.account_id, "mode": "test", "type": t, "idempotency_key": format!("pay_9-{t}"),
-        "data": {"object": {"id": "pay_9", "object": "payment", "status": status}}});
+    let input = |t: &str, status: &str| {
+        json!({"account_id": a.account_id, "mode": "test", "type": t, "idempotency_key": format!("pay_9-{t}"),
+        "data": {"object": {"id": "pay_9", "object": "payment", "status": status}}})
+    };
     let before = paygate::ids::unix_now();
     let out = stack.publisher().handle(json!({"entries": [input("payment.created", "pending"), input("payment.succeeded", "succeeded")]})).await.unwrap();
     let after = paygate::ids::unix_now();

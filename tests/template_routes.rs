@@ -97,7 +97,10 @@ fn function_policies_grant_only_what_the_code_calls() {
                         deletes.push(name.to_owned());
                     }
                     if name == "DeliverWebhooksFunction" && resources.contains("WebhookEndpointsTable") {
-                        assert!(["dynamodb:BatchGetItem", "dynamodb:UpdateItem"].contains(&action.as_str()), "the delivery function may not {action} endpoints");
+                        assert!(
+                            ["dynamodb:BatchGetItem", "dynamodb:UpdateItem"].contains(&action.as_str()),
+                            "the delivery function may not {action} endpoints"
+                        );
                     }
                 }
             }

@@ -8,9 +8,9 @@ use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use integration_tests::receiver::{Answer, Receiver};
 use integration_tests::{Api, account, eventually, isolated_stack, live_principal, stack, test_principal};
 use paygate::ingest::{DataObject, IngestData, IngestRequest};
-use paygate::webhook::deliver::{Deliverer, RetrySchedule};
 use paygate::store::deliveries::DeliveryStatus;
 use paygate::store::endpoints::Created;
+use paygate::webhook::deliver::{Deliverer, RetrySchedule};
 use paygate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, new_endpoint};
 use paygate::webhook::fanout::DeliveryMessage;
 use paygate::webhook::ssrf::{UrlPolicy, WebhookClient};
@@ -472,7 +472,9 @@ async fn endpoint_stats_refuse_bad_windows_and_other_accounts() {
     let id = create(&api, key, "url=http%3A%2F%2F127.0.0.1%3A9999%2Fa&enabled_events[]=*").await;
     let fresh = api.get(&format!("/v1/webhook_endpoints/{id}/stats"), Some(key)).await;
     assert_eq!((fresh.status, fresh.body["attempts"].as_u64(), fresh.body["has_more"].as_bool()), (200, Some(0), Some(false)), "{}", fresh.body);
-    for (query, param) in [("since=yesterday", "since"), ("since=1", "since"), ("interval=week", "interval"), ("until=1&since=2", "since"), ("limit=3", "limit")] {
+    for (query, param) in
+        [("since=yesterday", "since"), ("since=1", "since"), ("interval=week", "interval"), ("until=1&since=2", "since"), ("limit=3", "limit")]
+    {
         let r = api.get(&format!("/v1/webhook_endpoints/{id}/stats?{query}"), Some(key)).await;
         assert_eq!((r.status, r.body["error"]["param"].as_str()), (400, Some(param)), "{query}: {}", r.body);
     }
@@ -533,7 +535,9 @@ async fn endpoints_take_events_as_the_reference_sends_it() {
     assert_eq!(created.status, 200, "{}", created.body);
     assert_eq!(created.body["enabled_events"], serde_json::json!(["subscription.created", "subscription.canceled"]));
     assert!(created.body.get("events").is_none(), "responses say enabled_events");
-    for form in ["url=http%3A%2F%2F127.0.0.1%3A9999%2Fa&events[]=payment.*", "url=http%3A%2F%2F127.0.0.1%3A9999%2Fb&events[0]=payment.*&events[1]=refund.created"] {
+    for form in
+        ["url=http%3A%2F%2F127.0.0.1%3A9999%2Fa&events[]=payment.*", "url=http%3A%2F%2F127.0.0.1%3A9999%2Fb&events[0]=payment.*&events[1]=refund.created"]
+    {
         let r = api.post("/v1/webhook_endpoints", key, form, None).await;
         assert_eq!(r.status, 200, "{form}: {}", r.body);
         assert!(r.body["enabled_events"].as_array().unwrap().contains(&serde_json::json!("payment.*")), "{}", r.body);
@@ -608,7 +612,18 @@ async fn an_events_deliveries_page_oldest_first() {
     let event = emit(&stack, &p, EventType::PaymentSucceeded).await;
     let endpoint = paygate::EndpointId::generate();
     for i in 0..25u32 {
-        let attempt = Attempt { event_id: event.id, endpoint_id: endpoint, attempt: i + 1, succeeded: i == 24, http_status: Some(if i == 24 { 200 } else { 500 }), latency_ms: 5, error: None, response_body: None, created_at: paygate::ids::unix_now(), next_retry_at: None };
+        let attempt = Attempt {
+            event_id: event.id,
+            endpoint_id: endpoint,
+            attempt: i + 1,
+            succeeded: i == 24,
+            http_status: Some(if i == 24 { 200 } else { 500 }),
+            latency_ms: 5,
+            error: None,
+            response_body: None,
+            created_at: paygate::ids::unix_now(),
+            next_retry_at: None,
+        };
         stack
             .clients
             .dynamodb

@@ -165,7 +165,9 @@ pub async fn run(mut stack: Stack) -> anyhow::Result<Vec<Row>> {
             "us",
             Some(("GET through the router in process", micros(handler_cpu))),
             Target::RatioAtMost(0.02),
-            format!("{LIMITER_RUNS} takes of one account's token bucket with 10,000 accounts tracked; no DynamoDB request (a GET stays one read: the row below)"),
+            format!(
+                "{LIMITER_RUNS} takes of one account's token bucket with 10,000 accounts tracked; no DynamoDB request (a GET stays one read: the row below)"
+            ),
         ),
         Row::new(
             "DynamoDB requests per warm GET",
@@ -181,7 +183,11 @@ pub async fn run(mut stack: Stack) -> anyhow::Result<Vec<Row>> {
             "invocations",
             None,
             Target::AtMost(1.0),
-            if authorizer { "template.yaml defines an authorizer, invoked uncached" } else { "template.yaml defines no authorizer: each function authenticates the key itself" },
+            if authorizer {
+                "template.yaml defines an authorizer, invoked uncached"
+            } else {
+                "template.yaml defines no authorizer: each function authenticates the key itself"
+            },
         ),
     ])
 }

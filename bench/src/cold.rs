@@ -138,8 +138,7 @@ pub async fn run(stack: Stack) -> anyhow::Result<Vec<Row>> {
     for name in ["hello-lambda", "get-event", "deliver-webhooks"] {
         anyhow::ensure!(binary(name).is_file(), "{} is missing: `scripts/bench.sh` builds it (cargo build --release)", binary(name).display());
     }
-    let mut env: Vec<(String, String)> =
-        RESOURCES.iter().map(|(logical, var, _)| ((*var).to_owned(), stack.config.name_of(logical))).collect();
+    let mut env: Vec<(String, String)> = RESOURCES.iter().map(|(logical, var, _)| ((*var).to_owned(), stack.config.name_of(logical))).collect();
     env.push(("PAYGATE_DELIVERY_QUEUE_URL".into(), stack.config.delivery_queue_url.clone()));
     env.push(("PAYGATE_DELIVERY_DLQ_URL".into(), stack.config.delivery_dlq_url.clone()));
     env.push(("PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS".into(), "true".into()));
@@ -189,9 +188,37 @@ pub async fn run(stack: Stack) -> anyhow::Result<Vec<Row>> {
     };
     let rss_note = "VmHWM after one real invocation against the local servers".to_owned();
     Ok(vec![
-        Row::new("cold start to first /next, get-event", ready(&get_event), "ms", Some(("hello-lambda", ready(&hello))), Target::RatioAtMost(1.5), note(&get_event)),
-        Row::new("cold start to first /next, deliver-webhooks", ready(&deliver), "ms", Some(("hello-lambda", ready(&hello))), Target::RatioAtMost(1.5), note(&deliver)),
-        Row::new("peak RSS after the first invoke, get-event", rss(&get_event), "MiB", Some(("hello-lambda", rss(&hello))), Target::AtMost(32.0), rss_note.clone()),
-        Row::new("peak RSS after the first invoke, deliver-webhooks", rss(&deliver), "MiB", Some(("hello-lambda", rss(&hello))), Target::AtMost(32.0), rss_note),
+        Row::new(
+            "cold start to first /next, get-event",
+            ready(&get_event),
+            "ms",
+            Some(("hello-lambda", ready(&hello))),
+            Target::RatioAtMost(1.5),
+            note(&get_event),
+        ),
+        Row::new(
+            "cold start to first /next, deliver-webhooks",
+            ready(&deliver),
+            "ms",
+            Some(("hello-lambda", ready(&hello))),
+            Target::RatioAtMost(1.5),
+            note(&deliver),
+        ),
+        Row::new(
+            "peak RSS after the first invoke, get-event",
+            rss(&get_event),
+            "MiB",
+            Some(("hello-lambda", rss(&hello))),
+            Target::AtMost(32.0),
+            rss_note.clone(),
+        ),
+        Row::new(
+            "peak RSS after the first invoke, deliver-webhooks",
+            rss(&deliver),
+            "MiB",
+            Some(("hello-lambda", rss(&hello))),
+            Target::AtMost(32.0),
+            rss_note,
+        ),
     ])
 }

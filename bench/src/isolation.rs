@@ -107,7 +107,9 @@ pub async fn run(stack: Stack) -> anyhow::Result<Vec<Row>> {
             "ms",
             Some(("B alone, p50", pct(&alone, 0.5))),
             Target::RatioAtMost(1.5),
-            format!("{B_EVENTS} B events 100 ms apart from publish to receiver, published right after A's {A_EVENTS} to an endpoint that never answers (15 s timeout, default breaker), through paygate dev's pollers"),
+            format!(
+                "{B_EVENTS} B events 100 ms apart from publish to receiver, published right after A's {A_EVENTS} to an endpoint that never answers (15 s timeout, default breaker), through paygate dev's pollers"
+            ),
         ),
         Row::new(
             "B's webhook p90 while A's 1,000 time out",
@@ -123,7 +125,9 @@ pub async fn run(stack: Stack) -> anyhow::Result<Vec<Row>> {
             "messages",
             None,
             Target::AtMost(10.0),
-            format!("ApproximateNumberOfMessagesNotVisible once {waiting:.0} deliveries failing at once (HTTP 500) all wait for their retries (the default test schedule: 5 minutes) or for the breaker"),
+            format!(
+                "ApproximateNumberOfMessagesNotVisible once {waiting:.0} deliveries failing at once (HTTP 500) all wait for their retries (the default test schedule: 5 minutes) or for the breaker"
+            ),
         ),
         Row::new(
             "retry lateness p99 (attempt − due time)",
@@ -131,7 +135,9 @@ pub async fn run(stack: Stack) -> anyhow::Result<Vec<Row>> {
             "ms",
             Some(("p50", late_p50)),
             Target::AtMost(5_000.0),
-            format!("{LATE} deliveries failing once with a 3 s retry, brought back by the scheduler (one sweep a second); breaker off, so every retry is the scheduler's"),
+            format!(
+                "{LATE} deliveries failing once with a 3 s retry, brought back by the scheduler (one sweep a second); breaker off, so every retry is the scheduler's"
+            ),
         ),
     ];
     Ok(rows)
@@ -165,7 +171,8 @@ async fn in_flight_while_waiting() -> anyhow::Result<(f64, f64)> {
                 .attribute_names(QueueAttributeName::ApproximateNumberOfMessagesNotVisible)
                 .send()
                 .await?;
-            let n = out.attributes.unwrap_or_default().get(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+            let n =
+                out.attributes.unwrap_or_default().get(&QueueAttributeName::ApproximateNumberOfMessagesNotVisible).and_then(|v| v.parse().ok()).unwrap_or(0.0);
             drop(pollers);
             return Ok((n, waiting as f64));
         }

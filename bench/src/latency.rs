@@ -59,10 +59,7 @@ pub async fn run(stack: Stack) -> anyhow::Result<Vec<Row>> {
 
     // Until one event arrives: the pollers are reading.
     let first = publish_fixture(&publisher, &p, EventType::PaymentSucceeded, Default::default()).await?;
-    tokio::time::timeout(Duration::from_secs(60), async {
-        while delivered.recv().await.as_deref() != Some(first.id.to_string().as_str()) {}
-    })
-    .await?;
+    tokio::time::timeout(Duration::from_secs(60), async { while delivered.recv().await.as_deref() != Some(first.id.to_string().as_str()) {} }).await?;
 
     let (dynamodb, table) = (stack.clients.dynamodb.clone(), stack.config.webhook_endpoints_table.clone());
     let (mut latencies, mut puts) = (Vec::new(), Vec::new());
@@ -72,10 +69,7 @@ pub async fn run(stack: Stack) -> anyhow::Result<Vec<Row>> {
         let start = Instant::now();
         let event = publish_fixture(&publisher, &p, EventType::PaymentSucceeded, Default::default()).await?;
         let id = event.id.to_string();
-        tokio::time::timeout(Duration::from_secs(60), async {
-            while delivered.recv().await.as_deref() != Some(id.as_str()) {}
-        })
-        .await?;
+        tokio::time::timeout(Duration::from_secs(60), async { while delivered.recv().await.as_deref() != Some(id.as_str()) {} }).await?;
         latencies.push(start.elapsed());
 
         let start = Instant::now();

@@ -39,8 +39,10 @@ async fn seed(stack: &Stack, p: &Principal, n: usize) -> anyhow::Result<()> {
     let mut writes = futures::stream::iter(batches.into_iter().map(|batch| {
         let (client, table) = (client.clone(), table.clone());
         async move {
-            let mut pending: Vec<WriteRequest> =
-                batch.into_iter().map(|item| WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().expect("item")).build()).collect();
+            let mut pending: Vec<WriteRequest> = batch
+                .into_iter()
+                .map(|item| WriteRequest::builder().put_request(PutRequest::builder().set_item(Some(item)).build().expect("item")).build())
+                .collect();
             while !pending.is_empty() {
                 let out = client.batch_write_item().request_items(&table, pending).send().await?;
                 pending = out.unprocessed_items.and_then(|mut u| u.remove(&table)).unwrap_or_default();
@@ -98,9 +100,8 @@ pub async fn run(stack: Stack) -> anyhow::Result<Vec<Row>> {
     // CPU per page in this process: the Lambda's router (auth from its warm cache, the Query, the
     // page's JSON), against the raw Query alone with the same client.
     let app = router(std::sync::Arc::new(stack.api()), None);
-    let request = || {
-        http::Request::get("/v1/events?limit=100").header("authorization", format!("Bearer {small_key}")).body(axum::body::Body::empty()).expect("request")
-    };
+    let request =
+        || http::Request::get("/v1/events?limit=100").header("authorization", format!("Bearer {small_key}")).body(axum::body::Body::empty()).expect("request");
     let handler = || async {
         let response = app.clone().oneshot(request()).await.expect("infallible");
         assert_eq!(response.status(), 200);

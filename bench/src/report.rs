@@ -51,7 +51,13 @@ impl Row {
 }
 
 fn amount(v: f64, unit: &str) -> String {
-    let digits = if v.fract() == 0.0 || v >= 100.0 { 0 } else if v >= 10.0 { 1 } else { 2 };
+    let digits = if v.fract() == 0.0 || v >= 100.0 {
+        0
+    } else if v >= 10.0 {
+        1
+    } else {
+        2
+    };
     format!("{v:.digits$} {unit}")
 }
 
@@ -69,7 +75,8 @@ pub fn markdown(rows: &[Row]) -> String {
     for r in rows {
         let baseline = r.baseline.as_ref().map_or("—".to_owned(), |b| format!("{}: {}", b.what, amount(b.value, r.unit)));
         let ratio = r.ratio.map_or("—".to_owned(), |x| format!("{x:.2}×"));
-        out += &format!("| {} | {} | {} | {} | {} | {} |\n", r.what, amount(r.value, r.unit), baseline, ratio, target(r), if r.pass { "yes" } else { "**no**" });
+        out +=
+            &format!("| {} | {} | {} | {} | {} | {} |\n", r.what, amount(r.value, r.unit), baseline, ratio, target(r), if r.pass { "yes" } else { "**no**" });
     }
     out
 }

@@ -2,7 +2,6 @@
 //! `hello-lambda` with `cargo lambda build --release --arm64 --output-format zip`; this reads the
 //! zips it left in `target/lambda/`.
 
-
 use crate::measure::target_dir;
 use crate::report::{Row, Target};
 

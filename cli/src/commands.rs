@@ -3,13 +3,13 @@
 use std::net::SocketAddr;
 
 use anyhow::{Context, anyhow};
-use paygate::store::api_keys::NewAccount;
+use paygate::http::params::parse_time;
 use paygate::ingest::{DataObject, IngestData, IngestRequest, Publisher};
 use paygate::list::{Cursor, ListParams, list_events};
+use paygate::store::api_keys::NewAccount;
+use paygate::store::endpoints::Created;
 use paygate::webhook::breaker::BreakerConfig;
 use paygate::webhook::deliver::RetrySchedule;
-use paygate::http::params::parse_time;
-use paygate::store::endpoints::Created;
 use paygate::webhook::endpoints::{EnabledEvents, Endpoint, new_endpoint};
 use paygate::webhook::ssrf::check_url;
 use paygate::{Event, EventId, EventRequest, EventType, Principal};
@@ -40,7 +40,13 @@ pub async fn publish_fixture(publisher: &Publisher, principal: &Principal, t: Ev
 }
 
 /// Publishes an event of type `t` with `object` as its `data.object`, and rings the doorbell.
-async fn publish_object(publisher: &Publisher, principal: &Principal, t: EventType, object: serde_json::Map<String, serde_json::Value>, request: EventRequest) -> anyhow::Result<Event> {
+async fn publish_object(
+    publisher: &Publisher,
+    principal: &Principal,
+    t: EventType,
+    object: serde_json::Map<String, serde_json::Value>,
+    request: EventRequest,
+) -> anyhow::Result<Event> {
     let input = IngestRequest {
         account_id: principal.account.clone(),
         mode: principal.mode,
@@ -292,9 +298,7 @@ pub async fn recover(stack: &Stack, api_key: &str, endpoint: &str, since: &str) 
 /// queue (as SQS's own DLQ redrive does, attributes included). A message that comes back re-opens
 /// its finally failed delivery, which is delivered again from attempt 1. Prints how many it moved.
 pub async fn dlq_redrive(stack: &Stack, max: usize) -> CliResult {
-    let moved = paygate::webhook::redrive::move_dead_letters(&stack.clients.sqs, &stack.config.delivery_dlq_url, &stack.config.delivery_queue_url, max)
-        .await
-        ?;
+    let moved = paygate::webhook::redrive::move_dead_letters(&stack.clients.sqs, &stack.config.delivery_dlq_url, &stack.config.delivery_queue_url, max).await?;
     println!("{}", serde_json::json!({"object": "dlq_redrive", "moved": moved}));
     Ok(())
 }

@@ -143,7 +143,9 @@ async fn main() -> ExitCode {
         Err(e) => {
             eprintln!("paygate: {e:#}");
             if let Some(paygate::ApiError::Authentication { .. }) = e.downcast_ref() {
-                eprintln!("hint: use a key this stack issued: the test key `make dev` printed, or one from `paygate accounts create` (with --deployed for the emulator's stack)");
+                eprintln!(
+                    "hint: use a key this stack issued: the test key `make dev` printed, or one from `paygate accounts create` (with --deployed for the emulator's stack)"
+                );
             }
             ExitCode::FAILURE
         }
@@ -171,7 +173,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Publish { file } => commands::publish_file(&stack(cli.deployed).await?, &file).await,
         Cmd::Env => commands::env(&Stack::local_from_env().await?),
         Cmd::Samples { command: SamplesCmd::Seed { endpoint_url } } => {
-            let (p, e) = paygate_cli::samples::seed(&if cli.deployed { Stack::deployed_local().await? } else { Stack::local_from_env().await? }, &endpoint_url).await?;
+            let (p, e) =
+                paygate_cli::samples::seed(&if cli.deployed { Stack::deployed_local().await? } else { Stack::local_from_env().await? }, &endpoint_url).await?;
             println!("seeded {} (key {}), event {}, endpoint {} -> {}", p.account, paygate_cli::samples::KEY, paygate_cli::samples::EVENT, e.id, e.url);
             Ok(())
         }

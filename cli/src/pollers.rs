@@ -10,12 +10,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::{Context, anyhow};
 use aws_lambda_events::dynamodb::{Event as StreamEvent, EventRecord};
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_dynamodbstreams::error::DisplayErrorContext;
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
-use anyhow::{Context, anyhow};
 use paygate::aws::Target;
 use paygate::webhook::deliver::Deliverer;
 use paygate::webhook::fanout::Fanout;
@@ -179,11 +179,7 @@ struct Page {
 /// record, so one bad record is set aside rather than stalling the shard.
 async fn get_records(streams: &aws_sdk_dynamodbstreams::Client, iterator: &str) -> anyhow::Result<Page> {
     match streams.get_records().shard_iterator(iterator).limit(STREAM_BATCH).send().await {
-        Ok(o) => Ok(Page {
-            records: o.records.unwrap_or_default().into_iter().map(to_record).collect(),
-            unreadable: Vec::new(),
-            next: o.next_shard_iterator,
-        }),
+        Ok(o) => Ok(Page { records: o.records.unwrap_or_default().into_iter().map(to_record).collect(), unreadable: Vec::new(), next: o.next_shard_iterator }),
         // A 2xx answer the SDK could not read: read it ourselves.
         Err(e) if e.raw_response().is_some_and(|r| r.status().is_success()) => {
             let raw: serde_json::Value = e
@@ -213,7 +209,10 @@ async fn get_records(streams: &aws_sdk_dynamodbstreams::Client, iterator: &str) 
 /// Logs an unreadable stream record at error level and parks it in the fan-out failure queue
 /// (where the deployed mapping's on-failure destination puts what it gives up on).
 async fn park(stack_sqs: &aws_sdk_sqs::Client, queue_url: &str, sequence: Option<String>, record: serde_json::Value) {
-    tracing::error!(sequence_number = sequence.as_deref(), "unreadable stream record parked in the fan-out failure queue and skipped; the sweeper schedules its deliveries");
+    tracing::error!(
+        sequence_number = sequence.as_deref(),
+        "unreadable stream record parked in the fan-out failure queue and skipped; the sweeper schedules its deliveries"
+    );
     let sent = stack_sqs.send_message().queue_url(queue_url).message_body(record.to_string()).send().await;
     if let Err(e) = sent {
         tracing::error!(error = %aws_sdk_sqs::error::DisplayErrorContext(e), sequence_number = sequence.as_deref(), "could not park the stream record");
@@ -262,8 +261,7 @@ async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: bool, sent: Ar
                         (None, true) => (ShardIteratorType::TrimHorizon, None),
                         (None, false) => (ShardIteratorType::Latest, None),
                     };
-                    let got =
-                        streams.get_shard_iterator().stream_arn(&stream_arn).shard_id(id).shard_iterator_type(kind).set_sequence_number(seq).send().await;
+                    let got = streams.get_shard_iterator().stream_arn(&stream_arn).shard_id(id).shard_iterator_type(kind).set_sequence_number(seq).send().await;
                     match got.map_err(|e| e.into_service_error()) {
                         Ok(o) => shard.iterator = o.shard_iterator,
                         // DynamoDB Local's answer for the start of a new stream's shard with no

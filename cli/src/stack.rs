@@ -130,9 +130,9 @@ impl Stack {
     /// Creates the template's tables and queues under this stack's names, where missing (idempotent).
     pub async fn provision(&self) -> anyhow::Result<paygate::local::Provisioned> {
         let names = &self.config;
-        provision(&self.clients, &|id| names.name_of(id))
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot create the local tables and queues ({e})\nhint: are the local servers up? `make servers` starts them (`make dev` does too)"))
+        provision(&self.clients, &|id| names.name_of(id)).await.map_err(|e| {
+            anyhow::anyhow!("cannot create the local tables and queues ({e})\nhint: are the local servers up? `make servers` starts them (`make dev` does too)")
+        })
     }
 
     /// The stack `make deploy-local` deployed on the AWS emulator: its endpoint, table names and

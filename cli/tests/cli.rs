@@ -101,8 +101,7 @@ async fn dev_listen_trigger_as_a_new_user() {
         .output()
         .unwrap();
     assert!(out.status.success());
-    let events: Vec<serde_json::Value> =
-        String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let events: Vec<serde_json::Value> = String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(events.len(), 3);
     assert!(events.iter().all(|e| e["data"]["object"]["currency"] == "GHS" && e["data"]["object"]["payment_method"] == "mobile_money"));
 
@@ -114,28 +113,23 @@ async fn dev_listen_trigger_as_a_new_user() {
 
     // The README's curl: the three events, newest first, paged with the printed key.
     let client = reqwest::Client::new();
-    let page: serde_json::Value = client
-        .get(format!("{api}/v1/events?type=payment.succeeded&limit=2"))
-        .bearer_auth(&key)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let page: serde_json::Value =
+        client.get(format!("{api}/v1/events?type=payment.succeeded&limit=2")).bearer_auth(&key).send().await.unwrap().json().await.unwrap();
     assert_eq!(page["data"][0]["id"], events[2]["id"]);
     assert_eq!(page["has_more"], true);
 
     // A producer's file, published twice: the same events, nothing new; bad lines fail alone.
     let line = |key: Option<&str>, id: &str| {
-        let mut v = serde_json::json!({"account_id": account, "mode": "test", "type": "payment.succeeded", "data": {"object": {"id": id, "object": "payment"}}});
+        let mut v =
+            serde_json::json!({"account_id": account, "mode": "test", "type": "payment.succeeded", "data": {"object": {"id": id, "object": "payment"}}});
         if let Some(k) = key {
             v["idempotency_key"] = serde_json::json!(k);
         }
         v.to_string()
     };
     let file = std::env::temp_dir().join(format!("paygate-publish-{suffix}.jsonl"));
-    std::fs::write(&file, [line(Some("pay-a"), "pay_a"), line(Some("pay-b"), "pay_b"), String::new(), line(None, "pay_c"), "{oops".to_owned()].join("\n")).unwrap();
+    std::fs::write(&file, [line(Some("pay-a"), "pay_a"), line(Some("pay-b"), "pay_b"), String::new(), line(None, "pay_c"), "{oops".to_owned()].join("\n"))
+        .unwrap();
     let publish = || {
         let out = Command::new(paygate()).args(["publish", "--file", file.to_str().unwrap()]).env("PAYGATE_LOCAL_SUFFIX", &suffix).output().unwrap();
         assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("2 of 4 lines were not published"), "{out:?}");
@@ -174,7 +168,8 @@ async fn dev_listen_trigger_as_a_new_user() {
 /// Every flag of every command has a line of help.
 #[test]
 fn every_flag_has_a_description() {
-    let commands: &[&[&str]] = &[&[], &["dev"], &["accounts", "create"], &["trigger"], &["publish"], &["env"], &["samples", "seed"], &["recover"], &["dlq", "redrive"], &["listen"]];
+    let commands: &[&[&str]] =
+        &[&[], &["dev"], &["accounts", "create"], &["trigger"], &["publish"], &["env"], &["samples", "seed"], &["recover"], &["dlq", "redrive"], &["listen"]];
     for cmd in commands {
         let out = Command::new(paygate()).args(*cmd).arg("--help").output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);

@@ -9,8 +9,8 @@ use axum::Router;
 use axum::extract::Path;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use http::header::{self, HeaderMap, HeaderValue};
 use http::StatusCode;
+use http::header::{self, HeaderMap, HeaderValue};
 use paygate::{EventType, Family};
 use serde_json::json;
 
@@ -64,11 +64,9 @@ fn asset(name: &str, headers: &HeaderMap) -> Response {
     // The page is checked every time; the other files have their hash in their names.
     let cache = if name == "index.html" { "no-cache" } else { "public, max-age=31536000, immutable" };
     let gzip = accepts_gzip(headers);
-    let mut response = (
-        [(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, cache), (header::VARY, "accept-encoding")],
-        if gzip { a.gzip } else { a.body },
-    )
-        .into_response();
+    let mut response =
+        ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, cache), (header::VARY, "accept-encoding")], if gzip { a.gzip } else { a.body })
+            .into_response();
     if gzip {
         response.headers_mut().insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
     }
@@ -91,11 +89,8 @@ async fn event_types() -> Response {
         let families: Vec<_> = Family::ALL
             .iter()
             .map(|&f| {
-                let types: Vec<_> = EventType::ALL
-                    .iter()
-                    .filter(|t| t.family() == f)
-                    .map(|t| json!({"type": t.as_str(), "description": t.description()}))
-                    .collect();
+                let types: Vec<_> =
+                    EventType::ALL.iter().filter(|t| t.family() == f).map(|t| json!({"type": t.as_str(), "description": t.description()})).collect();
                 json!({"family": f.as_str(), "types": types})
             })
             .collect();

@@ -116,12 +116,10 @@ pub fn parse_authorization(value: Option<&str>) -> Result<ApiKey, ApiError> {
     if !scheme.eq_ignore_ascii_case("bearer") {
         return Err(missing());
     }
-    token.trim().parse::<ApiKey>().map_err(|_| {
-        auth_error(
-            Code::ApiKeyInvalid,
-            "Invalid API Key provided. Secret keys look like sk_test_… or sk_live_….".to_owned(),
-        )
-    })
+    token
+        .trim()
+        .parse::<ApiKey>()
+        .map_err(|_| auth_error(Code::ApiKeyInvalid, "Invalid API Key provided. Secret keys look like sk_test_… or sk_live_….".to_owned()))
 }
 
 #[cfg(test)]

@@ -3,9 +3,9 @@
 
 use std::time::Duration;
 
+use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
-use aws_config::BehaviorVersion;
 #[cfg(feature = "local")]
 use aws_config::{Region, SdkConfig};
 #[cfg(feature = "local")]
@@ -52,9 +52,7 @@ impl Target {
     pub fn local() -> Self {
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let url = |url_var: &str, port_var: &str, default: &str| {
-            var(url_var)
-                .or_else(|| var(port_var).map(|p| format!("http://127.0.0.1:{p}")))
-                .unwrap_or_else(|| default.to_owned())
+            var(url_var).or_else(|| var(port_var).map(|p| format!("http://127.0.0.1:{p}"))).unwrap_or_else(|| default.to_owned())
         };
         Target::Local {
             dynamodb: url("PAYGATE_DYNAMODB_URL", "PAYGATE_DYNAMODB_PORT", LOCAL_DYNAMODB_URL),
@@ -83,11 +81,7 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 pub const MAX_ATTEMPTS: u32 = 3;
 
 pub fn timeouts() -> TimeoutConfig {
-    TimeoutConfig::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .operation_attempt_timeout(ATTEMPT_TIMEOUT)
-        .operation_timeout(OPERATION_TIMEOUT)
-        .build()
+    TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).operation_attempt_timeout(ATTEMPT_TIMEOUT).operation_timeout(OPERATION_TIMEOUT).build()
 }
 
 pub fn retries() -> RetryConfig {

@@ -72,9 +72,7 @@ impl Config {
 
     /// The local defaults, each with `-{suffix}`: a private set of tables and queues.
     pub fn local_with_suffix(suffix: &str) -> Self {
-        Self::from_lookup(|var| {
-            RESOURCES.iter().find(|(_, v, _)| *v == var).map(|(_, _, default)| format!("{default}-{suffix}"))
-        })
+        Self::from_lookup(|var| RESOURCES.iter().find(|(_, v, _)| *v == var).map(|(_, _, default)| format!("{default}-{suffix}")))
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Self {
@@ -82,14 +80,8 @@ impl Config {
             let (_, var, default) = RESOURCES.iter().find(|(l, _, _)| *l == logical).expect("known resource");
             get(var).filter(|v| !v.is_empty()).unwrap_or_else(|| (*default).to_owned())
         };
-        let days = get("PAYGATE_EVENT_RETENTION_DAYS")
-            .and_then(|d| d.parse::<u64>().ok())
-            .filter(|d| *d > 0)
-            .unwrap_or(30);
-        let redrive_after = get("PAYGATE_REDRIVE_AFTER_SECONDS")
-            .and_then(|d| d.parse::<u64>().ok())
-            .filter(|d| *d > 0)
-            .unwrap_or(DEFAULT_REDRIVE_AFTER_SECS);
+        let days = get("PAYGATE_EVENT_RETENTION_DAYS").and_then(|d| d.parse::<u64>().ok()).filter(|d| *d > 0).unwrap_or(30);
+        let redrive_after = get("PAYGATE_REDRIVE_AFTER_SECONDS").and_then(|d| d.parse::<u64>().ok()).filter(|d| *d > 0).unwrap_or(DEFAULT_REDRIVE_AFTER_SECS);
         let due_shards = get("PAYGATE_DUE_SHARDS")
             .and_then(|d| d.parse::<u32>().ok())
             .filter(|d| (1..=crate::store::deliveries::MAX_DUE_SHARDS).contains(d))

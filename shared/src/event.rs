@@ -6,7 +6,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use crate::event_type::EventType;
-use crate::ids::{Timestamp, EventId};
+use crate::ids::{EventId, Timestamp};
 
 /// An event: something that happened in an account. Serialises to the reference's shape:
 /// `{"id","object":"event","type","created_at","data":{"object":{…}},"pending_webhooks","request":{…}}`.
@@ -29,21 +29,8 @@ impl Event {
     }
 
     /// An event with a given id (imports, backfills, tests); `created_at` is the id's time.
-    pub fn with_id(
-        id: EventId,
-        event_type: EventType,
-        object: serde_json::Map<String, serde_json::Value>,
-        request: EventRequest,
-    ) -> Self {
-        Event {
-            id,
-            object: EventTag,
-            event_type,
-            created_at: id.created_at(),
-            data: EventData { object },
-            pending_webhooks: 0,
-            request,
-        }
+    pub fn with_id(id: EventId, event_type: EventType, object: serde_json::Map<String, serde_json::Value>, request: EventRequest) -> Self {
+        Event { id, object: EventTag, event_type, created_at: id.created_at(), data: EventData { object }, pending_webhooks: 0, request }
     }
 }
 
@@ -145,11 +132,7 @@ impl Serialize for EventTag {
 impl<'de> Deserialize<'de> for EventTag {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let s = String::deserialize(d)?;
-        if s == "event" {
-            Ok(EventTag)
-        } else {
-            Err(serde::de::Error::custom(format!("expected \"event\", found {s:?}")))
-        }
+        if s == "event" { Ok(EventTag) } else { Err(serde::de::Error::custom(format!("expected \"event\", found {s:?}"))) }
     }
 }
 

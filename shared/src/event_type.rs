@@ -94,22 +94,14 @@ event_types! {
 impl FromStr for Family {
     type Err = UnknownEventType;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Family::ALL
-            .iter()
-            .copied()
-            .find(|f| f.as_str() == s)
-            .ok_or_else(|| UnknownEventType(s.to_owned()))
+        Family::ALL.iter().copied().find(|f| f.as_str() == s).ok_or_else(|| UnknownEventType(s.to_owned()))
     }
 }
 
 impl FromStr for EventType {
     type Err = UnknownEventType;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        EventType::ALL
-            .iter()
-            .copied()
-            .find(|t| t.as_str() == s)
-            .ok_or_else(|| UnknownEventType(s.to_owned()))
+        EventType::ALL.iter().copied().find(|t| t.as_str() == s).ok_or_else(|| UnknownEventType(s.to_owned()))
     }
 }
 
@@ -158,10 +150,7 @@ impl FromStr for TypeSelector {
     type Err = UnknownEventType;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s.strip_suffix(".*") {
-            Some(family) => family
-                .parse()
-                .map(TypeSelector::Family)
-                .map_err(|_| UnknownEventType(s.to_owned())),
+            Some(family) => family.parse().map(TypeSelector::Family).map_err(|_| UnknownEventType(s.to_owned())),
             None => s.parse().map(TypeSelector::Exact),
         }
     }
@@ -216,10 +205,7 @@ mod tests {
     fn family_wildcards_parse_to_the_family() {
         assert_eq!("payment.*".parse(), Ok(TypeSelector::Family(Family::Payment)));
         assert_eq!("checkout.*".parse(), Ok(TypeSelector::Family(Family::Checkout)));
-        assert_eq!(
-            "refund.failed".parse(),
-            Ok(TypeSelector::Exact(EventType::RefundFailed))
-        );
+        assert_eq!("refund.failed".parse(), Ok(TypeSelector::Exact(EventType::RefundFailed)));
         for bad in ["charge.*", ".*", "payment.**", "payment.succeeded.*"] {
             assert!(bad.parse::<TypeSelector>().is_err(), "{bad:?}");
         }

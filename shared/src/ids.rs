@@ -150,19 +150,17 @@ impl EventId {
 
     /// The id just before this one in sort order, if any.
     pub fn pred(self) -> Option<Self> {
-        self.0 .0.checked_sub(1).map(|v| EventId(Ulid(v)))
+        self.0.0.checked_sub(1).map(|v| EventId(Ulid(v)))
     }
 
     /// The id just after this one in sort order, if any.
     pub fn succ(self) -> Option<Self> {
-        self.0 .0.checked_add(1).map(|v| EventId(Ulid(v)))
+        self.0.0.checked_add(1).map(|v| EventId(Ulid(v)))
     }
 
     /// When the id was made, to the millisecond.
     pub fn time(self) -> DateTime<Utc> {
-        Utc.timestamp_millis_opt(self.0.timestamp_ms() as i64)
-            .single()
-            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+        Utc.timestamp_millis_opt(self.0.timestamp_ms() as i64).single().unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
     }
 
     /// `created_at` of the event: the id's time, to the second.
@@ -184,10 +182,7 @@ impl Timestamp {
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = Utc
-            .timestamp_opt(self.0 as i64, 0)
-            .single()
-            .unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
+        let t = Utc.timestamp_opt(self.0 as i64, 0).single().unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
         f.write_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true))
     }
 }
@@ -196,9 +191,7 @@ impl FromStr for Timestamp {
     type Err = MalformedId;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let t = DateTime::parse_from_rfc3339(s).map_err(|_| MalformedId::new("timestamp", s))?;
-        u64::try_from(t.timestamp())
-            .map(Timestamp)
-            .map_err(|_| MalformedId::new("timestamp", s))
+        u64::try_from(t.timestamp()).map(Timestamp).map_err(|_| MalformedId::new("timestamp", s))
     }
 }
 
@@ -290,7 +283,6 @@ pub struct Principal {
     pub mode: Mode,
 }
 
-
 /// A secret API key, `sk_test_…` or `sk_live_…`. Never printed in full: `Debug` and `Display`
 /// show only the mode and last four characters, as Stripe's dashboard does.
 #[derive(Clone, PartialEq, Eq)]
@@ -364,10 +356,7 @@ pub fn unix_now() -> u64 {
 
 /// Unix milliseconds now.
 pub fn unix_now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -404,8 +393,7 @@ mod tests {
             assert!(pair[0].to_string() < pair[1].to_string(), "string order is id order");
         }
         // 10 000 ids take well under 10 000 ms, so many share a millisecond.
-        let distinct_ms: std::collections::HashSet<u64> =
-            ids.iter().map(|i| i.ulid().timestamp_ms()).collect();
+        let distinct_ms: std::collections::HashSet<u64> = ids.iter().map(|i| i.ulid().timestamp_ms()).collect();
         assert!(distinct_ms.len() < ids.len());
     }
 

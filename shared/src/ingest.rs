@@ -20,11 +20,11 @@ use crate::error::{ApiError, Code};
 use crate::event::{Event, EventRequest};
 use crate::event_type::EventType;
 use crate::ids::{AccountId, Mode, Principal};
-use crate::store::{EventStore, StoreError};
 use crate::store::deliveries::DeliveryStore;
 use crate::store::endpoints::EndpointStore;
 use crate::store::idempotency;
 use crate::store::publish_keys::{self, KeyRecord};
+use crate::store::{EventStore, StoreError};
 
 /// The input of `ingest-event`, parsed (types, ids, mode) when it is deserialised.
 #[derive(Debug, Clone, Deserialize)]
@@ -143,14 +143,14 @@ impl Publisher {
         let fingerprint = input.idempotency_key.as_ref().map(|_| fingerprint(input.event_type, &input.data.object, &input.request));
         let (event_type, object, request) = (input.event_type, input.data.object.into_inner(), input.request);
         let mut event = Event::new(event_type, object.clone(), request.clone());
-        let subscribed: Vec<_> =
-            self.endpoints.list(&principal).await?.into_iter().filter(|ep| ep.wants(&event)).map(|ep| ep.id).collect();
+        let subscribed: Vec<_> = self.endpoints.list(&principal).await?.into_iter().filter(|ep| ep.wants(&event)).map(|ep| ep.id).collect();
         event.pending_webhooks = subscribed.len() as u32;
         let mut with = if subscribed.is_empty() { Vec::new() } else { self.deliveries.opening(&principal, event.id, &subscribed)? };
         match (input.idempotency_key, fingerprint) {
             (Some(key), Some(fingerprint)) => {
                 let now = crate::ids::unix_now();
-                let record = KeyRecord { event_id: event.id, pending_webhooks: event.pending_webhooks, fingerprint, expires_at: now + publish_keys::WINDOW_SECS };
+                let record =
+                    KeyRecord { event_id: event.id, pending_webhooks: event.pending_webhooks, fingerprint, expires_at: now + publish_keys::WINDOW_SECS };
                 with.push(publish_keys::claim(self.deliveries.table(), &principal, key.as_str(), &record, now)?);
                 let claim = with.len() - 1;
                 if let Some(taken) = self.events.put_new_claimed(&principal, &event, with, claim).await? {
@@ -176,7 +176,9 @@ impl Publisher {
     /// event; an SQS batch → the messages that failed, for the queue to retry.
     pub async fn handle(&self, input: Value) -> Result<Value, IngestError> {
         match Invocation::of(input)? {
-            Invocation::One(input) => Ok(serde_json::to_value(self.publish(IngestRequest::from_json(input).map_err(IngestError::Invalid)?).await?).expect("events serialise")),
+            Invocation::One(input) => {
+                Ok(serde_json::to_value(self.publish(IngestRequest::from_json(input).map_err(IngestError::Invalid)?).await?).expect("events serialise"))
+            }
             Invocation::Batch(entries) => Ok(json!({ "results": self.publish_batch(entries, false).await.into_iter().map(entry_result).collect::<Vec<_>>() })),
             Invocation::EventBridge(input) => {
                 let event = self.publish(keyed(input)?).await?;
@@ -325,7 +327,13 @@ mod tests {
         let ok = serde_json::json!({"account_id": "acct_1", "mode": "test", "type": "payment.succeeded",
             "data": {"object": {"id": "pay_1", "object": "payment", "metadata": {}}}});
         assert!(IngestRequest::from_json(ok.clone()).is_ok());
-        for bad in [serde_json::json!({}), serde_json::json!({"id": "pay_1"}), serde_json::json!({"object": "payment"}), serde_json::json!([1]), serde_json::json!({"id": 1, "object": "payment"})] {
+        for bad in [
+            serde_json::json!({}),
+            serde_json::json!({"id": "pay_1"}),
+            serde_json::json!({"object": "payment"}),
+            serde_json::json!([1]),
+            serde_json::json!({"id": 1, "object": "payment"}),
+        ] {
             let mut v = ok.clone();
             v["data"]["object"] = bad.clone();
             let e = IngestRequest::from_json(v).unwrap_err();

@@ -7,10 +7,10 @@ use std::collections::BTreeSet;
 use futures::future::try_join_all;
 use serde::Serialize;
 
+use crate::error::shorten;
 use crate::error::{ApiError, Code};
 use crate::event::EventJson;
 use crate::event_type::TypeSelector;
-use crate::error::shorten;
 use crate::http::params::{Params, exclusive, parse_time};
 use crate::ids::{EventId, Principal, Timestamp};
 use crate::store::{EventStore, RangeQuery, Source, StoreError};
@@ -197,11 +197,7 @@ fn created_range([exact, gte, gt, lte, lt]: [Option<u64>; 5]) -> Result<CreatedR
     let uppers: Vec<u64> = [exact, lte, lt].into_iter().flatten().collect();
     for lo in lowers {
         if uppers.iter().any(|&hi| lo > hi) {
-            return Err(ApiError::invalid(
-                Code::ParameterInvalid,
-                "created",
-                "Invalid created range: the lower bound is after the upper bound.",
-            ));
+            return Err(ApiError::invalid(Code::ParameterInvalid, "created", "Invalid created range: the lower bound is after the upper bound."));
         }
     }
     if lt == Some(0) {
@@ -304,10 +300,8 @@ mod tests {
     #[test]
     fn parses_every_parameter() {
         let id = EventId::generate();
-        let p = ListParams::parse(&format!(
-            "limit=100&starting_after={id}&type=payment.succeeded&created[gte]=1700000000&created[lte]=2024-01-15T10:30:00.9Z"
-        ))
-        .unwrap();
+        let p = ListParams::parse(&format!("limit=100&starting_after={id}&type=payment.succeeded&created[gte]=1700000000&created[lte]=2024-01-15T10:30:00.9Z"))
+            .unwrap();
         assert_eq!(p.limit.get(), 100);
         assert_eq!(p.cursor, Some(Cursor::StartingAfter(id)));
         assert_eq!(p.types, vec![TypeSelector::Exact(EventType::PaymentSucceeded)]);
@@ -315,7 +309,11 @@ mod tests {
         let p = ListParams::parse("types[]=payment.*&types[]=payment.failed&types%5B1%5D=refund.failed&types[2]=payment.*").unwrap();
         assert_eq!(
             p.types,
-            vec![TypeSelector::Exact(EventType::RefundFailed), TypeSelector::Family(Family::Payment)].into_iter().collect::<BTreeSet<_>>().into_iter().collect::<Vec<_>>()
+            vec![TypeSelector::Exact(EventType::RefundFailed), TypeSelector::Family(Family::Payment)]
+                .into_iter()
+                .collect::<BTreeSet<_>>()
+                .into_iter()
+                .collect::<Vec<_>>()
         );
         let p = ListParams::parse("created[gt]=10&created[lt]=20").unwrap();
         assert_eq!(p.created, CreatedRange { gte: Some(11), lte: Some(19) });
@@ -370,7 +368,12 @@ mod tests {
     #[test]
     fn lower_bounds_past_the_last_id_time_allow_nothing_rather_than_wrapping_to_1970() {
         let last_second = MAX_ID_MS / 1000;
-        for q in [format!("created[gte]={}", last_second + 1), format!("created={}", last_second + 1), format!("created[gt]={last_second}"), "created[gte]=18446744073709551615".to_owned()] {
+        for q in [
+            format!("created[gte]={}", last_second + 1),
+            format!("created={}", last_second + 1),
+            format!("created[gt]={last_second}"),
+            "created[gte]=18446744073709551615".to_owned(),
+        ] {
             assert_eq!(id_range(&ListParams::parse(&q).unwrap()), None, "{q}");
         }
         let (lo, hi) = id_range(&ListParams::parse(&format!("created[gte]={last_second}")).unwrap()).unwrap();

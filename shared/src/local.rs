@@ -4,8 +4,8 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification, BillingMode,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType, ScalarAttributeType, StreamSpecification,
+    StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde::Deserialize;
@@ -125,10 +125,7 @@ fn parameter_defaults(value: &mut Value, parameters: &serde_norway::Mapping) {
 impl Resources {
     pub fn from_template(yaml: &str) -> Result<Self, LocalError> {
         let doc: Value = serde_norway::from_str(yaml).map_err(|e| LocalError::Template(e.to_string()))?;
-        let resources = doc
-            .get("Resources")
-            .and_then(Value::as_mapping)
-            .ok_or_else(|| LocalError::Template("no Resources".into()))?;
+        let resources = doc.get("Resources").and_then(Value::as_mapping).ok_or_else(|| LocalError::Template("no Resources".into()))?;
         let parameters = doc.get("Parameters").and_then(Value::as_mapping);
         let mut out = Resources::default();
         for (id, res) in resources {
@@ -159,15 +156,8 @@ impl Resources {
 /// The logical id that `!GetAtt Queue.Arn` (or `Fn::GetAtt: [Queue, Arn]`) names.
 fn get_att_target(v: &Value) -> Option<String> {
     match v {
-        Value::Tagged(t) if t.tag == "GetAtt" || t.tag == "!GetAtt" => {
-            t.value.as_str().and_then(|s| s.strip_suffix(".Arn")).map(str::to_owned)
-        }
-        Value::Mapping(m) => m
-            .get("Fn::GetAtt")
-            .and_then(Value::as_sequence)
-            .and_then(|s| s.first())
-            .and_then(Value::as_str)
-            .map(str::to_owned),
+        Value::Tagged(t) if t.tag == "GetAtt" || t.tag == "!GetAtt" => t.value.as_str().and_then(|s| s.strip_suffix(".Arn")).map(str::to_owned),
+        Value::Mapping(m) => m.get("Fn::GetAtt").and_then(Value::as_sequence).and_then(|s| s.first()).and_then(Value::as_str).map(str::to_owned),
         _ => None,
     }
 }
@@ -205,10 +195,7 @@ pub async fn provision(clients: &Clients, name: &(dyn Fn(&str) -> String + Sync)
         if let Some(r) = &q.redrive_policy {
             let target = get_att_target(&r.dead_letter_target_arn)
                 .ok_or_else(|| LocalError::Template(format!("{id}: deadLetterTargetArn must be !GetAtt Queue.Arn")))?;
-            let url = out
-                .queue_urls
-                .get(&target)
-                .ok_or_else(|| LocalError::Template(format!("{id}: no queue {target}")))?;
+            let url = out.queue_urls.get(&target).ok_or_else(|| LocalError::Template(format!("{id}: no queue {target}")))?;
             let arn = queue_arn(&clients.sqs, url).await?;
             let policy = serde_json::json!({"deadLetterTargetArn": arn, "maxReceiveCount": r.max_receive_count});
             attrs.insert(QueueAttributeName::RedrivePolicy, policy.to_string());
@@ -230,38 +217,19 @@ pub async fn provision(clients: &Clients, name: &(dyn Fn(&str) -> String + Sync)
 }
 
 pub async fn queue_arn(sqs: &aws_sdk_sqs::Client, url: &str) -> Result<String, LocalError> {
-    let attrs = sqs
-        .get_queue_attributes()
-        .queue_url(url)
-        .attribute_names(QueueAttributeName::QueueArn)
-        .send()
-        .await
-        .map_err(aws_err)?;
-    attrs
-        .attributes
-        .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
-        .ok_or_else(|| LocalError::Aws(format!("no QueueArn for {url}")))
+    let attrs = sqs.get_queue_attributes().queue_url(url).attribute_names(QueueAttributeName::QueueArn).send().await.map_err(aws_err)?;
+    attrs.attributes.and_then(|mut a| a.remove(&QueueAttributeName::QueueArn)).ok_or_else(|| LocalError::Aws(format!("no QueueArn for {url}")))
 }
 
 fn key_schema(elems: &[KeyElem]) -> Result<Vec<KeySchemaElement>, LocalError> {
     elems
         .iter()
-        .map(|k| {
-            KeySchemaElement::builder()
-                .attribute_name(&k.attribute_name)
-                .key_type(KeyType::from(k.key_type.as_str()))
-                .build()
-                .map_err(aws_err)
-        })
+        .map(|k| KeySchemaElement::builder().attribute_name(&k.attribute_name).key_type(KeyType::from(k.key_type.as_str())).build().map_err(aws_err))
         .collect()
 }
 
 async fn create_table(ddb: &aws_sdk_dynamodb::Client, name: &str, t: &TableProps) -> Result<(), LocalError> {
-    let mut req = ddb
-        .create_table()
-        .table_name(name)
-        .billing_mode(BillingMode::PayPerRequest)
-        .set_key_schema(Some(key_schema(&t.key_schema)?));
+    let mut req = ddb.create_table().table_name(name).billing_mode(BillingMode::PayPerRequest).set_key_schema(Some(key_schema(&t.key_schema)?));
     for a in &t.attribute_definitions {
         req = req.attribute_definitions(
             AttributeDefinition::builder()
@@ -288,11 +256,7 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, name: &str, t: &TableProps
     }
     if let Some(s) = &t.stream_specification {
         req = req.stream_specification(
-            StreamSpecification::builder()
-                .stream_enabled(true)
-                .stream_view_type(StreamViewType::from(s.stream_view_type.as_str()))
-                .build()
-                .map_err(aws_err)?,
+            StreamSpecification::builder().stream_enabled(true).stream_view_type(StreamViewType::from(s.stream_view_type.as_str())).build().map_err(aws_err)?,
         );
     }
     match req.send().await {
@@ -303,13 +267,7 @@ async fn create_table(ddb: &aws_sdk_dynamodb::Client, name: &str, t: &TableProps
     if let Some(ttl) = &t.time_to_live_specification {
         ddb.update_time_to_live()
             .table_name(name)
-            .time_to_live_specification(
-                TimeToLiveSpecification::builder()
-                    .attribute_name(&ttl.attribute_name)
-                    .enabled(ttl.enabled)
-                    .build()
-                    .map_err(aws_err)?,
-            )
+            .time_to_live_specification(TimeToLiveSpecification::builder().attribute_name(&ttl.attribute_name).enabled(ttl.enabled).build().map_err(aws_err)?)
             .send()
             .await
             .map_err(aws_err)?;

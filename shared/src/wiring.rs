@@ -2,19 +2,19 @@
 //! stack and the tests all wire through here.
 
 use crate::auth::Authenticator;
-use crate::store::api_keys::ApiKeyStore;
 use crate::aws::{Clients, Target};
 use crate::config::Config;
 use crate::http::Api;
 use crate::ingest::Publisher;
 use crate::store::EventStore;
-use crate::webhook::deliver::{Deliverer, RetrySchedule};
+use crate::store::api_keys::ApiKeyStore;
 use crate::store::deliveries::DeliveryStore;
 use crate::store::endpoints::EndpointStore;
 use crate::store::health::HealthStore;
-use crate::webhook::breaker::BreakerConfig;
-use crate::webhook::fanout::Fanout;
 use crate::store::idempotency::IdempotencyStore;
+use crate::webhook::breaker::BreakerConfig;
+use crate::webhook::deliver::{Deliverer, RetrySchedule};
+use crate::webhook::fanout::Fanout;
 use crate::webhook::ssrf::{UrlPolicy, WebhookClient};
 use crate::webhook::sweeper::Sweeper;
 
@@ -56,11 +56,7 @@ impl Deps {
     }
 
     pub fn fanout(&self) -> Fanout {
-        Fanout {
-            deliveries: self.deliveries(),
-            sqs: self.clients.sqs.clone(),
-            queue_url: self.config.delivery_queue_url.clone(),
-        }
+        Fanout { deliveries: self.deliveries(), sqs: self.clients.sqs.clone(), queue_url: self.config.delivery_queue_url.clone() }
     }
 
     pub fn publisher(&self) -> Publisher {

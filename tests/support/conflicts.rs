@@ -49,14 +49,9 @@ impl ConflictInjector {
 
 async fn handle(State(me): State<ConflictInjector>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let target = headers.get("x-amz-target").and_then(|v| v.to_str().ok()).unwrap_or_default();
-    if target.ends_with(".TransactWriteItems")
-        && me.to_inject.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok()
-    {
+    if target.ends_with(".TransactWriteItems") && me.to_inject.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1)).is_ok() {
         me.injected.fetch_add(1, Ordering::SeqCst);
-        let items = serde_json::from_slice::<serde_json::Value>(&body)
-            .ok()
-            .and_then(|b| b["TransactItems"].as_array().map(Vec::len))
-            .unwrap_or(1);
+        let items = serde_json::from_slice::<serde_json::Value>(&body).ok().and_then(|b| b["TransactItems"].as_array().map(Vec::len)).unwrap_or(1);
         let mut reasons = vec![serde_json::json!({"Code": "TransactionConflict", "Message": "Transaction is ongoing for the item"})];
         reasons.resize(items, serde_json::json!({"Code": "None"}));
         let body = serde_json::json!({

@@ -38,11 +38,7 @@ impl Drop for FaultProxy {
 impl FaultProxy {
     /// A proxy to the server at `upstream` (a URL such as `http://127.0.0.1:8000`).
     pub async fn start(upstream: &str) -> FaultProxy {
-        let upstream: SocketAddr = upstream
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .parse()
-            .unwrap_or_else(|e| panic!("upstream {upstream}: {e}"));
+        let upstream: SocketAddr = upstream.trim_start_matches("http://").trim_end_matches('/').parse().unwrap_or_else(|e| panic!("upstream {upstream}: {e}"));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind the fault proxy");
         let addr = listener.local_addr().expect("proxy address");
         let (fault, rx) = watch::channel(Fault::Pass);

@@ -6,7 +6,6 @@ pub mod fault_proxy;
 pub mod openapi;
 pub mod receiver;
 
-
 use futures::StreamExt;
 use paygate::store::api_keys::NewAccount;
 use paygate::{Event, EventId, EventRequest, EventType, Principal};
@@ -174,14 +173,7 @@ impl Api {
     }
 
     /// One request; checks the response against `openapi.yaml` and the `Request-Id` header.
-    pub async fn request(
-        &self,
-        method: reqwest::Method,
-        path_and_query: &str,
-        key: Option<&str>,
-        body: Option<&str>,
-        idempotency_key: Option<&str>,
-    ) -> Reply {
+    pub async fn request(&self, method: reqwest::Method, path_and_query: &str, key: Option<&str>, body: Option<&str>, idempotency_key: Option<&str>) -> Reply {
         let mut req = self.client.request(method.clone(), format!("{}{}", self.base, path_and_query));
         if let Some(k) = key {
             req = req.header("authorization", format!("Bearer {k}"));
@@ -198,10 +190,7 @@ impl Api {
         let request_id = resp.headers().get("request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
         let replayed = resp.headers().get("idempotent-replayed").is_some();
         let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).map(str::to_owned);
-        assert_eq!(
-            resp.headers().get("content-type").and_then(|v| v.to_str().ok()),
-            Some("application/json")
-        );
+        assert_eq!(resp.headers().get("content-type").and_then(|v| v.to_str().ok()), Some("application/json"));
         let body: serde_json::Value = resp.json().await.expect("JSON body");
         let path = path_and_query.split('?').next().unwrap_or_default();
         openapi::check_response(&method.as_str().to_lowercase(), path, status, &body);

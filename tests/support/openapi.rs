@@ -41,11 +41,8 @@ pub fn check_response(method: &str, path: &str, status: u16, body: &Value) {
     let template = template_of(path);
     let op = &SPEC["paths"][&template][method];
     assert!(op.is_object(), "{method} {template} is not in openapi.yaml");
-    let response = resolve(
-        op["responses"]
-            .get(status.to_string())
-            .unwrap_or_else(|| panic!("{method} {template}: status {status} is not documented; body {body}")),
-    );
+    let response =
+        resolve(op["responses"].get(status.to_string()).unwrap_or_else(|| panic!("{method} {template}: status {status} is not documented; body {body}")));
     let schema = &response["content"]["application/json"]["schema"];
     // Validate against a root that carries the components, so `#/components/...` refs resolve.
     let mut root = json!({ "$schema": "https://json-schema.org/draft/2020-12/schema" });

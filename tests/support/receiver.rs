@@ -140,14 +140,7 @@ async fn handle(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> R
         Answer::Slow(_) => 200,
         Answer::TooMany(_) => 429,
     };
-    r.inner.lock().unwrap().received.push(Received {
-        body: body.to_vec(),
-        event,
-        verified,
-        v1_count: sig.matches("v1=").count(),
-        at_ms,
-        status,
-    });
+    r.inner.lock().unwrap().received.push(Received { body: body.to_vec(), event, verified, v1_count: sig.matches("v1=").count(), at_ms, status });
     r.in_flight.fetch_sub(1, Ordering::SeqCst);
     match answer {
         Answer::Status(s) => (StatusCode::from_u16(s).unwrap(), "answered").into_response(),

@@ -90,7 +90,14 @@ pub fn markdown(r: &Report) -> String {
     let _ = writeln!(
         s,
         "\nThe goal traffic replayed ({} s of {} events/s over {} merchants, the top one at {} events/s, {} endpoints per event, {:.0} % failing; {} ByDue shards, {} event key shard(s) per merchant):\n",
-        t.seconds, t.events_per_second, t.merchants, t.top_merchant, t.endpoints_per_event, t.failing_endpoints * 100.0, t.due_shards, t.event_shards
+        t.seconds,
+        t.events_per_second,
+        t.merchants,
+        t.top_merchant,
+        t.endpoints_per_event,
+        t.failing_endpoints * 100.0,
+        t.due_shards,
+        t.event_shards
     );
     let _ = writeln!(s, "| table or index | hottest key | peak WCU/s | peak RCU/s | headroom |\n|---|---|---|---|---|");
     for p in &r.peaks {

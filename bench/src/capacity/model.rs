@@ -242,7 +242,13 @@ pub fn key_ceilings(hot: &[HotKey]) -> Vec<Ceiling> {
                 GOAL_MERCHANT_EVENTS,
             )),
             KeyClass::DueShard => {
-                out.push(Ceiling::new("deliveries/s of the platform", format!("{} shards: {:.3} WCU per delivery on each", h.place, h.write_per_delivery), delivery_value, "deliveries/s", GOAL_PLATFORM_DELIVERIES));
+                out.push(Ceiling::new(
+                    "deliveries/s of the platform",
+                    format!("{} shards: {:.3} WCU per delivery on each", h.place, h.write_per_delivery),
+                    delivery_value,
+                    "deliveries/s",
+                    GOAL_PLATFORM_DELIVERIES,
+                ));
                 out.push(Ceiling::new(
                     "events/s of the platform (2.5 endpoints per event)",
                     format!("{} shards", h.place),
@@ -262,7 +268,15 @@ mod tests {
     use super::*;
 
     fn u(table: &str, index: Option<&str>, write: bool, units: f64, keys: &[&str]) -> Units {
-        Units { phase: "p".into(), operation: "TransactWriteItems", table: table.into(), index: index.map(Into::into), write, units, keys: keys.iter().map(|k| (*k).to_owned()).collect() }
+        Units {
+            phase: "p".into(),
+            operation: "TransactWriteItems",
+            table: table.into(),
+            index: index.map(Into::into),
+            write,
+            units,
+            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
+        }
     }
 
     #[test]
@@ -287,7 +301,15 @@ mod tests {
 
     #[test]
     fn a_ceiling_is_the_key_limit_over_the_units_per_item() {
-        let hot = [HotKey { place: "Events".into(), class: KeyClass::Merchant, write_per_event: 4.0, read_per_event: 0.0, write_per_delivery: 2.0, write_per_event_failing: 4.0, write_per_delivery_failing: 2.0 }];
+        let hot = [HotKey {
+            place: "Events".into(),
+            class: KeyClass::Merchant,
+            write_per_event: 4.0,
+            read_per_event: 0.0,
+            write_per_delivery: 2.0,
+            write_per_event_failing: 4.0,
+            write_per_delivery_failing: 2.0,
+        }];
         let c = key_ceilings(&hot);
         assert_eq!(c[0].value, 250.0);
         assert!(!c[0].met);

@@ -230,14 +230,24 @@ impl Intercept for Recorder {
         "CapacityRecorder"
     }
 
-    fn modify_before_serialization(&self, context: &mut BeforeSerializationInterceptorContextMut<'_>, _: &RuntimeComponents, cfg: &mut ConfigBag) -> Result<(), BoxError> {
+    fn modify_before_serialization(
+        &self,
+        context: &mut BeforeSerializationInterceptorContextMut<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
         if let Some(named) = name(context.input_mut()) {
             cfg.interceptor_state().store_put(named);
         }
         Ok(())
     }
 
-    fn read_after_deserialization(&self, context: &AfterDeserializationInterceptorContextRef<'_>, _: &RuntimeComponents, cfg: &mut ConfigBag) -> Result<(), BoxError> {
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
         let (Some(named), Ok(output)) = (cfg.load::<Named>(), context.output_or_error()) else { return Ok(()) };
         let mut state = self.0.lock().expect("recorder lock");
         let phase = state.phase.clone();
@@ -246,7 +256,15 @@ impl Intercept for Recorder {
             let indexes: f64 = c.global_secondary_indexes().map(|m| m.values().filter_map(|u| u.capacity_units()).sum()).unwrap_or(0.0);
             let own = c.table().and_then(|t| t.capacity_units()).unwrap_or(c.capacity_units().unwrap_or(0.0) - indexes);
             let keys = named.keys.get(&table).cloned().unwrap_or_default();
-            let row = |index: Option<String>, units: f64| Units { phase: phase.clone(), operation: named.operation, table: table.clone(), index, write: named.write, units, keys: keys.clone() };
+            let row = |index: Option<String>, units: f64| Units {
+                phase: phase.clone(),
+                operation: named.operation,
+                table: table.clone(),
+                index,
+                write: named.write,
+                units,
+                keys: keys.clone(),
+            };
             // A transaction's report, corrected (see the module's note).
             let real = |index: Option<&str>, units: f64| match named.items.get(&table) {
                 Some(items) => transaction_units(units, index, items),

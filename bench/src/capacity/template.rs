@@ -46,7 +46,9 @@ pub fn ceilings(template: &str) -> anyhow::Result<Vec<Ceiling>> {
     Ok(vec![
         Ceiling::new(
             "API requests/s, all merchants (ApiThrottleRate, burst ApiThrottleBurst)",
-            format!("HTTP API stage throttle {rate:.0}/s, burst {burst:.0}; size to the merchants' peak API traffic, within the account's regional API Gateway quota"),
+            format!(
+                "HTTP API stage throttle {rate:.0}/s, burst {burst:.0}; size to the merchants' peak API traffic, within the account's regional API Gateway quota"
+            ),
             rate,
             "requests/s",
             rate,

@@ -5,18 +5,18 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::response::{IntoResponse, Response};
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, Code};
 use crate::http::Api;
 use crate::http::extract::{Form, NoQuery, PathId, Query};
 use crate::http::params::{Params, exclusive, missing};
-use crate::ids::{Timestamp, EventId, Principal, unix_now};
+use crate::ids::EndpointId;
+use crate::ids::{EventId, Principal, Timestamp, unix_now};
 use crate::list::Page;
 use crate::store::endpoints::{Created, Replaced};
-use crate::ids::EndpointId;
 use crate::webhook::breaker::Health;
 use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, MAX_RATE_LIMIT, new_endpoint, rotate};
 use crate::webhook::fanout::DeliveryMessage;
@@ -228,11 +228,9 @@ fn with_health(mut endpoint: Value, health: &Health) -> Value {
 
 fn description(d: Option<String>) -> Result<Option<String>, ApiError> {
     match d {
-        Some(d) if d.chars().count() > MAX_DESCRIPTION => Err(ApiError::invalid(
-            Code::ParameterInvalid,
-            "description",
-            format!("description is at most {MAX_DESCRIPTION} characters."),
-        )),
+        Some(d) if d.chars().count() > MAX_DESCRIPTION => {
+            Err(ApiError::invalid(Code::ParameterInvalid, "description", format!("description is at most {MAX_DESCRIPTION} characters.")))
+        }
         Some(d) if d.is_empty() => Ok(None),
         other => Ok(other),
     }

@@ -4,8 +4,8 @@ use std::cmp::Reverse;
 use std::sync::Arc;
 
 use axum::Json;
-use axum::response::{IntoResponse, Response};
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 use crate::error::ApiError;
@@ -42,15 +42,21 @@ pub async fn deliveries(State(api): State<Arc<Api>>, principal: Principal, PathI
     let event = event_of(&api, &principal, &id).await?;
     let attempts = api.deliveries.attempts_with_ids(&principal, event.id).await?;
     // Oldest first: a page is what `Page::of` takes of the list read backwards.
-    let query = PageQuery { limit: query.limit, cursor: query.cursor.map(|c| match c {
-        Cursor::StartingAfter(a) => Cursor::StartingAfter(Reverse(a)),
-        Cursor::EndingBefore(b) => Cursor::EndingBefore(Reverse(b)),
-    }) };
-    let keyed: Vec<(Reverse<AttemptId>, Value)> = attempts.into_iter().map(|(id, a)| {
-        let mut json = a.to_json();
-        json["id"] = serde_json::json!(id);
-        (Reverse(id), json)
-    }).collect();
+    let query = PageQuery {
+        limit: query.limit,
+        cursor: query.cursor.map(|c| match c {
+            Cursor::StartingAfter(a) => Cursor::StartingAfter(Reverse(a)),
+            Cursor::EndingBefore(b) => Cursor::EndingBefore(Reverse(b)),
+        }),
+    };
+    let keyed: Vec<(Reverse<AttemptId>, Value)> = attempts
+        .into_iter()
+        .map(|(id, a)| {
+            let mut json = a.to_json();
+            json["id"] = serde_json::json!(id);
+            (Reverse(id), json)
+        })
+        .collect();
     let page = Page::of(keyed, |(id, _)| id, &query);
     let data: Vec<Value> = page.data.into_iter().map(|(_, a)| a).collect();
     Ok(Json(Page { data, has_more: page.has_more }.to_json(&format!("/v1/events/{}/deliveries", event.id))).into_response())

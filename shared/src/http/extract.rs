@@ -22,7 +22,11 @@ impl FromRequestParts<Arc<Api>> for Principal {
         let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let principal = api.auth.authenticate(header).await?;
         api.limiter.take(&principal, std::time::Instant::now()).map_err(|secs| ApiError::RateLimited {
-            message: format!("Too many requests for this account in {} mode: at most {} a second. Please retry after {secs} s.", principal.mode, api.limiter.limit(principal.mode)),
+            message: format!(
+                "Too many requests for this account in {} mode: at most {} a second. Please retry after {secs} s.",
+                principal.mode,
+                api.limiter.limit(principal.mode)
+            ),
             retry_after: Some(secs),
         })?;
         Ok(principal)
@@ -96,7 +100,7 @@ impl<S: Send + Sync> FromRequest<S> for Form {
 
 /// The whole body, refused past [`MAX_BODY_BYTES`].
 pub async fn read_body(body: axum::body::Body) -> Result<axum::body::Bytes, ApiError> {
-    to_bytes(body, MAX_BODY_BYTES).await.map_err(|_| {
-        ApiError::request(Code::ParameterInvalid, format!("The request body is larger than {MAX_BODY_BYTES} bytes, the most accepted."))
-    })
+    to_bytes(body, MAX_BODY_BYTES)
+        .await
+        .map_err(|_| ApiError::request(Code::ParameterInvalid, format!("The request body is larger than {MAX_BODY_BYTES} bytes, the most accepted.")))
 }

@@ -27,8 +27,8 @@ use crate::error::{ApiError, Code};
 use crate::store::EventStore;
 use crate::store::deliveries::DeliveryStore;
 use crate::store::endpoints::EndpointStore;
-use crate::webhook::fanout::Fanout;
 use crate::store::idempotency::IdempotencyStore;
+use crate::webhook::fanout::Fanout;
 use crate::webhook::ssrf::UrlPolicy;
 
 /// What the handlers need, built once (in a Lambda's `main`, or by `paygate dev`).

@@ -109,9 +109,10 @@ impl Params {
         match self.values.remove(name) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) => parse_time(name, &s).map(Some),
-            Some(Value::Number(n)) => n.as_u64().map(|s| Some(Timestamp(s))).ok_or_else(|| {
-                ApiError::invalid(Code::ParameterInvalid, name, format!("{name} must be unix seconds (0 or more) or RFC 3339."))
-            }),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .map(|s| Some(Timestamp(s)))
+                .ok_or_else(|| ApiError::invalid(Code::ParameterInvalid, name, format!("{name} must be unix seconds (0 or more) or RFC 3339."))),
             Some(_) => Err(ApiError::invalid(Code::ParameterInvalid, name, format!("{name} must be unix seconds or RFC 3339."))),
         }
     }
@@ -138,9 +139,7 @@ impl Params {
         let limit = self.string("limit")?.map(|v| parse_limit(&v)).transpose()?.unwrap_or_default();
         let mut cursor = |param: &str| -> Result<Option<Id>, ApiError> {
             let Some(v) = self.string(param)? else { return Ok(None) };
-            v.parse().map(Some).map_err(|_| {
-                ApiError::invalid(Code::ResourceMissing, param, format!("Invalid {param}: '{}' is not {kind}.", shorten(&v)))
-            })
+            v.parse().map(Some).map_err(|_| ApiError::invalid(Code::ResourceMissing, param, format!("Invalid {param}: '{}' is not {kind}.", shorten(&v))))
         };
         let cursor = match (cursor("starting_after")?, cursor("ending_before")?) {
             (Some(_), Some(_)) => return Err(exclusive("ending_before", &["starting_after", "ending_before"])),
@@ -177,13 +176,10 @@ pub fn exclusive(param: &str, all: &[&str]) -> ApiError {
 
 pub fn parse_limit(v: &str) -> Result<Limit, ApiError> {
     let n: i64 = v.parse().map_err(|_| ApiError::invalid(Code::ParameterInvalidInteger, "limit", format!("Invalid integer: {}", shorten(v))))?;
-    u8::try_from(n).ok().and_then(Limit::new).ok_or_else(|| {
-        ApiError::invalid(
-            Code::ParameterInvalidInteger,
-            "limit",
-            format!("Invalid limit: must be between 1 and {MAX_LIMIT}; {n} was given."),
-        )
-    })
+    u8::try_from(n)
+        .ok()
+        .and_then(Limit::new)
+        .ok_or_else(|| ApiError::invalid(Code::ParameterInvalidInteger, "limit", format!("Invalid limit: must be between 1 and {MAX_LIMIT}; {n} was given.")))
 }
 
 /// Unix seconds or RFC 3339, to the second.
@@ -192,11 +188,7 @@ pub fn parse_time(param: &str, v: &str) -> Result<Timestamp, ApiError> {
         return Ok(Timestamp(secs));
     }
     v.parse::<Timestamp>().map_err(|_| {
-        ApiError::invalid(
-            Code::ParameterInvalid,
-            param,
-            format!("Invalid timestamp for {param}: '{}'; use unix seconds or RFC 3339.", shorten(v)),
-        )
+        ApiError::invalid(Code::ParameterInvalid, param, format!("Invalid timestamp for {param}: '{}'; use unix seconds or RFC 3339.", shorten(v)))
     })
 }
 

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::ids::{AccountId, ApiKey, Timestamp, Mode, Principal, unix_now};
+use crate::ids::{AccountId, ApiKey, Mode, Principal, Timestamp, unix_now};
 use crate::store::{HashKey, StoreError, key_item};
 
 /// The ApiKeys table's item: keyed by the key's hash; the key itself is never stored.

@@ -26,9 +26,9 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use futures::future::join_all;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
+use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -36,8 +36,8 @@ use crate::event::EventJson;
 use crate::ids::{AttemptId, EndpointId, EventId, Principal, unix_now};
 use crate::store::endpoints::EndpointStore;
 use crate::store::events::{EventStore, pending_webhooks_change};
-use crate::store::{ItemRef, SortKey, StoreError, conditional, get_many, key_item, principal_of_partition, transact_write};
 use crate::store::health::HealthStore;
+use crate::store::{ItemRef, SortKey, StoreError, conditional, get_many, key_item, principal_of_partition, transact_write};
 use crate::webhook::breaker::Health;
 use crate::webhook::endpoints::Endpoint;
 
@@ -471,14 +471,7 @@ impl DeliveryStore {
     }
 
     pub async fn state(&self, principal: &Principal, event: EventId, endpoint: &EndpointId) -> Result<Option<DeliveryState>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(state_key(principal, event, endpoint)))
-            .consistent_read(true)
-            .send()
-            .await?;
+        let out = self.client.get_item().table_name(&self.table).set_key(Some(state_key(principal, event, endpoint))).consistent_read(true).send().await?;
         Ok(out.item.map(serde_dynamo::from_item::<_, StateItem>).transpose()?.map(DeliveryState::from))
     }
 
@@ -661,8 +654,7 @@ impl DeliveryStore {
             .map(|i| {
                 let item: StateItem = serde_dynamo::from_item(i)?;
                 let partition = item.pk.rsplit_once('#').map(|(p, _)| p).unwrap_or_default();
-                let principal = principal_of_partition(partition)
-                    .ok_or_else(|| StoreError::Malformed(format!("delivery key {:?}", item.pk)))?;
+                let principal = principal_of_partition(partition).ok_or_else(|| StoreError::Malformed(format!("delivery key {:?}", item.pk)))?;
                 Ok(Overdue { principal, event_id: item.event_id, endpoint_id: item.endpoint_id, due_at: item.due_at.unwrap_or_default() })
             })
             .collect()
@@ -748,7 +740,11 @@ impl DeliveryStore {
             .filter(|i| i.get("sk").and_then(|s| s.as_s().ok()).is_some_and(|s| s.contains("#attempt#")))
             .map(|i| {
                 let a = serde_dynamo::from_item::<_, AttemptItem>(i)?;
-                let ulid = a.sk.rsplit('#').next().and_then(|u| u.parse::<ulid::Ulid>().ok()).ok_or_else(|| StoreError::Malformed(format!("attempt sort key {}", a.sk)))?;
+                let ulid =
+                    a.sk.rsplit('#')
+                        .next()
+                        .and_then(|u| u.parse::<ulid::Ulid>().ok())
+                        .ok_or_else(|| StoreError::Malformed(format!("attempt sort key {}", a.sk)))?;
                 Ok((AttemptId::from_ulid(ulid), a.attempt))
             })
             .collect::<Result<_, StoreError>>()?;
@@ -760,7 +756,14 @@ impl DeliveryStore {
     /// most `max` of them: key-condition Queries on each of its `ByEndpoint` keys, merged newest
     /// first. Each key is read a page at a time, only when the merge needs its next item, so no
     /// more than `max` items plus one page per key are read.
-    pub async fn endpoint_attempts(&self, principal: &Principal, endpoint: &EndpointId, from_ms: u64, to_ms: u64, max: usize) -> Result<EndpointAttempts, StoreError> {
+    pub async fn endpoint_attempts(
+        &self,
+        principal: &Principal,
+        endpoint: &EndpointId,
+        from_ms: u64,
+        to_ms: u64,
+        max: usize,
+    ) -> Result<EndpointAttempts, StoreError> {
         let keys: Vec<String> = std::iter::once(endpoint_partition(principal, endpoint))
             .chain((0..ENDPOINT_SHARDS).map(|s| endpoint_attempts_partition(principal, endpoint, s)))
             .collect();
@@ -863,10 +866,15 @@ mod tests {
             // What the index holds (its keys and projection only) reads as a summary.
             let projected: HashMap<_, _> = item
                 .into_iter()
-                .filter(|(k, _)| ["pk", "sk", "endpoint_pk", "attempt_id", "event_id", "attempt_number", "ok", "latency_ms", "http_status", "error"].contains(&k.as_str()))
+                .filter(|(k, _)| {
+                    ["pk", "sk", "endpoint_pk", "attempt_id", "event_id", "attempt_number", "ok", "latency_ms", "http_status", "error"].contains(&k.as_str())
+                })
                 .collect();
             let s: SummaryItem = serde_dynamo::from_item(projected).unwrap();
-            assert_eq!((s.fields.event_id, s.fields.attempt_number, s.fields.ok, s.fields.latency_ms, s.fields.http_status), (a.event_id, 3, a.succeeded, 41, a.http_status));
+            assert_eq!(
+                (s.fields.event_id, s.fields.attempt_number, s.fields.ok, s.fields.latency_ms, s.fields.http_status),
+                (a.event_id, 3, a.succeeded, 41, a.http_status)
+            );
         }
     }
 

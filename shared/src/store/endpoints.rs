@@ -8,9 +8,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{Timestamp, Mode, Principal};
-use crate::store::{IdKey, Item, ItemRef, StoreError, key_item, transact_write};
 use crate::ids::EndpointId;
+use crate::ids::{Mode, Principal, Timestamp};
+use crate::store::{IdKey, Item, ItemRef, StoreError, key_item, transact_write};
 use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, MAX_ENDPOINTS};
 use crate::webhook::signature::WebhookSecret;
 use crate::webhook::ssrf::WebhookUrl;
@@ -63,8 +63,7 @@ impl EndpointItem {
     fn into_endpoint(self, mode: Mode) -> Result<Endpoint, StoreError> {
         let item = self;
         // Stored values were parsed when they came in; parsing them again keeps them typed.
-        let enabled_events = EnabledEvents::parse(&item.enabled_events)
-            .map_err(|e| StoreError::Malformed(format!("stored enabled_events: {e}")))?;
+        let enabled_events = EnabledEvents::parse(&item.enabled_events).map_err(|e| StoreError::Malformed(format!("stored enabled_events: {e}")))?;
         Ok(Endpoint {
             id: item.id,
             mode,
@@ -116,11 +115,7 @@ impl EndpointStore {
     /// Creates an endpoint, unless the account+mode has [`MAX_ENDPOINTS`] already.
     pub async fn create(&self, principal: &Principal, endpoint: &Endpoint) -> Result<Created, StoreError> {
         let item = serde_dynamo::to_item(EndpointItem::of(endpoint, principal))?;
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .condition_expression("attribute_not_exists(id)")
-            .build()?;
+        let put = Put::builder().table_name(&self.table).set_item(Some(item)).condition_expression("attribute_not_exists(id)").build()?;
         let count = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(principal, COUNTER_ID)))
@@ -145,14 +140,7 @@ impl EndpointStore {
     }
 
     pub async fn get(&self, principal: &Principal, id: &EndpointId) -> Result<Option<Endpoint>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(principal, id)))
-            .consistent_read(true)
-            .send()
-            .await?;
+        let out = self.client.get_item().table_name(&self.table).set_key(Some(key(principal, id))).consistent_read(true).send().await?;
         out.item.map(|i| Self::endpoint_of(i, principal.mode)).transpose()
     }
 
@@ -169,11 +157,7 @@ impl EndpointStore {
             .consistent_read(true)
             .send()
             .await?;
-        out.items
-            .unwrap_or_default()
-            .into_iter()
-            .map(|i| serde_dynamo::from_item::<_, EndpointItem>(i)?.into_endpoint(principal.mode))
-            .collect()
+        out.items.unwrap_or_default().into_iter().map(|i| serde_dynamo::from_item::<_, EndpointItem>(i)?.into_endpoint(principal.mode)).collect()
     }
 
     /// Writes an endpoint back (after an update or a rotation) as its version `endpoint.version + 1`,
@@ -226,11 +210,7 @@ impl EndpointStore {
 
     /// Deletes an endpoint and releases its place under the limit. False when there was none.
     pub async fn delete(&self, principal: &Principal, id: &EndpointId) -> Result<bool, StoreError> {
-        let delete = Delete::builder()
-            .table_name(&self.table)
-            .set_key(Some(key(principal, id)))
-            .condition_expression("attribute_exists(id)")
-            .build()?;
+        let delete = Delete::builder().table_name(&self.table).set_key(Some(key(principal, id))).condition_expression("attribute_exists(id)").build()?;
         let count = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(principal, COUNTER_ID)))
@@ -239,8 +219,6 @@ impl EndpointStore {
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .build()?;
-        transact_write(&self.client, vec![TransactWriteItem::builder().delete(delete).build(), TransactWriteItem::builder().update(count).build()])
-            .await
+        transact_write(&self.client, vec![TransactWriteItem::builder().delete(delete).build(), TransactWriteItem::builder().update(count).build()]).await
     }
 }
-

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::event::{Event, EventData, EventJson, EventRequest, EventTag};
 use crate::event_type::{EventType, Family};
-use crate::ids::{Timestamp, EventId, Principal};
+use crate::ids::{EventId, Principal, Timestamp};
 use crate::store::{IdKey, Item, ItemRef, StoreError, key_item, transact_write};
 
 /// The Events table's item as written: the event's JSON, rendered once (what the API and webhooks
@@ -165,11 +165,8 @@ impl EventStore {
 
     /// A new event's conditional put (never over an existing id), then `with`: one transaction's items.
     fn put_new_and(&self, principal: &Principal, event: &Event, with: Vec<TransactWriteItem>) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let put = Put::builder()
-            .table_name(&self.table)
-            .set_item(Some(self.new_item(principal, event)?))
-            .condition_expression("attribute_not_exists(id)")
-            .build()?;
+        let put =
+            Put::builder().table_name(&self.table).set_item(Some(self.new_item(principal, event)?)).condition_expression("attribute_not_exists(id)").build()?;
         Ok(std::iter::once(TransactWriteItem::builder().put(put).build()).chain(with).collect())
     }
 
@@ -216,14 +213,7 @@ impl EventStore {
     }
 
     pub async fn get(&self, principal: &Principal, id: EventId) -> Result<Option<EventJson>, StoreError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&IdKey::of(principal, id))))
-            .consistent_read(true)
-            .send()
-            .await?;
+        let out = self.client.get_item().table_name(&self.table).set_key(Some(key_item(&IdKey::of(principal, id)))).consistent_read(true).send().await?;
         out.item.map(Self::event_of).transpose()
     }
 
@@ -253,12 +243,7 @@ impl EventStore {
             .limit(q.limit)
             .send()
             .await?;
-        let events = out
-            .items
-            .unwrap_or_default()
-            .into_iter()
-            .map(Self::event_of)
-            .collect::<Result<Vec<_>, _>>()?;
+        let events = out.items.unwrap_or_default().into_iter().map(Self::event_of).collect::<Result<Vec<_>, _>>()?;
         Ok(QueryResult { events, items_read: out.scanned_count.max(0) as u32 })
     }
 }

@@ -196,7 +196,15 @@ impl HealthStore {
     /// line that has passed starts again now (unless another deliverer restarted it meanwhile);
     /// otherwise the line grows by their span (an atomic `ADD`, so concurrent batches never share a
     /// place).
-    pub async fn join_line(&self, principal: &Principal, endpoint: &EndpointId, seen: Option<u64>, now_ms: u64, count: usize, pace_ms: u64) -> Result<u64, StoreError> {
+    pub async fn join_line(
+        &self,
+        principal: &Principal,
+        endpoint: &EndpointId,
+        seen: Option<u64>,
+        now_ms: u64,
+        count: usize,
+        pace_ms: u64,
+    ) -> Result<u64, StoreError> {
         let span = count as u64 * pace_ms;
         let expires = n(unix_now() + KEPT_SECS);
         if seen.is_none_or(|end| end < now_ms) {

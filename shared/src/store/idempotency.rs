@@ -165,9 +165,7 @@ impl IdempotencyStore {
         }
         match (existing.status, existing.body) {
             (Some(status), Some(body)) => Ok(Claim::Replay(status, serde_json::from_str(&body).unwrap_or(Value::Null))),
-            _ => Err(ApiError::Conflict {
-                message: "There is currently another in-progress request using this Idempotency-Key; retry later.".to_owned(),
-            }),
+            _ => Err(ApiError::Conflict { message: "There is currently another in-progress request using this Idempotency-Key; retry later.".to_owned() }),
         }
     }
 

@@ -160,9 +160,7 @@ where
     fn from(err: SdkError<E, R>) -> Self {
         match err.code() {
             Some("ConditionalCheckFailedException") => StoreError::Conflict,
-            Some("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded") => {
-                StoreError::Throttled(Box::new(err))
-            }
+            Some("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded") => StoreError::Throttled(Box::new(err)),
             _ => StoreError::Dynamo(Box::new(err)),
         }
     }
@@ -179,10 +177,9 @@ impl From<StoreError> for ApiError {
     fn from(err: StoreError) -> Self {
         tracing::error!(error = %err, "store error");
         match err {
-            StoreError::Throttled(_) => ApiError::RateLimited {
-                message: "Too many requests hit the API too quickly. Please retry with backoff.".to_owned(),
-                retry_after: None,
-            },
+            StoreError::Throttled(_) => {
+                ApiError::RateLimited { message: "Too many requests hit the API too quickly. Please retry with backoff.".to_owned(), retry_after: None }
+            }
             _ => ApiError::internal(),
         }
     }
@@ -208,19 +205,13 @@ where
 /// `TransactionConflict` (another transaction on the same item, as when several endpoints settle
 /// one event at once) is tried again with jittered backoff, and only after [`CONFLICT_TRIES`] is it
 /// an error ([`StoreError::Contention`]), which callers retry like any other failure.
-pub(crate) async fn transact_write(
-    client: &Client,
-    items: Vec<TransactWriteItem>,
-) -> Result<bool, StoreError> {
+pub(crate) async fn transact_write(client: &Client, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
     Ok(transact_write_returning(client, items).await?.is_ok())
 }
 
 /// [`transact_write`], and when a condition did not hold, what each item's cancellation handed
 /// back (the old item, for a write that asked for it with `ReturnValuesOnConditionCheckFailure`).
-pub(crate) async fn transact_write_returning(
-    client: &Client,
-    items: Vec<TransactWriteItem>,
-) -> Result<Result<(), Vec<Option<Item>>>, StoreError> {
+pub(crate) async fn transact_write_returning(client: &Client, items: Vec<TransactWriteItem>) -> Result<Result<(), Vec<Option<Item>>>, StoreError> {
     for attempt in 1..=CONFLICT_TRIES {
         let err = match client.transact_write_items().set_transact_items(Some(items.clone())).send().await {
             Ok(_) => return Ok(Ok(())),
@@ -265,7 +256,6 @@ fn cancellation(codes: &[&str]) -> Cancellation {
         Cancellation::Other
     }
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -123,7 +123,9 @@ pub enum Signal {
     Succeeded,
     Failed,
     /// A `429`: pause the endpoint until then.
-    Throttled { until: u64 },
+    Throttled {
+        until: u64,
+    },
 }
 
 /// What the delivery of a batch changes in one endpoint's health: written in one update, only when
@@ -162,10 +164,16 @@ impl Health {
     /// `latencies_ms`: how long the batch's attempts took, which marks the endpoint slow (any at
     /// [`SLOW_MS`] or more) or fast again (all under it).
     pub fn update(&self, signals: &[Signal], latencies_ms: &[u64], config: &BreakerConfig, now: u64) -> Option<HealthUpdate> {
-        let mut u = HealthUpdate { paused_until: signals.iter().filter_map(|s| match s {
-            Signal::Throttled { until } => Some(*until),
-            _ => None,
-        }).max(), ..HealthUpdate::default() };
+        let mut u = HealthUpdate {
+            paused_until: signals
+                .iter()
+                .filter_map(|s| match s {
+                    Signal::Throttled { until } => Some(*until),
+                    _ => None,
+                })
+                .max(),
+            ..HealthUpdate::default()
+        };
         if signals.contains(&Signal::Succeeded) {
             u.reset = self.consecutive_failures > 0 || self.is_open() || self.failing_since.is_some();
         } else {

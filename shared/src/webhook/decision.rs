@@ -27,10 +27,7 @@ impl Default for RetrySchedule {
     /// Live: about three days (1 m, 5 m, 30 m, 2 h, 5 h, 10 h, then 12 h). Test: 3 retries in about an hour.
     fn default() -> Self {
         let h = 3600;
-        RetrySchedule {
-            live: vec![60, 300, 1800, 2 * h, 5 * h, 10 * h, 12 * h, 12 * h, 12 * h, 12 * h, 12 * h],
-            test: vec![300, 900, 2400],
-        }
+        RetrySchedule { live: vec![60, 300, 1800, 2 * h, 5 * h, 10 * h, 12 * h, 12 * h, 12 * h, 12 * h, 12 * h], test: vec![300, 900, 2400] }
     }
 }
 
@@ -237,7 +234,11 @@ mod tests {
         assert_eq!(d(facts(Some(&pending), Some(&ok), &probe)), Decision::Probe { attempt: 2 }, "probe due");
         let old = DeliveryState { opened_at: NOW - 148, ..pending.clone() };
         let not_yet = DeliveryState { opened_at: NOW - 147, ..pending.clone() };
-        assert_eq!(d(facts(Some(&not_yet), Some(&ok), &open)), Decision::Hold { until: NOW + 10 + 1 + 20 }, "120 s of waits, jitter and lateness included: 148 s");
+        assert_eq!(
+            d(facts(Some(&not_yet), Some(&ok), &open)),
+            Decision::Hold { until: NOW + 10 + 1 + 20 },
+            "120 s of waits, jitter and lateness included: 148 s"
+        );
         assert_eq!(d(facts(Some(&old), Some(&ok), &open)), Decision::Attempt { attempt: 2 }, "its schedule ran out while held: a last attempt");
         let paused = Health { paused_until: Some(NOW + 30), ..Health::default() };
         assert_eq!(d(facts(Some(&pending), Some(&ok), &paused)), Decision::Hold { until: NOW + 31 }, "paused by a 429");
@@ -253,7 +254,11 @@ mod tests {
         assert_eq!(after(Some(500), None, 1, &s, NOW - 1, NOW, 1.0), (Verdict::RetryAt(NOW + 10), Signal::Failed), "retry");
         assert_eq!(after(None, None, 2, &s, NOW - 1, NOW, 1.2), (Verdict::RetryAt(NOW + 24), Signal::Failed), "no answer: retry, jittered");
         assert_eq!(after(Some(500), None, 3, &s, NOW - 1, NOW, 1.0), (Verdict::Exhausted, Signal::Failed), "exhausted");
-        assert_eq!(after(Some(429), Some(30), 1, &s, NOW - 1, NOW, 1.0), (Verdict::RetryAt(NOW + 30), Signal::Throttled { until: NOW + 30 }), "429 + Retry-After");
+        assert_eq!(
+            after(Some(429), Some(30), 1, &s, NOW - 1, NOW, 1.0),
+            (Verdict::RetryAt(NOW + 30), Signal::Throttled { until: NOW + 30 }),
+            "429 + Retry-After"
+        );
         assert_eq!(after(Some(429), None, 1, &s, NOW - 1, NOW, 1.0), (Verdict::RetryAt(NOW + 10), Signal::Throttled { until: NOW + DEFAULT_PAUSE_SECS }));
         assert_eq!(after(Some(429), Some(99_999), 3, &s, NOW - 1, NOW, 1.0).1, Signal::Throttled { until: NOW + 3600 }, "a pause is an hour at most");
         // Held past its schedule's time (opened 40 s ago; waits of 30 s, jitter and lateness included: 40): its

@@ -19,19 +19,19 @@ use futures::future::join_all;
 use rand::Rng;
 use tracing::Instrument;
 
+use crate::event::EventJson;
 use crate::ids::{EndpointId, Principal, unix_now};
-use crate::store::{EventStore, StoreError};
 use crate::store::deliveries::{Attempt, DeliveryStatus, DeliveryStore, Snapshot, StateChange};
 use crate::store::endpoints::EndpointStore;
 use crate::store::health::HealthStore;
+use crate::store::{EventStore, StoreError};
 use crate::webhook::breaker::{BreakerConfig, Health, Signal};
 use crate::webhook::decision::{Decision, Facts, Verdict, after, decide};
-use crate::event::EventJson;
 use crate::webhook::endpoints::{Endpoint, EndpointStatus};
-use crate::webhook::throttle;
 use crate::webhook::fanout::DeliveryMessage;
 use crate::webhook::signature::sign;
 use crate::webhook::ssrf::WebhookClient;
+use crate::webhook::throttle;
 
 pub use crate::webhook::decision::{RetrySchedule, next_delay};
 
@@ -294,10 +294,7 @@ impl Deliverer {
                 .queue_url(&self.dlq_url)
                 .message_body(m.body.clone().unwrap_or_default())
                 .set_message_group_id(m.attributes.get(GROUP).cloned())
-                .message_attributes(
-                    DLQ_REASON,
-                    aws_sdk_sqs::types::MessageAttributeValue::builder().data_type("String").string_value(reason).build()?,
-                )
+                .message_attributes(DLQ_REASON, aws_sdk_sqs::types::MessageAttributeValue::builder().data_type("String").string_value(reason).build()?)
                 .send()
                 .await?;
             Ok::<_, aws_sdk_sqs::Error>(())
@@ -607,4 +604,3 @@ fn metric(succeeded: bool, latency_ms: u64) {
     });
     println!("{line}");
 }
-

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 
 use crate::error::{ApiError, Code};
 use crate::event_type::{EventType, TypeSelector};
-use crate::ids::{Timestamp, EndpointId, Mode, unix_now};
+use crate::ids::{EndpointId, Mode, Timestamp, unix_now};
 use crate::webhook::signature::WebhookSecret;
 use crate::webhook::ssrf::WebhookUrl;
 
@@ -54,10 +54,8 @@ impl EnabledEvents {
         if values.iter().any(|v| v == "*") {
             return if values.len() == 1 { Ok(EnabledEvents::All) } else { Err(bad("\"*\" must be the only entry of enabled_events.".into())) };
         }
-        let mut selectors = values
-            .iter()
-            .map(|v| v.parse::<TypeSelector>().map_err(|_| bad(format!("Invalid event type: '{v}'."))))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut selectors =
+            values.iter().map(|v| v.parse::<TypeSelector>().map_err(|_| bad(format!("Invalid event type: '{v}'.")))).collect::<Result<Vec<_>, _>>()?;
         selectors.sort();
         selectors.dedup();
         Ok(EnabledEvents::Selected(selectors))
@@ -101,9 +99,7 @@ impl Endpoint {
     /// Whether this endpoint gets `event`: enabled, subscribed to its type, and older than the
     /// event (endpoints get the events made after them, as Stripe's do; ids carry their times).
     pub fn wants(&self, event: &crate::event::Event) -> bool {
-        self.status == EndpointStatus::Enabled
-            && self.enabled_events.matches(event.event_type)
-            && self.id.created_ms() <= event.id.created_ms()
+        self.status == EndpointStatus::Enabled && self.enabled_events.matches(event.event_type) && self.id.created_ms() <= event.id.created_ms()
     }
 
     /// The secrets that sign a delivery now: the current one, and the previous one during its overlap.
@@ -171,10 +167,7 @@ mod tests {
         assert_eq!(EnabledEvents::parse(&s(&["*"])).unwrap(), EnabledEvents::All);
         assert!(EnabledEvents::All.matches(EventType::CustomerDeleted));
         let e = EnabledEvents::parse(&s(&["payment.*", "refund.failed", "payment.*"])).unwrap();
-        assert_eq!(
-            e,
-            EnabledEvents::Selected(vec![TypeSelector::Exact(EventType::RefundFailed), TypeSelector::Family(Family::Payment)])
-        );
+        assert_eq!(e, EnabledEvents::Selected(vec![TypeSelector::Exact(EventType::RefundFailed), TypeSelector::Family(Family::Payment)]));
         assert!(e.matches(EventType::PaymentCanceled) && e.matches(EventType::RefundFailed));
         assert!(!e.matches(EventType::RefundCreated));
         for bad in [&[][..], &["*", "payment.created"][..], &["payment.nope"][..], &[""][..]] {

@@ -10,10 +10,10 @@ use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use futures::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AccountId, EventId, Mode, Principal};
-use crate::store::{StoreError, principal_of_partition};
-use crate::store::deliveries::{DeliveryStatus, DeliveryStore};
 use crate::ids::EndpointId;
+use crate::ids::{AccountId, EventId, Mode, Principal};
+use crate::store::deliveries::{DeliveryStatus, DeliveryStore};
+use crate::store::{StoreError, principal_of_partition};
 
 /// Stream records whose delivery states are read at once.
 const READS_AT_ONCE: usize = 16;
@@ -142,10 +142,8 @@ impl Fanout {
         if record.event_name != "INSERT" {
             return Ok(Vec::new());
         }
-        let keys: EventKeys =
-            serde_dynamo::from_item(record.change.keys.clone()).map_err(|e| FanoutError::Record(e.to_string()))?;
-        let principal =
-            principal_of_partition(&keys.pk).ok_or_else(|| FanoutError::Record(format!("partition key {:?}", keys.pk)))?;
+        let keys: EventKeys = serde_dynamo::from_item(record.change.keys.clone()).map_err(|e| FanoutError::Record(e.to_string()))?;
+        let principal = principal_of_partition(&keys.pk).ok_or_else(|| FanoutError::Record(format!("partition key {:?}", keys.pk)))?;
         let pending = serde_dynamo::from_item::<_, PendingCount>(record.change.new_image.clone()).ok().and_then(|p| p.pending_webhooks);
         if pending == Some(0) {
             return Ok(Vec::new());

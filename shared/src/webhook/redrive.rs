@@ -54,9 +54,7 @@ pub async fn move_dead_letters(sqs: &aws_sdk_sqs::Client, from: &str, to: &str, 
             .iter()
             .enumerate()
             .filter(|(i, _)| ok.contains(&i.to_string()))
-            .filter_map(|(i, m)| {
-                DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(m.receipt_handle.clone()?).build().ok()
-            })
+            .filter_map(|(i, m)| DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(m.receipt_handle.clone()?).build().ok())
             .collect::<Vec<_>>();
         if !deletes.is_empty() {
             sqs.delete_message_batch().queue_url(from).set_entries(Some(deletes)).send().await.map_err(sqs_err)?;

@@ -163,7 +163,10 @@ impl std::str::FromStr for WebhookUrl {
             e => invalid_url(format!("Invalid URL: {e}; a webhook URL looks like https://example.com/webhooks.")),
         })?;
         if !matches!(url.scheme(), "https" | "http") {
-            return Err(invalid_url(format!("Invalid URL scheme {}: a webhook URL starts with https:// (or http:// in test mode), such as https://example.com/webhooks.", url.scheme())));
+            return Err(invalid_url(format!(
+                "Invalid URL scheme {}: a webhook URL starts with https:// (or http:// in test mode), such as https://example.com/webhooks.",
+                url.scheme()
+            )));
         }
         if !url.username().is_empty() || url.password().is_some() {
             return Err(invalid_url("Webhook URLs may not contain credentials."));
@@ -218,9 +221,7 @@ pub async fn check_url(raw: &str, mode: Mode, policy: UrlPolicy) -> Result<Webho
         return Err(invalid_url("The host does not resolve."));
     }
     if !policy.allow_private && addrs.iter().any(|ip| is_forbidden(*ip)) {
-        return Err(invalid_url(
-            "The URL resolves to a private, loopback, link-local or reserved address; webhooks go to public addresses only.",
-        ));
+        return Err(invalid_url("The URL resolves to a private, loopback, link-local or reserved address; webhooks go to public addresses only."));
     }
     Ok(url)
 }
@@ -236,10 +237,7 @@ impl reqwest::dns::Resolve for PublicOnlyResolver {
         let policy = self.policy;
         Box::pin(async move {
             let host = name.as_str().to_owned();
-            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .filter(|a| policy.allow_private || !is_forbidden(a.ip()))
-                .collect();
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0)).await?.filter(|a| policy.allow_private || !is_forbidden(a.ip())).collect();
             if addrs.is_empty() {
                 return Err(format!("{host} resolves to no public address").into());
             }
@@ -328,11 +326,7 @@ impl WebhookClient {
             Err(e) => return fail(describe(e)),
         };
         let status = resp.status().as_u16();
-        let retry_after = resp
-            .headers()
-            .get(reqwest::header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let retry_after = resp.headers().get(reqwest::header::RETRY_AFTER).and_then(|v| v.to_str().ok()).and_then(|v| v.trim().parse::<u64>().ok());
         let mut read = Vec::new();
         let mut error = None;
         loop {
@@ -381,21 +375,62 @@ mod tests {
     #[test]
     fn forbidden_addresses() {
         for ip in [
-            "127.0.0.1", "127.1.2.3", "10.0.0.1", "172.16.5.4", "172.31.255.255", "192.168.1.1", "169.254.169.254",
-            "100.64.0.1", "100.127.255.255", "0.0.0.0", "224.0.0.1", "255.255.255.255", "240.0.0.1", "192.0.0.8",
-            "198.18.0.1", "192.0.2.1", "::1", "::", "fc00::1", "fd12:3456::1", "fe80::1", "ff02::1", "::ffff:127.0.0.1",
-            "::ffff:169.254.169.254", "64:ff9b::a9fe:a9fe", "2001:db8::1", "::127.0.0.1",
+            "127.0.0.1",
+            "127.1.2.3",
+            "10.0.0.1",
+            "172.16.5.4",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "100.127.255.255",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "240.0.0.1",
+            "192.0.0.8",
+            "198.18.0.1",
+            "192.0.2.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12:3456::1",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:169.254.169.254",
+            "64:ff9b::a9fe:a9fe",
+            "2001:db8::1",
+            "::127.0.0.1",
             // IPv6 transition forms carrying private IPv4: 6to4, Teredo (client 127.0.0.1), NAT64 local use.
-            "2002:7f00:1::1", "2002:a9fe:a9fe::1", "2002:c0a8:101::1", "2001:0:4136:e378:8000:63bf:80ff:fffe",
-            "2001:0:a00:1::1", "64:ff9b:1::a00:1",
+            "2002:7f00:1::1",
+            "2002:a9fe:a9fe::1",
+            "2002:c0a8:101::1",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "2001:0:a00:1::1",
+            "64:ff9b:1::a00:1",
             // Any IPv4-mapped address; benchmarking, ORCHID, the new documentation range, SRv6.
-            "::ffff:8.8.8.8", "2001:2::1", "2001:2:0:ffff::1", "2001:10::1", "2001:1f:ffff::1", "3fff::1", "3fff:fff::1", "5f00::1",
+            "::ffff:8.8.8.8",
+            "2001:2::1",
+            "2001:2:0:ffff::1",
+            "2001:10::1",
+            "2001:1f:ffff::1",
+            "3fff::1",
+            "3fff:fff::1",
+            "5f00::1",
         ] {
             assert!(is_forbidden(ip.parse().unwrap()), "{ip}");
         }
         for ip in [
-            "1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "2606:4700:4700::1111", "2001:2:1::1", "2001:20::1", "3fff:1000::1",
-            "2002:808:808::1", // 6to4 of 8.8.8.8
+            "1.1.1.1",
+            "8.8.8.8",
+            "172.32.0.1",
+            "100.128.0.1",
+            "2606:4700:4700::1111",
+            "2001:2:1::1",
+            "2001:20::1",
+            "3fff:1000::1",
+            "2002:808:808::1",                      // 6to4 of 8.8.8.8
             "2001:0:4136:e378:8000:63bf:f7f7:f7f7", // Teredo: server 65.54.227.120, client 8.8.8.8
         ] {
             assert!(!is_forbidden(ip.parse().unwrap()), "{ip}");

@@ -113,8 +113,7 @@ impl Sweeper {
             if overdue.is_empty() {
                 break;
             }
-            let messages: Vec<DeliveryMessage> =
-                overdue.iter().map(|o| DeliveryMessage::new(&o.principal, o.event_id, o.endpoint_id)).collect();
+            let messages: Vec<DeliveryMessage> = overdue.iter().map(|o| DeliveryMessage::new(&o.principal, o.event_id, o.endpoint_id)).collect();
             self.fanout.enqueue(&messages).await?;
             // Enqueued first, postponed after: a failure in between enqueues it twice, never not at all.
             let until = unix_now() + self.deliveries.redrive_after();
