@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make test`: installs what is missing, starts the local servers (unless already running), lints
-# the template, runs every test of the workspace, of the client libraries and of the dashboard (in
+# the template and the code (rustfmt, clippy), runs every test of the workspace, of the client libraries and of the dashboard (in
 # Debian's Chromium), deploys the template on the AWS emulator and runs the acceptance tests against
 # it, runs the README's walkthroughs as written, and stops what it started.
 set -euo pipefail
@@ -13,6 +13,9 @@ started=$(scripts/local.sh start)
 trap 'scripts/local.sh stop $started' EXIT
 
 scripts/validate.sh
+# The code's own lint: formatted as rustfmt.toml says, and clippy-clean (a warning fails the run).
+cargo fmt --all --check
+cargo clippy --workspace --all-targets --locked -q -- -D warnings
 
 # Every test of the workspace; the totals of all test binaries close the output.
 log=$(mktemp)

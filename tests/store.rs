@@ -168,7 +168,7 @@ async fn a_producer_key_publishes_one_event_however_often_it_is_sent() {
         json!({
             "account_id": a.account_id, "mode": "test", "type": "payment.succeeded", "idempotency_key": key,
             // The same object with its keys in another order is the same publish.
-            "data": {"object": if amount % 2 == 0 { json!({"id": "pay_1", "object": "payment", "amount": amount}) } else { json!({"amount": amount - 1, "object": "payment", "id": "pay_1"}) }},
+            "data": {"object": if amount.is_multiple_of(2) { json!({"id": "pay_1", "object": "payment", "amount": amount}) } else { json!({"amount": amount - 1, "object": "payment", "id": "pay_1"}) }},
             "request": {"id": "req_1", "idempotency_key": "merchant-order-7"}
         })
     };

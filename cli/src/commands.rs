@@ -223,8 +223,7 @@ async fn watch_deliveries(stack: &Stack, principal: &Principal, endpoint: &Endpo
     let mut watching: Vec<(EventId, EventType, usize)> = Vec::new();
     let mut newest = EventId::generate();
     loop {
-        let mut params = ListParams::default();
-        params.cursor = Some(Cursor::EndingBefore(newest));
+        let params = ListParams { cursor: Some(Cursor::EndingBefore(newest)), ..ListParams::default() };
         let page = list_events(&events, principal, &params).await?;
         for e in page.page.data.iter().rev() {
             newest = newest.max(e.id);

@@ -20,10 +20,10 @@ fn path(events_table: &str) -> PathBuf {
 /// Never waits: when rings are queued already (a poller busy retrying a batch reads none, and a
 /// Unix datagram queue holds only a few), this one is not needed.
 pub fn ring(events_table: &str) {
-    if let Ok(socket) = std::os::unix::net::UnixDatagram::unbound() {
-        if socket.set_nonblocking(true).is_ok() {
-            let _ = socket.send_to(b"!", path(events_table));
-        }
+    if let Ok(socket) = std::os::unix::net::UnixDatagram::unbound()
+        && socket.set_nonblocking(true).is_ok()
+    {
+        let _ = socket.send_to(b"!", path(events_table));
     }
 }
 

@@ -373,7 +373,7 @@ mod tests {
             "",
             "evt_",
             "evt_abc123def456",
-            &s.to_lowercase().replace("evt_", "evt_"),
+            &format!("evt_{}", s[4..].to_lowercase()),
             &s[4..],
             &format!("{s}0"),
             "evt_8ZZZZZZZZZZZZZZZZZZZZZZZZZ", // over 128 bits

@@ -133,6 +133,6 @@ mod tests {
     fn rustls_pki_types_count(pem: &[u8]) -> usize {
         use rustls::pki_types::CertificateDer;
         use rustls::pki_types::pem::PemObject;
-        CertificateDer::pem_slice_iter(pem).map(|c| c.expect("valid PEM")).count()
+        CertificateDer::pem_slice_iter(pem).map(|c| c.expect("valid PEM")).collect::<Vec<_>>().len()
     }
 }

@@ -61,8 +61,7 @@ impl Receiver {
     /// Starts a receiver; `script` answers the first requests, 200 after that.
     pub async fn start(script: Vec<Answer>) -> Receiver {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let mut r = Receiver::default();
-        r.url = format!("http://{}/webhooks", listener.local_addr().unwrap());
+        let r = Receiver { url: format!("http://{}/webhooks", listener.local_addr().unwrap()), ..Receiver::default() };
         r.inner.lock().unwrap().script = script.into();
         let app = axum::Router::new().route("/webhooks", axum::routing::post(handle)).with_state(r.clone());
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });

@@ -25,11 +25,14 @@ use workload::{Measured, Per};
 pub const ENDPOINT_COUNTS: [usize; 4] = [0, 1, 2, 16];
 pub const EVENTS: usize = 40;
 
+/// One phase's units per event, delivery or request.
+pub type PhaseCost = (String, Per, Cost);
+
 /// Everything `make capacity` prints and writes.
 #[derive(Debug, serde::Serialize)]
 pub struct Report {
     /// Per run (endpoint count): per phase, its units per event, delivery or request.
-    pub operations: Vec<(usize, Vec<(String, Per, Cost)>)>,
+    pub operations: Vec<(usize, Vec<PhaseCost>)>,
     pub hot_keys: Vec<HotKey>,
     pub ceilings: Vec<Ceiling>,
     pub traffic: Traffic,

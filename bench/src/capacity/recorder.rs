@@ -15,6 +15,11 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+/// The partition keys a request named, by table.
+type TableKeys = HashMap<String, Vec<String>>;
+/// The items a transaction wrote or read, by table: sort key, and the item's size class if known.
+type TableItems = HashMap<String, Vec<(String, Option<u32>)>>;
+
 use aws_sdk_dynamodb::config::interceptors::{AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextMut};
 use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
 use aws_sdk_dynamodb::error::BoxError;
@@ -187,7 +192,7 @@ fn name(input: &mut Input) -> Option<Named> {
         BatchWriteItemInput => "BatchWriteItem", true, |i| (i.request_items.iter().flatten()
             .map(|(t, w)| (t.clone(), w.iter().filter_map(|r| r.put_request().map(|p| p.item()).or(r.delete_request().map(|d| d.key())).and_then(pk)).collect())).collect(), HashMap::new());
         TransactGetItemsInput => "TransactGetItems", false, |i| {
-            let (mut keys, mut items): (HashMap<String, Vec<String>>, HashMap<String, Vec<(String, Option<u32>)>>) = Default::default();
+            let (mut keys, mut items): (TableKeys, TableItems) = Default::default();
             for g in i.transact_items.iter().flatten().filter_map(|t| t.get()) {
                 keys.entry(g.table_name().to_owned()).or_default().extend(pk(g.key()));
                 items.entry(g.table_name().to_owned()).or_default().push((sk(g.key()), None));
@@ -195,7 +200,7 @@ fn name(input: &mut Input) -> Option<Named> {
             (keys, items)
         };
         TransactWriteItemsInput => "TransactWriteItems", true, |i| {
-            let (mut keys, mut items): (HashMap<String, Vec<String>>, HashMap<String, Vec<(String, Option<u32>)>>) = Default::default();
+            let (mut keys, mut items): (TableKeys, TableItems) = Default::default();
             for t in i.transact_items.iter().flatten() {
                 let named = [
                     t.put().map(|p| (p.table_name(), p.item(), Some(write_units(p.item())))),

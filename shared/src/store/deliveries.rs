@@ -286,6 +286,9 @@ pub struct EndpointAttempts {
     pub has_more: bool,
 }
 
+/// The writes of one state change, and the event whose `pending_webhooks` it releases (if any).
+type ChangeItems = (Vec<TransactWriteItem>, Option<(Principal, EventId)>);
+
 #[derive(Debug, Clone)]
 pub struct DeliveryStore {
     client: Client,
@@ -526,7 +529,7 @@ impl DeliveryStore {
     }
 
     /// The writes of one change, and the event whose `pending_webhooks` it releases (if any).
-    fn change_items(&self, change: &StateChange) -> Result<(Vec<TransactWriteItem>, Option<(Principal, EventId)>), StoreError> {
+    fn change_items(&self, change: &StateChange) -> Result<ChangeItems, StoreError> {
         match change {
             StateChange::Settle { principal, event, endpoint, status, attempt, event_exists } => {
                 let mut update = Update::builder()

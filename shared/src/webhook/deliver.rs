@@ -109,7 +109,12 @@ struct Work {
     snapshot: Snapshot,
 }
 
+/// Each endpoint of a batch: its health as read, and what the batch's attempts said of it (their
+/// signals and latencies).
+type EndpointHealths = HashMap<(Principal, EndpointId), (Health, Vec<Signal>, Vec<u64>)>;
+
 /// What one delivery comes to once decided: a plan already, or an attempt to make.
+#[allow(clippy::large_enum_variant)] // at most ten live at once, one per message of a batch
 enum Step {
     Plan(Plan),
     Ready(Ready),
@@ -187,7 +192,7 @@ impl Deliverer {
         let work: Vec<Option<Work>> =
             deliveries.into_iter().map(|d| d.map(|msg| Work { msg, snapshot: snapshots.next().expect("one snapshot per delivery") })).collect();
         // Each endpoint's health as read, for the health update after the batch.
-        let mut health: HashMap<(Principal, EndpointId), (Health, Vec<Signal>, Vec<u64>)> = HashMap::new();
+        let mut health: EndpointHealths = HashMap::new();
         for w in work.iter().flatten() {
             health.entry((w.msg.principal(), w.msg.endpoint_id)).or_insert_with(|| (w.snapshot.health.clone(), Vec::new(), Vec::new()));
         }
@@ -251,7 +256,7 @@ impl Deliverer {
     /// Writes what the batch's attempts changed in each endpoint's health (nothing for a healthy
     /// endpoint that answered), and disables an endpoint failing for too long. Best effort: the
     /// deliveries are written already, and the next batch's attempts update it again.
-    async fn record_health(&self, health: HashMap<(Principal, EndpointId), (Health, Vec<Signal>, Vec<u64>)>) {
+    async fn record_health(&self, health: EndpointHealths) {
         let now = unix_now();
         join_all(health.into_iter().map(|((principal, endpoint), (was, signals, latencies))| async move {
             let Some(update) = was.update(&signals, &latencies, &self.breaker, now) else { return };
