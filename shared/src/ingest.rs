@@ -140,17 +140,19 @@ impl Publisher {
     /// that published an event already (within 24 hours), that event, and nothing written.
     pub async fn publish(&self, input: IngestRequest) -> Result<Event, IngestError> {
         let principal = Principal { account: input.account_id, mode: input.mode };
-        let fingerprint = input.idempotency_key.as_ref().map(|_| fingerprint(input.event_type, &input.data.object, &input.request));
-        let (event_type, object, request) = (input.event_type, input.data.object.into_inner(), input.request);
-        let mut event = Event::new(event_type, object.clone(), request.clone());
+        let mut event = Event::new(input.event_type, input.data.object.into_inner(), input.request);
         let subscribed: Vec<_> = self.endpoints.list(&principal).await?.into_iter().filter(|ep| ep.wants(&event)).map(|ep| ep.id).collect();
         event.pending_webhooks = subscribed.len() as u32;
         let mut with = if subscribed.is_empty() { Vec::new() } else { self.deliveries.opening(&principal, event.id, &subscribed)? };
-        match (input.idempotency_key, fingerprint) {
-            (Some(key), Some(fingerprint)) => {
+        match input.idempotency_key {
+            Some(key) => {
                 let now = crate::ids::unix_now();
-                let record =
-                    KeyRecord { event_id: event.id, pending_webhooks: event.pending_webhooks, fingerprint, expires_at: now + publish_keys::WINDOW_SECS };
+                let record = KeyRecord {
+                    event_id: event.id,
+                    pending_webhooks: event.pending_webhooks,
+                    fingerprint: fingerprint(&event),
+                    expires_at: now + publish_keys::WINDOW_SECS,
+                };
                 with.push(publish_keys::claim(self.deliveries.table(), &principal, key.as_str(), &record, now)?);
                 let claim = with.len() - 1;
                 if let Some(taken) = self.events.put_new_claimed(&principal, &event, with, claim).await? {
@@ -159,13 +161,13 @@ impl Publisher {
                         return Err(IngestError::KeyReused(key));
                     }
                     tracing::info!(event_id = %first.event_id, idempotency_key = %key, "publish repeated; its event returned");
-                    let mut event = Event::with_id(first.event_id, event_type, object, request);
-                    event.pending_webhooks = first.pending_webhooks;
-                    return Ok(event);
+                    // The first publish's event: the same type, object and request (the fingerprints
+                    // agree), with its id, time and count.
+                    return Ok(Event { id: first.event_id, created_at: first.event_id.created_at(), pending_webhooks: first.pending_webhooks, ..event });
                 }
             }
-            _ if with.is_empty() => self.events.put_new(&principal, &event).await?,
-            _ => self.events.put_new_with(&principal, &event, with).await?,
+            None if with.is_empty() => self.events.put_new(&principal, &event).await?,
+            None => self.events.put_new_with(&principal, &event, with).await?,
         }
         tracing::info!(event_id = %event.id, event_type = %event.event_type, endpoints = subscribed.len(), "event published");
         Ok(event)
@@ -176,14 +178,9 @@ impl Publisher {
     /// event; an SQS batch → the messages that failed, for the queue to retry.
     pub async fn handle(&self, input: Value) -> Result<Value, IngestError> {
         match Invocation::of(input)? {
-            Invocation::One(input) => {
-                Ok(serde_json::to_value(self.publish(IngestRequest::from_json(input).map_err(IngestError::Invalid)?).await?).expect("events serialise"))
-            }
+            Invocation::One(input) => Ok(serde_json::to_value(self.publish(parsed(input, false)?).await?).expect("events serialise")),
             Invocation::Batch(entries) => Ok(json!({ "results": self.publish_batch(entries, false).await.into_iter().map(entry_result).collect::<Vec<_>>() })),
-            Invocation::EventBridge(input) => {
-                let event = self.publish(keyed(input)?).await?;
-                Ok(serde_json::to_value(event).expect("events serialise"))
-            }
+            Invocation::EventBridge(input) => Ok(serde_json::to_value(self.publish(parsed(input, true)?).await?).expect("events serialise")),
             Invocation::Sqs(messages) => {
                 let (ids, bodies): (Vec<String>, Vec<Value>) = messages.into_iter().unzip();
                 let results = self.publish_batch(bodies, true).await;
@@ -205,13 +202,7 @@ impl Publisher {
     /// result per input, in order; a bad input fails alone. `keys_required`: every input must carry
     /// an `idempotency_key` (the EventBridge and SQS ways in, whose deliveries may repeat).
     pub async fn publish_batch(&self, inputs: Vec<Value>, keys_required: bool) -> Vec<Result<Event, IngestError>> {
-        let publishes: Vec<_> = inputs
-            .into_iter()
-            .map(|input| async move {
-                let input = if keys_required { keyed(input)? } else { IngestRequest::from_json(input).map_err(IngestError::Invalid)? };
-                self.publish(input).await
-            })
-            .collect();
+        let publishes: Vec<_> = inputs.into_iter().map(|input| async move { self.publish(parsed(input, keys_required)?).await }).collect();
         futures::stream::iter(publishes).buffered(16).collect().await
     }
 }
@@ -265,10 +256,11 @@ impl Invocation {
     }
 }
 
-/// An input that must carry an `idempotency_key`, parsed.
-fn keyed(input: Value) -> Result<IngestRequest, IngestError> {
+/// An input, parsed; `key_required`: it must carry an `idempotency_key` (the EventBridge and SQS
+/// ways in, whose deliveries may repeat).
+fn parsed(input: Value, key_required: bool) -> Result<IngestRequest, IngestError> {
     let input = IngestRequest::from_json(input).map_err(IngestError::Invalid)?;
-    if input.idempotency_key.is_none() {
+    if key_required && input.idempotency_key.is_none() {
         return Err(IngestError::Invalid(ApiError::invalid(
             Code::ParameterMissing,
             "idempotency_key",
@@ -289,9 +281,9 @@ pub fn entry_result(r: Result<Event, IngestError>) -> Value {
 }
 
 /// What a publish asks, whatever the order of its objects' keys: its type, object and request.
-fn fingerprint(event_type: EventType, object: &DataObject, request: &EventRequest) -> String {
-    let asked = serde_json::json!({"object": Value::Object(object.0.clone()), "request": request});
-    idempotency::fingerprint(&[event_type.as_str()], &canonical(&asked))
+fn fingerprint(event: &Event) -> String {
+    let asked = serde_json::json!({"object": Value::Object(event.data.object.clone()), "request": event.request});
+    idempotency::fingerprint(&[event.event_type.as_str()], &canonical(&asked))
 }
 
 /// `v` with every object's keys in order.
