@@ -296,3 +296,109 @@ async fn each_account_has_its_own_rate_limit() {
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
     assert_eq!(api.get("/v1/events?limit=1", Some(a.test_key.expose())).await.status, 200, "after Retry-After");
 }
+
+/// An account whose events outgrow one key: a step of its shard plan spreads the events written
+/// after it over 8 keys. Events written before keep their key; every event, old and new, is
+/// read by id, listed (all, by type, by family, both directions) and delivered, and its count
+/// settles. A reader that cached the plan before the change knows the step before it starts.
+#[tokio::test]
+async fn a_sharded_account_reads_lists_and_delivers_old_and_new_events() {
+    use integration_tests::delivery_batch;
+    use integration_tests::receiver::Receiver;
+    use paygate::store::event_shards::Step;
+    use paygate::webhook::deliver::RetrySchedule;
+    use paygate::webhook::endpoints::{EnabledEvents, new_endpoint};
+
+    let mut stack = integration_tests::isolated_stack().await;
+    stack.deps.config.key_cache = std::time::Duration::from_millis(500);
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    let key = a.test_key.expose();
+    let receiver = Receiver::start(vec![]).await;
+    let ep = new_endpoint(p.mode, receiver.url.parse().unwrap(), EnabledEvents::All, None);
+    stack.endpoints().create(&p, &ep).await.unwrap();
+    receiver.expect_secrets(&[ep.secret.expose()]);
+    let publish = |t| integration_tests::publish(&stack, &p, t, serde_json::json!({"id": "pay_1", "object": "payment"}));
+
+    let mut old = Vec::new();
+    for _ in 0..5 {
+        old.push(publish(EventType::PaymentSucceeded).await);
+    }
+    let api = Api::start(&stack).await;
+    assert_eq!(api.get(&format!("/v1/events/{}", old[0].id), Some(key)).await.status, 200, "the API has cached the plan without a step");
+    let from_ms = now_ms() + 1_500;
+    let plans = &stack.events().plans;
+    plans.add_step(&p, Step { from_ms, shards: 8 }).await.unwrap();
+    assert!(
+        matches!(plans.add_step(&p, Step { from_ms: from_ms - 1, shards: 2 }).await, Err(paygate::store::StoreError::Conflict)),
+        "a step never starts before the last one"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(from_ms + 50 - now_ms())).await;
+    let mut new = Vec::new();
+    for i in 0..40 {
+        new.push(publish(if i % 2 == 0 { EventType::RefundCreated } else { EventType::PaymentFailed }).await);
+    }
+
+    // Where the items are: the old ones under the account's key, the new ones over its 8 keys.
+    let plan = stack.events().plan(&p).await.unwrap();
+    let keys = plan.partitions(&p, 0, u64::MAX);
+    assert_eq!(keys.len(), 9);
+    let mut per_key = Vec::new();
+    for k in &keys {
+        let out = stack
+            .clients
+            .dynamodb
+            .query()
+            .table_name(&stack.config.events_table)
+            .key_condition_expression("pk = :k AND begins_with(id, :evt)")
+            .expression_attribute_values(":k", aws_sdk_dynamodb::types::AttributeValue::S(k.clone()))
+            .expression_attribute_values(":evt", aws_sdk_dynamodb::types::AttributeValue::S("evt_".into()))
+            .send()
+            .await
+            .unwrap();
+        per_key.push(out.count as usize);
+    }
+    assert_eq!(per_key[0], 5, "events written before the step keep the account's key: {per_key:?}");
+    assert_eq!(per_key[1..].iter().sum::<usize>(), 40);
+    assert!(per_key[1..].iter().filter(|&&n| n > 0).count() >= 4, "the new events spread over the keys: {per_key:?}");
+    for e in &new {
+        assert_ne!(plan.partition(&p, e.id), p.partition());
+    }
+
+    // Read by id (one GetItem each), listed in both directions, by type and by family.
+    for e in old.iter().chain(&new) {
+        let r = api.get(&format!("/v1/events/{}", e.id), Some(key)).await;
+        assert_eq!((r.status, r.body["id"].as_str()), (200, Some(e.id.to_string().as_str())));
+    }
+    let mut all: Vec<&Event> = old.iter().chain(&new).collect();
+    all.sort_by_key(|e| std::cmp::Reverse(e.id));
+    assert_eq!(walk_forward(&api, key, "", 7,).await, id_strings(&all));
+    let oldest = all.last().unwrap().id.to_string();
+    assert_eq!(walk_backward(&api, key, "", 6, &oldest).await, id_strings(&all));
+    let refunds: Vec<&Event> = all.iter().copied().filter(|e| e.event_type == EventType::RefundCreated).collect();
+    assert_eq!(walk_forward(&api, key, "&type=refund.created", 3).await, id_strings(&refunds));
+    let payments: Vec<&Event> = all.iter().copied().filter(|e| e.event_type.family() == Family::Payment).collect();
+    assert_eq!(payments.len(), 25);
+    assert_eq!(walk_forward(&api, key, "&types[]=payment.*", 4).await, id_strings(&payments));
+    let created = new[10].created_at.unix_seconds();
+    let since: Vec<&Event> = all.iter().copied().filter(|e| e.created_at.unix_seconds() >= created).collect();
+    assert_eq!(walk_forward(&api, key, &format!("&created[gte]={created}"), 10).await, id_strings(&since));
+
+    // Delivered, and each event's count settles (under its own key).
+    let d = stack.deliverer(RetrySchedule { live: vec![1], test: vec![1] });
+    for chunk in all.chunks(10) {
+        let events: Vec<Event> = chunk.iter().map(|e| (*e).clone()).collect();
+        assert!(d.handle(delivery_batch(&p, &events, ep.id)).await.batch_item_failures.is_empty());
+    }
+    assert_eq!(receiver.received().len(), 45);
+    for e in &all {
+        assert_eq!(stack.events().get(&p, e.id).await.unwrap().unwrap().pending_webhooks, 0, "{}", e.id);
+    }
+
+    // The plan item's own stream record has no deliveries: the fan-out passes over it.
+    let record = serde_json::json!({"Records": [{"eventID": "1", "eventName": "INSERT", "eventVersion": "1.1", "eventSource": "aws:dynamodb", "awsRegion": "eu-west-1", "dynamodb": {
+        "Keys": {"pk": {"S": p.partition()}, "id": {"S": "shards"}}, "NewImage": {"pk": {"S": p.partition()}, "id": {"S": "shards"}},
+        "SequenceNumber": "1", "SizeBytes": 64, "StreamViewType": "NEW_IMAGE"}, "eventSourceARN": "arn:aws:dynamodb:eu-west-1:000000000000:table/e/stream/1"}]});
+    let response = stack.fanout().handle(serde_json::from_value(record).unwrap()).await;
+    assert!(response.batch_item_failures.is_empty());
+}

@@ -91,7 +91,7 @@ async fn events_stored_as_attributes_still_read() {
     stack.clients.dynamodb.put_item().table_name(&store.table).set_item(Some(attribute_event_item(&p, &old))).send().await.unwrap();
     let new = paygate::Event::new(EventType::RefundCreated, Default::default(), Default::default());
     store.put_new(&p, &new).await.unwrap();
-    let change = paygate::store::events::pending_webhooks_change(&store.table, &p, old.id, 2).unwrap();
+    let change = store.pending_change(&p, old.id, 2).await.unwrap();
     stack.clients.dynamodb.transact_write_items().transact_items(change).send().await.unwrap();
 
     let mut expected = old.clone();
@@ -102,7 +102,7 @@ async fn events_stored_as_attributes_still_read() {
     let params = paygate::list::ListParams::parse("type=refund.created").unwrap();
     let page = paygate::list::list_events(&store, &p, &params).await.unwrap().page;
     assert_eq!(page.data.iter().map(|e| e.to_event().unwrap()).collect::<Vec<_>>(), vec![new, expected.clone()]);
-    let batch = paygate::store::get_many(&stack.clients.dynamodb, &[store.item_ref(&p, old.id)]).await.unwrap();
+    let batch = paygate::store::get_many(&stack.clients.dynamodb, &[store.item_ref(&p, old.id).await.unwrap()]).await.unwrap();
     let read = paygate::store::EventStore::event_of(batch.into_iter().next().flatten().unwrap()).unwrap();
     assert_eq!(read.to_event().unwrap(), expected);
 }

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use paygate::store::deliveries::{Attempt, DeliveryStatus, StateChange};
 use paygate::store::endpoints::Created;
-use paygate::store::events::pending_webhooks_change;
 use paygate::webhook::deliver::RetrySchedule;
 use paygate::webhook::endpoints::{EnabledEvents, new_endpoint};
 use paygate::webhook::fanout::DeliveryMessage;
@@ -78,7 +77,7 @@ pub async fn run(mut stack: Stack) -> anyhow::Result<Vec<Row>> {
     for _ in 0..ROUNDS {
         writes.push(settle_all(&stack, &p, &endpoints).await?);
         let event = publish_payment(&stack, &p, serde_json::json!({"id": "pay_bench", "object": "payment"})).await?;
-        let change = pending_webhooks_change(&stack.config.events_table, &p, event.id, 1)?;
+        let change = stack.events().pending_change(&p, event.id, 1).await?;
         let start = Instant::now();
         stack.clients.dynamodb.transact_write_items().transact_items(change).send().await?;
         counts.push(start.elapsed());

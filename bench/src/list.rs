@@ -31,7 +31,7 @@ async fn seed(stack: &Stack, p: &Principal, n: usize) -> anyhow::Result<()> {
             "customer": {"phone": "+233200000000", "name": "Ama Mensah"}, "metadata": {"order": format!("ord_{i}")}});
         let serde_json::Value::Object(object) = data else { unreachable!() };
         let event = Event::new(types[i % types.len()], object, Default::default());
-        items.push(store.new_item(p, &event)?);
+        items.push(store.new_item(p, &event).await?);
     }
     let client = stack.clients.dynamodb.clone();
     let table = store.table.clone();

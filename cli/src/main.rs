@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use paygate::EventType;
+use paygate::{EventType, Principal};
 use paygate_cli::commands;
 use paygate_cli::stack::Stack;
 
@@ -121,6 +121,21 @@ enum DlqCmd {
 enum AccountsCmd {
     /// Create an account; prints {"account_id","test_key","live_key"} (the keys are shown only now).
     Create,
+    /// Spread an account's events over more (or fewer) keys of the Events table, for more than
+    /// about 250 events/s (README "Capacity"). Takes effect after the notice; nothing is moved.
+    Shards {
+        /// The account (`acct_…`).
+        account: paygate::AccountId,
+        /// `test` or `live`.
+        #[arg(long)]
+        mode: paygate::Mode,
+        /// Keys to write its events under from then on (1 to 32; 16 carries 4,000 events/s).
+        #[arg(long)]
+        events: u16,
+        /// Seconds until the change takes effect: longer than any process caches a plan (60 s).
+        #[arg(long, default_value_t = paygate::store::event_shards::PLAN_NOTICE.as_secs())]
+        notice_seconds: u64,
+    },
 }
 
 /// The 27 event types as clap's possible values: `--help` lists them, and a misspelt one gets
@@ -169,6 +184,9 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::dev(addr, !no_servers).await
         }
         Cmd::Accounts { command: AccountsCmd::Create } => commands::accounts_create(&stack(cli.deployed).await?).await,
+        Cmd::Accounts { command: AccountsCmd::Shards { account, mode, events, notice_seconds } } => {
+            commands::accounts_shards(&stack(cli.deployed).await?, Principal { account, mode }, events, notice_seconds).await
+        }
         Cmd::Trigger { event_type, api_key, count, set } => commands::trigger(&stack(cli.deployed).await?, event_type, &api_key, count, &set).await,
         Cmd::Publish { file } => commands::publish_file(&stack(cli.deployed).await?, &file).await,
         Cmd::Env => commands::env(&Stack::local_from_env().await?),

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeSet;
 
-use futures::future::try_join_all;
+use futures::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 
 use crate::error::shorten;
@@ -13,6 +13,7 @@ use crate::event::EventJson;
 use crate::event_type::TypeSelector;
 use crate::http::params::{Params, exclusive, parse_time};
 use crate::ids::{EventId, Principal, Timestamp};
+use crate::store::events::QueryResult;
 use crate::store::{EventStore, RangeQuery, Source, StoreError};
 
 pub const DEFAULT_LIMIT: u8 = 10;
@@ -237,7 +238,15 @@ fn id_range(p: &ListParams) -> Option<(EventId, EventId)> {
     (lo <= hi).then_some((lo, hi))
 }
 
-/// Reads one page: one Query per source (one source unless several types were asked for), each with
+async fn query(store: &EventStore, q: RangeQuery) -> Result<QueryResult, StoreError> {
+    store.query(&q).await
+}
+
+/// Queries of one page in flight at once.
+const QUERIES_AT_ONCE: usize = 32;
+
+/// Reads one page: one Query per source (one source unless several types were asked for) and per
+/// key of the account's shard plan (one key unless its events are sharded), each with
 /// `Limit = limit + 1` and every condition in the key condition, merged by id.
 pub async fn list_events(store: &EventStore, principal: &Principal, p: &ListParams) -> Result<EventPage, StoreError> {
     let limit = p.limit.get();
@@ -257,11 +266,15 @@ pub async fn list_events(store: &EventStore, principal: &Principal, p: &ListPara
             })
             .collect()
     };
-    let queries = sources.into_iter().map(|source| {
-        let q = RangeQuery { source, lo, hi, ascending, limit: limit as i32 + 1 };
-        async move { store.query(principal, &q).await }
-    });
-    let results = try_join_all(queries).await?;
+    // Every key the account's shard plan gives the id range (one, unless its events are sharded).
+    let partitions = store.plan(principal).await?.partitions(principal, lo.created_ms(), hi.created_ms());
+    let mut queries = Vec::with_capacity(sources.len() * partitions.len());
+    for source in sources {
+        for partition in &partitions {
+            queries.push(RangeQuery { source, partition: partition.clone(), lo, hi, ascending, limit: limit as i32 + 1 });
+        }
+    }
+    let results: Vec<QueryResult> = stream::iter(queries).map(|q| query(store, q)).buffer_unordered(QUERIES_AT_ONCE).try_collect().await?;
     let items_read = results.iter().map(|r| r.items_read).sum();
     let mut events: Vec<EventJson> = results.into_iter().flat_map(|r| r.events).collect();
     if ascending {

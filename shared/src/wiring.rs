@@ -34,7 +34,7 @@ impl Deps {
     }
 
     pub fn events(&self) -> EventStore {
-        EventStore::new(self.clients.dynamodb.clone(), &self.config.events_table, self.config.event_retention)
+        EventStore::new(self.clients.dynamodb.clone(), &self.config.events_table, self.config.event_retention).with_plan_cache(self.config.key_cache)
     }
 
     pub fn keys(&self) -> ApiKeyStore {
@@ -46,7 +46,7 @@ impl Deps {
     }
 
     pub fn deliveries(&self) -> DeliveryStore {
-        DeliveryStore::new(self.clients.dynamodb.clone(), &self.config.deliveries_table, &self.config.events_table, self.config.redrive_after)
+        DeliveryStore::new(self.clients.dynamodb.clone(), &self.config.deliveries_table, self.events(), self.config.redrive_after)
             .with_due_shards(self.config.due_shards)
     }
 

@@ -93,8 +93,8 @@ pub fn event_at(t: EventType, ms: u64) -> Event {
 pub fn attribute_event_item(p: &Principal, event: &Event) -> std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue> {
     use paygate::store::events::{family_partition, type_partition};
     let item = serde_json::json!({
-        "pk": p.partition(), "id": event.id, "type_pk": type_partition(p, event.event_type),
-        "family_pk": family_partition(p, event.event_type.family()), "type": event.event_type, "created_at": event.created_at,
+        "pk": p.partition(), "id": event.id, "type_pk": type_partition(&p.partition(), event.event_type),
+        "family_pk": family_partition(&p.partition(), event.event_type.family()), "type": event.event_type, "created_at": event.created_at,
         "data": event.data.object, "pending_webhooks": event.pending_webhooks, "request": event.request, "expires_at": 4_000_000_000u64,
     });
     serde_dynamo::to_item(item).expect("an event item")

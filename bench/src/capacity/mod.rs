@@ -17,7 +17,7 @@ pub mod workload;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use model::{Ceiling, Cost, HotKey, costs, hot_keys, key_ceilings};
+use model::{Ceiling, Cost, GOAL_EVENT_SHARDS, HotKey, costs, hot_keys, key_ceilings};
 use simulate::{Peak, Traffic, simulate};
 use workload::{Measured, Per};
 
@@ -47,9 +47,14 @@ pub fn report(runs: &[Measured], template_yaml: &str) -> anyhow::Result<Report> 
     let due_shards = template::parameter(template_yaml, "DueShards")? as u32;
     let two = runs.iter().find(|m| m.endpoints == 2).ok_or_else(|| anyhow::anyhow!("no run with two endpoints"))?;
     let hot = hot_keys(two, due_shards);
-    let mut ceilings = key_ceilings(&hot);
+    // A merchant at the goal has a shard plan of GOAL_EVENT_SHARDS keys; every account starts
+    // without one (one key), which the rows after it show.
+    let mut ceilings = key_ceilings(&hot, GOAL_EVENT_SHARDS);
+    for c in key_ceilings(&hot, 1).into_iter().filter(|c| c.ceiling.starts_with("events/s of") && c.ceiling.contains("(Events")) {
+        ceilings.push(Ceiling { ceiling: format!("{}, without a shard plan (every account's start)", c.ceiling), ..c });
+    }
     let before = paygate::store::deliveries::DUE_SHARDS;
-    for c in key_ceilings(&hot_keys(two, before)).into_iter().filter(|c| c.ceiling.starts_with("deliveries/s of the platform")) {
+    for c in key_ceilings(&hot_keys(two, before), GOAL_EVENT_SHARDS).into_iter().filter(|c| c.ceiling.starts_with("deliveries/s of the platform")) {
         ceilings.push(Ceiling { ceiling: format!("{} with {before} ByDue shards (the code's default, as before DueShards)", c.ceiling), ..c });
     }
     ceilings.extend(template::ceilings(template_yaml)?);
@@ -92,7 +97,7 @@ pub fn markdown(r: &Report) -> String {
     let t = &r.traffic;
     let _ = writeln!(
         s,
-        "\nThe goal traffic replayed ({} s of {} events/s over {} merchants, the top one at {} events/s, {} endpoints per event, {:.0} % failing; {} ByDue shards, {} event key shard(s) per merchant):\n",
+        "\nThe goal traffic replayed ({} s of {} events/s over {} merchants, the top one at {} events/s, {} endpoints per event, {:.0} % failing; {} ByDue shards, the top merchant's events over the {} keys of its shard plan):\n",
         t.seconds,
         t.events_per_second,
         t.merchants,

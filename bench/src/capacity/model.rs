@@ -213,10 +213,20 @@ pub const GOAL_MERCHANT_EVENTS: f64 = 2000.0;
 pub const GOAL_PLATFORM_EVENTS: f64 = 20_000.0;
 pub const GOAL_PLATFORM_DELIVERIES: f64 = 50_000.0;
 pub const GOAL_ENDPOINTS_PER_EVENT: f64 = 2.5;
+/// The shard plan a merchant at the goal runs with (`paygate accounts shards --events 16`).
+pub const GOAL_EVENT_SHARDS: u16 = 16;
+
+/// Whether a place's key of `class` is one of a merchant's Events keys, which its shard plan
+/// spreads (`store/event_shards.rs`): the table's and its indexes', not the endpoint list's.
+pub fn sharded_by_plan(place: &str, class: KeyClass) -> bool {
+    place.starts_with("Events") && matches!(class, KeyClass::Merchant | KeyClass::MerchantType | KeyClass::MerchantFamily)
+}
 
 /// The key ceilings that the hot keys imply: per key, the write or the read limit, whichever it
-/// reaches first (keys that take no units are left out).
-pub fn key_ceilings(hot: &[HotKey]) -> Vec<Ceiling> {
+/// reaches first (keys that take no units are left out). A merchant's Events keys are `event_shards`
+/// keys (its shard plan; the measured units are per key of an unsharded merchant, and the plan
+/// spreads its events evenly by their ids' random bits).
+pub fn key_ceilings(hot: &[HotKey], event_shards: u16) -> Vec<Ceiling> {
     let mut out = Vec::new();
     // (ceiling, what sets it) from write and read units per item.
     let limit = |place: &str, write: f64, read: f64, per: &str| {
@@ -227,13 +237,14 @@ pub fn key_ceilings(hot: &[HotKey]) -> Vec<Ceiling> {
         let (merchant_value, merchant_set_by) = limit(&h.place, h.write_per_event, h.read_per_event, "event");
         let (delivery_value, delivery_set_by) = limit(&h.place, h.write_per_delivery, 0.0, "delivery");
         match h.class {
-            KeyClass::Merchant | KeyClass::MerchantType | KeyClass::MerchantFamily if merchant_value.is_finite() => out.push(Ceiling::new(
-                format!("events/s of {} ({})", h.class.describe(), h.place),
-                merchant_set_by,
-                merchant_value,
-                "events/s",
-                GOAL_MERCHANT_EVENTS,
-            )),
+            KeyClass::Merchant | KeyClass::MerchantType | KeyClass::MerchantFamily if merchant_value.is_finite() => {
+                let (value, set_by) = if sharded_by_plan(&h.place, h.class) && event_shards > 1 {
+                    (merchant_value * f64::from(event_shards), format!("{merchant_set_by}, over the {event_shards} keys of its shard plan"))
+                } else {
+                    (merchant_value, merchant_set_by)
+                };
+                out.push(Ceiling::new(format!("events/s of {} ({})", h.class.describe(), h.place), set_by, value, "events/s", GOAL_MERCHANT_EVENTS))
+            }
             KeyClass::Endpoint | KeyClass::EndpointShard if delivery_value.is_finite() => out.push(Ceiling::new(
                 format!("deliveries/s to one endpoint ({})", h.place),
                 delivery_set_by,
@@ -310,8 +321,12 @@ mod tests {
             write_per_event_failing: 4.0,
             write_per_delivery_failing: 2.0,
         }];
-        let c = key_ceilings(&hot);
+        let c = key_ceilings(&hot, 1);
         assert_eq!(c[0].value, 250.0);
         assert!(!c[0].met);
+        // Over a plan of 16 keys, each takes a sixteenth.
+        let c = key_ceilings(&hot, 16);
+        assert_eq!(c[0].value, 4000.0);
+        assert!(c[0].met);
     }
 }

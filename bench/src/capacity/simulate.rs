@@ -7,7 +7,7 @@
 //! deliveries cost it that second. Merchants beyond the busiest `TRACKED` are not tracked one by one
 //! (a key of theirs is far below the top merchant's); their traffic still counts on the shared keys.
 
-use super::model::{HotKey, KEY_READ_LIMIT, KEY_WRITE_LIMIT, KeyClass};
+use super::model::{GOAL_EVENT_SHARDS, HotKey, KEY_READ_LIMIT, KEY_WRITE_LIMIT, KeyClass, sharded_by_plan};
 
 /// The traffic to replay.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -21,8 +21,8 @@ pub struct Traffic {
     pub failing_endpoints: f64,
     pub seconds: usize,
     pub due_shards: u32,
-    /// Write shards of each merchant's event keys (1: one key per merchant and mode).
-    pub event_shards: u32,
+    /// The keys of the busiest merchant's shard plan (1: one Events key per merchant and mode).
+    pub event_shards: u16,
 }
 
 impl Traffic {
@@ -35,7 +35,7 @@ impl Traffic {
             failing_endpoints: 0.05,
             seconds: 3_600,
             due_shards: 512,
-            event_shards: 1,
+            event_shards: GOAL_EVENT_SHARDS,
         }
     }
 }
@@ -111,9 +111,11 @@ pub fn simulate(t: &Traffic, hot: &[HotKey], measured_due_shards: u32) -> Vec<Pe
             let mut peak_r: f64 = 0.0;
             for _ in 0..t.seconds {
                 let (w, r) = match k.class {
-                    // A merchant's keys: the busiest merchant's events this second, over its shards.
+                    // A merchant's keys: the busiest merchant's events this second, over the keys
+                    // of its shard plan (the Events table's and indexes'; its endpoints are one key).
                     KeyClass::Merchant | KeyClass::MerchantType | KeyClass::MerchantFamily => {
-                        let events = rng.poisson(rates[0] / f64::from(t.event_shards));
+                        let keys = if sharded_by_plan(&k.place, k.class) { f64::from(t.event_shards) } else { 1.0 };
+                        let events = rng.poisson(rates[0] / keys);
                         (events * mix(k.write_per_event, k.write_per_event_failing), events * k.read_per_event)
                     }
                     // The busiest endpoint: one of the top merchant's, receiving all its events.
@@ -170,7 +172,7 @@ mod tests {
             write_per_delivery_failing: per_delivery,
         };
         let hot = [key("Events", KeyClass::Merchant, 3.6, 1.8), key("Deliveries.ByDue", KeyClass::DueShard, 1.0, 0.5)];
-        let t = Traffic { seconds: 60, due_shards: 4, ..Traffic::goal() };
+        let t = Traffic { seconds: 60, due_shards: 4, event_shards: 1, ..Traffic::goal() };
         let peaks = simulate(&t, &hot, 4);
         // 2,000 events/s × 3.6 WCU: about 7,200 units on the merchant's key, 7 times its limit.
         assert!(peaks[0].peak_write_units > 7_000.0 && peaks[0].headroom < 0.2, "{:?}", peaks[0]);

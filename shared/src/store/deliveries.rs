@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 use crate::event::EventJson;
 use crate::ids::{AttemptId, EndpointId, EventId, Principal, unix_now};
 use crate::store::endpoints::EndpointStore;
-use crate::store::events::{EventStore, pending_webhooks_change};
+use crate::store::events::EventStore;
 use crate::store::health::HealthStore;
 use crate::store::{ItemRef, SortKey, StoreError, conditional, get_many, key_item, principal_of_partition, transact_write};
 use crate::webhook::breaker::Health;
@@ -293,7 +293,8 @@ type ChangeItems = (Vec<TransactWriteItem>, Option<(Principal, EventId)>);
 pub struct DeliveryStore {
     client: Client,
     table: String,
-    events_table: String,
+    /// Where each event's `pending_webhooks` is (its key follows its account's shard plan).
+    events: EventStore,
     /// How long a pending state may go untouched past its next attempt before the sweeper
     /// enqueues it again (`PAYGATE_REDRIVE_AFTER_SECONDS`).
     redrive_after: u64,
@@ -345,8 +346,8 @@ fn s(v: impl Into<String>) -> AttributeValue {
 }
 
 impl DeliveryStore {
-    pub fn new(client: Client, table: impl Into<String>, events_table: impl Into<String>, redrive_after: Duration) -> Self {
-        DeliveryStore { client, table: table.into(), events_table: events_table.into(), redrive_after: redrive_after.as_secs(), due_shards: DUE_SHARDS }
+    pub fn new(client: Client, table: impl Into<String>, events: EventStore, redrive_after: Duration) -> Self {
+        DeliveryStore { client, table: table.into(), events, redrive_after: redrive_after.as_secs(), due_shards: DUE_SHARDS }
     }
 
     /// The same store, spreading states over `shards` `ByDue` shards (1 to [`MAX_DUE_SHARDS`]).
@@ -370,8 +371,8 @@ impl DeliveryStore {
         self.redrive_after
     }
 
-    fn pending_change(&self, principal: &Principal, event: EventId, delta: i32) -> Result<TransactWriteItem, StoreError> {
-        pending_webhooks_change(&self.events_table, principal, event, delta)
+    async fn pending_change(&self, principal: &Principal, event: EventId, delta: i32) -> Result<TransactWriteItem, StoreError> {
+        self.events.pending_change(principal, event, delta).await
     }
 
     fn new_state(&self, principal: &Principal, event: EventId, endpoint: &EndpointId, now: u64) -> StateItem {
@@ -428,12 +429,12 @@ impl DeliveryStore {
             .expression_attribute_values(":shard", s(due_shard(event, self.due_shards)))
             .expression_attribute_values(":due", n(now + self.redrive_after))
             .build()?;
-        if transact_write(&self.client, vec![TransactWriteItem::builder().update(update).build(), self.pending_change(principal, event, 1)?]).await? {
+        if transact_write(&self.client, vec![TransactWriteItem::builder().update(update).build(), self.pending_change(principal, event, 1).await?]).await? {
             return Ok(true);
         }
         // No state at all (an endpoint the event never went to): open one.
         let mut items = self.opening(principal, event, std::slice::from_ref(endpoint))?;
-        items.push(self.pending_change(principal, event, 1)?);
+        items.push(self.pending_change(principal, event, 1).await?);
         transact_write(&self.client, items).await
     }
 
@@ -447,17 +448,15 @@ impl DeliveryStore {
         health: &HealthStore,
         deliveries: &[(Principal, EventId, EndpointId)],
     ) -> Result<Vec<Snapshot>, StoreError> {
-        let refs: Vec<ItemRef> = deliveries
-            .iter()
-            .flat_map(|(principal, event, endpoint)| {
-                [
-                    ItemRef { table: self.table.clone(), key: state_key(principal, *event, endpoint) },
-                    events.item_ref(principal, *event),
-                    endpoints.item_ref(principal, endpoint),
-                    health.item_ref(principal, endpoint),
-                ]
-            })
-            .collect();
+        let mut refs: Vec<ItemRef> = Vec::with_capacity(deliveries.len() * 4);
+        for (principal, event, endpoint) in deliveries {
+            refs.extend([
+                ItemRef { table: self.table.clone(), key: state_key(principal, *event, endpoint) },
+                events.item_ref(principal, *event).await?,
+                endpoints.item_ref(principal, endpoint),
+                health.item_ref(principal, endpoint),
+            ]);
+        }
         let mut items = get_many(&self.client, &refs).await?.into_iter();
         deliveries
             .iter()
@@ -594,7 +593,7 @@ impl DeliveryStore {
     pub async fn apply(&self, change: &StateChange) -> Result<bool, StoreError> {
         let (mut items, released) = self.change_items(change)?;
         if let Some((principal, event)) = released {
-            items.push(self.pending_change(&principal, event, -1)?);
+            items.push(self.pending_change(&principal, event, -1).await?);
         }
         transact_write(&self.client, items).await
     }
@@ -636,7 +635,7 @@ impl DeliveryStore {
             }
         }
         for (principal, event, delta) in released {
-            items.push(self.pending_change(&principal, event, delta)?);
+            items.push(self.pending_change(&principal, event, delta).await?);
         }
         transact_write(&self.client, items).await
     }
@@ -852,7 +851,8 @@ mod tests {
     #[test]
     fn an_attempt_item_carries_what_by_endpoint_projects_and_reads_back() {
         let config = aws_sdk_dynamodb::Config::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
-        let store = DeliveryStore::new(Client::from_conf(config), "d", "e", Duration::from_secs(60));
+        let client = Client::from_conf(config);
+        let store = DeliveryStore::new(client.clone(), "d", EventStore::new(client, "e", Duration::from_secs(60)), Duration::from_secs(60));
         let principal = Principal { account: crate::ids::AccountId::generate(), mode: Mode::Test };
         for a in [attempt(None), attempt(Some("HTTP 502"))] {
             let put = store.attempt_put(&principal, &a).unwrap().put.unwrap();

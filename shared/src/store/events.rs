@@ -1,5 +1,6 @@
 //! The Events table: conditional puts, strongly consistent gets, key-condition queries, and the
-//! `pending_webhooks` counter ([`pending_webhooks_change`]).
+//! `pending_webhooks` counter ([`EventStore::pending_change`]). Which partition key an event has
+//! is its account's shard plan's answer (`event_shards`).
 
 use std::collections::HashMap;
 
@@ -10,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::{Event, EventData, EventJson, EventRequest, EventTag};
 use crate::event_type::{EventType, Family};
 use crate::ids::{EventId, Principal, Timestamp};
+use crate::store::event_shards::{ShardPlan, ShardPlans};
 use crate::store::{IdKey, Item, ItemRef, StoreError, key_item, transact_write};
 
 /// The Events table's item as written: the event's JSON, rendered once (what the API and webhooks
@@ -17,7 +19,9 @@ use crate::store::{IdKey, Item, ItemRef, StoreError, key_item, transact_write};
 /// is the one attribute that changes: the JSON keeps the value it was written with, and reads splice
 /// the attribute's current value in at `json_pending_at` (see [`EventJson::fill`]). A page of 100 is
 /// then 100 strings for the SDK to parse, not 100 trees of attributes.
-/// Keys: `pk` = `{account}#{mode}`, sort key `id`; GSI `ByType` on `type_pk`, GSI `ByFamily` on `family_pk`.
+/// Keys: `pk` = `{account}#{mode}` or, for an account whose plan shards its events,
+/// `{account}#{mode}#{s}`; sort key `id`; GSI `ByType` on `type_pk` (`{pk}#{type}`), GSI `ByFamily`
+/// on `family_pk` (`{pk}#{family}`).
 #[derive(Debug, Serialize)]
 struct EventItem {
     pk: String,
@@ -34,13 +38,13 @@ struct EventItem {
 }
 
 impl EventItem {
-    fn new(principal: &Principal, event: &Event, expires_at: u64) -> Self {
+    fn new(partition: String, event: &Event, expires_at: u64) -> Self {
         let (json, json_pending_at) = EventJson::render(event);
         EventItem {
-            pk: principal.partition(),
             id: event.id,
-            type_pk: type_partition(principal, event.event_type),
-            family_pk: family_partition(principal, event.event_type.family()),
+            type_pk: type_partition(&partition, event.event_type),
+            family_pk: family_partition(&partition, event.event_type.family()),
+            pk: partition,
             event_type: event.event_type,
             created_at: event.created_at,
             pending_webhooks: event.pending_webhooks,
@@ -92,12 +96,14 @@ fn projection_names() -> HashMap<String, String> {
         .collect()
 }
 
-pub fn type_partition(principal: &Principal, t: EventType) -> String {
-    format!("{}#{}", principal.partition(), t)
+/// The `ByType` key of the events of type `t` under the Events key `partition`.
+pub fn type_partition(partition: &str, t: EventType) -> String {
+    format!("{partition}#{t}")
 }
 
-pub fn family_partition(principal: &Principal, f: Family) -> String {
-    format!("{}#{}", principal.partition(), f)
+/// The `ByFamily` key of the events of family `f` under the Events key `partition`.
+pub fn family_partition(partition: &str, f: Family) -> String {
+    format!("{partition}#{f}")
 }
 
 /// Which partition a query reads: the whole account+mode, one type, or one family.
@@ -108,10 +114,12 @@ pub enum Source {
     Family(Family),
 }
 
-/// One Query: a partition, an inclusive id range, a direction and a page size.
+/// One Query: a source under one Events key (one of the account's shards, [`ShardPlan::partitions`]),
+/// an inclusive id range, a direction and a page size.
 #[derive(Debug, Clone)]
 pub struct RangeQuery {
     pub source: Source,
+    pub partition: String,
     pub lo: EventId,
     pub hi: EventId,
     /// Oldest first when true; newest first when false.
@@ -131,17 +139,39 @@ pub struct EventStore {
     client: Client,
     pub table: String,
     retention_secs: u64,
+    /// The accounts' shard plans, cached (60 s unless [`EventStore::with_plan_cache`] says less).
+    pub plans: ShardPlans,
 }
 
 impl EventStore {
     pub fn new(client: Client, table: impl Into<String>, retention: std::time::Duration) -> Self {
-        EventStore { client, table: table.into(), retention_secs: retention.as_secs() }
+        let table = table.into();
+        let plans = ShardPlans::new(client.clone(), &table, std::time::Duration::from_secs(crate::config::DEFAULT_KEY_CACHE_SECS));
+        EventStore { client, table, retention_secs: retention.as_secs(), plans }
+    }
+
+    /// The same store, caching plans for `ttl` (the key cache bound: at most 60 s, below
+    /// [`crate::store::event_shards::PLAN_NOTICE`]).
+    pub fn with_plan_cache(mut self, ttl: std::time::Duration) -> Self {
+        self.plans = ShardPlans::new(self.client.clone(), &self.table, ttl);
+        self
+    }
+
+    /// The plan of `principal` (cached).
+    pub async fn plan(&self, principal: &Principal) -> Result<std::sync::Arc<ShardPlan>, StoreError> {
+        self.plans.get(principal).await
+    }
+
+    /// The key of the event `id`.
+    async fn key(&self, principal: &Principal, id: EventId) -> Result<IdKey, StoreError> {
+        Ok(IdKey { pk: self.plan(principal).await?.partition(principal, id), id: id.to_string() })
     }
 
     /// A new event's item, exactly as it is written (the benchmark seeds large accounts with it).
-    pub fn new_item(&self, principal: &Principal, event: &Event) -> Result<HashMap<String, AttributeValue>, StoreError> {
+    pub async fn new_item(&self, principal: &Principal, event: &Event) -> Result<HashMap<String, AttributeValue>, StoreError> {
+        let partition = self.plan(principal).await?.partition(principal, event.id);
         let expires_at = event.created_at.unix_seconds() + self.retention_secs;
-        Ok(serde_dynamo::to_item(EventItem::new(principal, event, expires_at))?)
+        Ok(serde_dynamo::to_item(EventItem::new(partition, event, expires_at))?)
     }
 
     /// Writes a new event; never overwrites one with the same id.
@@ -149,7 +179,7 @@ impl EventStore {
         self.client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(self.new_item(principal, event)?))
+            .set_item(Some(self.new_item(principal, event).await?))
             .condition_expression("attribute_not_exists(id)")
             .send()
             .await?;
@@ -159,14 +189,14 @@ impl EventStore {
     /// Writes a new event together with `with` (its delivery states) in one transaction; never
     /// overwrites an event. `StoreError::Conflict` when the id exists.
     pub async fn put_new_with(&self, principal: &Principal, event: &Event, with: Vec<TransactWriteItem>) -> Result<(), StoreError> {
-        let items = self.put_new_and(principal, event, with)?;
+        let items = self.put_new_and(principal, event, with).await?;
         if transact_write(&self.client, items).await? { Ok(()) } else { Err(StoreError::Conflict) }
     }
 
     /// A new event's conditional put (never over an existing id), then `with`: one transaction's items.
-    fn put_new_and(&self, principal: &Principal, event: &Event, with: Vec<TransactWriteItem>) -> Result<Vec<TransactWriteItem>, StoreError> {
-        let put =
-            Put::builder().table_name(&self.table).set_item(Some(self.new_item(principal, event)?)).condition_expression("attribute_not_exists(id)").build()?;
+    async fn put_new_and(&self, principal: &Principal, event: &Event, with: Vec<TransactWriteItem>) -> Result<Vec<TransactWriteItem>, StoreError> {
+        let item = self.new_item(principal, event).await?;
+        let put = Put::builder().table_name(&self.table).set_item(Some(item)).condition_expression("attribute_not_exists(id)").build()?;
         Ok(std::iter::once(TransactWriteItem::builder().put(put).build()).chain(with).collect())
     }
 
@@ -175,7 +205,7 @@ impl EventStore {
     /// when the claim's condition failed, `Ok(Some(item))` with the key item the claim handed back
     /// (`claim` is its index in `with`).
     pub async fn put_new_claimed(&self, principal: &Principal, event: &Event, with: Vec<TransactWriteItem>, claim: usize) -> Result<Option<Item>, StoreError> {
-        let items = self.put_new_and(principal, event, with)?;
+        let items = self.put_new_and(principal, event, with).await?;
         match crate::store::transact_write_returning(&self.client, items).await? {
             Ok(()) => Ok(None),
             Err(mut returned) => match returned.get_mut(claim + 1).and_then(Option::take) {
@@ -187,8 +217,8 @@ impl EventStore {
     }
 
     /// Where the event `id` lives (for [`crate::store::get_many`]).
-    pub fn item_ref(&self, principal: &Principal, id: EventId) -> ItemRef {
-        ItemRef { table: self.table.clone(), key: key_item(&IdKey::of(principal, id)) }
+    pub async fn item_ref(&self, principal: &Principal, id: EventId) -> Result<ItemRef, StoreError> {
+        Ok(ItemRef { table: self.table.clone(), key: key_item(&self.key(principal, id).await?) })
     }
 
     /// An Events-table item (whole, or projected as reads project it) → its event's JSON, with
@@ -213,16 +243,17 @@ impl EventStore {
     }
 
     pub async fn get(&self, principal: &Principal, id: EventId) -> Result<Option<EventJson>, StoreError> {
-        let out = self.client.get_item().table_name(&self.table).set_key(Some(key_item(&IdKey::of(principal, id)))).consistent_read(true).send().await?;
+        let key = key_item(&self.key(principal, id).await?);
+        let out = self.client.get_item().table_name(&self.table).set_key(Some(key)).consistent_read(true).send().await?;
         out.item.map(Self::event_of).transpose()
     }
 
     /// One Query with every condition in the key condition: no Scan, no filter expression.
-    pub async fn query(&self, principal: &Principal, q: &RangeQuery) -> Result<QueryResult, StoreError> {
+    pub async fn query(&self, q: &RangeQuery) -> Result<QueryResult, StoreError> {
         let (index, key_attr, key) = match q.source {
-            Source::All => (None, "pk", principal.partition()),
-            Source::Type(t) => (Some("ByType"), "type_pk", type_partition(principal, t)),
-            Source::Family(f) => (Some("ByFamily"), "family_pk", family_partition(principal, f)),
+            Source::All => (None, "pk", q.partition.clone()),
+            Source::Type(t) => (Some("ByType"), "type_pk", type_partition(&q.partition, t)),
+            Source::Family(f) => (Some("ByFamily"), "family_pk", family_partition(&q.partition, f)),
         };
         let values = HashMap::from([
             (":k".to_owned(), AttributeValue::S(key)),
@@ -246,18 +277,18 @@ impl EventStore {
         let events = out.items.unwrap_or_default().into_iter().map(Self::event_of).collect::<Result<Vec<_>, _>>()?;
         Ok(QueryResult { events, items_read: out.scanned_count.max(0) as u32 })
     }
-}
 
-/// The one place `pending_webhooks` changes: +1 when a delivery state opens or re-opens, −1 when it
-/// settles, always in the same transaction as the state (see `deliveries`). Only while the event
-/// exists: an expired event is not brought back as a bare counter.
-pub fn pending_webhooks_change(events_table: &str, principal: &Principal, event: EventId, delta: i32) -> Result<TransactWriteItem, StoreError> {
-    let update = Update::builder()
-        .table_name(events_table)
-        .set_key(Some(key_item(&IdKey::of(principal, event))))
-        .update_expression("ADD pending_webhooks :d")
-        .condition_expression("attribute_exists(id)")
-        .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))
-        .build()?;
-    Ok(TransactWriteItem::builder().update(update).build())
+    /// The one place `pending_webhooks` changes: +1 when a delivery state opens or re-opens, −1
+    /// when it settles, always in the same transaction as the state (see `deliveries`). Only while
+    /// the event exists: an expired event is not brought back as a bare counter.
+    pub async fn pending_change(&self, principal: &Principal, event: EventId, delta: i32) -> Result<TransactWriteItem, StoreError> {
+        let update = Update::builder()
+            .table_name(&self.table)
+            .set_key(Some(key_item(&self.key(principal, event).await?)))
+            .update_expression("ADD pending_webhooks :d")
+            .condition_expression("attribute_exists(id)")
+            .expression_attribute_values(":d", AttributeValue::N(delta.to_string()))
+            .build()?;
+        Ok(TransactWriteItem::builder().update(update).build())
+    }
 }

@@ -3,7 +3,8 @@
 //! tables) and the partition key of an account
 //! and mode, `{account}#{mode}` ([`Principal::partition`], [`principal_of_partition`]).
 //!
-//! - `events`: the Events table, and `pending_webhooks` ([`events::pending_webhooks_change`]).
+//! - `events`: the Events table, and `pending_webhooks` ([`events::EventStore::pending_change`]).
+//! - `event_shards`: which of the Events table's keys an account's events are written under.
 //! - `deliveries`: delivery states and attempts (the Deliveries table).
 //! - `endpoints`: webhook endpoints, and their per-account counter (WebhookEndpoints table).
 //! - `idempotency`: `Idempotency-Key` records (WebhookEndpoints table, `idem#` items).
@@ -13,6 +14,7 @@
 pub mod api_keys;
 pub mod deliveries;
 pub mod endpoints;
+pub mod event_shards;
 pub mod events;
 pub mod health;
 pub mod idempotency;

@@ -12,8 +12,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::ids::EndpointId;
 use crate::ids::{AccountId, EventId, Mode, Principal};
+use crate::store::StoreError;
 use crate::store::deliveries::{DeliveryStatus, DeliveryStore};
-use crate::store::{StoreError, principal_of_partition};
+use crate::store::event_shards::{PLAN_ID, principal_of_events_key};
 
 /// Stream records whose delivery states are read at once.
 const READS_AT_ONCE: usize = 16;
@@ -62,7 +63,8 @@ pub struct Fanout {
 #[derive(Debug, Deserialize)]
 struct EventKeys {
     pk: String,
-    id: EventId,
+    /// An event id, or [`PLAN_ID`]: the account's shard plan, which has no deliveries.
+    id: String,
 }
 
 /// The one attribute of the new image the fan-out looks at.
@@ -143,12 +145,16 @@ impl Fanout {
             return Ok(Vec::new());
         }
         let keys: EventKeys = serde_dynamo::from_item(record.change.keys.clone()).map_err(|e| FanoutError::Record(e.to_string()))?;
-        let principal = principal_of_partition(&keys.pk).ok_or_else(|| FanoutError::Record(format!("partition key {:?}", keys.pk)))?;
+        if keys.id == PLAN_ID {
+            return Ok(Vec::new());
+        }
+        let id: EventId = keys.id.parse().map_err(|_| FanoutError::Record(format!("id {:?}", keys.id)))?;
+        let principal = principal_of_events_key(&keys.pk).ok_or_else(|| FanoutError::Record(format!("partition key {:?}", keys.pk)))?;
         let pending = serde_dynamo::from_item::<_, PendingCount>(record.change.new_image.clone()).ok().and_then(|p| p.pending_webhooks);
         if pending == Some(0) {
             return Ok(Vec::new());
         }
-        self.pending(&principal, keys.id).await
+        self.pending(&principal, id).await
     }
 
     /// The stream handler. The records' states are read [`READS_AT_ONCE`] at a time, and their
