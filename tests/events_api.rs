@@ -273,7 +273,7 @@ async fn a_page_reads_at_most_limit_plus_one_items_of_2000() {
 #[tokio::test]
 async fn each_account_has_its_own_rate_limit() {
     let mut stack = stack().await;
-    stack.deps.config.rate_limits = paygate::http::rate_limit::RateLimits { live: 0, test: 5 };
+    stack.deps.config.rate_limits = paygate::http::rate_limit::RateLimits { live: 0, test: 5, ..Default::default() };
     let api = Api::start(&stack).await;
     let (a, b) = (account(&stack).await, account(&stack).await);
     let started = std::time::Instant::now();
@@ -295,6 +295,32 @@ async fn each_account_has_its_own_rate_limit() {
     assert_eq!(api.get("/v1/events?limit=1", Some(a.live_key.expose())).await.status, 200, "nor the same account's live mode");
     tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
     assert_eq!(api.get("/v1/events?limit=1", Some(a.test_key.expose())).await.status, 200, "after Retry-After");
+}
+
+/// Failed authentications are limited per source address (5 a minute here): past them, the
+/// address gets a Stripe-style 429 with `Retry-After` and its keys are not looked up, except a key
+/// the API already knows is valid; another address is not refused.
+#[tokio::test]
+async fn an_address_sending_bad_keys_is_refused_after_its_limit() {
+    let mut stack = stack().await;
+    stack.deps.config.rate_limits = paygate::http::rate_limit::RateLimits { live: 0, test: 0, failed_auths: 5 };
+    let api = Api::start(&stack).await;
+    let (a, b) = (account(&stack).await, account(&stack).await);
+    assert_eq!(api.get("/v1/events?limit=1", Some(a.test_key.expose())).await.status, 200);
+    let bad = |i: usize| format!("sk_test_{}{i:04}", "Zq".repeat(12));
+    for i in 0..5 {
+        let r = api.get("/v1/events?limit=1", Some(&bad(i))).await;
+        assert_eq!((r.status, r.body["error"]["code"].as_str()), (401, Some("api_key_invalid")), "{}", r.body);
+    }
+    let refused = api.get("/v1/events?limit=1", Some(&bad(5))).await;
+    assert_eq!((refused.status, refused.body["error"]["code"].as_str()), (429, Some("rate_limit")), "{}", refused.body);
+    assert_eq!(refused.retry_after.as_deref(), Some("12"), "one failure back every 12 s at 5 a minute");
+    assert_eq!(api.get("/v1/events?limit=1", Some(a.test_key.expose())).await.status, 200, "a key known to be valid still works");
+    assert_eq!(api.get("/v1/events?limit=1", Some(b.test_key.expose())).await.status, 429, "any other key waits: the address is refused");
+    // From another loopback address, nothing is refused.
+    let other = reqwest::Client::builder().local_address("127.0.0.2".parse::<std::net::IpAddr>().unwrap()).build().unwrap();
+    let r = other.get(format!("{}/v1/events?limit=1", api.base)).bearer_auth(b.test_key.expose()).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
 }
 
 /// An account whose events outgrow one key: a step of its shard plan spreads the events written

@@ -130,7 +130,7 @@ pub async fn run(mut stack: Stack) -> anyhow::Result<Vec<Row>> {
     let hop_cpu = cpu_of(CPU_RUNS, start);
     // The per-account rate limiter (`http::rate_limit`), as every request takes it: one account,
     // under its limit, with 10,000 others tracked.
-    let limiter = paygate::http::rate_limit::RateLimiter::new(paygate::http::rate_limit::RateLimits { live: u32::MAX, test: u32::MAX });
+    let limiter = paygate::http::rate_limit::RateLimiter::new(paygate::http::rate_limit::RateLimits { live: u32::MAX, test: u32::MAX, failed_auths: 0 });
     for _ in 0..10_000 {
         let _ = limiter.take(&paygate::Principal { account: paygate::AccountId::generate(), mode: paygate::Mode::Test }, Instant::now());
     }

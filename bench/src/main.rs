@@ -36,7 +36,7 @@ fn target() -> Target {
 /// account's requests as fast as they go; the `api` group measures the limiter's cost by itself).
 async fn stack() -> anyhow::Result<Stack> {
     let mut stack = Stack::local_on(&target(), Some(&format!("bench{}", ulid::Ulid::generate().to_string().to_lowercase()))).await?;
-    stack.deps.config.rate_limits = paygate::http::rate_limit::RateLimits { live: 0, test: 0 };
+    stack.deps.config.rate_limits = paygate::http::rate_limit::RateLimits { live: 0, test: 0, ..Default::default() };
     Ok(stack)
 }
 

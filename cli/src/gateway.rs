@@ -6,10 +6,11 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
-use axum::extract::Request;
+use axum::extract::{ConnectInfo, Request};
 use axum::middleware::{Next, from_fn};
 use axum::response::{IntoResponse, Response};
 use paygate::error::{ApiError, Code};
+use paygate::http::extract::SourceIp;
 use paygate::http::{Api, router, with_request_ids};
 
 /// Longest request target (path and query) accepted.
@@ -28,12 +29,16 @@ pub fn app(functions: Functions) -> axum::Router {
     with_request_ids(paygate_dashboard::router().merge(router(functions.api, None)).layer(from_fn(limits)))
 }
 
-/// API Gateway's own limits, answered before any function runs.
+/// API Gateway's own limits, answered before any function runs; and the caller's address, as API
+/// Gateway's `sourceIp` gives it.
 async fn limits(req: Request, next: Next) -> Response {
     if req.uri().path_and_query().map_or(0, |p| p.as_str().len()) > MAX_URI_BYTES {
         return refused(414, Code::UriTooLong, format!("The request URL is longer than {MAX_URI_BYTES} bytes."));
     }
-    let (parts, body) = req.into_parts();
+    let (mut parts, body) = req.into_parts();
+    if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>().copied() {
+        parts.extensions.insert(SourceIp(peer.ip()));
+    }
     match to_bytes(body, MAX_BODY_BYTES).await {
         Ok(bytes) => next.run(Request::from_parts(parts, Body::from(bytes))).await,
         Err(_) => refused(413, Code::RequestTooLarge, format!("The request body is larger than {MAX_BODY_BYTES} bytes.")),

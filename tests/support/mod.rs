@@ -19,7 +19,7 @@ pub async fn stack() -> Stack {
 /// The tests' API has no per-account rate limit: many of them page through hundreds of events at
 /// once for one account. `tests/events_api.rs` holds the limit itself, on a stack of its own.
 fn unlimited(mut stack: Stack) -> Stack {
-    stack.deps.config.rate_limits = paygate::http::rate_limit::RateLimits { live: 0, test: 0 };
+    stack.deps.config.rate_limits = paygate::http::rate_limit::RateLimits { live: 0, test: 0, ..Default::default() };
     stack
 }
 

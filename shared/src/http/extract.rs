@@ -20,7 +20,7 @@ impl FromRequestParts<Arc<Api>> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, ApiError> {
         let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let principal = api.auth.authenticate(header).await?;
+        let principal = api.auth.authenticate_from(header, source_ip(parts)).await?;
         api.limiter.take(&principal, std::time::Instant::now()).map_err(|secs| ApiError::RateLimited {
             message: format!(
                 "Too many requests for this account in {} mode: at most {} a second. Please retry after {secs} s.",
@@ -31,6 +31,20 @@ impl FromRequestParts<Arc<Api>> for Principal {
         })?;
         Ok(principal)
     }
+}
+
+/// The address a request came from, as a gateway in front of the router says (`paygate dev`'s
+/// puts the peer's here; API Gateway's is in its request context).
+#[derive(Debug, Clone, Copy)]
+pub struct SourceIp(pub std::net::IpAddr);
+
+/// The address the request came from: API Gateway's `sourceIp`, or [`SourceIp`].
+fn source_ip(parts: &Parts) -> Option<std::net::IpAddr> {
+    use lambda_http::request::RequestContext;
+    if let Some(RequestContext::ApiGatewayV2(ctx)) = parts.extensions.get::<RequestContext>() {
+        return ctx.http.source_ip.as_deref().and_then(|ip| ip.parse().ok());
+    }
+    parts.extensions.get::<SourceIp>().map(|s| s.0)
 }
 
 /// The query string's parameters; the handler takes what it knows and calls `done`.
