@@ -526,3 +526,66 @@ async fn recover_reopens_at_most_a_hundred_a_call() {
         assert_eq!(stack.deliveries().status(&p, e.id, &ep.id).await.unwrap(), Some(DeliveryStatus::Pending), "re-opened once");
     }
 }
+
+/// The delivery function reads an endpoint's copy under the endpoint's own key, kept in step with
+/// every write of the endpoint (create, update, status, delete). An endpoint written before copies
+/// existed (its copy removed here) is still delivered to, from the original, and gets its copy.
+#[tokio::test]
+async fn deliveries_read_the_endpoints_copy_which_follows_every_write() {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use paygate::store::endpoints::Replaced;
+    use paygate::webhook::endpoints::EndpointStatus;
+
+    let stack = isolated_stack().await;
+    let a = account(&stack).await;
+    let p = test_principal(&a);
+    let r = Receiver::start(vec![]).await;
+    let ep = endpoint(&stack, &p, &r, &["*"]).await;
+    let store = stack.endpoints();
+    let copy_key = |id: &paygate::EndpointId| {
+        std::collections::HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(format!("{}#{id}", p.partition()))),
+            ("id".to_owned(), AttributeValue::S(id.to_string())),
+        ])
+    };
+    let copy = || async {
+        let out = stack
+            .clients
+            .dynamodb
+            .get_item()
+            .table_name(&stack.config.webhook_endpoints_table)
+            .set_key(Some(copy_key(&ep.id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        out.item.map(|i| paygate::store::endpoints::EndpointStore::endpoint_of(i, p.mode).unwrap())
+    };
+    // Created with its copy; an update and a status change move both.
+    assert_eq!(copy().await.unwrap().url, ep.url);
+    let read = store.get(&p, &ep.id).await.unwrap().unwrap();
+    let moved = paygate::webhook::endpoints::Endpoint { description: Some("moved".into()), ..read };
+    assert_eq!(store.replace(&p, &moved).await.unwrap(), Replaced::Replaced);
+    assert_eq!(copy().await.unwrap().description.as_deref(), Some("moved"));
+    assert_eq!(copy().await.unwrap().version, store.get(&p, &ep.id).await.unwrap().unwrap().version);
+    store.set_status(&p, &ep.id, EndpointStatus::Disabled).await.unwrap();
+    assert_eq!(copy().await.unwrap().status, EndpointStatus::Disabled, "what the delivery function reads is disabled too");
+    let e = publish(&stack, &p, EventType::PaymentSucceeded, payment()).await;
+    assert!(deliverer(&stack, &[1]).handle(batch(&[DeliveryMessage::new(&p, e.id, ep.id)])).await.batch_item_failures.is_empty());
+    assert!(r.received().is_empty(), "a disabled endpoint gets nothing");
+    store.set_status(&p, &ep.id, EndpointStatus::Enabled).await.unwrap();
+
+    // An endpoint with no copy (as written before copies): delivered from the original, then copied.
+    stack.clients.dynamodb.delete_item().table_name(&stack.config.webhook_endpoints_table).set_key(Some(copy_key(&ep.id))).send().await.unwrap();
+    let e = publish(&stack, &p, EventType::PaymentSucceeded, payment()).await;
+    assert!(deliverer(&stack, &[1]).handle(batch(&[DeliveryMessage::new(&p, e.id, ep.id)])).await.batch_item_failures.is_empty());
+    assert_eq!(r.received().len(), 1);
+    assert_eq!(copy().await.unwrap().status, EndpointStatus::Enabled, "the copy is written from the original");
+    // A status change of an endpoint without a copy writes one too.
+    stack.clients.dynamodb.delete_item().table_name(&stack.config.webhook_endpoints_table).set_key(Some(copy_key(&ep.id))).send().await.unwrap();
+    store.set_status(&p, &ep.id, EndpointStatus::Disabled).await.unwrap();
+    assert_eq!(copy().await.unwrap().status, EndpointStatus::Disabled);
+    // Deleted with its copy.
+    assert!(store.delete(&p, &ep.id).await.unwrap());
+    assert!(copy().await.is_none());
+}

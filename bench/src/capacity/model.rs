@@ -24,7 +24,7 @@ pub enum KeyClass {
     MerchantFamily,
     /// One event's delivery states and attempts: written a few times, never hot.
     Event,
-    /// One endpoint: its failures (`ByFailed`), health and throttle items.
+    /// One endpoint: its failures (`ByFailed`), health and throttle items, and its delivery copy.
     Endpoint,
     /// One of an endpoint's `ByEndpoint` keys (its attempts, spread over `ENDPOINT_SHARDS`).
     EndpointShard,
@@ -50,11 +50,13 @@ impl KeyClass {
 }
 
 /// The class of the partition key a table's (or index's) item lives under; `pk` tells the
-/// Deliveries table's per-endpoint items (`{account}#{mode}#we_…`) from its per-event ones.
+/// per-endpoint items (`{account}#{mode}#we_…`: in the Deliveries table, and the endpoints'
+/// delivery copies in WebhookEndpoints) from the per-event and per-merchant ones.
 pub fn class(table: &str, index: Option<&str>, pk: Option<&str>) -> KeyClass {
     match (table, index) {
         ("Events", Some("ByType")) => KeyClass::MerchantType,
         ("Events", Some("ByFamily")) => KeyClass::MerchantFamily,
+        ("WebhookEndpoints", None) if pk.is_some_and(|k| k.contains("#we_")) => KeyClass::Endpoint,
         ("Events" | "WebhookEndpoints", _) => KeyClass::Merchant,
         ("Deliveries", Some("ByDue")) => KeyClass::DueShard,
         ("Deliveries", Some("ByEndpoint")) => KeyClass::EndpointShard,
@@ -299,6 +301,9 @@ mod tests {
             u("Deliveries", None, true, 4.0, &["acct_1#test#evt_1", "acct_1#test#we_1"]),
             u("Deliveries", Some("ByDue"), true, 2.0, &[]),
             u("Deliveries", Some("ByEndpoint"), true, 2.0, &[]),
+            // A batch's read of an endpoint's delivery copy, and a publish's of the endpoint list.
+            u("WebhookEndpoints", None, false, 2.0, &["acct_1#test#we_1"]),
+            u("WebhookEndpoints", None, false, 2.0, &["acct_1#test"]),
         ];
         let c = cost(&units, &|t| t.to_owned(), 2);
         assert_eq!(c.on("Events", KeyClass::Merchant), (2.0, 0.0));
@@ -307,6 +312,8 @@ mod tests {
         assert_eq!(c.on("Deliveries", KeyClass::Endpoint), (1.0, 0.0));
         assert_eq!(c.on("Deliveries.ByDue", KeyClass::DueShard), (1.0, 0.0));
         assert_eq!(c.on("Deliveries.ByEndpoint", KeyClass::EndpointShard), (1.0, 0.0));
+        assert_eq!(c.on("WebhookEndpoints", KeyClass::Endpoint), (0.0, 1.0));
+        assert_eq!(c.on("WebhookEndpoints", KeyClass::Merchant), (0.0, 1.0));
         assert_eq!(c.write(), 7.0);
     }
 

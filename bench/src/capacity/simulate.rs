@@ -118,10 +118,11 @@ pub fn simulate(t: &Traffic, hot: &[HotKey], measured_due_shards: u32) -> Vec<Pe
                         let events = rng.poisson(rates[0] / keys);
                         (events * mix(k.write_per_event, k.write_per_event_failing), events * k.read_per_event)
                     }
-                    // The busiest endpoint: one of the top merchant's, receiving all its events.
+                    // The busiest endpoint: one of the top merchant's, receiving all its events (its
+                    // reads: per event, one delivery to it).
                     KeyClass::Endpoint => {
                         let deliveries = rng.poisson(rates[0]);
-                        (deliveries * mix(k.write_per_delivery, k.write_per_delivery_failing), 0.0)
+                        (deliveries * mix(k.write_per_delivery, k.write_per_delivery_failing), deliveries * k.read_per_event)
                     }
                     // One of that endpoint's ByEndpoint shards: its share of those deliveries
                     // (measured per delivery over the shards: back to per delivery on one).

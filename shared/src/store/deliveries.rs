@@ -438,9 +438,11 @@ impl DeliveryStore {
         transact_write(&self.client, items).await
     }
 
-    /// For each (principal, event, endpoint): its state, its event, its endpoint and the endpoint's
-    /// health, strongly consistent, all in one BatchGetItem across the three tables (up to 25
-    /// deliveries; an endpoint's items are read once however many deliveries go to it).
+    /// For each (principal, event, endpoint): its state, its event, its endpoint (its delivery
+    /// copy, under the endpoint's own key) and the endpoint's health, strongly consistent, all in
+    /// one BatchGetItem across the three tables (up to 25 deliveries; an endpoint's items are read
+    /// once however many deliveries go to it). An endpoint with no copy yet (written before copies
+    /// existed) is read from the merchant's key in a second BatchGetItem, and its copy written.
     pub async fn snapshots(
         &self,
         events: &EventStore,
@@ -453,11 +455,22 @@ impl DeliveryStore {
             refs.extend([
                 ItemRef { table: self.table.clone(), key: state_key(principal, *event, endpoint) },
                 events.item_ref(principal, *event).await?,
-                endpoints.item_ref(principal, endpoint),
+                endpoints.copy_ref(principal, endpoint),
                 health.item_ref(principal, endpoint),
             ]);
         }
-        let mut items = get_many(&self.client, &refs).await?.into_iter();
+        let mut items = get_many(&self.client, &refs).await?;
+        let uncopied: Vec<usize> = (0..deliveries.len()).filter(|i| items[i * 4 + 2].is_none()).collect();
+        if !uncopied.is_empty() {
+            let originals: Vec<ItemRef> = uncopied.iter().map(|&i| endpoints.item_ref(&deliveries[i].0, &deliveries[i].2)).collect();
+            for (&i, original) in uncopied.iter().zip(get_many(&self.client, &originals).await?) {
+                if let Some(original) = &original {
+                    endpoints.copy_from(&deliveries[i].0, &deliveries[i].2, original).await?;
+                }
+                items[i * 4 + 2] = original;
+            }
+        }
+        let mut items = items.into_iter();
         deliveries
             .iter()
             .map(|(principal, _, _)| {

@@ -1,6 +1,14 @@
 //! Webhook endpoints in the WebhookEndpoints table (pk `{account}#{mode}`, sort key `id`). At most
 //! [`MAX_ENDPOINTS`] per account and mode, enforced by a counter item in the same transaction as the
 //! put, so concurrent creates cannot exceed it.
+//!
+//! **The delivery copy.** Each endpoint is also written under a key of its own,
+//! `{account}#{mode}#{we_…}` (same `id`), in the same transaction as every write of it: that copy
+//! is what the delivery function reads, so its reads land on the endpoint's key, not on the
+//! merchant's, which every publish already reads once (`make capacity`: at 2,000 events/s the
+//! merchant's key would otherwise pass 3,000 read units a second). An endpoint written before copies
+//! existed has none until its next write; the delivery function then reads the original and writes
+//! the copy ([`EndpointStore::copy_from`]). A copy only moves forward in `version`.
 
 use std::collections::HashMap;
 
@@ -107,6 +115,16 @@ fn key(principal: &Principal, id: impl std::fmt::Display) -> HashMap<String, Att
     key_item(&IdKey::of(principal, id))
 }
 
+/// `{account}#{mode}#{we_…}`: the partition of the endpoint's delivery copy.
+fn copy_partition(principal: &Principal, id: &EndpointId) -> String {
+    format!("{}#{id}", principal.partition())
+}
+
+/// The key of the endpoint's delivery copy.
+fn copy_key(principal: &Principal, id: &EndpointId) -> HashMap<String, AttributeValue> {
+    key_item(&IdKey { pk: copy_partition(principal, id), id: id.to_string() })
+}
+
 impl EndpointStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         EndpointStore { client, table: table.into() }
@@ -116,6 +134,7 @@ impl EndpointStore {
     pub async fn create(&self, principal: &Principal, endpoint: &Endpoint) -> Result<Created, StoreError> {
         let item = serde_dynamo::to_item(EndpointItem::of(endpoint, principal))?;
         let put = Put::builder().table_name(&self.table).set_item(Some(item)).condition_expression("attribute_not_exists(id)").build()?;
+        let copy = self.copy_put(principal, endpoint)?;
         let count = Update::builder()
             .table_name(&self.table)
             .set_key(Some(key(principal, COUNTER_ID)))
@@ -125,13 +144,48 @@ impl EndpointStore {
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .expression_attribute_values(":max", AttributeValue::N(MAX_ENDPOINTS.to_string()))
             .build()?;
-        let items = vec![TransactWriteItem::builder().update(count).build(), TransactWriteItem::builder().put(put).build()];
+        let items = vec![TransactWriteItem::builder().update(count).build(), TransactWriteItem::builder().put(put).build(), copy];
         Ok(if transact_write(&self.client, items).await? { Created::Created } else { Created::LimitReached(MAX_ENDPOINTS) })
+    }
+
+    /// The put of `endpoint`'s delivery copy, for the transaction that writes the endpoint.
+    fn copy_put(&self, principal: &Principal, endpoint: &Endpoint) -> Result<TransactWriteItem, StoreError> {
+        let item = EndpointItem { pk: copy_partition(principal, &endpoint.id), ..EndpointItem::of(endpoint, principal) };
+        let put = Put::builder().table_name(&self.table).set_item(Some(serde_dynamo::to_item(item)?)).build()?;
+        Ok(TransactWriteItem::builder().put(put).build())
     }
 
     /// Where the endpoint `id` lives (for [`crate::store::get_many`]).
     pub fn item_ref(&self, principal: &Principal, id: &EndpointId) -> ItemRef {
         ItemRef { table: self.table.clone(), key: key(principal, id) }
+    }
+
+    /// Where the endpoint's delivery copy lives: what the delivery function reads.
+    pub fn copy_ref(&self, principal: &Principal, id: &EndpointId) -> ItemRef {
+        ItemRef { table: self.table.clone(), key: copy_key(principal, id) }
+    }
+
+    /// Writes the delivery copy of an endpoint from its item `original` (as read), unless the copy
+    /// holds that version or a later one already: for an endpoint written before copies existed.
+    /// Only UpdateItem (what the delivery function may do to endpoints).
+    pub async fn copy_from(&self, principal: &Principal, id: &EndpointId, original: &Item) -> Result<(), StoreError> {
+        let mut update = self.client.update_item().table_name(&self.table).set_key(Some(copy_key(principal, id)));
+        let mut sets = Vec::new();
+        for (i, (name, value)) in original.iter().filter(|(k, _)| !matches!(k.as_str(), "pk" | "id")).enumerate() {
+            sets.push(format!("#a{i} = :v{i}"));
+            update = update.expression_attribute_names(format!("#a{i}"), name).expression_attribute_values(format!(":v{i}"), value.clone());
+        }
+        let version = original.get("version").cloned().unwrap_or(AttributeValue::N("0".into()));
+        let result = update
+            .update_expression(format!("SET {}", sets.join(", ")))
+            .condition_expression("attribute_not_exists(id) OR attribute_not_exists(version) OR version < :seen")
+            .expression_attribute_values(":seen", version)
+            .send()
+            .await;
+        match result.map_err(StoreError::from) {
+            Ok(_) | Err(StoreError::Conflict) => Ok(()),
+            Err(e) => Err(e),
+        }
     }
 
     /// A WebhookEndpoints-table endpoint item → its endpoint.
@@ -166,45 +220,58 @@ impl EndpointStore {
     pub async fn replace(&self, principal: &Principal, endpoint: &Endpoint) -> Result<Replaced, StoreError> {
         let next = Endpoint { version: endpoint.version + 1, ..endpoint.clone() };
         let seen = if endpoint.version == 0 { "(attribute_not_exists(version) OR version = :seen)" } else { "version = :seen" };
-        let result = self
-            .client
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(serde_dynamo::to_item(EndpointItem::of(&next, principal))?))
             .condition_expression(format!("attribute_exists(id) AND {seen}"))
             .expression_attribute_values(":seen", AttributeValue::N(endpoint.version.to_string()))
             .return_values_on_condition_check_failure(aws_sdk_dynamodb::types::ReturnValuesOnConditionCheckFailure::AllOld)
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Replaced::Replaced),
-            Err(e) => match e.as_service_error() {
-                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
-                    Ok(if c.item().is_some() { Replaced::Changed } else { Replaced::Missing })
+            .build()?;
+        let items = vec![TransactWriteItem::builder().put(put).build(), self.copy_put(principal, &next)?];
+        Ok(match crate::store::transact_write_returning(&self.client, items).await? {
+            Ok(()) => Replaced::Replaced,
+            // The old item handed back: it was written since; nothing: it is gone.
+            Err(returned) => {
+                if returned.first().is_some_and(Option::is_some) {
+                    Replaced::Changed
+                } else {
+                    Replaced::Missing
                 }
-                _ => Err(e.into()),
-            },
-        }
+            }
+        })
     }
 
     /// Sets the status only (410 Gone disables an endpoint).
+    /// With the endpoint's copy in the same transaction; an endpoint without a copy yet gets one
+    /// from what the update wrote.
     pub async fn set_status(&self, principal: &Principal, id: &EndpointId, status: EndpointStatus) -> Result<(), StoreError> {
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(principal, id)))
-            // A new version: an update that read the endpoint before cannot write the old status back.
-            .update_expression("SET #s = :s ADD version :one")
-            .condition_expression("attribute_exists(id)")
-            .expression_attribute_names("#s", "status")
-            .expression_attribute_values(":s", AttributeValue::S(format!("{status:?}").to_lowercase()))
-            .expression_attribute_values(":one", AttributeValue::N("1".into()))
-            .send()
-            .await;
-        match result.map_err(StoreError::from) {
-            Ok(_) | Err(StoreError::Conflict) => Ok(()),
-            Err(e) => Err(e),
+        // A new version: an update that read the endpoint before cannot write the old status back.
+        let update = |key| {
+            Update::builder()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .update_expression("SET #s = :s ADD version :one")
+                .condition_expression("attribute_exists(id)")
+                .expression_attribute_names("#s", "status")
+                .expression_attribute_values(":s", AttributeValue::S(format!("{status:?}").to_lowercase()))
+                .expression_attribute_values(":one", AttributeValue::N("1".into()))
+                .build()
+        };
+        let both = vec![
+            TransactWriteItem::builder().update(update(key(principal, id))?).build(),
+            TransactWriteItem::builder().update(update(copy_key(principal, id))?).build(),
+        ];
+        if transact_write(&self.client, both).await? {
+            return Ok(());
+        }
+        // No such endpoint (nothing to do), or no copy of it yet: the endpoint alone, then its copy
+        // from what was written (BatchGetItem: what the delivery function may read).
+        if !transact_write(&self.client, vec![TransactWriteItem::builder().update(update(key(principal, id))?).build()]).await? {
+            return Ok(());
+        }
+        match crate::store::get_many(&self.client, &[self.item_ref(principal, id)]).await?.pop().flatten() {
+            Some(written) => self.copy_from(principal, id, &written).await,
+            None => Ok(()),
         }
     }
 
@@ -219,6 +286,12 @@ impl EndpointStore {
             .expression_attribute_values(":zero", AttributeValue::N("0".into()))
             .expression_attribute_values(":one", AttributeValue::N("1".into()))
             .build()?;
-        transact_write(&self.client, vec![TransactWriteItem::builder().delete(delete).build(), TransactWriteItem::builder().update(count).build()]).await
+        let copy = Delete::builder().table_name(&self.table).set_key(Some(copy_key(principal, id))).build()?;
+        let items = vec![
+            TransactWriteItem::builder().delete(delete).build(),
+            TransactWriteItem::builder().update(count).build(),
+            TransactWriteItem::builder().delete(copy).build(),
+        ];
+        transact_write(&self.client, items).await
     }
 }
