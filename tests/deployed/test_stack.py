@@ -77,7 +77,7 @@ def ingest(account, event_type, obj):
 class Receiver:
     """A webhook receiver on 127.0.0.1 that verifies both signature schemes."""
 
-    def __init__(self, status=200):
+    def __init__(self, status=200, port=0):
         self.got, self.status, self.secret = [], status, None
         outer = self
 
@@ -91,7 +91,7 @@ class Receiver:
             def log_message(self, *a):
                 pass
 
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), H)
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", port), H)
         threading.Thread(target=self.server.serve_forever, daemon=True).start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks"
 

@@ -11,7 +11,7 @@
 //!   one step of 1 shard (or none) is the unsharded key, so every event written before a plan, and
 //!   every account that never has one, keeps today's key. A GET stays one read.
 //! - **A change takes effect in the future** ([`PLAN_NOTICE`] by default), longer than any
-//!   process caches a plan ([`ShardPlans`], at most the key cache bound, ≤ 60 s). By the time
+//!   process caches a plan ([`ShardPlans`]: the key cache bound, at most [`MAX_PLAN_CACHE`]). By the time
 //!   the first event is written under a new step, every reader knows the step. Nothing is moved
 //!   and nothing is lost: each event stays where its own step put it, so the count can go up or
 //!   down.
@@ -37,6 +37,8 @@ pub const MAX_EVENT_SHARDS: u16 = 32;
 /// How far ahead a change takes effect: well past the longest a plan is cached (60 s), with room
 /// for clocks that disagree.
 pub const PLAN_NOTICE: Duration = Duration::from_secs(300);
+/// The longest a process keeps a plan.
+pub const MAX_PLAN_CACHE: Duration = Duration::from_secs(60);
 /// Plans a process remembers at once; past it, the cache starts again (each miss is one read).
 const CACHED_PLANS: usize = 10_000;
 
@@ -123,9 +125,10 @@ struct PlanItem {
 }
 
 impl ShardPlans {
-    /// `ttl` must stay below [`PLAN_NOTICE`] (the wiring passes the key cache bound, ≤ 60 s).
+    /// Plans are kept `ttl` (the wiring passes the key cache bound), at most [`MAX_PLAN_CACHE`]:
+    /// well within [`PLAN_NOTICE`] whatever the configuration says.
     pub fn new(client: Client, table: impl Into<String>, ttl: Duration) -> Self {
-        ShardPlans { client, table: table.into(), ttl, cache: Default::default() }
+        ShardPlans { client, table: table.into(), ttl: ttl.min(MAX_PLAN_CACHE), cache: Default::default() }
     }
 
     fn key(principal: &Principal) -> HashMap<String, AttributeValue> {
