@@ -305,7 +305,7 @@ pub async fn recover(stack: &Stack, api_key: &str, endpoint: &str, since: &str) 
         all.has_more = next.has_more && !next.events.is_empty();
         all.events.extend(next.events);
     }
-    println!("{}", all.to_json(since));
+    println!("{}", paygate::http::endpoints::recovery_json(&all, since));
     Ok(())
 }
 

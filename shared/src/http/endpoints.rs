@@ -19,7 +19,7 @@ use crate::list::Page;
 use crate::store::endpoints::{Created, Replaced};
 use crate::webhook::breaker::Health;
 use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, MAX_RATE_LIMIT, new_endpoint, rotate};
-use crate::webhook::fanout::DeliveryMessage;
+use crate::webhook::recover::{self, Recovery};
 use crate::webhook::ssrf::check_url;
 use crate::webhook::stats::{MAX_ATTEMPTS, Window};
 
@@ -69,30 +69,16 @@ pub async fn retrieve(State(api): State<Arc<Api>>, principal: Principal, _: NoQu
     Ok(Json(with_health(endpoint.to_json(false), &health)))
 }
 
-/// Final failures one `recover` call re-opens at most: its work is bounded whatever the backlog;
-/// `has_more` says to call again.
-pub const RECOVER_MAX: usize = 100;
-
-/// What one `recover` call re-opened.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Recovery {
-    pub endpoint: EndpointId,
-    pub events: Vec<EventId>,
-    pub has_more: bool,
-}
-
-impl Recovery {
-    /// The `webhook_recovery` object.
-    pub fn to_json(&self, since: Timestamp) -> Value {
-        json!({
-            "object": "webhook_recovery",
-            "endpoint": self.endpoint,
-            "since": since,
-            "queued": self.events.len(),
-            "events": self.events,
-            "has_more": self.has_more,
-        })
-    }
+/// The `webhook_recovery` object: what one `recover` call re-opened since `since`.
+pub fn recovery_json(r: &Recovery, since: Timestamp) -> Value {
+    json!({
+        "object": "webhook_recovery",
+        "endpoint": r.endpoint,
+        "since": since,
+        "queued": r.events.len(),
+        "events": r.events,
+        "has_more": r.has_more,
+    })
 }
 
 /// Reads and writes an endpoint change makes at most, when other writes keep coming in between
@@ -172,7 +158,7 @@ pub async fn resend(State(api): State<Arc<Api>>, principal: Principal, PathId(id
     api.events.get(&principal, event_id).await?.ok_or_else(missing)?;
     enabled(&endpoint)?;
     api.deliveries.reopen(&principal, event_id, &endpoint.id).await?;
-    api.schedule(&principal, &endpoint.id, &[event_id]).await;
+    recover::schedule(&api.fanout, &principal, &endpoint.id, &[event_id]).await;
     Ok(Json(json!({"object": "webhook_resend", "event": event_id, "endpoint": endpoint.id, "status": "pending"})))
 }
 
@@ -182,7 +168,7 @@ pub async fn recover(State(api): State<Arc<Api>>, principal: Principal, PathId(i
     let since = p.timestamp("since")?.ok_or_else(|| missing("since"))?;
     p.done()?;
     let recovery = api.recover(&principal, &id, since).await?;
-    Ok(Json(recovery.to_json(since)))
+    Ok(Json(recovery_json(&recovery, since)))
 }
 
 /// `GET /v1/webhook_endpoints/{id}/stats?since=…&until=…&interval=hour|day`: the endpoint's
@@ -248,42 +234,14 @@ fn endpoint_missing(id: &str) -> ApiError {
 }
 
 impl Api {
-    /// Re-opens every finally failed delivery to the endpoint `id` (404 unless the principal has
-    /// it, 400 while it is disabled) of the events created at or after `since` and schedules them;
-    /// returns the endpoint and those events. Idempotent: what it re-opened is pending, and no
-    /// longer failed, so a second run finds only newer failures.
-    /// At most [`RECOVER_MAX`] of the endpoint's final failures since `since`, re-opened and
-    /// queued; `has_more` when there are more (the same call again takes the next ones: those it
-    /// re-opened are no longer failed).
+    /// Re-opens the finally failed deliveries to the endpoint `id` (404 unless the principal has
+    /// it, 400 while it is disabled) of the events created at or after `since`, at most
+    /// [`recover::RECOVER_MAX`], and queues them (`webhook::recover`); `has_more` when there are
+    /// more. Idempotent: what it re-opened is pending, no longer failed.
     pub async fn recover(&self, principal: &Principal, id: &str, since: Timestamp) -> Result<Recovery, ApiError> {
         let endpoint = self.endpoint(principal, id).await?;
         enabled(&endpoint)?;
-        let (events, has_more) = self.reopen_failed(principal, &endpoint.id, since).await?;
-        Ok(Recovery { endpoint: endpoint.id, events, has_more })
-    }
-
-    async fn reopen_failed(&self, principal: &Principal, endpoint: &EndpointId, since: Timestamp) -> Result<(Vec<EventId>, bool), ApiError> {
-        let Some(since) = EventId::first_at_secs(since.unix_seconds()) else { return Ok((Vec::new(), false)) };
-        let mut queued = Vec::new();
-        let (failed, has_more) = self.deliveries.failed_since(principal, endpoint, since, RECOVER_MAX).await?;
-        for event_id in failed {
-            // False when the event expired meanwhile, or another recover got there first.
-            if self.deliveries.reopen(principal, event_id, endpoint).await? {
-                queued.push(event_id);
-            }
-        }
-        self.schedule(principal, endpoint, &queued).await;
-        tracing::info!(endpoint_id = %endpoint, queued = queued.len(), has_more, "failed deliveries recovered");
-        Ok((queued, has_more))
-    }
-
-    /// Enqueues re-opened deliveries. They are pending in DynamoDB already, so should SQS refuse,
-    /// the sweeper sends them after the grace: logged, not failed.
-    async fn schedule(&self, principal: &Principal, endpoint: &EndpointId, events: &[EventId]) {
-        let messages: Vec<DeliveryMessage> = events.iter().map(|e| DeliveryMessage::new(principal, *e, *endpoint)).collect();
-        if let Err(e) = self.fanout.enqueue(&messages).await {
-            tracing::warn!(error = %e, "could not enqueue re-opened deliveries; the sweeper sends them");
-        }
+        Ok(recover::reopen_failed(&self.deliveries, &self.fanout, principal, endpoint.id, since).await?)
     }
 
     /// The endpoint the path names, or a 404 (a malformed id names none).

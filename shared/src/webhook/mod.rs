@@ -5,6 +5,7 @@ pub mod decision;
 pub mod deliver;
 pub mod endpoints;
 pub mod fanout;
+pub mod recover;
 pub mod redrive;
 pub mod signature;
 pub mod ssrf;
