@@ -160,16 +160,16 @@ async fn every_api_response_says_no_store_and_nosniff() {
 /// answers 409 only for a few minutes, not for the whole 24 hours of the record.
 #[tokio::test]
 async fn a_crashed_requests_idempotency_claim_expires_after_minutes() {
-    use paygate::store::idempotency::{CLAIM_TIMEOUT_SECS, Claim, IdempotencyKey, IdempotencyStore};
+    use paygate::store::idempotency::{CLAIM_TIMEOUT_SECS, Claim, IdempotencyStore};
     let stack = stack().await;
     let p = test_principal(&account(&stack).await);
     let store = IdempotencyStore::new(stack.clients.dynamodb.clone(), &stack.config.webhook_endpoints_table);
     let header = http::HeaderValue::from_static("crash-1");
-    let key = IdempotencyKey::from_header(Some(&header)).unwrap();
+    let key = paygate::http::idempotency::key_of(Some(&header)).unwrap();
     let t = paygate::ids::unix_now();
     assert!(matches!(store.claim_at(&p, key.as_ref(), "fp", t).await.unwrap(), Claim::Fresh(_)));
     // The request crashes here: neither finish nor release.
-    let e = store.claim_at(&p, key.as_ref(), "fp", t + 10).await.unwrap_err();
+    let e = paygate::http::idempotency::refusal(store.claim_at(&p, key.as_ref(), "fp", t + 10).await.unwrap());
     assert_eq!(e.status(), 409, "still running, as far as anyone knows");
     let Claim::Fresh(again) = store.claim_at(&p, key.as_ref(), "fp", t + CLAIM_TIMEOUT_SECS + 1).await.unwrap() else { panic!("a stale claim is free again") };
     store.finish(&p, &again, 200, &json!({"ok": true})).await.unwrap();

@@ -4,6 +4,8 @@
 
 use serde_json::{Value, json};
 
+use crate::store::StoreError;
+
 /// Every `error.code` the API answers with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Code {
@@ -166,6 +168,20 @@ impl ApiError {
 /// kilobytes where an id or a name belongs, and the error should not send them back.
 pub fn shorten(v: &str) -> String {
     if v.chars().count() > 64 { format!("{}…", v.chars().take(64).collect::<String>()) } else { v.to_owned() }
+}
+
+/// A store failure as the API answers it: throttling is a 429 to retry with backoff, anything else
+/// a 500 (logged here with its cause; the body never shows it).
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        tracing::error!(error = %err, "store error");
+        match err {
+            StoreError::Throttled(_) => {
+                ApiError::RateLimited { message: "Too many requests hit the API too quickly. Please retry with backoff.".to_owned(), retry_after: None }
+            }
+            _ => ApiError::internal(),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 pub mod endpoints;
 pub mod events;
 pub mod extract;
-mod idempotency;
+pub mod idempotency;
 pub mod list_params;
 pub mod params;
 pub mod rate_limit;

@@ -11,7 +11,6 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::error::{ApiError, Code};
 use crate::ids::{Principal, unix_now};
 use crate::store::{IdKey, StoreError, key_item};
 
@@ -20,7 +19,7 @@ pub const WINDOW_SECS: u64 = 24 * 3600;
 /// are under a minute), so a claim this old belongs to a call that crashed, and the key may be
 /// claimed again instead of answering 409 until the record expires.
 pub const CLAIM_TIMEOUT_SECS: u64 = 300;
-const MAX_KEY_LEN: usize = 255;
+pub const MAX_KEY_LEN: usize = 255;
 
 #[derive(Debug, Serialize, Deserialize)]
 struct Record {
@@ -38,24 +37,17 @@ struct Record {
     claimed_at: Option<u64>,
 }
 
-/// An `Idempotency-Key` header: 1 to 255 printable ASCII characters. Anything else is refused with
-/// a 400, never ignored (an ignored key would let a retry create a duplicate).
+/// An idempotency key: 1 to [`MAX_KEY_LEN`] printable ASCII characters (the `Idempotency-Key`
+/// header, parsed by `http::idempotency`, which refuses anything else with a 400: an ignored key
+/// would let a retry create a duplicate).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct IdempotencyKey(String);
 
 impl IdempotencyKey {
-    /// The header's value, if the request has one.
-    pub fn from_header(value: Option<&http::HeaderValue>) -> Result<Option<Self>, ApiError> {
-        let Some(value) = value else { return Ok(None) };
-        let bytes = value.as_bytes();
-        if bytes.is_empty() || bytes.len() > MAX_KEY_LEN || !bytes.iter().all(|b| (0x20..0x7f).contains(b)) {
-            return Err(ApiError::invalid(
-                Code::IdempotencyKeyInvalid,
-                "Idempotency-Key",
-                format!("Idempotency keys are 1 to {MAX_KEY_LEN} printable ASCII characters."),
-            ));
-        }
-        Ok(Some(IdempotencyKey(String::from_utf8_lossy(bytes).into_owned())))
+    /// `bytes` as a key, if they are one.
+    pub fn parse(bytes: &[u8]) -> Option<Self> {
+        let ok = !bytes.is_empty() && bytes.len() <= MAX_KEY_LEN && bytes.iter().all(|b| (0x20..0x7f).contains(b));
+        ok.then(|| IdempotencyKey(String::from_utf8_lossy(bytes).into_owned()))
     }
 
     pub fn as_str(&self) -> &str {
@@ -78,6 +70,12 @@ pub enum Claim {
     Fresh(IdempotencyKey),
     /// Seen before with the same parameters: answer this.
     Replay(u16, Value),
+    /// Seen before with other parameters.
+    Mismatch(IdempotencyKey),
+    /// Its first request is still running (or crashed less than [`CLAIM_TIMEOUT_SECS`] ago).
+    InProgress,
+    /// Its first request failed on our side and released it while this one looked: try again.
+    Released,
 }
 
 #[derive(Debug, Clone)]
@@ -107,14 +105,14 @@ impl IdempotencyStore {
     }
 
     /// Claims `key` for a request with `fingerprint`.
-    pub async fn claim(&self, principal: &Principal, key: Option<&IdempotencyKey>, fingerprint: &str) -> Result<Claim, ApiError> {
+    pub async fn claim(&self, principal: &Principal, key: Option<&IdempotencyKey>, fingerprint: &str) -> Result<Claim, StoreError> {
         self.claim_at(principal, key, fingerprint, unix_now()).await
     }
 
     /// [`IdempotencyStore::claim`] at `now` (unix seconds). A key is free when it was never used,
     /// when its record expired, or when its request has been "in progress" for longer than
     /// [`CLAIM_TIMEOUT_SECS`] (it crashed before it could finish or release the key).
-    pub async fn claim_at(&self, principal: &Principal, key: Option<&IdempotencyKey>, fingerprint: &str, now: u64) -> Result<Claim, ApiError> {
+    pub async fn claim_at(&self, principal: &Principal, key: Option<&IdempotencyKey>, fingerprint: &str, now: u64) -> Result<Claim, StoreError> {
         let Some(key) = key else { return Ok(Claim::NoKey) };
         let record = Record {
             pk: principal.partition(),
@@ -129,7 +127,7 @@ impl IdempotencyStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(serde_dynamo::to_item(record).map_err(StoreError::from)?))
+            .set_item(Some(serde_dynamo::to_item(record)?))
             .condition_expression("attribute_not_exists(id) OR expires_at < :now OR (attribute_not_exists(#s) AND claimed_at < :stale)")
             .expression_attribute_names("#s", "status")
             .expression_attribute_values(":now", AttributeValue::N(now.to_string()))
@@ -139,34 +137,19 @@ impl IdempotencyStore {
         match put.map_err(StoreError::from) {
             Ok(_) => return Ok(Claim::Fresh(key.to_owned())),
             Err(StoreError::Conflict) => {}
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(e),
         }
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(principal, key)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(StoreError::from)?;
-        let Some(item) = out.item else {
-            // Released between our put and get: the first request failed on our side. Try again.
-            return Err(ApiError::internal());
-        };
-        let existing: Record = serde_dynamo::from_item(item).map_err(StoreError::from)?;
+        let out = self.client.get_item().table_name(&self.table).set_key(Some(Self::key(principal, key))).consistent_read(true).send().await?;
+        // Released between our put and get: the first request failed on our side.
+        let Some(item) = out.item else { return Ok(Claim::Released) };
+        let existing: Record = serde_dynamo::from_item(item)?;
         if existing.fingerprint != fingerprint {
-            return Err(ApiError::Idempotency {
-                message: format!(
-                    "Keys for idempotent requests can only be used with the same parameters they were first used with. \
-                     Try using a key other than '{key}' if you meant to execute a different request."
-                ),
-            });
+            return Ok(Claim::Mismatch(key.to_owned()));
         }
-        match (existing.status, existing.body) {
-            (Some(status), Some(body)) => Ok(Claim::Replay(status, serde_json::from_str(&body).unwrap_or(Value::Null))),
-            _ => Err(ApiError::Conflict { message: "There is currently another in-progress request using this Idempotency-Key; retry later.".to_owned() }),
-        }
+        Ok(match (existing.status, existing.body) {
+            (Some(status), Some(body)) => Claim::Replay(status, serde_json::from_str(&body).unwrap_or(Value::Null)),
+            _ => Claim::InProgress,
+        })
     }
 
     /// Stores the response of a fresh request, or releases the key when we failed (5xx).
@@ -187,25 +170,5 @@ impl IdempotencyStore {
             .send()
             .await?;
         Ok(())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_are_printable_ascii_and_never_ignored() {
-        let ok = http::HeaderValue::from_static("order-1234 retry");
-        assert_eq!(IdempotencyKey::from_header(Some(&ok)).unwrap().unwrap().as_str(), "order-1234 retry");
-        assert_eq!(IdempotencyKey::from_header(None).unwrap(), None);
-        let non_ascii = http::HeaderValue::from_bytes("clé-ünïcode".as_bytes()).unwrap();
-        let empty = http::HeaderValue::from_static("");
-        let long = http::HeaderValue::from_str(&"k".repeat(256)).unwrap();
-        for bad in [non_ascii, empty, long] {
-            let e = IdempotencyKey::from_header(Some(&bad)).unwrap_err();
-            assert_eq!(e.status(), 400);
-            assert_eq!(e.body()["error"]["param"], "Idempotency-Key");
-        }
     }
 }

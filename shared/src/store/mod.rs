@@ -28,7 +28,6 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
 use serde::Serialize;
 
-use crate::error::ApiError;
 use crate::ids::Principal;
 
 pub use events::{EventStore, RangeQuery, Source};
@@ -172,18 +171,6 @@ where
 impl From<aws_sdk_dynamodb::error::BuildError> for StoreError {
     fn from(err: aws_sdk_dynamodb::error::BuildError) -> Self {
         StoreError::Dynamo(Box::new(err))
-    }
-}
-
-impl From<StoreError> for ApiError {
-    fn from(err: StoreError) -> Self {
-        tracing::error!(error = %err, "store error");
-        match err {
-            StoreError::Throttled(_) => {
-                ApiError::RateLimited { message: "Too many requests hit the API too quickly. Please retry with backoff.".to_owned(), retry_after: None }
-            }
-            _ => ApiError::internal(),
-        }
     }
 }
 
