@@ -5,7 +5,9 @@
 # DynamoDB Local for the large account, and stops what it started. Not part of `make test`.
 #
 #   scripts/bench.sh                   every group
-#   scripts/bench.sh api list          some: api delivery latency cold size list
+#   scripts/bench.sh api list          some: api limits delivery latency isolation cold size list
+#   (limits also measures the stack `make deploy-local` deployed, when PAYGATE_API_URL names it:
+#   `. .tools/deploy-local/env` first)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 

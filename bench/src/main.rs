@@ -7,7 +7,7 @@
 //! stream records.
 //!
 //!     scripts/bench.sh                       # everything
-//!     scripts/bench.sh api delivery          # only some groups: api list delivery latency isolation cold size
+//!     scripts/bench.sh api delivery          # only some groups: api limits list delivery latency isolation cold size
 //!     scripts/capacity.sh                    # make capacity: paygate-bench capacity (bench/src/capacity)
 
 mod api;
@@ -15,6 +15,7 @@ mod cold;
 mod delivery;
 mod isolation;
 mod latency;
+mod limits;
 mod list;
 mod measure;
 mod report;
@@ -23,7 +24,7 @@ mod size;
 use paygate::aws::Target;
 use paygate_cli::stack::Stack;
 
-const GROUPS: &[&str] = &["api", "delivery", "latency", "isolation", "cold", "size", "list"];
+const GROUPS: &[&str] = &["api", "limits", "delivery", "latency", "isolation", "cold", "size", "list"];
 
 /// The local servers, with the benchmark's own DynamoDB Local.
 fn target() -> Target {
@@ -56,6 +57,7 @@ async fn main() -> anyhow::Result<()> {
         let started = std::time::Instant::now();
         rows.extend(match *group {
             "api" => api::run(stack().await?).await?,
+            "limits" => limits::run(stack().await?).await?,
             "delivery" => delivery::run(stack().await?).await?,
             "latency" => latency::run(stack().await?).await?,
             "isolation" => isolation::run(stack().await?).await?,
