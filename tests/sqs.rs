@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use integration_tests::{eventually, stack};
-use paygate::local::{Resources, TEMPLATE, default_name, provision};
+use paygate_cli::stack::provision::{Resources, TEMPLATE, default_name, provision};
 
 #[tokio::test]
 async fn messages_count_receives_and_land_in_the_dlq_after_max_receive_count() {

@@ -7,9 +7,9 @@ use integration_tests::{account, attribute_event_item, event_at, eventually, liv
 use paygate::auth::{Authenticator, authenticate};
 use paygate::config::Config;
 use paygate::ingest::IngestError;
-use paygate::local::{Resources, TEMPLATE};
 use paygate::store::StoreError;
 use paygate::{AccountId, EventType, Mode, Principal};
+use paygate_cli::stack::provision::{Resources, TEMPLATE};
 use serde_json::json;
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
-use paygate::local::TEMPLATE;
+use paygate_cli::stack::provision::TEMPLATE;
 use serde_norway::Value;
 
 /// `METHOD /path` of every HttpApi event of every function in the template, with the function.

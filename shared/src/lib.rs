@@ -16,9 +16,6 @@ pub mod tls;
 pub mod webhook;
 pub mod wiring;
 
-#[cfg(feature = "local")]
-pub mod local;
-
 pub use error::ApiError;
 pub use event::{Event, EventData, EventJson, EventRequest};
 pub use event_type::{EventType, Family, TypeSelector};

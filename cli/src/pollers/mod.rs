@@ -132,7 +132,7 @@ mod tests {
     /// The local pollers batch and run concurrently as the deployed delivery mapping does.
     #[test]
     fn the_queue_poller_matches_the_templates_delivery_mapping() {
-        let template: serde_norway::Value = serde_norway::from_str(paygate::local::TEMPLATE).unwrap();
+        let template: serde_norway::Value = serde_norway::from_str(crate::stack::provision::TEMPLATE).unwrap();
         let mapping = &template["Resources"]["DeliverWebhooksFunction"]["Properties"]["Events"]["Queue"]["Properties"];
         assert_eq!(mapping["BatchSize"].as_i64(), Some(i64::from(QUEUE_BATCH)));
         // MaximumConcurrency is the DeliveryConcurrency parameter: its default is what dev runs.

@@ -11,11 +11,11 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use serde::Deserialize;
 use serde_norway::Value;
 
-use crate::aws::Clients;
-use crate::config::Config;
+use paygate::aws::Clients;
+use paygate::config::Config;
 
 /// The SAM template this build was made from.
-pub const TEMPLATE: &str = include_str!("../../template.yaml");
+pub const TEMPLATE: &str = include_str!("../../../template.yaml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum LocalError {
@@ -26,7 +26,7 @@ pub enum LocalError {
 }
 
 fn aws_err(e: impl std::error::Error + 'static) -> LocalError {
-    LocalError::Aws(crate::aws::error_chain(&e))
+    LocalError::Aws(paygate::aws::error_chain(&e))
 }
 
 #[derive(Debug, Deserialize)]
@@ -282,7 +282,7 @@ mod tests {
     #[test]
     fn the_template_defines_every_resource_the_code_names() {
         let r = Resources::from_template(TEMPLATE).unwrap();
-        for (logical, _, _) in crate::config::RESOURCES {
+        for (logical, _, _) in paygate::config::RESOURCES {
             assert!(r.table(logical).is_some() || r.queue(logical).is_some(), "{logical} missing from template.yaml");
         }
         let events = r.table("EventsTable").unwrap();

@@ -8,11 +8,13 @@ use std::process::{Command, Stdio};
 use anyhow::Context;
 use paygate::aws::{Clients, Target};
 use paygate::config::Config;
-use paygate::local::provision;
 use paygate::webhook::ssrf::UrlPolicy;
 use paygate::wiring::Deps;
+use provision::provision;
 
 use crate::gateway::Functions;
+
+pub mod provision;
 
 /// `scripts/local.sh` of this checkout.
 pub fn script() -> PathBuf {
@@ -128,7 +130,7 @@ impl Stack {
     }
 
     /// Creates the template's tables and queues under this stack's names, where missing (idempotent).
-    pub async fn provision(&self) -> anyhow::Result<paygate::local::Provisioned> {
+    pub async fn provision(&self) -> anyhow::Result<provision::Provisioned> {
         let names = &self.config;
         provision(&self.clients, &|id| names.name_of(id)).await.map_err(|e| {
             anyhow::anyhow!("cannot create the local tables and queues ({e})\nhint: are the local servers up? `make servers` starts them (`make dev` does too)")
