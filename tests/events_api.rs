@@ -3,7 +3,8 @@
 //! against openapi.yaml by `Api::get`.
 
 use integration_tests::{Api, account, event_at, live_principal, seed, stack, test_principal};
-use paygate::list::{ListParams, list_events};
+use paygate::list::ListParams;
+use paygate::store::event_list::list_events;
 use paygate::{Event, EventType, Family, TypeSelector};
 use serde_json::Value;
 

@@ -100,7 +100,7 @@ async fn events_stored_as_attributes_still_read() {
     // Equal as values: a DynamoDB map did not keep the order of data's keys (the JSON does).
     assert_eq!(got.to_event().unwrap(), expected);
     let params = paygate::list::ListParams::parse("type=refund.created").unwrap();
-    let page = paygate::list::list_events(&store, &p, &params).await.unwrap().page;
+    let page = paygate::store::event_list::list_events(&store, &p, &params).await.unwrap().page;
     assert_eq!(page.data.iter().map(|e| e.to_event().unwrap()).collect::<Vec<_>>(), vec![new, expected.clone()]);
     let batch = paygate::store::get_many(&stack.clients.dynamodb, &[store.item_ref(&p, old.id).await.unwrap()]).await.unwrap();
     let read = paygate::store::EventStore::event_of(batch.into_iter().next().flatten().unwrap()).unwrap();

@@ -13,7 +13,8 @@ use crate::event::EventJson;
 use crate::http::Api;
 use crate::http::extract::{NoQuery, PathId, Query};
 use crate::ids::{AttemptId, EventId, Principal};
-use crate::list::{Cursor, ListParams, Page, PageQuery, list_events};
+use crate::list::{Cursor, ListParams, Page, PageQuery};
+use crate::store::event_list::list_events;
 
 /// The event, or a 404 naming the id (a malformed id names no event, so the table is not read).
 async fn event_of(api: &Api, principal: &Principal, raw: &str) -> Result<EventJson, ApiError> {

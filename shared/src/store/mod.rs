@@ -5,6 +5,7 @@
 //!
 //! - `events`: the Events table, and `pending_webhooks` ([`events::EventStore::pending_change`]).
 //! - `event_shards`: which of the Events table's keys an account's events are written under.
+//! - `event_list`: the Queries one page of `GET /v1/events` takes.
 //! - `deliveries`: delivery states and attempts (the Deliveries table).
 //! - `endpoints`: webhook endpoints, and their per-account counter (WebhookEndpoints table).
 //! - `idempotency`: `Idempotency-Key` records (WebhookEndpoints table, `idem#` items).
@@ -14,6 +15,7 @@
 pub mod api_keys;
 pub mod deliveries;
 pub mod endpoints;
+pub mod event_list;
 pub mod event_shards;
 pub mod events;
 pub mod health;
