@@ -8,12 +8,10 @@
 //! fails or hangs (the SDK's timeouts end it within seconds) answers a Stripe-style 500 `api_error`.
 
 use std::collections::HashMap;
-use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::error::{ApiError, Code};
-use crate::http::rate_limit::FailedAuths;
 use crate::ids::{ApiKey, Principal};
 use crate::store::api_keys::ApiKeyStore;
 
@@ -33,46 +31,25 @@ pub struct Authenticator {
     valid: Mutex<HashMap<String, (Principal, Instant)>>,
     /// Refused keys by hash: the refusal, and when.
     refused: Mutex<HashMap<String, (ApiError, Instant)>>,
-    /// Failed authentications by source address (none limited unless [`Self::with_failed_auth_limit`]).
-    failed: FailedAuths,
 }
 
 impl Authenticator {
     pub fn new(keys: ApiKeyStore, ttl: Duration) -> Self {
-        Authenticator { keys, ttl, valid: Mutex::new(HashMap::new()), refused: Mutex::new(HashMap::new()), failed: FailedAuths::new(0) }
+        Authenticator { keys, ttl, valid: Mutex::new(HashMap::new()), refused: Mutex::new(HashMap::new()) }
     }
 
-    /// The same, refusing an address `limit` failed authentications a minute (0: no limit).
-    pub fn with_failed_auth_limit(mut self, limit: u32) -> Self {
-        self.failed = FailedAuths::new(limit);
-        self
+    /// The principal of a key this instance already knows is valid (no read): `None` for any other
+    /// header, malformed ones included.
+    pub fn known(&self, authorization: Option<&str>) -> Option<Principal> {
+        self.remembered(&parse_authorization(authorization).ok()?.hash())
     }
 
     /// Who the `Authorization` header's value speaks for, or the error to answer.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<Principal, ApiError> {
-        self.authenticate_from(authorization, None).await
-    }
-
-    /// [`Self::authenticate`] for a request from `source`: a failure counts against the address,
-    /// and an address past its limit is answered 429 without a read, unless its key is one this
-    /// instance knows is valid.
-    pub async fn authenticate_from(&self, authorization: Option<&str>, source: Option<IpAddr>) -> Result<Principal, ApiError> {
-        let now = Instant::now();
-        let result = self.check(authorization, source, now).await;
-        if let (Err(ApiError::Authentication { .. }), Some(ip)) = (&result, source) {
-            self.failed.failed(ip, now);
-        }
-        result
-    }
-
-    async fn check(&self, authorization: Option<&str>, source: Option<IpAddr>, now: Instant) -> Result<Principal, ApiError> {
         let key = parse_authorization(authorization)?;
         let hash = key.hash();
         if let Some(principal) = self.remembered(&hash) {
             return Ok(principal);
-        }
-        if let Some(ip) = source {
-            self.failed.check(ip, now).map_err(|secs| self.failed.refusal(secs))?;
         }
         if let Some(refusal) = self.refusal(&hash) {
             return Err(refusal);

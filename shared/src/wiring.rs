@@ -87,7 +87,8 @@ impl Deps {
     /// What the HTTP handlers need.
     pub fn api(&self) -> Api {
         Api {
-            auth: std::sync::Arc::new(Authenticator::new(self.keys(), self.config.key_cache).with_failed_auth_limit(self.config.rate_limits.failed_auths)),
+            auth: std::sync::Arc::new(Authenticator::new(self.keys(), self.config.key_cache)),
+            failed_auths: std::sync::Arc::new(crate::http::rate_limit::FailedAuths::new(self.config.rate_limits.failed_auths)),
             limiter: std::sync::Arc::new(crate::http::rate_limit::RateLimiter::new(self.config.rate_limits)),
             endpoints: self.endpoints(),
             idempotency: IdempotencyStore::new(self.clients.dynamodb.clone(), &self.config.webhook_endpoints_table),

@@ -20,7 +20,7 @@ impl FromRequestParts<Arc<Api>> for Principal {
 
     async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, ApiError> {
         let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let principal = api.auth.authenticate_from(header, source_ip(parts)).await?;
+        let principal = authenticated(api, header, source_ip(parts)).await?;
         api.limiter.take(&principal, std::time::Instant::now()).map_err(|secs| ApiError::RateLimited {
             message: format!(
                 "Too many requests for this account in {} mode: at most {} a second. Please retry after {secs} s.",
@@ -31,6 +31,23 @@ impl FromRequestParts<Arc<Api>> for Principal {
         })?;
         Ok(principal)
     }
+}
+
+/// The caller of a request from `source`. A failed authentication counts against the address
+/// (`rate_limit::FailedAuths`); an address past its limit is answered 429 without its key being
+/// looked up, unless the key is one this instance already knows is valid.
+async fn authenticated(api: &Api, header: Option<&str>, source: Option<std::net::IpAddr>) -> Result<Principal, ApiError> {
+    let Some(ip) = source else { return api.auth.authenticate(header).await };
+    if let Some(known) = api.auth.known(header) {
+        return Ok(known);
+    }
+    let now = std::time::Instant::now();
+    api.failed_auths.check(ip, now).map_err(|secs| api.failed_auths.refusal(secs))?;
+    let result = api.auth.authenticate(header).await;
+    if let Err(ApiError::Authentication { .. }) = &result {
+        api.failed_auths.failed(ip, now);
+    }
+    result
 }
 
 /// The address a request came from, as a gateway in front of the router says (`paygate dev`'s

@@ -39,6 +39,8 @@ pub struct Api {
     pub auth: Arc<Authenticator>,
     /// Each account's requests a second (`rate_limit`).
     pub limiter: Arc<rate_limit::RateLimiter>,
+    /// Each address's failed authentications a minute (`rate_limit`).
+    pub failed_auths: Arc<rate_limit::FailedAuths>,
     pub events: EventStore,
     pub endpoints: EndpointStore,
     pub idempotency: IdempotencyStore,
