@@ -139,17 +139,7 @@ async fn ingest_validates_and_publishes() {
 
 /// Every item of the Events table under `p`'s partition, as stored.
 async fn stored_events(stack: &paygate_cli::stack::Stack, p: &Principal) -> Vec<std::collections::HashMap<String, AttributeValue>> {
-    let out = stack
-        .clients
-        .dynamodb
-        .query()
-        .table_name(&stack.config.events_table)
-        .key_condition_expression("pk = :p")
-        .expression_attribute_values(":p", AttributeValue::S(p.partition()))
-        .send()
-        .await
-        .unwrap();
-    out.items.unwrap_or_default()
+    integration_tests::events_items(stack, &p.partition()).await
 }
 
 /// A producer's `idempotency_key` makes a publish exactly-once: a repeat returns the first event

@@ -130,7 +130,7 @@ enum AccountsCmd {
         #[arg(long)]
         mode: paygate::Mode,
         /// Keys to write its events under from then on (1 to 32; 16 carries 4,000 events/s).
-        #[arg(long)]
+        #[arg(long, value_parser = clap::value_parser!(u16).range(1..=i64::from(paygate::store::event_shards::MAX_EVENT_SHARDS)))]
         events: u16,
         /// Seconds until the change takes effect: longer than any process caches a plan (60 s).
         #[arg(long, default_value_t = paygate::store::event_shards::PLAN_NOTICE.as_secs())]

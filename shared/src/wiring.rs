@@ -46,7 +46,13 @@ impl Deps {
     }
 
     pub fn deliveries(&self) -> DeliveryStore {
-        DeliveryStore::new(self.clients.dynamodb.clone(), &self.config.deliveries_table, self.events(), self.config.redrive_after)
+        self.deliveries_over(self.events())
+    }
+
+    /// The delivery store over `events`: a process's stores that share one `EventStore` share
+    /// its cache of shard plans.
+    fn deliveries_over(&self, events: EventStore) -> DeliveryStore {
+        DeliveryStore::new(self.clients.dynamodb.clone(), &self.config.deliveries_table, events, self.config.redrive_after)
             .with_due_shards(self.config.due_shards)
     }
 
@@ -60,7 +66,8 @@ impl Deps {
     }
 
     pub fn publisher(&self) -> Publisher {
-        Publisher { events: self.events(), endpoints: self.endpoints(), deliveries: self.deliveries() }
+        let events = self.events();
+        Publisher { deliveries: self.deliveries_over(events.clone()), events, endpoints: self.endpoints() }
     }
 
     pub fn sweeper(&self) -> Sweeper {
@@ -71,7 +78,6 @@ impl Deps {
     /// default breaker (`BreakerConfig::from_env()` in the Lambda and `paygate dev`).
     pub fn deliverer(&self, schedule: RetrySchedule) -> Deliverer {
         Deliverer {
-            events: self.events(),
             endpoints: self.endpoints(),
             deliveries: self.deliveries(),
             health: self.health(),
@@ -86,15 +92,16 @@ impl Deps {
 
     /// What the HTTP handlers need.
     pub fn api(&self) -> Api {
+        let events = self.events();
         Api {
             auth: std::sync::Arc::new(Authenticator::new(self.keys(), self.config.key_cache)),
             failed_auths: std::sync::Arc::new(crate::http::rate_limit::FailedAuths::new(self.config.rate_limits.failed_auths)),
             limiter: std::sync::Arc::new(crate::http::rate_limit::RateLimiter::new(self.config.rate_limits)),
             endpoints: self.endpoints(),
             idempotency: IdempotencyStore::new(self.clients.dynamodb.clone(), &self.config.webhook_endpoints_table),
-            deliveries: self.deliveries(),
+            deliveries: self.deliveries_over(events.clone()),
             health: self.health(),
-            events: self.events(),
+            events,
             fanout: self.fanout(),
             policy: self.policy,
         }

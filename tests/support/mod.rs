@@ -104,6 +104,21 @@ fn rand_u128() -> u128 {
     ulid::Ulid::generate().0 & ((1u128 << 80) - 1)
 }
 
+/// Every item of the Events table under the partition key `pk`, as stored.
+pub async fn events_items(stack: &Stack, pk: &str) -> Vec<std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>> {
+    let out = stack
+        .clients
+        .dynamodb
+        .query()
+        .table_name(&stack.config.events_table)
+        .key_condition_expression("pk = :p")
+        .expression_attribute_values(":p", aws_sdk_dynamodb::types::AttributeValue::S(pk.to_owned()))
+        .send()
+        .await
+        .unwrap();
+    out.items.unwrap_or_default()
+}
+
 /// Writes events, 16 at a time; returns them sorted newest first.
 pub async fn seed(stack: &Stack, principal: &Principal, mut events: Vec<Event>) -> Vec<Event> {
     let store = stack.events();

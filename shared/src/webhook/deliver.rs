@@ -21,10 +21,10 @@ use tracing::Instrument;
 
 use crate::event::EventJson;
 use crate::ids::{EndpointId, Principal, unix_now};
+use crate::store::StoreError;
 use crate::store::deliveries::{Attempt, DeliveryStatus, DeliveryStore, Snapshot, StateChange};
 use crate::store::endpoints::EndpointStore;
 use crate::store::health::HealthStore;
-use crate::store::{EventStore, StoreError};
 use crate::webhook::breaker::{BreakerConfig, Health, Signal};
 use crate::webhook::decision::{Decision, Facts, Verdict, after, decide};
 use crate::webhook::endpoints::{Endpoint, EndpointStatus};
@@ -45,7 +45,6 @@ const GROUP: &str = "MessageGroupId";
 /// What the delivery function needs, built once.
 #[derive(Debug, Clone)]
 pub struct Deliverer {
-    pub events: EventStore,
     pub endpoints: EndpointStore,
     pub deliveries: DeliveryStore,
     pub health: HealthStore,
@@ -180,7 +179,7 @@ impl Deliverer {
             }
         }
         let wanted: Vec<_> = deliveries.iter().flatten().map(|d| (d.principal(), d.event_id, d.endpoint_id)).collect();
-        let snapshots = match self.deliveries.snapshots(&self.events, &self.endpoints, &self.health, &wanted).await {
+        let snapshots = match self.deliveries.snapshots(&self.endpoints, &self.health, &wanted).await {
             Ok(s) => s,
             Err(e) => {
                 // Our own failure: every message is retried as it is.

@@ -32,7 +32,6 @@ impl DeliveryStore {
     /// existed) is read from the merchant's key in a second BatchGetItem, and its copy written.
     pub async fn snapshots(
         &self,
-        events: &EventStore,
         endpoints: &EndpointStore,
         health: &HealthStore,
         deliveries: &[(Principal, EventId, EndpointId)],
@@ -41,7 +40,7 @@ impl DeliveryStore {
         for (principal, event, endpoint) in deliveries {
             refs.extend([
                 ItemRef { table: self.table.clone(), key: state_key(principal, *event, endpoint) },
-                events.item_ref(principal, *event).await?,
+                self.events.item_ref(principal, *event).await?,
                 endpoints.copy_ref(principal, endpoint),
                 health.item_ref(principal, endpoint),
             ]);
