@@ -107,5 +107,27 @@ fn function_policies_grant_only_what_the_code_calls() {
         }
     }
     deletes.dedup();
-    assert_eq!(deletes, ["WebhookEndpointsFunction"], "DeleteItem only where items are deleted");
+    // Endpoints (and their health) are deleted by the webhook API; both it and the API keys'
+    // function release an Idempotency-Key claim a failed request left (DeleteItem).
+    assert_eq!(deletes, ["WebhookEndpointsFunction", "ApiKeysFunction"], "DeleteItem only where items are deleted");
+}
+
+/// Every route of the table is in openapi.yaml with its method, documents the 403 a restricted
+/// key without the permission gets, and nothing else is documented.
+#[test]
+fn openapi_documents_every_route_and_its_permission_error() {
+    let spec = integration_tests::openapi::spec();
+    let mut documented = BTreeSet::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for method in ["get", "post", "delete"] {
+            if let Some(op) = item.get(method) {
+                documented.insert(format!("{} {path}", method.to_uppercase()));
+                assert!(op["responses"].get("403").is_some(), "{method} {path}: the 403 permission_error is documented");
+            }
+        }
+    }
+    let table: BTreeSet<String> = paygate::http::routes().iter().map(|r| r.key()).collect();
+    assert_eq!(table, documented, "paygate::http::table() and openapi.yaml differ");
+    let types = &spec["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["type"]["enum"];
+    assert!(types.as_array().unwrap().iter().any(|t| t == "permission_error"));
 }

@@ -28,7 +28,7 @@ fn ignore_conflict(r: Result<(), StoreError>) -> anyhow::Result<()> {
 pub async fn seed(stack: &Stack, endpoint_url: &str) -> anyhow::Result<(Principal, Endpoint)> {
     let account: AccountId = ACCOUNT.parse()?;
     let p = Principal { account: account.clone(), mode: Mode::Test };
-    ignore_conflict(stack.keys().add_key(&account, &KEY.parse::<ApiKey>()?).await)?;
+    ignore_conflict(stack.keys().add_key(&account, &KEY.parse::<ApiKey>()?).await.map(drop))?;
     let mut endpoint = new_endpoint(Mode::Test, endpoint_url.parse()?, EnabledEvents::All, Some("samples".into()));
     endpoint.id = ENDPOINT.parse()?;
     // Not created when it exists already (or the account has the most endpoints it may have).

@@ -30,8 +30,8 @@ pub struct Config {
     /// enqueues it again (`PAYGATE_REDRIVE_AFTER_SECONDS`, default 300).
     pub redrive_after: Duration,
     /// How long a warm function trusts a key it found valid before reading the ApiKeys table again
-    /// (`PAYGATE_KEY_CACHE_SECONDS`, default 60; 0 reads it on every request): the bound on how
-    /// long a revoked key keeps working.
+    /// (`PAYGATE_KEY_CACHE_SECONDS`, default and most 60; 0 reads it on every request): the bound
+    /// on how long a revoked key keeps working.
     pub key_cache: Duration,
     /// `ByDue` shards (`PAYGATE_DUE_SHARDS`, default [`crate::store::deliveries::DUE_SHARDS`]; the
     /// template's `DueShards`): raise with the platform's deliveries/s, never lower.
@@ -86,7 +86,7 @@ impl Config {
             .and_then(|d| d.parse::<u32>().ok())
             .filter(|d| (1..=crate::store::deliveries::MAX_DUE_SHARDS).contains(d))
             .unwrap_or(crate::store::deliveries::DUE_SHARDS);
-        let key_cache = get("PAYGATE_KEY_CACHE_SECONDS").and_then(|s| s.parse::<u64>().ok()).unwrap_or(DEFAULT_KEY_CACHE_SECS);
+        let key_cache = get("PAYGATE_KEY_CACHE_SECONDS").and_then(|s| s.parse::<u64>().ok()).unwrap_or(DEFAULT_KEY_CACHE_SECS).min(DEFAULT_KEY_CACHE_SECS);
         Config {
             events_table: name("EventsTable"),
             webhook_endpoints_table: name("WebhookEndpointsTable"),

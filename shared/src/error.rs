@@ -12,6 +12,7 @@ pub enum Code {
     ApiKeyMissing,
     ApiKeyInvalid,
     ApiKeyExpired,
+    InsufficientPermissions,
     ParameterInvalid,
     ParameterInvalidInteger,
     ParameterMissing,
@@ -37,6 +38,7 @@ impl Code {
             Code::ApiKeyMissing => "api_key_missing",
             Code::ApiKeyInvalid => "api_key_invalid",
             Code::ApiKeyExpired => "api_key_expired",
+            Code::InsufficientPermissions => "insufficient_permissions",
             Code::ParameterInvalid => "parameter_invalid",
             Code::ParameterInvalidInteger => "parameter_invalid_integer",
             Code::ParameterMissing => "parameter_missing",
@@ -76,6 +78,10 @@ pub enum ApiError {
     /// 401: no key, a malformed key, an unknown or revoked key.
     #[error("{message}")]
     Authentication { code: Code, message: String },
+    /// 403: the key is valid but may not do this (a restricted key without the permission, or a
+    /// restricted key managing keys).
+    #[error("{message}")]
+    Permission { message: String },
     /// 404: no such object for this account and mode; or no such route (`param` and `code` null).
     #[error("{message}")]
     NotFound { message: String, param: Option<String> },
@@ -127,6 +133,7 @@ impl ApiError {
         match self {
             ApiError::InvalidRequest { .. } | ApiError::Idempotency { .. } => 400,
             ApiError::Authentication { .. } => 401,
+            ApiError::Permission { .. } => 403,
             ApiError::NotFound { .. } => 404,
             ApiError::Gateway { status, .. } => *status,
             ApiError::Conflict { .. } => 409,
@@ -141,6 +148,7 @@ impl ApiError {
             ApiError::InvalidRequest { code, param, .. } => ("invalid_request_error", Some(*code), param.as_deref()),
             ApiError::Idempotency { .. } => ("idempotency_error", Some(Code::IdempotencyKeyReused), None),
             ApiError::Authentication { code, .. } => ("authentication_error", Some(*code), None),
+            ApiError::Permission { .. } => ("permission_error", Some(Code::InsufficientPermissions), None),
             ApiError::NotFound { param: None, .. } => ("invalid_request_error", None, None),
             ApiError::NotFound { param, .. } => ("invalid_request_error", Some(Code::ResourceMissing), param.as_deref()),
             ApiError::Gateway { code, .. } => ("invalid_request_error", Some(*code), None),

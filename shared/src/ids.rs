@@ -12,6 +12,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 use ulid::{Generator, Ulid};
 
+use crate::model::api_key::KeyKind;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed {kind}: `{value}`")]
 pub struct MalformedId {
@@ -124,6 +126,12 @@ ulid_id!(
 ulid_id!(
     /// `we_` + ULID: a webhook endpoint (time-ordered like event ids).
     EndpointId, "we_", "webhook endpoint id"
+);
+
+ulid_id!(
+    /// `key_` + ULID: an API key, as `/v1/api_keys` names it (the key itself is only ever stored
+    /// as its hash).
+    ApiKeyId, "key_", "API key id"
 );
 
 ulid_id!(
@@ -283,24 +291,35 @@ pub struct Principal {
     pub mode: Mode,
 }
 
-/// A secret API key, `sk_test_…` or `sk_live_…`. Never printed in full: `Debug` and `Display`
-/// show only the mode and last four characters, as Stripe's dashboard does.
+/// An API key: secret (`sk_test_…`, `sk_live_…`) or restricted (`rk_test_…`, `rk_live_…`). Never
+/// printed in full: `Debug` and `Display` show only its kind, mode and last four characters, as
+/// Stripe's dashboard does.
 #[derive(Clone, PartialEq, Eq)]
 pub struct ApiKey {
     raw: String,
+    kind: KeyKind,
     mode: Mode,
 }
 
 impl ApiKey {
     const SECRET_LEN: usize = 32;
 
+    /// A new secret key.
     pub fn generate(mode: Mode) -> Self {
-        let raw = format!("sk_{}_{}", mode, random_alnum(Self::SECRET_LEN));
-        ApiKey { raw, mode }
+        Self::generate_kind(KeyKind::Secret, mode)
+    }
+
+    pub fn generate_kind(kind: KeyKind, mode: Mode) -> Self {
+        let raw = format!("{}_{}_{}", kind.prefix(), mode, random_alnum(Self::SECRET_LEN));
+        ApiKey { raw, kind, mode }
     }
 
     pub fn mode(&self) -> Mode {
         self.mode
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        self.kind
     }
 
     /// The whole key, for showing once to its owner. Never log it.
@@ -317,6 +336,11 @@ impl ApiKey {
     pub fn hint(&self) -> &str {
         &self.raw[self.raw.len() - 4..]
     }
+
+    /// `sk_test_…abcd`: what the API shows of a key.
+    pub fn redacted(kind: KeyKind, mode: Mode, hint: &str) -> String {
+        format!("{}_{mode}_…{hint}", kind.prefix())
+    }
 }
 
 impl fmt::Debug for ApiKey {
@@ -327,7 +351,7 @@ impl fmt::Debug for ApiKey {
 
 impl fmt::Display for ApiKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "sk_{}_****{}", self.mode, self.hint())
+        write!(f, "{}_{}_****{}", self.kind.prefix(), self.mode, self.hint())
     }
 }
 
@@ -335,9 +359,16 @@ impl FromStr for ApiKey {
     type Err = MalformedId;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         let err = || MalformedId::new("API key", "sk_…");
-        let (mode, secret) = if let Some(rest) = s.strip_prefix("sk_test_") {
+        let kind = if s.starts_with("sk_") {
+            KeyKind::Secret
+        } else if s.starts_with("rk_") {
+            KeyKind::Restricted
+        } else {
+            return Err(err());
+        };
+        let (mode, secret) = if let Some(rest) = s[3..].strip_prefix("test_") {
             (Mode::Test, rest)
-        } else if let Some(rest) = s.strip_prefix("sk_live_") {
+        } else if let Some(rest) = s[3..].strip_prefix("live_") {
             (Mode::Live, rest)
         } else {
             return Err(err());
@@ -345,7 +376,7 @@ impl FromStr for ApiKey {
         if secret.len() < 4 || !is_token(secret, 128) {
             return Err(err());
         }
-        Ok(ApiKey { raw: s.to_owned(), mode })
+        Ok(ApiKey { raw: s.to_owned(), kind, mode })
     }
 }
 
@@ -428,9 +459,15 @@ mod tests {
         assert_eq!(parsed.hash(), k.hash());
         assert_eq!(k.hash().len(), 64);
         assert!(!format!("{k} {k:?}").contains(&k.expose()[8..]));
-        for bad in ["", "sk_test_", "pk_test_abcd1234", "sk_prod_abcd1234", "sk_test_ab", "sk_test_abc$1234"] {
+        for bad in ["", "sk_test_", "pk_test_abcd1234", "sk_prod_abcd1234", "sk_test_ab", "sk_test_abc$1234", "rk_prod_abcd1234", "rk_"] {
             assert!(bad.parse::<ApiKey>().is_err(), "{bad:?}");
         }
+        let rk = ApiKey::generate_kind(KeyKind::Restricted, Mode::Test);
+        assert!(rk.expose().starts_with("rk_test_"));
+        let parsed: ApiKey = rk.expose().parse().unwrap();
+        assert_eq!((parsed.kind(), parsed.mode()), (KeyKind::Restricted, Mode::Test));
+        assert_eq!(format!("{rk}"), format!("rk_test_****{}", rk.hint()));
+        assert_eq!(ApiKey::redacted(KeyKind::Restricted, Mode::Live, "abcd"), "rk_live_…abcd");
     }
 
     #[test]

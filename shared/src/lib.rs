@@ -11,6 +11,7 @@ pub mod ids;
 pub mod ingest;
 pub mod list;
 pub mod logging;
+pub mod model;
 pub mod store;
 pub mod tls;
 pub mod webhook;

@@ -8,20 +8,25 @@ use axum::body::to_bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use http::request::Parts;
 
+use crate::auth::Caller;
 use crate::error::{ApiError, Code};
 use crate::http::Api;
 use crate::http::params::{MAX_BODY_BYTES, Params};
 use crate::ids::Principal;
 use crate::list::ListParams;
+use crate::model::api_key::{KeyKind, Needs, Resource};
 
-/// The caller, from the `Authorization` header (`auth::Authenticator`).
+/// The caller, from the `Authorization` header (`auth::Authenticator`), counted against its
+/// account's rate limit, and checked against what the route [`Needs`] (set by the route table;
+/// the idempotency layer, which runs before it is set, only authenticates).
 impl FromRequestParts<Arc<Api>> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, ApiError> {
         let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let principal = authenticated(api, header, source_ip(parts)).await?;
-        api.limiter.take(&principal, std::time::Instant::now()).map_err(|secs| ApiError::RateLimited {
+        let caller = authenticated(api, header, source_ip(parts)).await?;
+        let principal = &caller.principal;
+        api.limiter.take(principal, std::time::Instant::now()).map_err(|secs| ApiError::RateLimited {
             message: format!(
                 "Too many requests for this account in {} mode: at most {} a second. Please retry after {secs} s.",
                 principal.mode,
@@ -29,21 +34,45 @@ impl FromRequestParts<Arc<Api>> for Principal {
             ),
             retry_after: Some(secs),
         })?;
-        Ok(principal)
+        if let Some(needs) = parts.extensions.get::<Needs>().copied() {
+            permitted(&caller, needs)?;
+        }
+        Ok(principal.clone())
     }
+}
+
+/// A 403 unless the caller's key may do what the route needs.
+fn permitted(caller: &Caller, needs: Needs) -> Result<(), ApiError> {
+    if caller.grant.allows(needs) {
+        return Ok(());
+    }
+    let message = match needs.resource {
+        Resource::ApiKeys => format!(
+            "The provided key '{}' is a restricted key: managing API keys takes a secret key ({}_{}_…).",
+            caller.redacted(),
+            KeyKind::Secret.prefix(),
+            caller.principal.mode
+        ),
+        _ => format!(
+            "The provided key '{}' does not have the required permissions for this endpoint on account '{}'. Having the '{needs}' permission would allow this request to continue.",
+            caller.redacted(),
+            caller.principal.account
+        ),
+    };
+    Err(ApiError::Permission { message })
 }
 
 /// The caller of a request from `source`. A failed authentication counts against the address
 /// (`rate_limit::FailedAuths`); an address past its limit is answered 429 without its key being
 /// looked up, unless the key is one this instance already knows is valid.
-async fn authenticated(api: &Api, header: Option<&str>, source: Option<std::net::IpAddr>) -> Result<Principal, ApiError> {
-    let Some(ip) = source else { return api.auth.authenticate(header).await };
+async fn authenticated(api: &Api, header: Option<&str>, source: Option<std::net::IpAddr>) -> Result<Caller, ApiError> {
+    let Some(ip) = source else { return api.auth.caller(header).await };
     if let Some(known) = api.auth.known(header) {
         return Ok(known);
     }
     let now = std::time::Instant::now();
     api.failed_auths.check(ip, now).map_err(|secs| api.failed_auths.refusal(secs))?;
-    let result = api.auth.authenticate(header).await;
+    let result = api.auth.caller(header).await;
     if let Err(ApiError::Authentication { .. }) = &result {
         api.failed_auths.failed(ip, now);
     }

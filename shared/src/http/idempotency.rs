@@ -52,7 +52,13 @@ async fn idempotent(api: &Arc<Api>, req: Request, next: Next) -> Result<Response
     let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
     let (head, body) = response.into_parts();
     let body = to_bytes(body, usize::MAX).await.unwrap_or_default();
-    let json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    let mut json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    // A new API key is shown once: a replay answers the key without it.
+    if head.extensions.get::<crate::http::api_keys::ShownOnce>().is_some()
+        && let Some(object) = json.as_object_mut()
+    {
+        object.remove("secret");
+    }
     if let Err(e) = api.idempotency.finish(&principal, &key, head.status.as_u16(), &json).await {
         tracing::error!(error = %e, "could not store the idempotent response");
     }

@@ -4,6 +4,7 @@
 //! authenticates its caller itself (`auth`, through the `Principal` extractor).
 //! template.yaml is the other place routes are written; `tests/template_routes.rs` checks the two.
 
+pub mod api_keys;
 pub mod endpoints;
 pub mod events;
 pub mod extract;
@@ -25,7 +26,9 @@ use lambda_http::request::RequestContext;
 
 use crate::auth::Authenticator;
 use crate::error::{ApiError, Code};
+use crate::model::api_key::{Needs, Resource};
 use crate::store::EventStore;
+use crate::store::api_keys::ApiKeyStore;
 use crate::store::deliveries::DeliveryStore;
 use crate::store::endpoints::EndpointStore;
 use crate::store::idempotency::IdempotencyStore;
@@ -41,6 +44,8 @@ pub struct Api {
     pub limiter: Arc<rate_limit::RateLimiter>,
     /// Each address's failed authentications a minute (`rate_limit`).
     pub failed_auths: Arc<rate_limit::FailedAuths>,
+    /// The account's keys (`/v1/api_keys`); the authenticator reads the same table.
+    pub keys: ApiKeyStore,
     pub events: EventStore,
     pub endpoints: EndpointStore,
     pub idempotency: IdempotencyStore,
@@ -57,6 +62,7 @@ pub enum Function {
     GetEvent,
     ListEvents,
     WebhookEndpoints,
+    ApiKeys,
 }
 
 impl Function {
@@ -66,16 +72,19 @@ impl Function {
             Function::GetEvent => "GetEventFunction",
             Function::ListEvents => "ListEventsFunction",
             Function::WebhookEndpoints => "WebhookEndpointsFunction",
+            Function::ApiKeys => "ApiKeysFunction",
         }
     }
 }
 
-/// One route: `METHOD /path` (API Gateway's and axum's path syntax agree) and its function.
+/// One route: `METHOD /path` (API Gateway's and axum's path syntax agree), its function, and what
+/// the caller's key needs to be allowed it.
 #[derive(Debug, Clone)]
 pub struct Route {
     pub method: Method,
     pub path: &'static str,
     pub function: Function,
+    pub needs: Needs,
 }
 
 impl Route {
@@ -87,27 +96,35 @@ impl Route {
 
 type Handlers = MethodRouter<Arc<Api>>;
 
-fn route<H: Handler<T, Arc<Api>>, T: 'static>(method: Method, path: &'static str, function: Function, handler: H) -> (Route, Handlers) {
+/// A route of the table: its handler sees what it [`Needs`] as a request extension, which the
+/// `Principal` extractor checks the caller's key against.
+fn route<H: Handler<T, Arc<Api>>, T: 'static>(method: Method, path: &'static str, function: Function, needs: Needs, handler: H) -> (Route, Handlers) {
     let filter = MethodFilter::try_from(method.clone()).expect("a routable method");
-    (Route { method, path, function }, on(filter, handler))
+    (Route { method, path, function, needs }, on(filter, handler).layer(axum::Extension(needs)))
 }
 
 /// Every route of the API, its function and its handler: the one place routes are written.
 pub fn table() -> Vec<(Route, Handlers)> {
     use Function::*;
+    use Resource as R;
+    let (read, write) = (Needs::read, Needs::write);
     vec![
-        route(Method::GET, "/v1/events", ListEvents, events::list),
-        route(Method::GET, "/v1/events/{id}", GetEvent, events::retrieve),
-        route(Method::GET, "/v1/events/{id}/deliveries", WebhookEndpoints, events::deliveries),
-        route(Method::GET, "/v1/webhook_endpoints", WebhookEndpoints, endpoints::list),
-        route(Method::POST, "/v1/webhook_endpoints", WebhookEndpoints, endpoints::create),
-        route(Method::GET, "/v1/webhook_endpoints/{id}", WebhookEndpoints, endpoints::retrieve),
-        route(Method::POST, "/v1/webhook_endpoints/{id}", WebhookEndpoints, endpoints::update),
-        route(Method::DELETE, "/v1/webhook_endpoints/{id}", WebhookEndpoints, endpoints::delete),
-        route(Method::POST, "/v1/webhook_endpoints/{id}/rotate_secret", WebhookEndpoints, endpoints::rotate_secret),
-        route(Method::POST, "/v1/webhook_endpoints/{id}/resend", WebhookEndpoints, endpoints::resend),
-        route(Method::POST, "/v1/webhook_endpoints/{id}/recover", WebhookEndpoints, endpoints::recover),
-        route(Method::GET, "/v1/webhook_endpoints/{id}/stats", WebhookEndpoints, endpoints::stats),
+        route(Method::GET, "/v1/events", ListEvents, read(R::Events), events::list),
+        route(Method::GET, "/v1/events/{id}", GetEvent, read(R::Events), events::retrieve),
+        route(Method::GET, "/v1/events/{id}/deliveries", WebhookEndpoints, read(R::WebhookEndpoints), events::deliveries),
+        route(Method::GET, "/v1/webhook_endpoints", WebhookEndpoints, read(R::WebhookEndpoints), endpoints::list),
+        route(Method::POST, "/v1/webhook_endpoints", WebhookEndpoints, write(R::WebhookEndpoints), endpoints::create),
+        route(Method::GET, "/v1/webhook_endpoints/{id}", WebhookEndpoints, read(R::WebhookEndpoints), endpoints::retrieve),
+        route(Method::POST, "/v1/webhook_endpoints/{id}", WebhookEndpoints, write(R::WebhookEndpoints), endpoints::update),
+        route(Method::DELETE, "/v1/webhook_endpoints/{id}", WebhookEndpoints, write(R::WebhookEndpoints), endpoints::delete),
+        route(Method::POST, "/v1/webhook_endpoints/{id}/rotate_secret", WebhookEndpoints, write(R::WebhookEndpoints), endpoints::rotate_secret),
+        route(Method::POST, "/v1/webhook_endpoints/{id}/resend", WebhookEndpoints, write(R::WebhookEndpoints), endpoints::resend),
+        route(Method::POST, "/v1/webhook_endpoints/{id}/recover", WebhookEndpoints, write(R::WebhookEndpoints), endpoints::recover),
+        route(Method::GET, "/v1/webhook_endpoints/{id}/stats", WebhookEndpoints, read(R::WebhookEndpoints), endpoints::stats),
+        route(Method::GET, "/v1/api_keys", ApiKeys, read(R::ApiKeys), api_keys::list),
+        route(Method::POST, "/v1/api_keys", ApiKeys, write(R::ApiKeys), api_keys::create),
+        route(Method::POST, "/v1/api_keys/{id}/roll", ApiKeys, write(R::ApiKeys), api_keys::roll),
+        route(Method::POST, "/v1/api_keys/{id}/revoke", ApiKeys, write(R::ApiKeys), api_keys::revoke),
     ]
 }
 

@@ -99,6 +99,51 @@ impl Params {
         Ok(Some(Some(n)))
     }
 
+    /// A whole number from `min` to `max` (a JSON number or a string of digits), if given.
+    pub fn whole_number(&mut self, name: &str, min: u32, max: u32) -> Result<Option<u32>, ApiError> {
+        let bad = || ApiError::invalid(Code::ParameterInvalidInteger, name, format!("{name} must be a whole number from {min} to {max}."));
+        let n = match self.values.remove(name) {
+            None | Some(Value::Null) => return Ok(None),
+            Some(Value::String(s)) => s.trim().parse::<u32>().map_err(|_| bad())?,
+            Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(bad)?,
+            Some(_) => return Err(bad()),
+        };
+        if !(min..=max).contains(&n) {
+            return Err(bad());
+        }
+        Ok(Some(n))
+    }
+
+    /// A map of strings: `name[field]=value` in a form, an object in JSON; `(field, value)` pairs.
+    pub fn object(&mut self, name: &str) -> Result<Vec<(String, String)>, ApiError> {
+        let not_strings = |field: &str| {
+            ApiError::invalid(Code::ParameterInvalid, format!("{name}[{}]", shorten(field)), format!("{name}[{}] must be a string.", shorten(field)))
+        };
+        let mut pairs = Vec::new();
+        match self.values.remove(name) {
+            None | Some(Value::Null) => {}
+            Some(Value::Object(map)) => {
+                for (field, value) in map {
+                    match value {
+                        Value::String(s) => pairs.push((field, s)),
+                        _ => return Err(not_strings(&field)),
+                    }
+                }
+            }
+            Some(_) => return Err(ApiError::invalid(Code::ParameterInvalid, name, format!("{name} must be an object ({name}[field]=…)."))),
+        }
+        let prefix = format!("{name}[");
+        let fields: Vec<String> = self.values.keys().filter(|k| k.starts_with(&prefix) && k.ends_with(']')).cloned().collect();
+        for key in fields {
+            let field = key[prefix.len()..key.len() - 1].to_owned();
+            match self.values.remove(&key) {
+                Some(Value::String(s)) => pairs.push((field, s)),
+                _ => return Err(not_strings(&field)),
+            }
+        }
+        Ok(pairs)
+    }
+
     /// A string that must be there and not blank.
     pub fn required(&mut self, name: &str) -> Result<String, ApiError> {
         self.string(name)?.filter(|s| !s.trim().is_empty()).ok_or_else(|| missing(name))

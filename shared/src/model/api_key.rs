@@ -1,0 +1,232 @@
+//! What an API key may do. A secret key (`sk_…`) may do everything; a restricted key (`rk_…`)
+//! has one [`Access`] per resource ([`Permissions`]); managing keys (`/v1/api_keys`) takes a
+//! secret key. Every route of the API names what it [`Needs`] (`http::table`), and the caller's
+//! key is checked against it before the handler runs.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// A key's kind: its prefix (`sk_` or `rk_`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeyKind {
+    Secret,
+    Restricted,
+}
+
+impl KeyKind {
+    /// `sk` or `rk`.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            KeyKind::Secret => "sk",
+            KeyKind::Restricted => "rk",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyKind::Secret => "secret",
+            KeyKind::Restricted => "restricted",
+        }
+    }
+}
+
+/// What the API lets a key do with a resource, ordered: `write` includes `read`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum Access {
+    #[default]
+    None,
+    Read,
+    Write,
+}
+
+impl Access {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Access::None => "none",
+            Access::Read => "read",
+            Access::Write => "write",
+        }
+    }
+}
+
+impl fmt::Display for Access {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The resources a restricted key is given access to, by name as the API spells them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Resource {
+    /// `GET /v1/events…`: read only (events are published by the platform).
+    Events,
+    /// `/v1/webhook_endpoints…` and an event's deliveries.
+    WebhookEndpoints,
+    /// `/v1/api_keys…`: secret keys only.
+    ApiKeys,
+}
+
+impl Resource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Resource::Events => "events",
+            Resource::WebhookEndpoints => "webhook_endpoints",
+            Resource::ApiKeys => "api_keys",
+        }
+    }
+
+    /// The access a restricted key may be given to it, least first.
+    pub fn grantable(self) -> &'static [Access] {
+        match self {
+            Resource::Events => &[Access::None, Access::Read],
+            Resource::WebhookEndpoints => &[Access::None, Access::Read, Access::Write],
+            Resource::ApiKeys => &[Access::None],
+        }
+    }
+}
+
+/// A restricted key's access to each resource it can be given access to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+pub struct Permissions {
+    #[serde(default)]
+    pub events: Access,
+    #[serde(default)]
+    pub webhook_endpoints: Access,
+}
+
+/// A permission that cannot be given: `permissions[events]=write`, `permissions[x]=read`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct InvalidPermission {
+    /// The parameter, `permissions[events]`.
+    pub param: String,
+    pub message: String,
+}
+
+impl Permissions {
+    /// The resources a restricted key can be given access to.
+    pub const RESOURCES: [Resource; 2] = [Resource::Events, Resource::WebhookEndpoints];
+
+    pub fn get(&self, resource: Resource) -> Access {
+        match resource {
+            Resource::Events => self.events,
+            Resource::WebhookEndpoints => self.webhook_endpoints,
+            Resource::ApiKeys => Access::None,
+        }
+    }
+
+    /// Sets `resource` (by its API name) to `access` (by its API name), when that can be given.
+    pub fn set(&mut self, resource: &str, access: &str) -> Result<(), InvalidPermission> {
+        let param = format!("permissions[{}]", resource.chars().take(64).collect::<String>());
+        let Some(r) = Self::RESOURCES.into_iter().find(|r| r.as_str() == resource) else {
+            let names: Vec<&str> = Self::RESOURCES.iter().map(|r| r.as_str()).collect();
+            return Err(InvalidPermission { message: format!("Unknown permission {param}: a restricted key has {}.", names.join(" and ")), param });
+        };
+        let grantable = r.grantable();
+        let Some(a) = grantable.iter().copied().find(|a| a.as_str() == access) else {
+            let names: Vec<&str> = grantable.iter().map(|a| a.as_str()).collect();
+            return Err(InvalidPermission { message: format!("{param} must be one of {}.", names.join(", ")), param });
+        };
+        match r {
+            Resource::Events => self.events = a,
+            Resource::WebhookEndpoints => self.webhook_endpoints = a,
+            Resource::ApiKeys => {}
+        }
+        Ok(())
+    }
+}
+
+/// What a key may do: everything, or what its permissions say.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Grant {
+    Secret,
+    Restricted(Permissions),
+}
+
+impl Grant {
+    pub fn kind(&self) -> KeyKind {
+        match self {
+            Grant::Secret => KeyKind::Secret,
+            Grant::Restricted(_) => KeyKind::Restricted,
+        }
+    }
+
+    pub fn allows(&self, needs: Needs) -> bool {
+        match self {
+            Grant::Secret => true,
+            Grant::Restricted(p) => needs.resource != Resource::ApiKeys && p.get(needs.resource) >= needs.access,
+        }
+    }
+}
+
+/// What a route needs of the caller's key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Needs {
+    pub resource: Resource,
+    pub access: Access,
+}
+
+impl Needs {
+    pub const fn read(resource: Resource) -> Self {
+        Needs { resource, access: Access::Read }
+    }
+
+    pub const fn write(resource: Resource) -> Self {
+        Needs { resource, access: Access::Write }
+    }
+}
+
+impl fmt::Display for Needs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.resource {
+            Resource::ApiKeys => f.write_str("a secret key"),
+            r => write!(f, "{}: {}", r.as_str(), self.access),
+        }
+    }
+}
+
+impl FromStr for KeyKind {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        match s {
+            "secret" => Ok(KeyKind::Secret),
+            "restricted" => Ok(KeyKind::Restricted),
+            _ => Err(()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_includes_read_and_only_secret_keys_manage_keys() {
+        let p = Permissions { events: Access::Read, webhook_endpoints: Access::Write };
+        let rk = Grant::Restricted(p);
+        assert!(rk.allows(Needs::read(Resource::Events)));
+        assert!(rk.allows(Needs::read(Resource::WebhookEndpoints)));
+        assert!(rk.allows(Needs::write(Resource::WebhookEndpoints)));
+        assert!(!rk.allows(Needs::read(Resource::ApiKeys)));
+        let read_only = Grant::Restricted(Permissions { events: Access::None, webhook_endpoints: Access::Read });
+        assert!(!read_only.allows(Needs::read(Resource::Events)));
+        assert!(!read_only.allows(Needs::write(Resource::WebhookEndpoints)));
+        assert!(Grant::Secret.allows(Needs::write(Resource::ApiKeys)));
+    }
+
+    #[test]
+    fn only_grantable_permissions_are_set() {
+        let mut p = Permissions::default();
+        p.set("webhook_endpoints", "write").unwrap();
+        p.set("events", "read").unwrap();
+        assert_eq!(p, Permissions { events: Access::Read, webhook_endpoints: Access::Write });
+        assert_eq!(p.set("events", "write").unwrap_err().param, "permissions[events]");
+        assert!(p.set("api_keys", "read").is_err());
+        assert!(p.set("charges", "read").is_err());
+        assert!(p.set("webhook_endpoints", "admin").is_err());
+    }
+}
