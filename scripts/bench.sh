@@ -22,7 +22,7 @@ trap 'scripts/local.sh stop $bench_started $started' EXIT
 # Each cargo invocation builds one side only: Cargo unifies features across what it builds at once,
 # and the benchmark crate turns on the `local` feature that the functions leave out.
 functions=()
-for f in get-event list-events webhook-endpoints ingest-event fanout deliver-webhooks sweeper dashboard; do functions+=(--bin "$f"); done
+for f in get-event list-events webhook-endpoints api-keys ingest-event fanout deliver-webhooks sweeper dashboard; do functions+=(--bin "$f"); done
 if wants cold; then
   echo "bench.sh: release build for this machine (cold starts, memory)" >&2
   cargo build -q --release --locked --bin get-event --bin deliver-webhooks

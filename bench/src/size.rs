@@ -5,7 +5,8 @@
 use crate::measure::target_dir;
 use crate::report::{Row, Target};
 
-pub const FUNCTIONS: &[&str] = &["get-event", "list-events", "webhook-endpoints", "ingest-event", "fanout", "deliver-webhooks", "sweeper", "dashboard"];
+pub const FUNCTIONS: &[&str] =
+    &["get-event", "list-events", "webhook-endpoints", "api-keys", "ingest-event", "fanout", "deliver-webhooks", "sweeper", "dashboard"];
 
 fn zipped_mib(name: &str) -> anyhow::Result<f64> {
     let path = target_dir().join("lambda").join(name).join("bootstrap.zip");

@@ -4,6 +4,7 @@ pub mod commands;
 pub mod doorbell;
 pub mod fixtures;
 pub mod gateway;
+pub mod keys;
 pub mod pollers;
 pub mod samples;
 pub mod stack;

@@ -35,6 +35,14 @@ enum Cmd {
         #[command(subcommand)]
         command: AccountsCmd,
     },
+    /// The account's API keys (`/v1/api_keys`): list them, create a restricted key, roll, revoke.
+    Keys {
+        /// The secret API key (sk_test_… or sk_live_…) of the account; never shown in help.
+        #[arg(long, env = "PAYGATE_KEY", hide_env_values = true, global = true)]
+        api_key: Option<String>,
+        #[command(subcommand)]
+        command: KeysCmd,
+    },
     /// Create realistic events of a type for the account of an API key; prints each as JSON.
     Trigger {
         /// An event type, such as payment.succeeded (every type is listed below).
@@ -118,6 +126,38 @@ enum DlqCmd {
 }
 
 #[derive(Subcommand)]
+enum KeysCmd {
+    /// The keys that work (rolled ones until they expire), newest first, as JSON.
+    List,
+    /// A restricted key (rk_…) with per-resource permissions; prints it, shown only now.
+    CreateRestricted {
+        /// What to call it.
+        #[arg(long)]
+        name: Option<String>,
+        /// none or read.
+        #[arg(long, value_name = "ACCESS", default_value = "none")]
+        events: String,
+        /// none, read or write.
+        #[arg(long, value_name = "ACCESS", default_value = "none")]
+        webhook_endpoints: String,
+    },
+    /// A new key in place of key_…; prints it (shown only now). The old key works for
+    /// --expires-in more seconds (0, the default, ends it now; at most 604800, 7 days).
+    Roll {
+        /// The key's id, key_… (`paygate keys list`).
+        id: String,
+        /// Seconds the old key keeps working: 0 (now) to 604800 (7 days).
+        #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=i64::from(paygate::http::api_keys::MAX_EXPIRES_IN)))]
+        expires_in: u32,
+    },
+    /// Revoke a restricted key, or a rolled secret key before it expires, now.
+    Revoke {
+        /// The key's id, key_….
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
 enum AccountsCmd {
     /// Create an account; prints {"account_id","test_key","live_key"} (the keys are shown only now).
     Create,
@@ -186,6 +226,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Cmd::Accounts { command: AccountsCmd::Create } => commands::accounts_create(&stack(cli.deployed).await?).await,
         Cmd::Accounts { command: AccountsCmd::Shards { account, mode, events, notice_seconds } } => {
             commands::accounts_shards(&stack(cli.deployed).await?, Principal { account, mode }, events, notice_seconds).await
+        }
+        Cmd::Keys { api_key, command } => {
+            use paygate_cli::keys::KeysCommand;
+            let api_key = api_key.ok_or_else(|| anyhow::anyhow!("give the account's secret key: --api-key sk_test_… (or PAYGATE_KEY)"))?;
+            let command = match command {
+                KeysCmd::List => KeysCommand::List,
+                KeysCmd::CreateRestricted { name, events, webhook_endpoints } => KeysCommand::CreateRestricted { name, events, webhook_endpoints },
+                KeysCmd::Roll { id, expires_in } => KeysCommand::Roll { id, expires_in },
+                KeysCmd::Revoke { id } => KeysCommand::Revoke { id },
+            };
+            paygate_cli::keys::run(&stack(cli.deployed).await?, &api_key, command).await
         }
         Cmd::Trigger { event_type, api_key, count, set } => commands::trigger(&stack(cli.deployed).await?, event_type, &api_key, count, &set).await,
         Cmd::Publish { file } => commands::publish_file(&stack(cli.deployed).await?, &file).await,

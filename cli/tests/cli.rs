@@ -168,8 +168,22 @@ async fn dev_listen_trigger_as_a_new_user() {
 /// Every flag of every command has a line of help.
 #[test]
 fn every_flag_has_a_description() {
-    let commands: &[&[&str]] =
-        &[&[], &["dev"], &["accounts", "create"], &["trigger"], &["publish"], &["env"], &["samples", "seed"], &["recover"], &["dlq", "redrive"], &["listen"]];
+    let commands: &[&[&str]] = &[
+        &[],
+        &["dev"],
+        &["accounts", "create"],
+        &["trigger"],
+        &["publish"],
+        &["env"],
+        &["samples", "seed"],
+        &["recover"],
+        &["dlq", "redrive"],
+        &["listen"],
+        &["keys", "list"],
+        &["keys", "create-restricted"],
+        &["keys", "roll"],
+        &["keys", "revoke"],
+    ];
     for cmd in commands {
         let out = Command::new(paygate()).args(*cmd).arg("--help").output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
@@ -185,10 +199,55 @@ fn every_flag_has_a_description() {
 /// `--help` never prints the secret key it would take from the environment.
 #[test]
 fn help_hides_the_key_from_the_environment() {
-    for sub in ["trigger", "recover", "listen"] {
+    for sub in ["trigger", "recover", "listen", "keys"] {
         let out = Command::new(paygate()).args([sub, "--help"]).env("PAYGATE_KEY", "sk_test_donotprintme").output().unwrap();
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(out.status.success() && text.contains("PAYGATE_KEY"), "{sub}: {text}");
         assert!(!text.contains("donotprintme"), "{sub} --help shows the key: {text}");
     }
+}
+
+/// `paygate keys` as a merchant whose key leaked uses it: a restricted key for a report, then the
+/// secret key rolled at once; the old key is refused and the new one lists the keys.
+#[test]
+fn keys_list_create_roll_and_revoke() {
+    let suffix = format!("keys{}", ulid::Ulid::generate().to_string().to_lowercase());
+    let run = |args: &[&str], key: &str| {
+        let out = Command::new(paygate()).args(args).env("PAYGATE_LOCAL_SUFFIX", &suffix).env("PAYGATE_KEY", key).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let json = |text: &str| serde_json::from_str::<serde_json::Value>(text.trim()).unwrap();
+    let (ok, out, err) = run(&["accounts", "create"], "");
+    assert!(ok, "{err}");
+    let key = json(&out)["test_key"].as_str().unwrap().to_owned();
+
+    let (ok, out, err) = run(&["keys", "list"], &key);
+    assert!(ok, "{err}");
+    let listed = json(&out);
+    assert_eq!(listed["data"].as_array().unwrap().len(), 1);
+    let sk_id = listed["data"][0]["id"].as_str().unwrap().to_owned();
+
+    let (ok, out, err) = run(&["keys", "create-restricted", "--name", "Reports", "--events", "read"], &key);
+    assert!(ok, "{err}");
+    let rk = json(&out);
+    assert!(rk["secret"].as_str().unwrap().starts_with("rk_test_"));
+    let (ok, _, err) = run(&["keys", "create-restricted", "--events", "write"], &key);
+    assert!(!ok && err.contains("permissions[events] must be one of none, read"), "{err}");
+    let (ok, _, err) = run(&["keys", "list"], rk["secret"].as_str().unwrap());
+    assert!(!ok && err.contains("secret key") && err.contains("403"), "{err}");
+
+    let (ok, _, err) = run(&["keys", "revoke", rk["id"].as_str().unwrap()], &key);
+    assert!(ok, "{err}");
+    let (ok, _, err) = run(&["keys", "revoke", &sk_id], &key);
+    assert!(!ok && err.contains("roll it instead"), "{err}");
+    let (ok, out, err) = run(&["keys", "roll", &sk_id, "--expires-in", "0"], &key);
+    assert!(ok, "{err}");
+    let new_key = json(&out)["secret"].as_str().unwrap().to_owned();
+    let (ok, _, err) = run(&["keys", "list"], &key);
+    assert!(!ok && err.contains("Expired API Key"), "the rolled key is refused: {err}");
+    let (ok, out, err) = run(&["keys", "list"], &new_key);
+    assert!(ok, "{err}");
+    assert_eq!(json(&out)["data"].as_array().unwrap().len(), 1, "the new secret key alone: {out}");
+    let (ok, _, err) = run(&["keys", "roll", &sk_id, "--expires-in", "604801"], &new_key);
+    assert!(!ok && err.contains("604801"), "{err}");
 }
