@@ -170,12 +170,48 @@ declare class WebhookEndpoints {
   stats (id: string, params?: { since?: Timestamp; until?: Timestamp; interval?: 'hour' | 'day' }): Promise<EndpointStats>
 }
 
+export type Access = 'none' | 'read' | 'write'
+
+export interface Permissions {
+  events?: 'none' | 'read'
+  webhook_endpoints?: Access
+}
+
+export interface ApiKey {
+  id: string
+  object: 'api_key'
+  type: 'secret' | 'restricted'
+  name: string | null
+  /** `sk_test_…abcd`: kind, mode and last four characters. */
+  hint: string
+  /** A restricted key's permissions; null for a secret key. */
+  permissions: Required<Permissions> | null
+  created: string
+  /** When a rolled key stops working. */
+  expires_at: string | null
+  /** Midnight UTC of the last day the key was used. */
+  last_used: string | null
+  livemode: boolean
+  /** The whole key: only in the answer to create and roll. */
+  secret?: string
+}
+
+declare class ApiKeys {
+  list (params?: { limit?: number; starting_after?: string; ending_before?: string }): ListPromise<ApiKey>
+  create (params?: { name?: string; permissions?: Permissions }, options?: RequestOptions): Promise<ApiKey>
+  /** `expires_in`: seconds the old key keeps working, 0 (default) to 604800. */
+  roll (id: string, params?: { expires_in?: number }, options?: RequestOptions): Promise<ApiKey>
+  revoke (id: string, options?: RequestOptions): Promise<ApiKey>
+}
+
 export declare class PayGate {
   constructor (apiKey: string, options?: PayGateOptions)
   readonly baseUrl: string
   readonly events: Events
   readonly webhooks: { endpoints: WebhookEndpoints }
   readonly webhookEndpoints: WebhookEndpoints
+  /** The account's keys; secret keys only. */
+  readonly apiKeys: ApiKeys
 }
 export default PayGate
 
@@ -189,6 +225,7 @@ export declare class PayGateError extends Error {
 }
 export declare class InvalidRequestError extends PayGateError {}
 export declare class AuthenticationError extends PayGateError {}
+export declare class PermissionError extends PayGateError {}
 export declare class IdempotencyError extends PayGateError {}
 export declare class RateLimitError extends PayGateError {}
 export declare class APIError extends PayGateError {}

@@ -24,6 +24,8 @@ export class PayGateError extends Error {
 export class InvalidRequestError extends PayGateError {}
 /** 401: no key, or a key that is malformed, unknown or revoked. */
 export class AuthenticationError extends PayGateError {}
+/** 403: a restricted key without the permission this call needs (or managing keys, which takes a secret key). */
+export class PermissionError extends PayGateError {}
 /** 400 or 409: an Idempotency-Key reused with other parameters, or still in use. */
 export class IdempotencyError extends PayGateError {}
 /** 429: too many requests. */
@@ -36,6 +38,7 @@ export class APIConnectionError extends PayGateError {}
 const ERRORS = {
   invalid_request_error: InvalidRequestError,
   authentication_error: AuthenticationError,
+  permission_error: PermissionError,
   idempotency_error: IdempotencyError,
   rate_limit_error: RateLimitError,
   api_error: APIError
@@ -116,6 +119,7 @@ export class PayGate {
     this.events = new Events(this)
     this.webhooks = { endpoints }
     this.webhookEndpoints = endpoints
+    this.apiKeys = new ApiKeys(this)
   }
 
   async _request (method, path, { query, body, idempotencyKey } = {}) {
@@ -195,4 +199,16 @@ class WebhookEndpoints {
     const since = params?.since instanceof Date ? params.since.toISOString() : params?.since
     return this._client._request('POST', `/v1/webhook_endpoints/${id(endpointId, 'an endpoint')}/recover`, { body: { ...params, since }, idempotencyKey: options.idempotencyKey })
   }
+}
+
+class ApiKeys {
+  constructor (client) { this._client = client }
+  /** GET /v1/api_keys: the keys that work, newest first (never the keys themselves); the first page when awaited, every key when iterated. Secret keys only. */
+  list (params = {}) { return listResult(this._client, '/v1/api_keys', params) }
+  /** POST /v1/api_keys: a restricted key, `{name, permissions: {events: 'none' | 'read', webhook_endpoints: 'none' | 'read' | 'write'}}`; the answer's `secret` is the key, shown once. */
+  create (params = {}, options = {}) { return this._client._request('POST', '/v1/api_keys', { body: params, idempotencyKey: options.idempotencyKey }) }
+  /** POST /v1/api_keys/{id}/roll: a new key (its `secret` shown once); the old one works `expires_in` more seconds (0, the default, to 604800). */
+  roll (keyId, params = {}, options = {}) { return this._client._request('POST', `/v1/api_keys/${id(keyId, 'an API key')}/roll`, { body: params, idempotencyKey: options.idempotencyKey }) }
+  /** POST /v1/api_keys/{id}/revoke: a restricted key, or a rolled secret key, stops working now. */
+  revoke (keyId, options = {}) { return this._client._request('POST', `/v1/api_keys/${id(keyId, 'an API key')}/revoke`, { body: {}, idempotencyKey: options.idempotencyKey }) }
 }

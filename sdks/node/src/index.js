@@ -5,7 +5,7 @@ import crypto from 'node:crypto'
 import { PayGate, _useRandomUUID } from './client.js'
 
 export {
-  VERSION, DEFAULT_BASE_URL, PayGate, PayGateError, InvalidRequestError, AuthenticationError, IdempotencyError,
+  VERSION, DEFAULT_BASE_URL, PayGate, PayGateError, InvalidRequestError, AuthenticationError, PermissionError, IdempotencyError,
   RateLimitError, APIError, APIConnectionError
 } from './client.js'
 

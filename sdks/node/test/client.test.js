@@ -1,7 +1,7 @@
 // The client beyond the reference: auto-pagination, errors, retries and idempotency, endpoints.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { PayGate, InvalidRequestError, AuthenticationError, APIConnectionError, PayGateError, DEFAULT_BASE_URL } from '@paygate/node'
+import { PayGate, InvalidRequestError, AuthenticationError, PermissionError, APIConnectionError, PayGateError, DEFAULT_BASE_URL } from '@paygate/node'
 import { BASE, newAccount, trigger } from './helpers.js'
 
 const account = newAccount()
@@ -74,4 +74,33 @@ test('POSTs carry an idempotency key, so the same key returns the same object', 
   const stats = await paygate.webhooks.endpoints.stats(a.id, { since: new Date(Date.now() - 7 * 86400e3) })
   assert.deepEqual([stats.object, stats.interval, stats.endpoint, stats.has_more], ['webhook_endpoint_stats', 'day', a.id, false])
   assert.deepEqual(await paygate.webhooks.endpoints.del(a.id), { id: a.id, object: 'webhook_endpoint', deleted: true })
+})
+
+test('API keys: a restricted key is held to its permissions, and a rolled key stops', async () => {
+  const own = newAccount()
+  const client = new PayGate(own.test_key, { baseUrl: BASE })
+  const keys = await client.apiKeys.list()
+  assert.deepEqual(keys.data.map((k) => k.type), ['secret'])
+  const restricted = await client.apiKeys.create({ name: 'reports', permissions: { events: 'read' } })
+  assert.match(restricted.secret, /^rk_test_/)
+  assert.deepEqual(restricted.permissions, { events: 'read', webhook_endpoints: 'none' })
+  const reports = new PayGate(restricted.secret, { baseUrl: BASE })
+  assert.equal((await reports.events.list({ limit: 1 })).object, 'list')
+  await assert.rejects(reports.webhooks.endpoints.list(), (e) => {
+    assert.ok(e instanceof PermissionError && e instanceof PayGateError)
+    assert.deepEqual([e.statusCode, e.type, e.code], [403, 'permission_error', 'insufficient_permissions'])
+    return true
+  })
+  await assert.rejects(reports.apiKeys.list(), PermissionError)
+  const all = []
+  for await (const k of client.apiKeys.list({ limit: 1 })) all.push(k.id)
+  assert.deepEqual(all, [restricted.id, keys.data[0].id], 'newest first, every page')
+  // Roll the secret key making the calls: the old one ends now, the new one works.
+  const rolled = await client.apiKeys.roll(keys.data[0].id, { expires_in: 0 })
+  assert.match(rolled.secret, /^sk_test_/)
+  await assert.rejects(client.apiKeys.list(), (e) => e instanceof AuthenticationError && e.code === 'api_key_expired')
+  const renewed = new PayGate(rolled.secret, { baseUrl: BASE })
+  const revoked = await renewed.apiKeys.revoke(restricted.id)
+  assert.equal(revoked.id, restricted.id)
+  await assert.rejects(reports.events.list(), AuthenticationError)
 })

@@ -119,3 +119,38 @@ def test_the_key_never_follows_a_redirect_to_another_host():
     finally:
         elsewhere.shutdown()
         redirecting.shutdown()
+
+
+def test_api_keys_restricted_rolled_and_revoked():
+    import json
+    import subprocess
+
+    from conftest import BIN
+
+    own = json.loads(subprocess.run([BIN, "accounts", "create"], check=True, capture_output=True).stdout)
+    client = paygate.PayGate(own["live_key"], base_url=BASE)
+    keys = client.api_keys.list()
+    assert [k.type for k in keys.data] == ["secret"] and keys.data[0].livemode
+    restricted = client.api_keys.create(name="ops", permissions={"webhook_endpoints": "read"})
+    assert restricted.secret.startswith("rk_live_")
+    assert restricted.permissions.to_dict() == {"events": "none", "webhook_endpoints": "read"}
+    ops = paygate.PayGate(restricted.secret, base_url=BASE)
+    assert ops.webhook_endpoints.list().data == []
+    with pytest.raises(paygate.PermissionError) as e:
+        ops.events.list()
+    assert (e.value.status_code, e.value.code) == (403, "insufficient_permissions")
+    assert isinstance(e.value, paygate.PayGateError)
+    with pytest.raises(paygate.InvalidRequestError) as e:
+        client.api_keys.create(permissions={"events": "write"})
+    assert e.value.param == "permissions[events]"
+    # An hour's grace: both keys work until the old one is revoked.
+    rolled = client.api_keys.roll(keys.data[0].id, expires_in=3600)
+    assert rolled.secret.startswith("sk_live_") and rolled.id != keys.data[0].id
+    renewed = paygate.PayGate(rolled.secret, base_url=BASE)
+    assert {k.id for k in renewed.api_keys.list().auto_paging_iter()} == {rolled.id, restricted.id, keys.data[0].id}
+    renewed.api_keys.revoke(keys.data[0].id)
+    with pytest.raises(paygate.AuthenticationError):
+        client.events.list()
+    renewed.api_keys.revoke(restricted.id)
+    with pytest.raises(paygate.AuthenticationError):
+        ops.webhook_endpoints.list()

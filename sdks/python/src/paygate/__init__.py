@@ -8,6 +8,7 @@ from ._errors import (
     IdempotencyError,
     InvalidRequestError,
     PayGateError,
+    PermissionError,
     RateLimitError,
     WebhookSignatureError,
 )
@@ -28,6 +29,7 @@ __all__ = [
     "PayGate",
     "PayGateError",
     "PayGateObject",
+    "PermissionError",
     "RateLimitError",
     "Webhook",
     "WebhookSignatureError",

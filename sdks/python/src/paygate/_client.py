@@ -72,6 +72,7 @@ class PayGate:
         self.events = Events(self)
         self.webhook_endpoints = WebhookEndpoints(self)
         self.webhooks = _Webhooks(self.webhook_endpoints)
+        self.api_keys = ApiKeys(self)
 
     def _request(
         self,
@@ -228,3 +229,33 @@ class WebhookEndpoints:
 class _Webhooks:
     def __init__(self, endpoints: WebhookEndpoints) -> None:
         self.endpoints = endpoints
+
+
+class ApiKeys:
+    """The account's keys in this key's mode (``/v1/api_keys``); secret keys only."""
+
+    def __init__(self, client: PayGate) -> None:
+        self._client = client
+
+    def _path(self, id: str, rest: str) -> str:
+        return f"/v1/api_keys/{_id(id, 'an API key')}{rest}"
+
+    def list(self, **params: Any) -> ListObject:
+        """The keys that work, newest first (never the keys themselves)."""
+        return self._client._list("/v1/api_keys", params)
+
+    def create(
+        self, *, name: Optional[str] = None, permissions: Optional[Dict[str, str]] = None, idempotency_key: Optional[str] = None
+    ) -> PayGateObject:
+        """A restricted key: ``permissions={"events": "read", "webhook_endpoints": "write"}``
+        (each ``none`` unless given). The answer's ``secret`` is the key, shown once."""
+        return self._client._request("POST", "/v1/api_keys", body={"name": name, "permissions": permissions}, idempotency_key=idempotency_key)
+
+    def roll(self, id: str, *, expires_in: int = 0, idempotency_key: Optional[str] = None) -> PayGateObject:
+        """A new key in place of this one (its ``secret`` shown once); the old key works
+        ``expires_in`` more seconds (0, now, to 604800, 7 days)."""
+        return self._client._request("POST", self._path(id, "/roll"), body={"expires_in": expires_in}, idempotency_key=idempotency_key)
+
+    def revoke(self, id: str, *, idempotency_key: Optional[str] = None) -> PayGateObject:
+        """A restricted key, or a rolled secret key, stops working now."""
+        return self._client._request("POST", self._path(id, "/revoke"), body={}, idempotency_key=idempotency_key)

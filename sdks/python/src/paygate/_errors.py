@@ -35,6 +35,11 @@ class AuthenticationError(PayGateError):
     """401: no key, or a malformed, unknown or revoked key."""
 
 
+class PermissionError(PayGateError):  # noqa: A001 (Stripe's name; paygate.PermissionError)
+    """403: a restricted key without the permission the call needs (or managing keys, which
+    takes a secret key)."""
+
+
 class IdempotencyError(PayGateError):
     """An Idempotency-Key reused with other parameters (400) or still in use (409)."""
 
@@ -58,6 +63,7 @@ class WebhookSignatureError(Exception):
 ERRORS = {
     "invalid_request_error": InvalidRequestError,
     "authentication_error": AuthenticationError,
+    "permission_error": PermissionError,
     "idempotency_error": IdempotencyError,
     "rate_limit_error": RateLimitError,
     "api_error": APIError,
