@@ -4,7 +4,7 @@ import { useState } from 'preact/hooks'
 import { eventTypes } from './api.js'
 import { go } from './route.js'
 import { Health } from './health.jsx'
-import { ErrorBox, SecretOnce, Status, TableWrap, Time, useLoad } from './ui.jsx'
+import { Confirm, ErrorBox, SecretOnce, Status, TableWrap, Time, useLoad } from './ui.jsx'
 
 /** Checkboxes for `*`, each family (`payment.*`) and each type; a family or `*` covers what it names. */
 function EventPicker ({ selected, onChange }) {
@@ -109,19 +109,6 @@ export function EndpointsPage ({ client }) {
       </TableWrap>
       {list && list.data.length === 0 && <p>No endpoints yet.</p>}
     </section>
-  )
-}
-
-/** A button that asks once more before it acts. */
-function Confirm ({ label, question, onConfirm, danger }) {
-  const [asking, setAsking] = useState(false)
-  if (!asking) return <button type='button' class={danger ? 'danger' : 'secondary'} onClick={() => setAsking(true)}>{label}</button>
-  return (
-    <span class='confirm' role='group' aria-label={question}>
-      {question}{' '}
-      <button type='button' class={danger ? 'danger' : ''} onClick={() => { setAsking(false); onConfirm() }}>Yes, {label.toLowerCase()}</button>
-      <button type='button' class='secondary' onClick={() => setAsking(false)}>No</button>
-    </span>
   )
 }
 

@@ -1,5 +1,5 @@
-// The PayGate dashboard: events and webhooks. A single page on hash routes (#/events,
-// #/events/evt_…, #/endpoints, #/endpoints/we_…), so it works under any path and stage.
+// The PayGate dashboard: events, webhooks and API keys. A single page on hash routes (#/events,
+// #/events/evt_…, #/endpoints, #/endpoints/we_…, #/keys), so it works under any path and stage.
 import 'uplot/dist/uPlot.min.css'
 import './style.css'
 import { render } from 'preact'
@@ -7,6 +7,7 @@ import { useEffect, useState } from 'preact/hooks'
 import { clientFor, forgetKey, modeOf, signIn, storedKey } from './api.js'
 import { EventDetail, EventsPage } from './events.jsx'
 import { EndpointDetail, EndpointsPage } from './endpoints.jsx'
+import { KeysPage } from './keys.jsx'
 import { ErrorBox } from './ui.jsx'
 import { go, useRoute } from './route.js'
 
@@ -43,18 +44,22 @@ function SignIn ({ onSignedIn }) {
 function App () {
   const [session, setSession] = useState(() => {
     const key = storedKey()
-    return key ? { client: clientFor(key), mode: modeOf(key) } : null
+    return key ? { client: clientFor(key), mode: modeOf(key), key } : null
   })
   const route = useRoute()
   useEffect(() => {
     document.title = session ? `PayGate dashboard (${session.mode} mode)` : 'PayGate dashboard'
   }, [session])
-  if (!session) return <SignIn onSignedIn={(client, key) => setSession({ client, mode: modeOf(key) })} />
+  if (!session) return <SignIn onSignedIn={(client, key) => setSession({ client, mode: modeOf(key), key })} />
   const signOut = () => { forgetKey(); setSession(null); go('events') }
+  // After rolling the session's own key: the new key, checked like any sign-in.
+  const signInWith = async (key) => { const client = await signIn(key); setSession({ client, mode: modeOf(key), key }) }
   const [section, id] = route.path
   const page = section === 'endpoints'
     ? (id ? <EndpointDetail client={session.client} id={id} /> : <EndpointsPage client={session.client} />)
-    : (section === 'events' && id ? <EventDetail client={session.client} id={id} /> : <EventsPage client={session.client} query={route.query} />)
+    : section === 'keys'
+      ? <KeysPage client={session.client} sessionKey={session.key} onSignInWith={signInWith} />
+      : (section === 'events' && id ? <EventDetail client={session.client} id={id} /> : <EventsPage client={session.client} query={route.query} />)
   // Each navigation mounts its page afresh, so that what it shows is read when it is visited.
   const routeKey = window.location.hash
   return (
@@ -62,8 +67,9 @@ function App () {
       <header class={`top mode-${session.mode}`}>
         <a class='brand' href='#/events'>PayGate</a>
         <nav aria-label='Sections'>
-          <a href='#/events' aria-current={section !== 'endpoints' ? 'page' : undefined}>Events</a>
+          <a href='#/events' aria-current={section !== 'endpoints' && section !== 'keys' ? 'page' : undefined}>Events</a>
           <a href='#/endpoints' aria-current={section === 'endpoints' ? 'page' : undefined}>Webhook endpoints</a>
+          <a href='#/keys' aria-current={section === 'keys' ? 'page' : undefined}>API keys</a>
         </nav>
         <strong class='mode' data-mode={session.mode}>{session.mode === 'live' ? 'Live mode' : 'Test mode'}</strong>
         <button type='button' class='secondary' onClick={signOut}>Sign out</button>

@@ -70,14 +70,29 @@ export function useLoad (load, deps) {
 }
 
 /** A secret shown once, with a copy button and the warning that it will not be shown again. */
-export function SecretOnce ({ secret, onDone }) {
+export function SecretOnce ({ secret, onDone, title = 'Signing secret', children }) {
   return (
     <section class='secret' aria-labelledby='secret-title'>
-      <h3 id='secret-title'>Signing secret</h3>
+      <h3 id='secret-title'>{title}</h3>
       <p>Copy it now: it is not shown again.</p>
+      {children}
       <p><code class='secret-value'>{secret}</code></p>
-      <CopyButton text={secret} label='Copy secret' />
+      <CopyButton text={secret} label={`Copy ${title.toLowerCase()}`} />
       <button type='button' onClick={onDone}>Done</button>
     </section>
   )
 }
+
+/** A button that asks once more before it acts. */
+export function Confirm ({ label, question, onConfirm, danger }) {
+  const [asking, setAsking] = useState(false)
+  if (!asking) return <button type='button' class={danger ? 'danger' : 'secondary'} onClick={() => setAsking(true)}>{label}</button>
+  return (
+    <span class='confirm' role='group' aria-label={question}>
+      {question}{' '}
+      <button type='button' class={danger ? 'danger' : ''} onClick={() => { setAsking(false); onConfirm() }}>Yes, {label.toLowerCase()}</button>
+      <button type='button' class='secondary' onClick={() => setAsking(false)}>No</button>
+    </span>
+  )
+}
+

@@ -1,7 +1,8 @@
 // The dashboard in a real browser (Debian's Chromium, driven by playwright-core) against a real
 // `paygate dev` (started by scripts/dashboard-tests.sh): sign in, the events list and its filters,
 // an event's attempts from a real failing-then-succeeding endpoint and Resend, creating and disabling
-// an endpoint, the health charts, and merchant data rendered as text. Screenshots of every page,
+// an endpoint, the health charts, API keys (create, revoke, roll the signed-in key and sign in with
+// the new one), and merchant data rendered as text. Screenshots of every page,
 // at 1280×800 and 390×844, go to target/dashboard/screenshots/. No timing assertions: every wait is
 // for a condition, with a generous bound.
 import { after, before, test } from 'node:test'
@@ -249,6 +250,74 @@ test('a payload containing <script> renders as text', async () => {
   await shoot('event-with-script')
 })
 
+test('API keys: a restricted key is made and revoked, and the signed-in key is rolled and replaced', async () => {
+  // An account of its own: rolling its key must not end the other tests' key.
+  const own = JSON.parse(execFileSync(BIN, ['accounts', 'create']).toString())
+  const hint = (k) => `${k.slice(0, 8)}…${k.slice(-4)}`
+  const signInAs = async (k) => {
+    await page.getByRole('button', { name: 'Sign out' }).click()
+    await page.getByLabel('Secret API key').fill(k)
+    await page.getByRole('button', { name: 'Sign in' }).click()
+  }
+  await signInAs(own.test_key)
+  await page.getByText('Test mode').waitFor({ timeout: WAIT })
+  await visit('#/keys')
+  const mine = page.locator('tr', { hasText: "this session's key" })
+  await mine.getByText(hint(own.test_key)).waitFor({ timeout: WAIT })
+
+  await page.getByRole('button', { name: 'Create a restricted key' }).click()
+  await page.getByLabel('Name').fill('<i>Reports</i>')
+  await page.getByLabel('Webhook endpoints').selectOption('read')
+  await page.getByRole('button', { name: 'Create key' }).click()
+  const secret = page.locator('.secret-value')
+  await secret.waitFor({ timeout: WAIT })
+  const rk = await secret.textContent()
+  assert.match(rk, /^rk_test_/)
+  await shoot('keys-created')
+  await page.getByRole('button', { name: 'Done' }).click()
+  assert.equal(await secret.count(), 0)
+  const restricted = new PayGate(rk, { baseUrl: BASE })
+  assert.equal((await restricted.events.list({ limit: 1 })).object, 'list')
+  await assert.rejects(restricted.webhooks.endpoints.create({ url: 'http://127.0.0.1:9999/x', enabled_events: ['*'] }), (e) => e.statusCode === 403)
+  const row = page.locator('tr', { hasText: hint(rk) })
+  await row.getByText('events: read, webhook_endpoints: read').waitFor({ timeout: WAIT })
+  assert.equal(await row.locator('i').count(), 0, 'the name is text, not markup')
+  await page.reload()
+  await row.waitFor({ timeout: WAIT })
+  assert.ok(!(await page.content()).includes(rk), 'the key is not shown again')
+  await shoot('keys')
+
+  // Revoke asks once more; the key stops at once.
+  await row.getByRole('button', { name: 'Revoke' }).click()
+  await row.getByRole('button', { name: 'Yes, revoke' }).click()
+  await row.waitFor({ state: 'detached', timeout: WAIT })
+  await assert.rejects(restricted.events.list(), (e) => e.statusCode === 401)
+
+  // Roll the key this tab signed in with, ending it now: the new key is shown once and signs in.
+  await mine.getByLabel(/stops working/).selectOption('0')
+  await mine.getByRole('button', { name: 'Roll' }).click()
+  await mine.getByRole('button', { name: 'Yes, roll' }).click()
+  await secret.waitFor({ timeout: WAIT })
+  const renewed = await secret.textContent()
+  assert.match(renewed, /^sk_test_/)
+  assert.notEqual(renewed, own.test_key)
+  await page.getByRole('status').filter({ hasText: 'no longer works' }).waitFor()
+  await shoot('keys-rolled')
+  await assert.rejects(new PayGate(own.test_key, { baseUrl: BASE }).events.list(), (e) => e.statusCode === 401)
+  await page.getByRole('button', { name: 'Sign in with the new key' }).click()
+  await mine.getByText(hint(renewed)).waitFor({ timeout: WAIT })
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('paygate.dashboard.key')), renewed)
+  // The old key no longer signs in; the new one does.
+  await signInAs(own.test_key)
+  await page.getByRole('alert').filter({ hasText: 'not accepted' }).waitFor({ timeout: WAIT })
+  await page.getByLabel('Secret API key').fill(renewed)
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.getByText('Test mode').waitFor({ timeout: WAIT })
+  // Back to the other tests' account.
+  await signInAs(key)
+  await page.getByText('Test mode').waitFor({ timeout: WAIT })
+})
+
 /** axe-core's WCAG 2.1 A and AA checks on the current page: its violations, one line each. */
 async function accessibilityViolations () {
   if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(AXE)
@@ -264,7 +333,7 @@ const REFLOW = { width: 320, height: 640 }
 test('every page passes axe-core\'s WCAG 2.1 A and AA checks, at both sizes and at 320 px', async () => {
   assert.ok(flaky, 'the flaky endpoint of the attempts test')
   const deliveries = await api.events.list({ type: 'payment.failed', limit: 1 })
-  const pages = ['#/events', `#/events/${deliveries.data[0].id}`, '#/endpoints', `#/endpoints/${flaky.id}`]
+  const pages = ['#/events', `#/events/${deliveries.data[0].id}`, '#/endpoints', `#/endpoints/${flaky.id}`, '#/keys']
   for (const [label, size] of Object.entries({ ...SIZES, reflow: REFLOW })) {
     await page.setViewportSize(size)
     for (const hash of pages) {
