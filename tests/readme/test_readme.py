@@ -37,6 +37,8 @@ PLACEHOLDERS = {
     "evt_…": r"evt_[0-9A-HJKMNP-TV-Z]{26}",
     "we_…": r"we_[0-9A-HJKMNP-TV-Z]{26}",
     "whsec_…": r"whsec_[A-Za-z0-9+/=_-]{16,}",
+    "rk_test_…": r"rk_test_[A-Za-z0-9]{20,}",
+    "key_…": r"key_[0-9A-HJKMNP-TV-Z]{26}",
 }
 
 
@@ -81,6 +83,14 @@ EXPECT = {
         "/deliveries": (finally_failed, 60, None),
         "-- recover": (lambda out: json_lines(out)[0]["queued"] == 1, 0, [("--example receiver", "signature verified")]),
         "dlq redrive": (lambda out: json_lines(out)[0]["moved"] == 1, 30, None),
+    },
+    "API keys": {
+        "/v1/api_keys\n": (lambda out: [k["type"] for k in body(out)["data"]] == ["secret"], 0, None),
+        "permissions[events]=read": (lambda out: body(out)["secret"].startswith("rk_test_") and body(out)["permissions"]["events"] == "read", 0, None),
+        "rk_test_": (lambda out: body(out)["object"] == "list", 0, None),
+        "keys revoke": (lambda out: last_json(out)["type"] == "restricted", 0, None),
+        "keys roll": (lambda out: last_json(out)["secret"].startswith("sk_test_"), 0, None),
+        "keys list\n": (lambda out: len(last_json(out)["data"]) in (1, 2), 0, None),
     },
     "Local invokes": {
         "FN=get-event": (lambda out: last_json(out)["statusCode"] == 200 and "evt_01M86Q64X5F9SJQX46N8MH7WTH" in last_json(out)["body"], 0, None),
@@ -258,6 +268,13 @@ def test_a_final_failure_recovered(walk):
     # The redriven copy found its delivery succeeded: the receiver got the event once.
     time.sleep(3)
     assert w.output_of("--example receiver").count("signature verified") == 1, w.output_of("--example receiver")
+
+
+def test_api_keys(walk):
+    w = walk("API keys", "make dev")
+    # After the roll, the new key lists both secret keys, the old one expiring within the hour.
+    keys = last_json(w.seen[-1])["data"]
+    assert sorted(k["expires_at"] is None for k in keys) == [False, True], keys
 
 
 def test_local_invokes(walk):
