@@ -219,6 +219,36 @@ def test_every_endpoint_route_works_under_the_functions_own_policy(account):
         r.server.shutdown()
 
 
+def test_api_keys_under_the_functions_own_policies():
+    """Every /v1/api_keys route through ApiKeysFunction with IAM enforced (the ByAccount Query, the
+    roll's transaction), a restricted key held to its permissions by the other functions, and the
+    day of last use written by them (their UpdateItem on ApiKeys)."""
+    made = json.loads(subprocess.run([BIN, "--deployed", "accounts", "create"], check=True, capture_output=True).stdout)
+    sk = made["test_key"]
+    status, keys = call("GET", "/v1/api_keys", sk)
+    assert status == 200 and [k["type"] for k in keys["data"]] == ["secret"], keys
+    assert keys["data"][0]["last_used"] is not None, "written by the function that read the key"
+    status, rk = call("POST", "/v1/api_keys", sk, {"name": "ops", "permissions": {"events": "read"}})
+    assert status == 200 and rk["secret"].startswith("rk_test_"), rk
+    assert call("GET", "/v1/events?limit=1", rk["secret"])[0] == 200
+    status, refused = call("GET", "/v1/webhook_endpoints", rk["secret"])
+    assert status == 403 and refused["error"]["type"] == "permission_error", refused
+    assert call("GET", "/v1/api_keys", rk["secret"])[0] == 403
+    status, rolled = call("POST", f"/v1/api_keys/{rk['id']}/roll", sk, {"expires_in": 60})
+    assert status == 200 and rolled["secret"].startswith("rk_test_"), rolled
+    status, revoked = call("POST", f"/v1/api_keys/{rk['id']}/revoke", sk, {})
+    assert status == 200, revoked
+    # Another function may still hold the old key for its cache bound (60 s): wait for it.
+    eventually(lambda: call("GET", "/v1/events?limit=1", rk["secret"])[0] == 401, "the revoked key refused", bound=90)
+    assert call("GET", "/v1/events?limit=1", rolled["secret"])[0] == 200
+    # The CLI against the stack: the secret key rolled now, the new one lists the keys.
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PAYGATE_"))}
+    out = subprocess.run([BIN, "--deployed", "keys", "roll", keys["data"][0]["id"], "--api-key", sk], check=True, capture_output=True, env=clean).stdout
+    new_sk = json.loads(out)["secret"]
+    listed = json.loads(subprocess.run([BIN, "--deployed", "keys", "list", "--api-key", new_sk], check=True, capture_output=True, env=clean).stdout)
+    assert {k["id"] for k in listed["data"]} == {json.loads(out)["id"], rolled["id"]}, listed
+
+
 def _input(account, event_type, obj, key):
     return {"account_id": account["account_id"], "mode": "test", "type": event_type, "data": {"object": obj}, "idempotency_key": key}
 

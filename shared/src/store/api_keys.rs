@@ -158,13 +158,7 @@ impl ApiKeyStore {
     /// Stores `key` (a secret key, or a restricted key without permissions) for `account`.
     pub async fn add_key(&self, account: &AccountId, key: &ApiKey) -> Result<StoredKey, StoreError> {
         let item = new_item(account, key, None, None);
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(serde_dynamo::to_item(&item)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await?;
+        self.insert(&item).await?;
         Ok(stored(item))
     }
 
@@ -177,13 +171,7 @@ impl ApiKeyStore {
         }
         let key = ApiKey::generate_kind(KeyKind::Restricted, principal.mode);
         let item = new_item(&principal.account, &key, name, Some(permissions));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(serde_dynamo::to_item(&item)?))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await?;
+        self.insert(&item).await?;
         Ok(Created::Issued(IssuedKey { key, stored: stored(item) }))
     }
 
@@ -250,7 +238,7 @@ impl ApiKeyStore {
             .update_expression("SET expires_at = :e, rolled_to = :n")
             .condition_expression("account_pk = :a AND revoked = :f AND attribute_not_exists(expires_at)")
             .expression_attribute_values(":e", AttributeValue::S(expires_at.to_string()))
-            .expression_attribute_values(":n", AttributeValue::S(stored(item.clone()).id.to_string()))
+            .expression_attribute_values(":n", AttributeValue::S(item.key_id.map(|id| id.to_string()).unwrap_or_default()))
             .expression_attribute_values(":a", AttributeValue::S(old.principal.partition()))
             .expression_attribute_values(":f", AttributeValue::Bool(false))
             .build()?;
@@ -339,6 +327,18 @@ impl ApiKeyStore {
             .send()
             .await;
         conditional(out).map(|_| ())
+    }
+
+    /// Writes a new key's item (a hash is never reused).
+    async fn insert(&self, item: &ApiKeyItem) -> Result<(), StoreError> {
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(serde_dynamo::to_item(item)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await?;
+        Ok(())
     }
 
     async fn get(&self, hash: &str) -> Result<Option<ApiKeyItem>, StoreError> {
