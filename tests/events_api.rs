@@ -301,6 +301,40 @@ async fn each_account_has_its_own_rate_limit() {
     assert_eq!(api.get("/v1/events?limit=1", Some(a.test_key.expose())).await.status, 200, "after Retry-After");
 }
 
+/// Two instances of the API (two routers, each with its own buckets, as two warm Lambdas) serving
+/// one account hold its limit together through the count they share: hammered from both for 4 s
+/// at 40/s, they allow at most the limit per second plus a little each, where their buckets alone
+/// would allow twice the limit (`rate_limit`'s module docs).
+#[tokio::test]
+async fn two_instances_share_one_accounts_limit() {
+    let mut stack = stack().await;
+    let limit = 40u32;
+    stack.deps.config.rate_limits = paygate::http::rate_limit::RateLimits { live: 0, test: limit, ..Default::default() };
+    let (one, two) = (Api::start(&stack).await, Api::start(&stack).await);
+    let a = account(&stack).await;
+    let key = a.test_key.expose().to_owned();
+    let until = std::time::Instant::now() + std::time::Duration::from_secs(4);
+    let hammer = |api: &Api| {
+        let (client, url, key) = (api.client.clone(), format!("{}/v1/events?limit=1", api.base), key.clone());
+        async move {
+            let mut ok = 0u32;
+            while std::time::Instant::now() < until {
+                let status = client.get(&url).bearer_auth(&key).send().await.unwrap().status().as_u16();
+                assert!(status == 200 || status == 429, "{status}");
+                ok += u32::from(status == 200);
+            }
+            ok
+        }
+    };
+    let clients: Vec<_> = (0..8).map(|i| hammer(if i % 2 == 0 { &one } else { &two })).collect();
+    let allowed: u32 = futures::future::join_all(clients).await.into_iter().sum();
+    // 4 s touch at most 5 seconds; each allows the limit, plus under two tenths per instance.
+    let shared_bound = 5 * (limit + 2 * 2 * paygate::http::rate_limit::batch(limit));
+    let buckets_alone = 2 * (limit * 4 + limit);
+    assert!(allowed >= limit * 2, "{allowed} allowed in 4 s at {limit}/s");
+    assert!(allowed <= shared_bound, "{allowed} allowed in 4 s at {limit}/s over two instances: at most {shared_bound} (their buckets alone: {buckets_alone})");
+}
+
 /// Failed authentications are limited per source address (5 a minute here): past them, the
 /// address gets a Stripe-style 429 with `Retry-After` and its keys are not looked up, except a key
 /// the API already knows is valid; another address is not refused.

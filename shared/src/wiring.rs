@@ -97,6 +97,7 @@ impl Deps {
             auth: std::sync::Arc::new(Authenticator::new(self.keys(), self.config.key_cache)),
             failed_auths: std::sync::Arc::new(crate::http::rate_limit::FailedAuths::new(self.config.rate_limits.failed_auths)),
             limiter: std::sync::Arc::new(crate::http::rate_limit::RateLimiter::new(self.config.rate_limits)),
+            rate_windows: crate::store::rate_windows::RateWindowStore::new(self.clients.dynamodb.clone(), &self.config.webhook_endpoints_table),
             keys: self.keys(),
             endpoints: self.endpoints(),
             idempotency: IdempotencyStore::new(self.clients.dynamodb.clone(), &self.config.webhook_endpoints_table),

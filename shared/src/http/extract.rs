@@ -14,6 +14,7 @@ use crate::http::Api;
 use crate::http::params::{MAX_BODY_BYTES, Params};
 use crate::ids::Principal;
 use crate::list::ListParams;
+use crate::http::rate_limit::Count;
 use crate::model::api_key::{KeyKind, Needs, Resource};
 
 /// The caller, from the `Authorization` header (`auth::Authenticator`), counted against its
@@ -26,18 +27,35 @@ impl FromRequestParts<Arc<Api>> for Principal {
         let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
         let caller = authenticated(api, header, source_ip(parts)).await?;
         let principal = &caller.principal;
-        api.limiter.take(principal, std::time::Instant::now()).map_err(|secs| ApiError::RateLimited {
-            message: format!(
-                "Too many requests for this account in {} mode: at most {} a second. Please retry after {secs} s.",
-                principal.mode,
-                api.limiter.limit(principal.mode)
-            ),
-            retry_after: Some(secs),
-        })?;
+        limited(api, principal).await?;
         if let Some(needs) = parts.extensions.get::<Needs>().copied() {
             permitted(&caller, needs)?;
         }
         Ok(principal.clone())
+    }
+}
+
+/// A 429 when `principal` is over its rate limit: this instance's bucket, then the count the
+/// instances share, added to once a tenth of the limit was served here this second
+/// (`rate_limit`'s module docs). A failure to add is logged; the bucket alone applies then.
+async fn limited(api: &Api, principal: &Principal) -> Result<(), ApiError> {
+    let limit = api.limiter.limit(principal.mode);
+    let refusal = |secs: u64| ApiError::RateLimited {
+        message: format!("Too many requests for this account in {} mode: at most {limit} a second. Please retry after {secs} s.", principal.mode),
+        retry_after: Some(secs),
+    };
+    api.limiter.take(principal, std::time::Instant::now()).map_err(refusal)?;
+    let second = crate::ids::unix_now();
+    match api.limiter.shared.count(principal, second, limit) {
+        Count::Allow => Ok(()),
+        Count::Over => Err(refusal(1)),
+        Count::Add(n) => {
+            match api.rate_windows.add(principal, second, n).await {
+                Ok(total) => api.limiter.shared.synced(principal, second, total, limit),
+                Err(e) => tracing::warn!(error = %e, "could not add to the shared request count; this instance's limit alone applies"),
+            }
+            Ok(())
+        }
     }
 }
 

@@ -42,6 +42,8 @@ pub struct Api {
     pub auth: Arc<Authenticator>,
     /// Each account's requests a second (`rate_limit`).
     pub limiter: Arc<rate_limit::RateLimiter>,
+    /// The per-second request counts the instances share (`rate_limit::SharedWindows`).
+    pub rate_windows: crate::store::rate_windows::RateWindowStore,
     /// Each address's failed authentications a minute (`rate_limit`).
     pub failed_auths: Arc<rate_limit::FailedAuths>,
     /// The account's keys (`/v1/api_keys`); the authenticator reads the same table.

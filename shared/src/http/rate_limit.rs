@@ -2,15 +2,24 @@
 //! (default 100) live or `PAYGATE_RATE_LIMIT_TEST` (default 25) test requests a second; over it, a
 //! `429 rate_limit_error` with `Retry-After`. One merchant's burst then costs the others nothing.
 //!
-//! A token bucket per account and mode, in each function instance's memory: no read or write per
-//! request, so a GET stays one DynamoDB request. The bound is per instance: a merchant spread over
-//! `n` warm instances of a function may make up to `n` times the limit (each bucket also holds a
-//! second's burst), so deployed, the limit holds exactly for a merchant served by one instance and
-//! within `n`× across `n`; the function's concurrency bounds `n`, and API Gateway's stage throttle
-//! (`ApiThrottleRate`) bounds the sum. `paygate dev` is one instance: there the limit is exact.
+//! Two parts, neither a read or write per request (a GET stays one DynamoDB request):
+//!
+//! - A token bucket per account and mode in each function instance's memory ([`RateLimiter`]):
+//!   exact for the requests one instance serves (`paygate dev` is one instance), a second's burst.
+//! - A count per account, mode and second that the instances share ([`SharedWindows`], kept by
+//!   `store::rate_windows`): an instance adds its requests to it once it has served a tenth of the
+//!   limit ([`batch`]) in that second, and learns the sum of every instance's; once the sum reaches
+//!   the limit, it refuses the account for the rest of the second. An account that stays under a
+//!   tenth of its limit per instance never causes a write; one at its limit, one write per tenth.
+//!
+//! The bound: in any second, an account's allowed requests are at most its limit plus what each
+//! instance serving it allowed since its last addition, under a tenth of the limit each: the limit
+//! × (1 + n / 10) for `n` instances, against n × the limit with the buckets alone. API Gateway's
+//! stage throttle (`ApiThrottleRate`) bounds every merchant together. If the count cannot be
+//! written (DynamoDB failing), the buckets alone apply.
 //!
 //! Failed authentications are limited per source address ([`FailedAuths`]): at most
-//! `PAYGATE_FAILED_AUTH_LIMIT` (default 30) a minute from one address, with the same per-instance
+//! `PAYGATE_FAILED_AUTH_LIMIT` (default 30) a minute from one address, with the per-instance
 //! bound. Past it, the address is answered 429 without the key being looked up, unless the key is
 //! one the instance already knows is valid (a merchant's server whose one bad key tripped it keeps
 //! working with its good one).
@@ -107,18 +116,19 @@ impl<K: Hash + Eq + Clone> Buckets<K> {
     }
 }
 
-/// One token bucket per account and mode.
+/// One token bucket per account and mode, and this instance's view of the counts instances share.
 #[derive(Debug)]
 pub struct RateLimiter {
     limits: RateLimits,
     live: Buckets<Principal>,
     test: Buckets<Principal>,
+    pub shared: SharedWindows,
 }
 
 impl RateLimiter {
     pub fn new(limits: RateLimits) -> Self {
         let buckets = |rate: u32| Buckets::new(f64::from(rate), f64::from(rate));
-        RateLimiter { limits, live: buckets(limits.live), test: buckets(limits.test) }
+        RateLimiter { limits, live: buckets(limits.live), test: buckets(limits.test), shared: SharedWindows::default() }
     }
 
     /// Requests a second allowed in `mode` (0: no limit).
@@ -136,6 +146,79 @@ impl RateLimiter {
             Mode::Test => &self.test,
         }
         .take(principal, 1.0, now)
+    }
+}
+
+/// Requests an instance serves for an account in one second before it adds them to the shared
+/// count: a tenth of the limit, at least 1.
+pub fn batch(limit: u32) -> u32 {
+    (limit / 10).max(1)
+}
+
+/// What counting one request in its account's shared second says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Count {
+    /// Allowed; nothing to add yet.
+    Allow,
+    /// Allowed; add this many to the shared count now, then report the sum ([`SharedWindows::synced`]).
+    Add(u32),
+    /// The account's limit for this second is used up (as far as this instance knows).
+    Over,
+}
+
+/// This instance's view of each account's shared count for the current second.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    second: u64,
+    /// Allowed here and not yet added.
+    unsynced: u32,
+    /// Every instance's count as last read, with what this instance added since.
+    known: u64,
+    over: bool,
+}
+
+/// Each account's requests this second across instances, as far as this instance knows (see the
+/// module docs). Pure: the caller does the addition ([`Count::Add`]) and reports its answer.
+#[derive(Debug, Default)]
+pub struct SharedWindows {
+    map: Mutex<HashMap<Principal, Window>>,
+}
+
+impl SharedWindows {
+    /// Counts one request of `principal` in the unix second `second` against `limit` (0: none).
+    pub fn count(&self, principal: &Principal, second: u64, limit: u32) -> Count {
+        if limit == 0 {
+            return Count::Allow;
+        }
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= MAX_TRACKED && !map.contains_key(principal) {
+            map.retain(|_, w| w.second >= second);
+        }
+        let fresh = Window { second, unsynced: 0, known: 0, over: false };
+        let w = map.entry(principal.clone()).or_insert(fresh);
+        if w.second != second {
+            *w = fresh;
+        }
+        if w.over || w.known + u64::from(w.unsynced) >= u64::from(limit) {
+            w.over = true;
+            return Count::Over;
+        }
+        w.unsynced += 1;
+        if w.unsynced < batch(limit) {
+            return Count::Allow;
+        }
+        let n = std::mem::take(&mut w.unsynced);
+        w.known += u64::from(n);
+        Count::Add(n)
+    }
+
+    /// The shared count of `principal`'s `second` after this instance's addition.
+    pub fn synced(&self, principal: &Principal, second: u64, total: u64, limit: u32) {
+        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(w) = map.get_mut(principal).filter(|w| w.second == second) {
+            w.known = w.known.max(total);
+            w.over |= total >= u64::from(limit);
+        }
     }
 }
 
@@ -208,6 +291,30 @@ mod tests {
         let set = RateLimits::from_lookup(|k| (k == "PAYGATE_RATE_LIMIT_TEST").then(|| "7".into())).unwrap();
         assert_eq!(set, RateLimits { test: 7, ..RateLimits::default() });
         assert!(RateLimits::from_lookup(|_| Some("lots".into())).is_err());
+    }
+
+    #[test]
+    fn the_shared_count_is_added_to_every_tenth_of_the_limit_and_closes_the_second_at_the_limit() {
+        let w = SharedWindows::default();
+        let a = p(Mode::Live);
+        // A tenth of 100 is 10: nine allowed, the tenth adds all ten.
+        let counts: Vec<Count> = (0..10).map(|_| w.count(&a, 7, 100)).collect();
+        assert_eq!(counts[..9], [Count::Allow; 9]);
+        assert_eq!(counts[9], Count::Add(10));
+        // Other instances had made 85 meanwhile: 95 in all, so five more, then the second is over.
+        w.synced(&a, 7, 95, 100);
+        assert_eq!((0..5).map(|_| w.count(&a, 7, 100)).filter(|c| *c != Count::Over).count(), 5);
+        assert_eq!(w.count(&a, 7, 100), Count::Over);
+        // A sum at the limit closes the second at once; the next second starts afresh.
+        let b = p(Mode::Test);
+        assert_eq!(w.count(&b, 7, 2), Count::Add(1), "a tenth of 2 is less than one: each request adds");
+        w.synced(&b, 7, 2, 2);
+        assert_eq!(w.count(&b, 7, 2), Count::Over);
+        assert_eq!(w.count(&a, 8, 100), Count::Allow);
+        assert_eq!(w.count(&b, 8, 0), Count::Allow, "0: no limit");
+        // A sum read for a second that has passed changes nothing.
+        w.synced(&a, 7, 1_000, 100);
+        assert_eq!(w.count(&a, 8, 100), Count::Allow);
     }
 
     #[test]

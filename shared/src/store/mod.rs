@@ -21,6 +21,7 @@ pub mod events;
 pub mod health;
 pub mod idempotency;
 pub mod publish_keys;
+pub mod rate_windows;
 
 use std::collections::HashMap;
 use std::fmt::Debug;
