@@ -251,3 +251,21 @@ fn keys_list_create_roll_and_revoke() {
     let (ok, _, err) = run(&["keys", "roll", &sk_id, "--expires-in", "604801"], &new_key);
     assert!(!ok && err.contains("604801"), "{err}");
 }
+
+/// The example receiver refuses to start without a secret (an unset variable would otherwise
+/// verify HMACs under an empty key, which a forger can make).
+#[test]
+fn the_example_receiver_refuses_to_start_without_a_secret() {
+    let receiver = paygate().parent().unwrap().join("examples").join("receiver");
+    assert!(receiver.exists(), "{} (cargo test builds the examples)", receiver.display());
+    for secret in [None, Some(""), Some("   ")] {
+        let mut cmd = Command::new(&receiver);
+        cmd.env_remove("PAYGATE_WEBHOOK_SECRET").stdin(Stdio::null());
+        if let Some(s) = secret {
+            cmd.env("PAYGATE_WEBHOOK_SECRET", s);
+        }
+        let out = cmd.output().unwrap();
+        assert!(!out.status.success(), "{secret:?}: started");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("usage: receiver whsec_"), "{secret:?}");
+    }
+}

@@ -33,6 +33,13 @@ const toBuffer = (payload) => {
 
 const equal = (a, b) => a.length === b.length && crypto.timingSafeEqual(a, b)
 
+/** A tolerance is seconds, 0 or more; 0 turns the time check off (as Stripe's). Anything else is a bug of the caller's. */
+function checkTolerance (tolerance) {
+  if (typeof tolerance !== 'number' || !Number.isFinite(tolerance) || tolerance < 0) {
+    throw new TypeError(`tolerance must be seconds, 0 or more (0 turns the time check off), not ${String(tolerance)}`)
+  }
+}
+
 function checkTime (t, tolerance) {
   if (tolerance > 0 && Math.abs(Math.floor(Date.now() / 1000) - t) > tolerance) {
     throw new WebhookSignatureError('The signature timestamp is outside the tolerance')
@@ -45,6 +52,7 @@ export const Webhook = {
    * the parsed event. Throws a WebhookSignatureError.
    */
   constructEvent (payload, header, secret, tolerance = DEFAULT_TOLERANCE) {
+    checkTolerance(tolerance)
     const body = toBuffer(payload)
     if (typeof header !== 'string' || !header) throw new WebhookSignatureError('No signature header (x-paygate-signature)')
     if (typeof secret !== 'string' || !secret) throw new WebhookSignatureError('No endpoint secret')
@@ -67,6 +75,7 @@ export const Webhook = {
    * and returns the parsed event. `headers` is a plain object or a Headers. Throws a WebhookSignatureError.
    */
   verifyStandard (payload, headers, secret, tolerance = DEFAULT_TOLERANCE) {
+    checkTolerance(tolerance)
     const body = toBuffer(payload)
     const get = (name) => (typeof headers?.get === 'function' ? headers.get(name) : headers?.[name]) ?? ''
     const msgId = get('webhook-id')

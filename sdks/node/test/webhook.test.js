@@ -58,3 +58,13 @@ test('a missing or empty secret verifies nothing, in both schemes', () => {
     }
   }
 })
+
+test('a negative or non-numeric tolerance is refused, and 0 turns the time check off', () => {
+  const old = now() - 3600
+  const header = `t=${old},v1=${v1(secret, old, body)}`
+  assert.ok(Webhook.constructEvent(body, header, secret, 0))
+  for (const bad of [-1, -300, NaN, Infinity, '300', null]) {
+    assert.throws(() => Webhook.constructEvent(body, header, secret, bad), TypeError)
+    assert.throws(() => Webhook.verifyStandard(body, {}, secret, bad), TypeError)
+  }
+})

@@ -79,3 +79,14 @@ def test_any_header_raises_only_webhook_signature_error():
     for ts, sig in [("١٢٣", "v1,AAAA"), (str(t), "v1,é"), (str(t), "v1,\udcff")]:
         with pytest.raises(WebhookSignatureError):
             Webhook.verify_standard(BODY, {"webhook-id": "evt_1", "webhook-timestamp": ts, "webhook-signature": sig}, SECRET)
+
+
+def test_a_negative_or_non_integer_tolerance_is_refused_and_zero_turns_the_check_off():
+    t = int(time.time()) - 3600
+    header = f"t={t},v1={v1(SECRET, t, BODY)}"
+    assert Webhook.construct_event(BODY, header, SECRET, tolerance=0)
+    for bad in [-1, -300, 1.5, "300", True, None]:
+        with pytest.raises(ValueError):
+            Webhook.construct_event(BODY, header, SECRET, tolerance=bad)
+        with pytest.raises(ValueError):
+            Webhook.verify_standard(BODY, {}, SECRET, tolerance=bad)

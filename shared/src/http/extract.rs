@@ -12,9 +12,9 @@ use crate::auth::Caller;
 use crate::error::{ApiError, Code};
 use crate::http::Api;
 use crate::http::params::{MAX_BODY_BYTES, Params};
+use crate::http::rate_limit::Count;
 use crate::ids::Principal;
 use crate::list::ListParams;
-use crate::http::rate_limit::Count;
 use crate::model::api_key::{KeyKind, Needs, Resource};
 
 /// The caller, from the `Authorization` header (`auth::Authenticator`), counted against its

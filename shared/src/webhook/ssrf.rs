@@ -502,6 +502,57 @@ mod tests {
         assert!(!error.contains("s3cr3t") && !error.contains("/hook"), "{error}");
     }
 
+    /// `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are ignored: a proxy resolves the host itself,
+    /// past the connect-time address check. Runs in a process of its own (this test binary again,
+    /// this test alone), since the variables are read by every HTTP client built while they are set.
+    #[test]
+    fn the_proxy_variables_are_ignored() {
+        if std::env::var_os("PAYGATE_PROXY_TEST_CHILD").is_none() {
+            let out = std::process::Command::new(std::env::current_exe().unwrap())
+                .args(["--exact", "webhook::ssrf::tests::the_proxy_variables_are_ignored", "--test-threads=1"])
+                .env("PAYGATE_PROXY_TEST_CHILD", "1")
+                .output()
+                .unwrap();
+            let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+            assert!(out.status.success() && text.contains("1 passed"), "{text}");
+            return;
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            use std::sync::atomic::{AtomicUsize, Ordering};
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            // A "proxy" that counts connections, and a receiver that answers 200.
+            let listen = |answer: &'static [u8], count: std::sync::Arc<AtomicUsize>| async move {
+                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+                let port = listener.local_addr().unwrap().port();
+                tokio::spawn(async move {
+                    while let Ok((mut socket, _)) = listener.accept().await {
+                        count.fetch_add(1, Ordering::SeqCst);
+                        let mut buf = [0u8; 4096];
+                        let _ = socket.read(&mut buf).await;
+                        let _ = socket.write_all(answer).await;
+                    }
+                });
+                port
+            };
+            let (proxied, received) = (std::sync::Arc::new(AtomicUsize::new(0)), std::sync::Arc::new(AtomicUsize::new(0)));
+            let proxy = listen(b"HTTP/1.1 502 Bad Gateway\r\ncontent-length: 0\r\n\r\n", proxied.clone()).await;
+            let receiver = listen(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n", received.clone()).await;
+            for var in ["HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"] {
+                // SAFETY: this process runs this one test, on this one thread, before any client is built.
+                unsafe { std::env::set_var(var, format!("http://127.0.0.1:{proxy}")) };
+            }
+            let url: WebhookUrl = format!("http://127.0.0.1:{receiver}/hook").parse().unwrap();
+            let r = WebhookClient::with_timeout(UrlPolicy::LOCAL_DEV, Duration::from_secs(5)).post(&url, vec![], b"{}".to_vec()).await;
+            assert_eq!((r.status, r.error), (Some(200), None));
+            assert_eq!((received.load(Ordering::SeqCst), proxied.load(Ordering::SeqCst)), (1, 0), "straight to the receiver");
+            // A client that reads the variables goes through the proxy: the variables were live.
+            let plain = reqwest::Client::builder().tls_backend_preconfigured(crate::tls::client_config()).build().unwrap();
+            let status = plain.post(url.url().clone()).send().await.unwrap().status().as_u16();
+            assert_eq!((status, proxied.load(Ordering::SeqCst)), (502, 1));
+        });
+    }
+
     #[test]
     fn the_local_stack_can_be_made_strict() {
         assert_eq!(UrlPolicy::local(None), UrlPolicy::LOCAL_DEV);

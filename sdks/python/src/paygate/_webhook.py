@@ -23,6 +23,13 @@ def _bytes(payload: Payload) -> bytes:
     raise WebhookSignatureError("The payload must be the raw request body (bytes or str), not parsed JSON")
 
 
+def _check_tolerance(tolerance: int) -> None:
+    """A tolerance is seconds, 0 or more; 0 turns the time check off (as Stripe's). Anything else
+    is a bug of the caller's: a ValueError, not a signature failure."""
+    if isinstance(tolerance, bool) or not isinstance(tolerance, int) or tolerance < 0:
+        raise ValueError(f"tolerance must be seconds, 0 or more (0 turns the time check off), not {tolerance!r}")
+
+
 def _check_time(t: int, tolerance: int) -> None:
     if tolerance > 0 and abs(int(time.time()) - t) > tolerance:
         raise WebhookSignatureError("The signature timestamp is outside the tolerance")
@@ -37,6 +44,7 @@ class Webhook:
     def construct_event(payload: Payload, sig_header: str, secret: str, tolerance: int = DEFAULT_TOLERANCE) -> PayGateObject:
         """Verifies `x-paygate-signature` (`t=…,v1=…[,v1=…]`) over the raw body and returns the event.
         Raises WebhookSignatureError."""
+        _check_tolerance(tolerance)
         body = _bytes(payload)
         if not sig_header:
             raise WebhookSignatureError("No signature header (x-paygate-signature)")
@@ -63,6 +71,7 @@ class Webhook:
     def verify_standard(payload: Payload, headers: Mapping[str, Any], secret: str, tolerance: int = DEFAULT_TOLERANCE) -> PayGateObject:
         """Verifies the Standard Webhooks headers (`webhook-id`, `webhook-timestamp`,
         `webhook-signature`) and returns the event. Raises WebhookSignatureError."""
+        _check_tolerance(tolerance)
         body = _bytes(payload)
         lower = {str(k).lower(): str(v) for k, v in headers.items()}
         msg_id, ts, sig = lower.get("webhook-id", ""), lower.get("webhook-timestamp", ""), lower.get("webhook-signature", "")
