@@ -67,6 +67,9 @@ async fn restricted_keys_are_created_and_held_to_their_permissions() {
     assert!(message.contains("webhook_endpoints: write") && message.contains(a.account_id.as_str()) && !message.contains(&rk), "{message}");
     let with_idempotency = api.post("/v1/webhook_endpoints", &rk, "url=http%3A%2F%2F127.0.0.1%3A9999%2Fh&enabled_events[]=*", Some("rk-1")).await;
     assert_eq!(code(&with_idempotency), (403, "insufficient_permissions"), "the same with an Idempotency-Key");
+    // A refused request did not run: its key is free for the request that does.
+    let allowed = api.post("/v1/webhook_endpoints", sk, "url=http%3A%2F%2F127.0.0.1%3A9999%2Fh&enabled_events[]=*", Some("rk-1")).await;
+    assert_eq!((allowed.status, allowed.replayed), (200, false), "{}", allowed.body);
     assert_eq!(code(&api.get("/v1/events", Some(&writer_key)).await), (403, "insufficient_permissions"));
     let endpoint = api.post("/v1/webhook_endpoints", &writer_key, "url=http%3A%2F%2F127.0.0.1%3A9999%2Fh&enabled_events[]=*", None).await;
     assert_eq!(endpoint.status, 200, "{}", endpoint.body);

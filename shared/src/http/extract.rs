@@ -17,22 +17,37 @@ use crate::ids::Principal;
 use crate::list::ListParams;
 use crate::model::api_key::{KeyKind, Needs, Resource};
 
-/// The caller, from the `Authorization` header (`auth::Authenticator`), counted against its
-/// account's rate limit, and checked against what the route [`Needs`] (set by the route table;
-/// the idempotency layer, which runs before it is set, only authenticates).
+/// The caller, admitted ([`admit`]) and checked against what the route [`Needs`] (set by the route
+/// table; the idempotency layer, which admits POSTs before it is set, leaves that check to here).
 impl FromRequestParts<Arc<Api>> for Principal {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, api: &Arc<Api>) -> Result<Self, ApiError> {
-        let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-        let caller = authenticated(api, header, source_ip(parts)).await?;
-        let principal = &caller.principal;
-        limited(api, principal).await?;
+        let caller = admit(parts, api).await?;
         if let Some(needs) = parts.extensions.get::<Needs>().copied() {
             permitted(&caller, needs)?;
         }
-        Ok(principal.clone())
+        Ok(caller.principal.clone())
     }
+}
+
+/// A request's caller once admitted: authenticated and counted against its rate limit.
+#[derive(Debug, Clone)]
+pub struct Admitted(pub Caller);
+
+/// The caller of the request, from the `Authorization` header (`auth::Authenticator`), counted
+/// once against its account's rate limit: the first call authenticates and counts, and keeps the
+/// caller in the request ([`Admitted`]); later calls (the handler's, after the idempotency
+/// layer's) take it from there.
+pub async fn admit(parts: &mut Parts, api: &Api) -> Result<Caller, ApiError> {
+    if let Some(Admitted(caller)) = parts.extensions.get::<Admitted>() {
+        return Ok(caller.clone());
+    }
+    let header = parts.headers.get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    let caller = authenticated(api, header, source_ip(parts)).await?;
+    limited(api, &caller.principal).await?;
+    parts.extensions.insert(Admitted(caller.clone()));
+    Ok(caller)
 }
 
 /// A 429 when `principal` is over its rate limit: this instance's bucket, then the count the

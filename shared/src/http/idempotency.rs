@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use axum::body::{Body, to_bytes};
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http::{HeaderValue, Method};
@@ -15,7 +15,6 @@ use crate::error::{ApiError, Code};
 use crate::http::Api;
 use crate::http::extract::read_body;
 use crate::http::params::Params;
-use crate::ids::Principal;
 use crate::store::idempotency::{Claim, IdempotencyKey, MAX_KEY_LEN, fingerprint};
 
 pub async fn layer(State(api): State<Arc<Api>>, req: Request, next: Next) -> Response {
@@ -30,7 +29,7 @@ pub async fn layer(State(api): State<Arc<Api>>, req: Request, next: Next) -> Res
 async fn idempotent(api: &Arc<Api>, req: Request, next: Next) -> Result<Response, Response> {
     let (mut parts, body) = req.into_parts();
     let refuse = |e: ApiError| e.into_response();
-    let principal = <Principal as FromRequestParts<Arc<Api>>>::from_request_parts(&mut parts, api).await.map_err(refuse)?;
+    let principal = crate::http::extract::admit(&mut parts, api).await.map_err(refuse)?.principal.clone();
     let bytes = read_body(body).await.map_err(refuse)?;
     let params = Params::from_body(&parts.headers, &bytes).map_err(refuse)?;
     let key = key_of(parts.headers.get("idempotency-key")).map_err(refuse)?;

@@ -155,7 +155,9 @@ impl IdempotencyStore {
     /// Stores the response of a fresh request, or releases the key when we failed (5xx).
     pub async fn finish(&self, principal: &Principal, key: &IdempotencyKey, status: u16, body: &Value) -> Result<(), StoreError> {
         let k = Self::key(principal, key);
-        if status >= 500 {
+        // Not run (refused before the handler began: 401, 403, 429) or failed on our side: the key
+        // is free again, as Stripe saves no result for a request that did not execute.
+        if status >= 500 || matches!(status, 401 | 403 | 429) {
             self.client.delete_item().table_name(&self.table).set_key(Some(k)).send().await?;
             return Ok(());
         }
