@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::error::{ApiError, Code};
-use crate::ids::{ApiKey, Principal, Timestamp, unix_now};
+use crate::model::ids::{ApiKey, Principal, Timestamp, unix_now};
 use crate::store::api_keys::{ApiKeyStore, StoredKey};
 
 /// The most keys a function remembers (valid, and refused, each); past it, it forgets them all
@@ -213,7 +213,7 @@ pub fn parse_authorization(value: Option<&str>) -> Result<ApiKey, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::Mode;
+    use crate::model::ids::Mode;
 
     #[test]
     fn authorization_header_parsing() {

@@ -178,6 +178,17 @@ pub fn shorten(v: &str) -> String {
     if v.chars().count() > 64 { format!("{}…", v.chars().take(64).collect::<String>()) } else { v.to_owned() }
 }
 
+/// A value that does not parse, as the API answers it: a 400 naming the parameter.
+impl From<crate::model::Invalid> for ApiError {
+    fn from(e: crate::model::Invalid) -> Self {
+        let code = match e.kind {
+            crate::model::InvalidKind::Parameter => Code::ParameterInvalid,
+            crate::model::InvalidKind::Url => Code::UrlInvalid,
+        };
+        ApiError::invalid(code, e.param, e.message)
+    }
+}
+
 /// A store failure as the API answers it: throttling is a 429 to retry with backoff, anything else
 /// a 500 (logged here with its cause; the body never shows it).
 impl From<StoreError> for ApiError {

@@ -17,9 +17,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, Code};
-use crate::event::{Event, EventRequest};
-use crate::event_type::EventType;
-use crate::ids::{AccountId, Mode, Principal};
+use crate::model::event::{Event, EventRequest};
+use crate::model::event_type::EventType;
+use crate::model::ids::{AccountId, Mode, Principal};
 use crate::store::deliveries::DeliveryStore;
 use crate::store::endpoints::EndpointStore;
 use crate::store::idempotency;
@@ -146,7 +146,7 @@ impl Publisher {
         let mut with = if subscribed.is_empty() { Vec::new() } else { self.deliveries.opening(&principal, event.id, &subscribed)? };
         match input.idempotency_key {
             Some(key) => {
-                let now = crate::ids::unix_now();
+                let now = crate::model::ids::unix_now();
                 let record = KeyRecord {
                     event_id: event.id,
                     pending_webhooks: event.pending_webhooks,

@@ -13,9 +13,9 @@ use serde::Serialize;
 use crate::error::{ApiError, Code};
 use crate::http::Api;
 use crate::http::extract::{Form, PathId, Query};
-use crate::ids::{ApiKeyId, Principal, Timestamp, unix_now};
-use crate::list::Page;
 use crate::model::api_key::{KeyKind, Permissions};
+use crate::model::ids::{ApiKeyId, Principal, Timestamp, unix_now};
+use crate::model::list::Page;
 use crate::store::api_keys::{Created, IssuedKey, MAX_RESTRICTED_KEYS, StoredKey};
 
 /// The longest `expires_in` of a roll: 7 days.
@@ -61,7 +61,7 @@ impl From<&StoredKey> for ApiKeyObject {
             created: k.created,
             expires_at: k.expires_at,
             last_used: k.last_used,
-            livemode: k.principal.mode == crate::ids::Mode::Live,
+            livemode: k.principal.mode == crate::model::ids::Mode::Live,
             secret: None,
         }
     }

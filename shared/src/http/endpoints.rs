@@ -12,20 +12,22 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, Code};
 use crate::http::Api;
 use crate::http::extract::{Form, NoQuery, PathId, Query};
+use crate::http::objects::{EndpointObject, HealthObject};
 use crate::http::params::{Params, exclusive, missing};
-use crate::ids::EndpointId;
-use crate::ids::{EventId, Principal, Timestamp, unix_now};
-use crate::list::Page;
+use crate::model::Invalid;
+use crate::model::endpoint::{EnabledEvents, Endpoint, EndpointStatus, MAX_RATE_LIMIT, new_endpoint, rotate};
+use crate::model::health::Health;
+use crate::model::ids::EndpointId;
+use crate::model::ids::{EventId, Principal, Timestamp, unix_now};
+use crate::model::list::Page;
 use crate::store::endpoints::{Created, Replaced};
-use crate::webhook::breaker::Health;
-use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, MAX_RATE_LIMIT, new_endpoint, rotate};
 use crate::webhook::recover::{self, Recovery};
 use crate::webhook::ssrf::check_url;
 use crate::webhook::stats::{MAX_ATTEMPTS, Window};
 
 const MAX_DESCRIPTION: usize = 5000;
 
-type Reply = Result<Json<Value>, ApiError>;
+type Reply = Result<Response, ApiError>;
 
 /// `POST /v1/webhook_endpoints`.
 pub async fn create(State(api): State<Arc<Api>>, principal: Principal, Form(mut p): Form) -> Reply {
@@ -47,7 +49,7 @@ pub async fn create(State(api): State<Arc<Api>>, principal: Principal, Form(mut 
         }
     }
     tracing::info!(endpoint_id = %endpoint.id, "webhook endpoint created");
-    Ok(Json(with_health(endpoint.to_json(true), &Health::default())))
+    Ok(Json(EndpointObject::new(&endpoint, &Health::default(), true)).into_response())
 }
 
 /// `GET /v1/webhook_endpoints`: Stripe's list; at most 16 endpoints exist, read in one Query.
@@ -58,7 +60,7 @@ pub async fn list(State(api): State<Arc<Api>>, principal: Principal, Query(mut p
     let page = Page::of(all, |e| &e.id, &query);
     let ids: Vec<EndpointId> = page.data.iter().map(|e| e.id).collect();
     let health = api.health.get_all(&principal, &ids).await?;
-    let data: Vec<Value> = page.data.iter().zip(&health).map(|(e, h)| with_health(e.to_json(false), h)).collect();
+    let data: Vec<EndpointObject> = page.data.iter().zip(&health).map(|(e, h)| EndpointObject::new(e, h, false)).collect();
     Ok(Json(Page { data, has_more: page.has_more }.to_json("/v1/webhook_endpoints")).into_response())
 }
 
@@ -66,7 +68,7 @@ pub async fn list(State(api): State<Arc<Api>>, principal: Principal, Query(mut p
 pub async fn retrieve(State(api): State<Arc<Api>>, principal: Principal, _: NoQuery, PathId(id): PathId) -> Reply {
     let endpoint = api.endpoint(&principal, &id).await?;
     let health = api.health.get(&principal, &endpoint.id).await?;
-    Ok(Json(with_health(endpoint.to_json(false), &health)))
+    Ok(Json(EndpointObject::new(&endpoint, &health, false)).into_response())
 }
 
 /// The `webhook_recovery` object: what one `recover` call re-opened since `since`.
@@ -127,7 +129,7 @@ pub async fn update(State(api): State<Arc<Api>>, principal: Principal, PathId(id
         tracing::info!(endpoint_id = %endpoint.id, "endpoint enabled again: its breaker is reset");
     }
     let health = api.health.get(&principal, &endpoint.id).await?;
-    Ok(Json(with_health(endpoint.to_json(false), &health)))
+    Ok(Json(EndpointObject::new(&endpoint, &health, false)).into_response())
 }
 
 /// `DELETE /v1/webhook_endpoints/{id}`.
@@ -136,7 +138,7 @@ pub async fn delete(State(api): State<Arc<Api>>, principal: Principal, _: NoQuer
     if !api.endpoints.delete(&principal, &ep_id).await? {
         return Err(endpoint_missing(&id));
     }
-    Ok(Json(json!({"id": ep_id, "object": "webhook_endpoint", "deleted": true})))
+    Ok(Json(json!({"id": ep_id, "object": "webhook_endpoint", "deleted": true})).into_response())
 }
 
 /// `POST /v1/webhook_endpoints/{id}/rotate_secret`: a new secret; the old one signs for 24 more hours.
@@ -145,7 +147,7 @@ pub async fn rotate_secret(State(api): State<Arc<Api>>, principal: Principal, Pa
     let (_, endpoint) = api.change(&principal, &id, |endpoint| rotate(endpoint, unix_now())).await?;
     tracing::info!(endpoint_id = %endpoint.id, "webhook secret rotated");
     let health = api.health.get(&principal, &endpoint.id).await?;
-    Ok(Json(with_health(endpoint.to_json(true), &health)))
+    Ok(Json(EndpointObject::new(&endpoint, &health, true)).into_response())
 }
 
 /// `POST /v1/webhook_endpoints/{id}/resend` with `event`: delivers the event to the endpoint again.
@@ -159,7 +161,7 @@ pub async fn resend(State(api): State<Arc<Api>>, principal: Principal, PathId(id
     enabled(&endpoint)?;
     api.deliveries.reopen(&principal, event_id, &endpoint.id).await?;
     recover::schedule(&api.fanout, &principal, &endpoint.id, &[event_id]).await;
-    Ok(Json(json!({"object": "webhook_resend", "event": event_id, "endpoint": endpoint.id, "status": "pending"})))
+    Ok(Json(json!({"object": "webhook_resend", "event": event_id, "endpoint": endpoint.id, "status": "pending"})).into_response())
 }
 
 /// `POST /v1/webhook_endpoints/{id}/recover` with `since`: every finally failed delivery since then,
@@ -168,7 +170,7 @@ pub async fn recover(State(api): State<Arc<Api>>, principal: Principal, PathId(i
     let since = p.timestamp("since")?.ok_or_else(|| missing("since"))?;
     p.done()?;
     let recovery = api.recover(&principal, &id, since).await?;
-    Ok(Json(recovery_json(&recovery, since)))
+    Ok(Json(recovery_json(&recovery, since)).into_response())
 }
 
 /// `GET /v1/webhook_endpoints/{id}/stats?since=…&until=…&interval=hour|day`: the endpoint's
@@ -184,19 +186,16 @@ pub async fn stats(State(api): State<Arc<Api>>, principal: Principal, PathId(id)
     let (from_ms, to_ms) = window.millis();
     let found = api.deliveries.endpoint_attempts(&principal, &endpoint.id, from_ms, to_ms, MAX_ATTEMPTS).await?;
     let health = api.health.get(&principal, &endpoint.id).await?;
-    Ok(Json(with_health(window.summarise(&endpoint.id, &found), &health)))
+    Ok(Json(with_health(window.summarise(&endpoint.id, &found), &health)).into_response())
 }
 
 /// `enabled_events`, or its other name `events` (the reference's clients send it); not both.
 fn enabled_events(p: &mut Params) -> Result<Option<EnabledEvents>, ApiError> {
     match (p.list("enabled_events")?, p.list("events")?) {
         (Some(_), Some(_)) => Err(exclusive("events", &["enabled_events", "events"])),
-        (Some(v), None) => EnabledEvents::parse(&v).map(Some),
+        (Some(v), None) => Ok(Some(EnabledEvents::parse(&v)?)),
         // A bad list names the parameter it came in.
-        (None, Some(v)) => EnabledEvents::parse(&v).map(Some).map_err(|e| match e {
-            ApiError::InvalidRequest { code, message, .. } => ApiError::InvalidRequest { code, message, param: Some("events".into()) },
-            other => other,
-        }),
+        (None, Some(v)) => Ok(Some(EnabledEvents::parse(&v).map_err(|e| Invalid { param: "events", ..e })?)),
         (None, None) => Ok(None),
     }
 }
@@ -208,7 +207,7 @@ fn rate_limit(p: &mut Params) -> Result<Option<Option<u32>>, ApiError> {
 
 /// An endpoint's API object with its delivery health.
 fn with_health(mut endpoint: Value, health: &Health) -> Value {
-    endpoint["health"] = health.to_json();
+    endpoint["health"] = serde_json::to_value(HealthObject::from(health)).unwrap_or(Value::Null);
     endpoint
 }
 

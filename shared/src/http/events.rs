@@ -6,14 +6,15 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use serde_json::Value;
 
 use crate::error::ApiError;
-use crate::event::EventJson;
 use crate::http::Api;
 use crate::http::extract::{NoQuery, PathId, Query};
-use crate::ids::{AttemptId, EventId, Principal};
-use crate::list::{Cursor, ListParams, Page, PageQuery};
+use crate::http::objects::AttemptObject;
+use crate::model::event::EventJson;
+use crate::model::ids::{AttemptId, EventId, Principal};
+use crate::model::list::{Cursor, ListParams, Page, PageQuery};
+use crate::store::deliveries::Attempt;
 use crate::store::event_list::list_events;
 
 /// The event, or a 404 naming the id (a malformed id names no event, so the table is not read).
@@ -50,15 +51,8 @@ pub async fn deliveries(State(api): State<Arc<Api>>, principal: Principal, PathI
             Cursor::EndingBefore(b) => Cursor::EndingBefore(Reverse(b)),
         }),
     };
-    let keyed: Vec<(Reverse<AttemptId>, Value)> = attempts
-        .into_iter()
-        .map(|(id, a)| {
-            let mut json = a.to_json();
-            json["id"] = serde_json::json!(id);
-            (Reverse(id), json)
-        })
-        .collect();
+    let keyed: Vec<(Reverse<AttemptId>, Attempt)> = attempts.into_iter().map(|(id, a)| (Reverse(id), a)).collect();
     let page = Page::of(keyed, |(id, _)| id, &query);
-    let data: Vec<Value> = page.data.into_iter().map(|(_, a)| a).collect();
+    let data: Vec<AttemptObject> = page.data.iter().map(|(Reverse(id), a)| AttemptObject::new(*id, a)).collect();
     Ok(Json(Page { data, has_more: page.has_more }.to_json(&format!("/v1/events/{}/deliveries", event.id))).into_response())
 }

@@ -13,9 +13,9 @@ use crate::error::{ApiError, Code};
 use crate::http::Api;
 use crate::http::params::{MAX_BODY_BYTES, Params};
 use crate::http::rate_limit::Count;
-use crate::ids::Principal;
-use crate::list::ListParams;
 use crate::model::api_key::{KeyKind, Needs, Resource};
+use crate::model::ids::Principal;
+use crate::model::list::ListParams;
 
 /// The caller, admitted ([`admit`]) and checked against what the route [`Needs`] (set by the route
 /// table; the idempotency layer, which admits POSTs before it is set, leaves that check to here).
@@ -60,7 +60,7 @@ async fn limited(api: &Api, principal: &Principal) -> Result<(), ApiError> {
         retry_after: Some(secs),
     };
     api.limiter.take(principal, std::time::Instant::now()).map_err(refusal)?;
-    let second = crate::ids::unix_now();
+    let second = crate::model::ids::unix_now();
     match api.limiter.shared.count(principal, second, limit) {
         Count::Allow => Ok(()),
         Count::Over => Err(refusal(1)),

@@ -5,10 +5,10 @@
 use std::collections::BTreeSet;
 
 use crate::error::{ApiError, Code, shorten};
-use crate::event_type::TypeSelector;
 use crate::http::params::{Params, exclusive, parse_time};
-use crate::ids::{EventId, Timestamp};
-use crate::list::{CreatedRange, ListParams, PageQuery};
+use crate::model::event_type::TypeSelector;
+use crate::model::ids::{EventId, Timestamp};
+use crate::model::list::{CreatedRange, ListParams, PageQuery};
 
 pub const MAX_TYPES: usize = 20;
 
@@ -100,8 +100,8 @@ fn created_range([exact, gte, gt, lte, lt]: [Option<u64>; 5]) -> Result<CreatedR
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event_type::{EventType, Family};
-    use crate::list::Cursor;
+    use crate::model::event_type::{EventType, Family};
+    use crate::model::list::Cursor;
 
     fn err(q: &str) -> (String, String) {
         let e = ListParams::parse(q).unwrap_err();

@@ -10,6 +10,7 @@ pub mod events;
 pub mod extract;
 pub mod idempotency;
 pub mod list_params;
+pub mod objects;
 pub mod params;
 pub mod rate_limit;
 

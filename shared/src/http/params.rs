@@ -9,8 +9,8 @@ use http::HeaderMap;
 use serde_json::{Map, Value};
 
 use crate::error::{ApiError, Code, shorten};
-use crate::ids::Timestamp;
-use crate::list::{Cursor, Limit, MAX_LIMIT, PageQuery};
+use crate::model::ids::Timestamp;
+use crate::model::list::{Cursor, Limit, MAX_LIMIT, PageQuery};
 
 /// The largest request body accepted (`extract::read_body`): every parameter at its longest fits easily.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;

@@ -30,7 +30,7 @@ use std::net::IpAddr;
 use std::sync::Mutex;
 use std::time::Instant;
 
-use crate::ids::{Mode, Principal};
+use crate::model::ids::{Mode, Principal};
 
 /// The limits, requests per second per account and mode, and failed authentications per minute per
 /// source address (0: none).
@@ -260,7 +260,7 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::ids::AccountId;
+    use crate::model::ids::AccountId;
 
     fn p(mode: Mode) -> Principal {
         Principal { account: AccountId::generate(), mode }

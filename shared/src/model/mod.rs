@@ -1,4 +1,41 @@
 //! The model: what things are, parsed once, knowing nothing of storage or HTTP. Nothing here
-//! imports from `store`, `webhook` or `http`.
+//! imports from `store`, `webhook` or `http` (`tests/layers.rs` holds it); a value that does not
+//! parse is an [`Invalid`], which `http` alone turns into a 400 (`error.rs`).
 
 pub mod api_key;
+pub mod endpoint;
+pub mod event;
+pub mod event_type;
+pub mod health;
+pub mod ids;
+pub mod list;
+pub mod webhook_secret;
+pub mod webhook_url;
+
+/// What kind of 400 an [`Invalid`] is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InvalidKind {
+    /// `parameter_invalid`.
+    Parameter,
+    /// `url_invalid`.
+    Url,
+}
+
+/// A value that does not parse: the parameter it came from, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Invalid {
+    pub kind: InvalidKind,
+    pub param: &'static str,
+    pub message: String,
+}
+
+impl Invalid {
+    pub fn parameter(param: &'static str, message: impl Into<String>) -> Self {
+        Invalid { kind: InvalidKind::Parameter, param, message: message.into() }
+    }
+
+    pub fn url(param: &'static str, message: impl Into<String>) -> Self {
+        Invalid { kind: InvalidKind::Url, param, message: message.into() }
+    }
+}

@@ -9,8 +9,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{AccountId, ApiKey, ApiKeyId, Mode, Principal, Timestamp, unix_now};
 use crate::model::api_key::{Grant, KeyKind, Permissions};
+use crate::model::ids::{AccountId, ApiKey, ApiKeyId, Mode, Principal, Timestamp, unix_now};
 use crate::store::{HashKey, StoreError, conditional, key_item, transact_write};
 
 /// The index of an account's keys.

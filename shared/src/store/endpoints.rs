@@ -16,12 +16,12 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::EndpointId;
-use crate::ids::{Mode, Principal, Timestamp};
+use crate::model::endpoint::{EnabledEvents, Endpoint, EndpointStatus, MAX_ENDPOINTS};
+use crate::model::ids::EndpointId;
+use crate::model::ids::{Mode, Principal, Timestamp};
+use crate::model::webhook_secret::WebhookSecret;
+use crate::model::webhook_url::WebhookUrl;
 use crate::store::{IdKey, Item, ItemRef, StoreError, key_item, transact_write};
-use crate::webhook::endpoints::{EnabledEvents, Endpoint, EndpointStatus, MAX_ENDPOINTS};
-use crate::webhook::signature::WebhookSecret;
-use crate::webhook::ssrf::WebhookUrl;
 
 /// The counter item's sort key.
 const COUNTER_ID: &str = "meta#endpoint_count";

@@ -5,10 +5,10 @@
 
 use futures::{StreamExt, TryStreamExt, stream};
 
-use crate::event::EventJson;
-use crate::event_type::TypeSelector;
-use crate::ids::{EventId, Principal};
-use crate::list::{Cursor, ListParams, Page};
+use crate::model::event::EventJson;
+use crate::model::event_type::TypeSelector;
+use crate::model::ids::{EventId, Principal};
+use crate::model::list::{Cursor, ListParams, Page};
 use crate::store::events::QueryResult;
 use crate::store::{EventStore, RangeQuery, Source, StoreError};
 

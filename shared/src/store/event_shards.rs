@@ -27,7 +27,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EventId, Principal, unix_now_ms};
+use crate::model::ids::{EventId, Principal, unix_now_ms};
 use crate::store::{IdKey, StoreError, key_item};
 
 /// The plan item's `id`, under the account's unsharded key (`"shards"` sorts after every `evt_…`).
@@ -195,7 +195,7 @@ impl ShardPlans {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{AccountId, Mode};
+    use crate::model::ids::{AccountId, Mode};
     use ulid::Ulid;
 
     fn p() -> Principal {

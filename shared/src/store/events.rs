@@ -8,9 +8,9 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
-use crate::event::{Event, EventData, EventJson, EventRequest, EventTag};
-use crate::event_type::{EventType, Family};
-use crate::ids::{EventId, Principal, Timestamp};
+use crate::model::event::{Event, EventData, EventJson, EventRequest, EventTag};
+use crate::model::event_type::{EventType, Family};
+use crate::model::ids::{EventId, Principal, Timestamp};
 use crate::store::event_shards::{ShardPlan, ShardPlans};
 use crate::store::{IdKey, Item, ItemRef, StoreError, key_item, transact_write};
 
@@ -146,7 +146,7 @@ pub struct EventStore {
 impl EventStore {
     pub fn new(client: Client, table: impl Into<String>, retention: std::time::Duration) -> Self {
         let table = table.into();
-        let plans = ShardPlans::new(client.clone(), &table, std::time::Duration::from_secs(crate::config::DEFAULT_KEY_CACHE_SECS));
+        let plans = ShardPlans::new(client.clone(), &table, crate::store::event_shards::MAX_PLAN_CACHE);
         EventStore { client, table, retention_secs: retention.as_secs(), plans }
     }
 

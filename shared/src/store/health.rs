@@ -7,10 +7,10 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
-use crate::ids::{EndpointId, Principal, unix_now};
+use crate::model::health::{Health, HealthUpdate};
+use crate::model::ids::{EndpointId, Principal, unix_now};
 use crate::store::deliveries::endpoint_partition;
 use crate::store::{Item, ItemRef, SortKey, StoreError, conditional, get_many, key_item};
-use crate::webhook::breaker::{Health, HealthUpdate};
 
 /// The health item's sort key.
 const SK: &str = "health";

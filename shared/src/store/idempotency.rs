@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::ids::{Principal, unix_now};
+use crate::model::ids::{Principal, unix_now};
 use crate::store::{IdKey, StoreError, key_item};
 
 pub const WINDOW_SECS: u64 = 24 * 3600;

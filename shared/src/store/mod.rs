@@ -31,7 +31,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, TransactWriteItem};
 use serde::Serialize;
 
-use crate::ids::Principal;
+use crate::model::ids::Principal;
 
 pub use events::{EventStore, RangeQuery, Source};
 
@@ -252,7 +252,7 @@ fn cancellation(codes: &[&str]) -> Cancellation {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{AccountId, Mode};
+    use crate::model::ids::{AccountId, Mode};
 
     #[test]
     fn a_conflict_is_not_a_failed_condition() {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValuesOnConditionCheckFailure, TransactWriteItem};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EventId, Principal};
+use crate::model::ids::{EventId, Principal};
 use crate::store::{SortKey, StoreError};
 
 /// How long a key names its event: a second publish with it within this time returns that event.

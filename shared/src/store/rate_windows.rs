@@ -6,7 +6,7 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
-use crate::ids::Principal;
+use crate::model::ids::Principal;
 use crate::store::{IdKey, StoreError, key_item};
 
 /// How long a second's count is kept.

@@ -2,10 +2,10 @@
 //! (before: attempt it, probe, hold it, cancel it, or nothing) and [`after`] (a response → what
 //! becomes of the delivery, and what it says of the endpoint). `deliver` does the I/O around them.
 
-use crate::ids::Mode;
+use crate::model::endpoint::{Endpoint, EndpointStatus};
+use crate::model::ids::Mode;
 use crate::store::deliveries::{DeliveryState, DeliveryStatus};
 use crate::webhook::breaker::{Health, Signal};
-use crate::webhook::endpoints::{Endpoint, EndpointStatus};
 
 /// SQS's longest visibility timeout; the longest wait between two attempts.
 pub const MAX_DELAY_SECS: u64 = 12 * 3600;
@@ -186,8 +186,8 @@ pub fn after(status: Option<u16>, retry_after: Option<u64>, attempt: u32, schedu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::{EndpointId, EventId};
-    use crate::webhook::endpoints::{EnabledEvents, new_endpoint};
+    use crate::model::endpoint::{EnabledEvents, new_endpoint};
+    use crate::model::ids::{EndpointId, EventId};
 
     const NOW: u64 = 1_800_000_000;
 

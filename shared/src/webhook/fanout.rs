@@ -10,8 +10,8 @@ use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use futures::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::EndpointId;
-use crate::ids::{AccountId, EventId, Mode, Principal};
+use crate::model::ids::EndpointId;
+use crate::model::ids::{AccountId, EventId, Mode, Principal};
 use crate::store::StoreError;
 use crate::store::deliveries::{DeliveryStatus, DeliveryStore};
 use crate::store::event_shards::{PLAN_ID, principal_of_events_key};

@@ -3,7 +3,7 @@
 //! `paygate recover` call [`reopen_failed`]; re-opening is idempotent: what it re-opened is pending,
 //! no longer failed, so the same call again finds only the next ones.
 
-use crate::ids::{EndpointId, EventId, Principal, Timestamp};
+use crate::model::ids::{EndpointId, EventId, Principal, Timestamp};
 use crate::store::StoreError;
 use crate::store::deliveries::DeliveryStore;
 use crate::webhook::fanout::{DeliveryMessage, Fanout};

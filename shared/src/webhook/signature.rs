@@ -8,16 +8,13 @@
 //!
 //! Checks are constant-time (`Mac::verify_slice`).
 
-use std::fmt;
-
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hmac::{Hmac, KeyInit, Mac};
-use rand::RngCore;
 use sha2::Sha256;
 
-use crate::event::Event;
-use crate::ids::unix_now;
+use crate::model::event::Event;
+use crate::model::ids::unix_now;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -28,50 +25,11 @@ pub const WEBHOOK_SIGNATURE: &str = "webhook-signature";
 /// Default tolerance between the signed timestamp and the receiver's clock, both ways.
 pub const DEFAULT_TOLERANCE_SECS: u64 = 300;
 
-/// An endpoint's signing secret: `whsec_` + base64 of 32 random bytes. Never printed. Read back
-/// from the table through [`WebhookSecret::parse`], so a corrupt stored secret is an error, never an
-/// empty signing key.
-#[derive(Clone, PartialEq, Eq, serde::Serialize)]
-#[serde(transparent)]
-pub struct WebhookSecret(String);
+pub use crate::model::webhook_secret::WebhookSecret;
 
-impl<'de> serde::Deserialize<'de> for WebhookSecret {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        WebhookSecret::parse(&<String as serde::Deserialize>::deserialize(d)?).map_err(serde::de::Error::custom)
-    }
-}
-
-impl WebhookSecret {
-    pub const PREFIX: &'static str = "whsec_";
-
-    pub fn generate() -> Self {
-        let mut bytes = [0u8; 32];
-        rand::rng().fill_bytes(&mut bytes);
-        WebhookSecret(format!("{}{}", Self::PREFIX, STANDARD.encode(bytes)))
-    }
-
-    /// Accepts any `whsec_…` string whose rest is base64 (what Standard Webhooks libraries need).
-    pub fn parse(s: &str) -> Result<Self, SignatureError> {
-        let rest = s.strip_prefix(Self::PREFIX).ok_or(SignatureError::BadSecret)?;
-        match STANDARD.decode(rest) {
-            Ok(b) if !b.is_empty() => Ok(WebhookSecret(s.to_owned())),
-            _ => Err(SignatureError::BadSecret),
-        }
-    }
-
-    /// The whole secret, for its owner's eyes only.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    fn standard_key(&self) -> Vec<u8> {
-        STANDARD.decode(&self.0[Self::PREFIX.len()..]).unwrap_or_default()
-    }
-}
-
-impl fmt::Debug for WebhookSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("WebhookSecret(whsec_…)")
+impl From<crate::model::webhook_secret::BadSecret> for SignatureError {
+    fn from(_: crate::model::webhook_secret::BadSecret) -> Self {
+        SignatureError::BadSecret
     }
 }
 

@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::error::{ApiError, Code};
-use crate::ids::Mode;
+use crate::model::Invalid;
+use crate::model::ids::Mode;
 
 /// Whether private addresses are allowed: only `paygate dev` and tests say yes, explicitly.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,94 +118,21 @@ pub fn is_forbidden(ip: IpAddr) -> bool {
     }
 }
 
-/// The longest webhook URL accepted, as browsers and most servers do.
-pub const MAX_URL_LEN: usize = 2048;
+pub use crate::model::webhook_url::{MAX_URL_LEN, WebhookUrl};
 
-fn invalid_url(message: impl Into<String>) -> ApiError {
-    ApiError::invalid(Code::UrlInvalid, "url", message)
-}
-
-/// A webhook URL of the right shape: absolute http(s), at most [`MAX_URL_LEN`] long, a host, no
-/// credentials. Where it may point is [`check_url`]'s and the [`WebhookClient`]'s business.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WebhookUrl(url::Url);
-
-impl WebhookUrl {
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-
-    pub fn url(&self) -> &url::Url {
-        &self.0
-    }
-
-    /// The address when the host is an IP literal.
-    fn literal_ip(&self) -> Option<IpAddr> {
-        match self.0.host()? {
-            url::Host::Ipv4(ip) => Some(IpAddr::V4(ip)),
-            url::Host::Ipv6(ip) => Some(IpAddr::V6(ip)),
-            url::Host::Domain(_) => None,
-        }
-    }
-}
-
-impl std::str::FromStr for WebhookUrl {
-    type Err = ApiError;
-
-    fn from_str(raw: &str) -> Result<Self, ApiError> {
-        if raw.len() > MAX_URL_LEN {
-            return Err(ApiError::invalid(Code::ParameterInvalid, "url", format!("url is at most {MAX_URL_LEN} characters.")));
-        }
-        let url = url::Url::parse(raw.trim()).map_err(|e| match e {
-            url::ParseError::RelativeUrlWithoutBase => {
-                invalid_url("Invalid URL: a webhook URL needs a scheme and a host, such as https://example.com/webhooks.")
-            }
-            e => invalid_url(format!("Invalid URL: {e}; a webhook URL looks like https://example.com/webhooks.")),
-        })?;
-        if !matches!(url.scheme(), "https" | "http") {
-            return Err(invalid_url(format!(
-                "Invalid URL scheme {}: a webhook URL starts with https:// (or http:// in test mode), such as https://example.com/webhooks.",
-                url.scheme()
-            )));
-        }
-        if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid_url("Webhook URLs may not contain credentials."));
-        }
-        if url.host().is_none() {
-            return Err(invalid_url("The URL has no host."));
-        }
-        Ok(WebhookUrl(url))
-    }
-}
-
-impl std::fmt::Display for WebhookUrl {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl serde::Serialize for WebhookUrl {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-/// Read back from the table through the same parse.
-impl<'de> serde::Deserialize<'de> for WebhookUrl {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        <String as serde::Deserialize>::deserialize(d)?.parse().map_err(serde::de::Error::custom)
-    }
+fn invalid_url(message: impl Into<String>) -> Invalid {
+    Invalid::url("url", message)
 }
 
 /// Parses and checks a URL for an endpoint of `mode`: https in live mode, and every address its
 /// host resolves to public (unless the policy allows private ones).
-pub async fn check_url(raw: &str, mode: Mode, policy: UrlPolicy) -> Result<WebhookUrl, ApiError> {
+pub async fn check_url(raw: &str, mode: Mode, policy: UrlPolicy) -> Result<WebhookUrl, Invalid> {
     let url: WebhookUrl = raw.parse()?;
-    if url.0.scheme() == "http" && mode == Mode::Live {
+    if url.url().scheme() == "http" && mode == Mode::Live {
         return Err(invalid_url("Live mode webhook endpoints must use https."));
     }
-    let host = url.0.host().ok_or_else(|| invalid_url("The URL has no host."))?;
-    let port = url.0.port_or_known_default().unwrap_or(443);
+    let host = url.url().host().ok_or_else(|| invalid_url("The URL has no host."))?;
+    let port = url.url().port_or_known_default().unwrap_or(443);
     if !port_allowed(port) {
         return Err(invalid_url(format!("Port {port} is not allowed: webhooks use port 80, 443, or 1024 and above.")));
     }
@@ -457,8 +384,7 @@ mod tests {
                 assert!(r.is_ok(), "{url}: {r:?}");
             } else {
                 let e = r.unwrap_err();
-                assert_eq!(e.body()["error"]["param"], "url", "{url}");
-                assert_eq!(e.body()["error"]["code"], "url_invalid", "{url}");
+                assert_eq!((e.param, e.kind), ("url", crate::model::InvalidKind::Url), "{url}");
             }
         }
         assert!(check_url("http://93.184.215.14/hook", Mode::Live, strict).await.is_err(), "live needs https");
@@ -479,9 +405,9 @@ mod tests {
         let longest = format!("{base}{}", "a".repeat(MAX_URL_LEN - base.len()));
         assert!(check_url(&longest, Mode::Live, strict).await.is_ok());
         let e = check_url(&format!("{longest}a"), Mode::Live, strict).await.unwrap_err();
-        assert_eq!((e.body()["error"]["code"].as_str(), e.body()["error"]["param"].as_str()), (Some("parameter_invalid"), Some("url")));
+        assert_eq!((e.kind, e.param), (crate::model::InvalidKind::Parameter, "url"));
         let e = check_url(&format!("{base}{}", "a".repeat(450_000)), Mode::Live, strict).await.unwrap_err();
-        assert_eq!(e.status(), 400, "a 450 kB URL is a 400, not a 500");
+        assert_eq!(crate::error::ApiError::from(e).status(), 400, "a 450 kB URL is a 400, not a 500");
     }
 
     /// An attempt's error is stored and logged: it must not carry the URL, whose query string may

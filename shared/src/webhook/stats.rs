@@ -7,7 +7,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::error::{ApiError, Code};
-use crate::ids::{EndpointId, Timestamp};
+use crate::model::ids::{EndpointId, Timestamp};
 use crate::store::deliveries::{AttemptSummary, EndpointAttempts};
 
 /// Attempts read per call, newest first; beyond it the answer says `has_more` and its counts cover
@@ -177,7 +177,7 @@ impl Tally {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::EventId;
+    use crate::model::ids::EventId;
 
     const NOW: u64 = 1_780_000_000;
 

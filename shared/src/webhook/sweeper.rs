@@ -17,7 +17,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use futures::{StreamExt, stream};
 
-use crate::ids::unix_now;
+use crate::model::ids::unix_now;
 use crate::store::deliveries::DeliveryStore;
 use crate::webhook::fanout::{DeliveryMessage, Fanout, FanoutError};
 

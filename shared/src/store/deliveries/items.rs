@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{EndpointId, EventId};
+use crate::model::ids::{EndpointId, EventId};
 
 use super::*;
 

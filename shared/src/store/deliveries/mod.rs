@@ -32,14 +32,13 @@ use std::time::Duration;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use crate::event::EventJson;
-use crate::ids::{EndpointId, EventId, Principal};
+use crate::model::endpoint::Endpoint;
+use crate::model::event::EventJson;
+use crate::model::health::Health;
+use crate::model::ids::{EndpointId, EventId, Principal};
 use crate::store::events::EventStore;
 use crate::store::{SortKey, key_item};
-use crate::webhook::breaker::Health;
-use crate::webhook::endpoints::Endpoint;
 
 mod items;
 mod read;
@@ -156,24 +155,6 @@ pub struct Attempt {
     /// success or a final failure.
     #[serde(default)]
     pub next_retry_at: Option<u64>,
-}
-
-impl Attempt {
-    pub fn to_json(&self) -> Value {
-        json!({
-            "object": "webhook_delivery_attempt",
-            "event": self.event_id,
-            "endpoint": self.endpoint_id,
-            "attempt": self.attempt,
-            "status": if self.succeeded { "succeeded" } else { "failed" },
-            "http_status": self.http_status,
-            "latency_ms": self.latency_ms,
-            "error": self.error,
-            "response_body": self.response_body,
-            "created_at": crate::ids::Timestamp(self.created_at),
-            "next_retry_at": self.next_retry_at.map(crate::ids::Timestamp),
-        })
-    }
 }
 
 /// One attempt as `ByEndpoint` holds it: what an endpoint's health is computed from.

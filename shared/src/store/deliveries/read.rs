@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::future::join_all;
 
-use crate::ids::{AttemptId, EndpointId, EventId, Principal};
+use crate::model::ids::{AttemptId, EndpointId, EventId, Principal};
 use crate::store::endpoints::EndpointStore;
 use crate::store::events::EventStore;
 use crate::store::health::HealthStore;

@@ -4,7 +4,7 @@
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
 use futures::future::join_all;
 
-use crate::ids::{EndpointId, EventId, Principal, unix_now};
+use crate::model::ids::{EndpointId, EventId, Principal, unix_now};
 use crate::store::{StoreError, conditional, transact_write};
 
 use super::items::*;
@@ -240,7 +240,7 @@ impl DeliveryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ids::Mode;
+    use crate::model::ids::Mode;
 
     fn attempt(error: Option<&str>) -> Attempt {
         Attempt {
@@ -262,7 +262,7 @@ mod tests {
         let config = aws_sdk_dynamodb::Config::builder().behavior_version(aws_config::BehaviorVersion::latest()).build();
         let client = Client::from_conf(config);
         let store = DeliveryStore::new(client.clone(), "d", EventStore::new(client, "e", Duration::from_secs(60)), Duration::from_secs(60));
-        let principal = Principal { account: crate::ids::AccountId::generate(), mode: Mode::Test };
+        let principal = Principal { account: crate::model::ids::AccountId::generate(), mode: Mode::Test };
         for a in [attempt(None), attempt(Some("HTTP 502"))] {
             let put = store.attempt_put(&principal, &a).unwrap().put.unwrap();
             let item = put.item;

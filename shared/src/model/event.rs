@@ -5,8 +5,8 @@ use std::fmt::Write;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
 
-use crate::event_type::EventType;
-use crate::ids::{EventId, Timestamp};
+use crate::model::event_type::EventType;
+use crate::model::ids::{EventId, Timestamp};
 
 /// An event: something that happened in an account. Serialises to the reference's shape:
 /// `{"id","object":"event","type","created_at","data":{"object":{…}},"pending_webhooks","request":{…}}`.

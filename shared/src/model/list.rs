@@ -4,8 +4,8 @@
 
 use serde::Serialize;
 
-use crate::event_type::TypeSelector;
-use crate::ids::EventId;
+use crate::model::event_type::TypeSelector;
+use crate::model::ids::EventId;
 
 pub const DEFAULT_LIMIT: u8 = 10;
 pub const MAX_LIMIT: u8 = 100;

@@ -1,16 +1,15 @@
-//! Webhook endpoints: the model (what an endpoint subscribes to, which secrets sign for it, its API
-//! object). Stored by `store::endpoints`.
+//! A webhook endpoint: what it subscribes to, which secrets sign for it, its limits. Stored by
+//! `store::endpoints`; its API object is `http::objects`'.
 
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 
-use crate::error::{ApiError, Code};
-use crate::event_type::{EventType, TypeSelector};
-use crate::ids::{EndpointId, Mode, Timestamp, unix_now};
-use crate::webhook::signature::WebhookSecret;
-use crate::webhook::ssrf::WebhookUrl;
+use crate::model::Invalid;
+use crate::model::event_type::{EventType, TypeSelector};
+use crate::model::ids::{EndpointId, Mode, Timestamp, unix_now};
+use crate::model::webhook_secret::WebhookSecret;
+use crate::model::webhook_url::WebhookUrl;
 
 /// The most endpoints an account may have in one mode (`store::endpoints` enforces it).
 pub const MAX_ENDPOINTS: u32 = 16;
@@ -46,8 +45,8 @@ pub enum EnabledEvents {
 
 impl EnabledEvents {
     /// Parses the `enabled_events` parameter: non-empty; `*` alone or known types / `family.*`.
-    pub fn parse(values: &[String]) -> Result<Self, ApiError> {
-        let bad = |m: String| ApiError::invalid(Code::ParameterInvalid, "enabled_events", m);
+    pub fn parse(values: &[String]) -> Result<Self, Invalid> {
+        let bad = |m: String| Invalid::parameter("enabled_events", m);
         if values.is_empty() {
             return Err(bad("enabled_events must name at least one event type, or \"*\".".into()));
         }
@@ -98,7 +97,7 @@ pub struct Endpoint {
 impl Endpoint {
     /// Whether this endpoint gets `event`: enabled, subscribed to its type, and older than the
     /// event (endpoints get the events made after them, as Stripe's do; ids carry their times).
-    pub fn wants(&self, event: &crate::event::Event) -> bool {
+    pub fn wants(&self, event: &crate::model::event::Event) -> bool {
         self.status == EndpointStatus::Enabled && self.enabled_events.matches(event.event_type) && self.id.created_ms() <= event.id.created_ms()
     }
 
@@ -109,25 +108,6 @@ impl Endpoint {
             && now < *until
         {
             v.push(old);
-        }
-        v
-    }
-
-    /// The API's `webhook_endpoint` object; the secret only when asked (creation, rotation).
-    pub fn to_json(&self, with_secret: bool) -> Value {
-        let mut v = json!({
-            "id": self.id,
-            "object": "webhook_endpoint",
-            "url": self.url,
-            "enabled_events": self.enabled_events.to_strings(),
-            "description": self.description,
-            "status": self.status,
-            "created_at": self.created_at,
-            "livemode": self.mode == Mode::Live,
-            "rate_limit": self.rate_limit,
-        });
-        if with_secret {
-            v["secret"] = Value::String(self.secret.expose().to_owned());
         }
         v
     }
@@ -159,7 +139,7 @@ pub fn rotate(endpoint: &mut Endpoint, now: u64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::event_type::Family;
+    use crate::model::event_type::Family;
 
     #[test]
     fn enabled_events_parse_and_match() {
@@ -172,7 +152,7 @@ mod tests {
         assert!(!e.matches(EventType::RefundCreated));
         for bad in [&[][..], &["*", "payment.created"][..], &["payment.nope"][..], &[""][..]] {
             let err = EnabledEvents::parse(&s(bad)).unwrap_err();
-            assert_eq!(err.body()["error"]["param"], "enabled_events");
+            assert_eq!(err.param, "enabled_events");
         }
     }
 
@@ -187,8 +167,5 @@ mod tests {
         assert_ne!(ep.secret, first);
         assert_eq!(ep.signing_secrets(1000).len(), 2);
         assert_eq!(ep.signing_secrets(1000 + ROTATION_OVERLAP_SECS).len(), 1);
-        let v = ep.to_json(false);
-        assert!(v.get("secret").is_none());
-        assert_eq!(ep.to_json(true)["secret"], ep.secret.expose());
     }
 }
