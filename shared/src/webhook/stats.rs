@@ -6,7 +6,7 @@
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::error::{ApiError, Code};
+use crate::model::Invalid;
 use crate::model::ids::{EndpointId, Timestamp};
 use crate::store::deliveries::{AttemptSummary, EndpointAttempts};
 
@@ -48,28 +48,24 @@ pub struct Window {
 impl Window {
     /// From the request's `since`, `until` and `interval` at `now`: the last 24 hours by default;
     /// hourly points up to two days, daily beyond, unless `interval` says.
-    pub fn parse(since: Option<Timestamp>, until: Option<Timestamp>, interval: Option<&str>, now: u64) -> Result<Window, ApiError> {
+    pub fn parse(since: Option<Timestamp>, until: Option<Timestamp>, interval: Option<&str>, now: u64) -> Result<Window, Invalid> {
         let given_since = since.is_some();
         let until = until.map_or(now, |u| u.0.min(now));
         let since = since.map_or(until.saturating_sub(DEFAULT_WINDOW_SECS), |s| s.0);
         if since > until {
-            return Err(ApiError::invalid(Code::ParameterInvalid, "since", "since must not be after until (or now)."));
+            return Err(Invalid::parameter("since", "since must not be after until (or now)."));
         }
         if since < now.saturating_sub(MAX_WINDOW_SECS) {
             // Without a `since`, the window starts a day before `until`: name what was given.
             let param = if given_since { "since" } else { "until" };
-            return Err(ApiError::invalid(
-                Code::ParameterInvalid,
-                param,
-                format!("{param} must be within the last {} days: attempts are kept that long.", MAX_WINDOW_SECS / 86_400),
-            ));
+            return Err(Invalid::parameter(param, format!("{param} must be within the last {} days: attempts are kept that long.", MAX_WINDOW_SECS / 86_400)));
         }
         let interval = match interval {
             None if until - since <= 2 * 86_400 => Interval::Hour,
             None => Interval::Day,
             Some("hour") => Interval::Hour,
             Some("day") => Interval::Day,
-            Some(_) => return Err(ApiError::invalid(Code::ParameterInvalid, "interval", "interval must be hour or day.")),
+            Some(_) => return Err(Invalid::parameter("interval", "interval must be hour or day.")),
         };
         Ok(Window { since: Timestamp(since), until: Timestamp(until), interval })
     }
@@ -209,7 +205,7 @@ mod tests {
             (None, Some(NOW - 40 * 86_400), None, "until"),
         ] {
             let e = Window::parse(since.map(Timestamp), until.map(Timestamp), interval, NOW).unwrap_err();
-            assert_eq!(e.body()["error"]["param"], param);
+            assert_eq!(e.param, param);
         }
     }
 
