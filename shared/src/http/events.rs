@@ -11,10 +11,10 @@ use crate::error::ApiError;
 use crate::http::Api;
 use crate::http::extract::{NoQuery, PathId, Query};
 use crate::http::objects::AttemptObject;
+use crate::model::delivery::Attempt;
 use crate::model::event::EventJson;
 use crate::model::ids::{AttemptId, EventId, Principal};
 use crate::model::list::{Cursor, ListParams, Page, PageQuery};
-use crate::store::deliveries::Attempt;
 use crate::store::event_list::list_events;
 
 /// The event, or a 404 naming the id (a malformed id names no event, so the table is not read).

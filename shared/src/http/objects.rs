@@ -4,11 +4,11 @@
 
 use serde::Serialize;
 
+use crate::model::delivery::Attempt;
 use crate::model::endpoint::{Endpoint, EndpointStatus};
 use crate::model::health::Health;
 use crate::model::ids::{AttemptId, EndpointId, EventId, Mode, Timestamp};
 use crate::model::webhook_url::WebhookUrl;
-use crate::store::deliveries::Attempt;
 
 /// The `webhook_endpoint` object; `secret` only in the answers that made it (creation, rotation).
 #[derive(Debug, Serialize)]

@@ -3,6 +3,7 @@
 //! parse is an [`Invalid`], which `http` alone turns into a 400 (`error.rs`).
 
 pub mod api_key;
+pub mod delivery;
 pub mod endpoint;
 pub mod event;
 pub mod event_type;

@@ -2,9 +2,9 @@
 //! (before: attempt it, probe, hold it, cancel it, or nothing) and [`after`] (a response → what
 //! becomes of the delivery, and what it says of the endpoint). `deliver` does the I/O around them.
 
+use crate::model::delivery::{DeliveryState, DeliveryStatus};
 use crate::model::endpoint::{Endpoint, EndpointStatus};
 use crate::model::ids::Mode;
-use crate::store::deliveries::{DeliveryState, DeliveryStatus};
 use crate::webhook::breaker::{Health, Signal};
 
 /// SQS's longest visibility timeout; the longest wait between two attempts.

@@ -19,11 +19,12 @@ use futures::future::join_all;
 use rand::Rng;
 use tracing::Instrument;
 
+use crate::model::delivery::{Attempt, DeliveryStatus, Snapshot, StateChange};
 use crate::model::endpoint::{Endpoint, EndpointStatus};
 use crate::model::event::EventJson;
 use crate::model::ids::{EndpointId, Principal, unix_now};
 use crate::store::StoreError;
-use crate::store::deliveries::{Attempt, DeliveryStatus, DeliveryStore, Snapshot, StateChange};
+use crate::store::deliveries::DeliveryStore;
 use crate::store::endpoints::EndpointStore;
 use crate::store::health::HealthStore;
 use crate::webhook::breaker::{BreakerConfig, Health, Signal};

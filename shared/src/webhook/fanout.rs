@@ -10,10 +10,11 @@ use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
 use futures::{StreamExt, stream};
 use serde::{Deserialize, Serialize};
 
+use crate::model::delivery::DeliveryStatus;
 use crate::model::ids::EndpointId;
 use crate::model::ids::{AccountId, EventId, Mode, Principal};
 use crate::store::StoreError;
-use crate::store::deliveries::{DeliveryStatus, DeliveryStore};
+use crate::store::deliveries::DeliveryStore;
 use crate::store::event_shards::{PLAN_ID, principal_of_events_key};
 
 /// Stream records whose delivery states are read at once.

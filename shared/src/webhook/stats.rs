@@ -7,8 +7,8 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use crate::model::Invalid;
+use crate::model::delivery::{AttemptSummary, EndpointAttempts};
 use crate::model::ids::{EndpointId, Timestamp};
-use crate::store::deliveries::{AttemptSummary, EndpointAttempts};
 
 /// Attempts read per call, newest first; beyond it the answer says `has_more` and its counts cover
 /// the newest this many.
