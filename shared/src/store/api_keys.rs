@@ -180,17 +180,7 @@ impl ApiKeyStore {
         let mut keys = Vec::new();
         let mut start = None;
         loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(BY_ACCOUNT)
-                .key_condition_expression("account_pk = :a")
-                .expression_attribute_values(":a", AttributeValue::S(principal.partition()))
-                .scan_index_forward(false)
-                .set_exclusive_start_key(start)
-                .send()
-                .await?;
+            let out = self.account_query(principal, "account_pk = :a").scan_index_forward(false).set_exclusive_start_key(start).send().await?;
             for item in out.items.unwrap_or_default() {
                 let item: ApiKeyItem = serde_dynamo::from_item(item)?;
                 if let Some(id) = item.key_id {
@@ -207,12 +197,7 @@ impl ApiKeyStore {
     /// The key of `principal` with this id, unless it is revoked.
     pub async fn by_id(&self, principal: &Principal, id: ApiKeyId) -> Result<Option<StoredKey>, StoreError> {
         let out = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .index_name(BY_ACCOUNT)
-            .key_condition_expression("account_pk = :a AND key_id = :k")
-            .expression_attribute_values(":a", AttributeValue::S(principal.partition()))
+            .account_query(principal, "account_pk = :a AND key_id = :k")
             .expression_attribute_values(":k", AttributeValue::S(id.to_string()))
             .send()
             .await?;
@@ -327,6 +312,16 @@ impl ApiKeyStore {
             .send()
             .await;
         conditional(out).map(|_| ())
+    }
+
+    /// A Query of `principal`'s keys in `ByAccount` with `condition` (`:a` is bound to its key).
+    fn account_query(&self, principal: &Principal, condition: &str) -> aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder {
+        self.client
+            .query()
+            .table_name(&self.table)
+            .index_name(BY_ACCOUNT)
+            .key_condition_expression(condition)
+            .expression_attribute_values(":a", AttributeValue::S(principal.partition()))
     }
 
     /// Writes a new key's item (a hash is never reused).
