@@ -428,6 +428,17 @@ mod tests {
         assert!(!error.contains("s3cr3t") && !error.contains("/hook"), "{error}");
     }
 
+    /// A delivery goes to port 80, 443 or 1024 and above only, whatever the endpoint's stored URL
+    /// says (an endpoint written before the rule, or by hand): the client refuses before connecting.
+    #[tokio::test]
+    async fn deliveries_refuse_other_ports_before_connecting() {
+        for port in [22, 25, 1023] {
+            let url: WebhookUrl = format!("http://127.0.0.1:{port}/hook").parse().unwrap();
+            let r = WebhookClient::with_timeout(UrlPolicy::LOCAL_DEV, Duration::from_secs(5)).post(&url, vec![], b"{}".to_vec()).await;
+            assert_eq!((r.status, r.error.as_deref()), (None, Some("the URL's port is not allowed (80, 443, or 1024 and above)")), "{port}");
+        }
+    }
+
     /// `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` are ignored: a proxy resolves the host itself,
     /// past the connect-time address check. Runs in a process of its own (this test binary again,
     /// this test alone), since the variables are read by every HTTP client built while they are set.
