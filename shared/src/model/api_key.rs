@@ -1,4 +1,4 @@
-//! What an API key may do. A secret key (`sk_…`) may do everything; a restricted key (`rk_…`)
+//! An API key (the secret string, stored only as its hash) and what it may do. A secret key (`sk_…`) may do everything; a restricted key (`rk_…`)
 //! has one [`Access`] per resource ([`Permissions`]); managing keys (`/v1/api_keys`) takes a
 //! secret key. Every route of the API names what it [`Needs`] (`http::table`), and the caller's
 //! key is checked against it before the handler runs.
@@ -7,6 +7,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::model::ids::{MalformedId, Mode, is_token, random_alnum};
 
 /// A key's kind: its prefix (`sk_` or `rk_`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -200,9 +203,118 @@ impl FromStr for KeyKind {
     }
 }
 
+/// An API key: secret (`sk_test_…`, `sk_live_…`) or restricted (`rk_test_…`, `rk_live_…`). Never
+/// printed in full: `Debug` and `Display` show only its kind, mode and last four characters, as
+/// Stripe's dashboard does.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    raw: String,
+    kind: KeyKind,
+    mode: Mode,
+}
+
+impl ApiKey {
+    const SECRET_LEN: usize = 32;
+
+    /// A new secret key.
+    pub fn generate(mode: Mode) -> Self {
+        Self::generate_kind(KeyKind::Secret, mode)
+    }
+
+    pub fn generate_kind(kind: KeyKind, mode: Mode) -> Self {
+        let raw = format!("{}_{}_{}", kind.prefix(), mode, random_alnum(Self::SECRET_LEN));
+        ApiKey { raw, kind, mode }
+    }
+
+    pub fn mode(&self) -> Mode {
+        self.mode
+    }
+
+    pub fn kind(&self) -> KeyKind {
+        self.kind
+    }
+
+    /// The whole key, for showing once to its owner. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.raw
+    }
+
+    /// Lower-case hex SHA-256 of the whole key: what the ApiKeys table stores instead of the key.
+    pub fn hash(&self) -> String {
+        hex::encode(Sha256::digest(self.raw.as_bytes()))
+    }
+
+    /// The last four characters, safe to show.
+    pub fn hint(&self) -> &str {
+        &self.raw[self.raw.len() - 4..]
+    }
+
+    /// `sk_test_…abcd`: what the API shows of a key.
+    pub fn redacted(kind: KeyKind, mode: Mode, hint: &str) -> String {
+        format!("{}_{mode}_…{hint}", kind.prefix())
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "ApiKey({self})")
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}_{}_****{}", self.kind.prefix(), self.mode, self.hint())
+    }
+}
+
+impl FromStr for ApiKey {
+    type Err = MalformedId;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let err = || MalformedId::new("API key", "sk_…");
+        let kind = if s.starts_with("sk_") {
+            KeyKind::Secret
+        } else if s.starts_with("rk_") {
+            KeyKind::Restricted
+        } else {
+            return Err(err());
+        };
+        let (mode, secret) = if let Some(rest) = s[3..].strip_prefix("test_") {
+            (Mode::Test, rest)
+        } else if let Some(rest) = s[3..].strip_prefix("live_") {
+            (Mode::Live, rest)
+        } else {
+            return Err(err());
+        };
+        if secret.len() < 4 || !is_token(secret, 128) {
+            return Err(err());
+        }
+        Ok(ApiKey { raw: s.to_owned(), kind, mode })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn api_keys_parse_hash_and_never_print() {
+        let k = ApiKey::generate(Mode::Live);
+        assert!(k.expose().starts_with("sk_live_"));
+        let parsed: ApiKey = k.expose().parse().unwrap();
+        assert_eq!(parsed.mode(), Mode::Live);
+        assert_eq!(parsed.hash(), k.hash());
+        assert_eq!(k.hash().len(), 64);
+        assert!(!format!("{k} {k:?}").contains(&k.expose()[8..]));
+        for bad in ["", "sk_test_", "pk_test_abcd1234", "sk_prod_abcd1234", "sk_test_ab", "sk_test_abc$1234", "rk_prod_abcd1234", "rk_"] {
+            assert!(bad.parse::<ApiKey>().is_err(), "{bad:?}");
+        }
+        let rk = ApiKey::generate_kind(KeyKind::Restricted, Mode::Test);
+        assert!(rk.expose().starts_with("rk_test_"));
+        let parsed: ApiKey = rk.expose().parse().unwrap();
+        assert_eq!((parsed.kind(), parsed.mode()), (KeyKind::Restricted, Mode::Test));
+        assert_eq!(format!("{rk}"), format!("rk_test_****{}", rk.hint()));
+        assert_eq!(ApiKey::redacted(KeyKind::Restricted, Mode::Live, "abcd"), "rk_live_…abcd");
+    }
 
     #[test]
     fn write_includes_read_and_only_secret_keys_manage_keys() {

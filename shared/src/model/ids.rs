@@ -1,18 +1,19 @@
-//! Typed identifiers: event and endpoint ids (prefix + ULID, one macro), account ids, test/live
-//! mode and API keys; and `Timestamp`, the one type of a time in whole seconds.
+//! Typed identifiers: event, endpoint, attempt and key ids (prefix + ULID, one macro), account ids,
+//! test/live mode and the principal (an account in one mode). A time is `model::time`'s; an API
+//! key's, `model::api_key`'s (both also named here, where most code looks for them).
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
-use chrono::{DateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use rand::Rng;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use sha2::{Digest, Sha256};
 use ulid::{Generator, Ulid};
 
-use crate::model::api_key::KeyKind;
+pub use crate::model::api_key::ApiKey;
+pub use crate::model::time::{Timestamp, unix_now, unix_now_ms};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("malformed {kind}: `{value}`")]
@@ -22,7 +23,7 @@ pub struct MalformedId {
 }
 
 impl MalformedId {
-    fn new(kind: &'static str, value: &str) -> Self {
+    pub(crate) fn new(kind: &'static str, value: &str) -> Self {
         MalformedId { kind, value: value.chars().take(80).collect() }
     }
 }
@@ -177,34 +178,6 @@ impl EventId {
     }
 }
 
-/// A time in whole unix seconds (an event's `created_at`, a `since`, a `created[…]` bound), written
-/// as RFC 3339 UTC (`2024-01-15T10:30:00Z`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct Timestamp(pub u64);
-
-impl Timestamp {
-    pub fn unix_seconds(self) -> u64 {
-        self.0
-    }
-}
-
-impl fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let t = Utc.timestamp_opt(self.0 as i64, 0).single().unwrap_or(DateTime::<Utc>::UNIX_EPOCH);
-        f.write_str(&t.to_rfc3339_opts(SecondsFormat::Secs, true))
-    }
-}
-
-impl FromStr for Timestamp {
-    type Err = MalformedId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let t = DateTime::parse_from_rfc3339(s).map_err(|_| MalformedId::new("timestamp", s))?;
-        u64::try_from(t.timestamp()).map(Timestamp).map_err(|_| MalformedId::new("timestamp", s))
-    }
-}
-
-string_serde!(Timestamp);
-
 /// Test or live: the two environments of an account, which never see each other's data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -241,12 +214,12 @@ impl FromStr for Mode {
 
 const ALNUM: &[u8] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
 
-fn random_alnum(n: usize) -> String {
+pub(crate) fn random_alnum(n: usize) -> String {
     let mut rng = rand::rng();
     (0..n).map(|_| ALNUM[rng.random_range(0..ALNUM.len())] as char).collect()
 }
 
-fn is_token(s: &str, max: usize) -> bool {
+pub(crate) fn is_token(s: &str, max: usize) -> bool {
     !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_alphanumeric())
 }
 
@@ -289,105 +262,6 @@ string_serde!(AccountId);
 pub struct Principal {
     pub account: AccountId,
     pub mode: Mode,
-}
-
-/// An API key: secret (`sk_test_…`, `sk_live_…`) or restricted (`rk_test_…`, `rk_live_…`). Never
-/// printed in full: `Debug` and `Display` show only its kind, mode and last four characters, as
-/// Stripe's dashboard does.
-#[derive(Clone, PartialEq, Eq)]
-pub struct ApiKey {
-    raw: String,
-    kind: KeyKind,
-    mode: Mode,
-}
-
-impl ApiKey {
-    const SECRET_LEN: usize = 32;
-
-    /// A new secret key.
-    pub fn generate(mode: Mode) -> Self {
-        Self::generate_kind(KeyKind::Secret, mode)
-    }
-
-    pub fn generate_kind(kind: KeyKind, mode: Mode) -> Self {
-        let raw = format!("{}_{}_{}", kind.prefix(), mode, random_alnum(Self::SECRET_LEN));
-        ApiKey { raw, kind, mode }
-    }
-
-    pub fn mode(&self) -> Mode {
-        self.mode
-    }
-
-    pub fn kind(&self) -> KeyKind {
-        self.kind
-    }
-
-    /// The whole key, for showing once to its owner. Never log it.
-    pub fn expose(&self) -> &str {
-        &self.raw
-    }
-
-    /// Lower-case hex SHA-256 of the whole key: what the ApiKeys table stores instead of the key.
-    pub fn hash(&self) -> String {
-        hex::encode(Sha256::digest(self.raw.as_bytes()))
-    }
-
-    /// The last four characters, safe to show.
-    pub fn hint(&self) -> &str {
-        &self.raw[self.raw.len() - 4..]
-    }
-
-    /// `sk_test_…abcd`: what the API shows of a key.
-    pub fn redacted(kind: KeyKind, mode: Mode, hint: &str) -> String {
-        format!("{}_{mode}_…{hint}", kind.prefix())
-    }
-}
-
-impl fmt::Debug for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "ApiKey({self})")
-    }
-}
-
-impl fmt::Display for ApiKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}_{}_****{}", self.kind.prefix(), self.mode, self.hint())
-    }
-}
-
-impl FromStr for ApiKey {
-    type Err = MalformedId;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let err = || MalformedId::new("API key", "sk_…");
-        let kind = if s.starts_with("sk_") {
-            KeyKind::Secret
-        } else if s.starts_with("rk_") {
-            KeyKind::Restricted
-        } else {
-            return Err(err());
-        };
-        let (mode, secret) = if let Some(rest) = s[3..].strip_prefix("test_") {
-            (Mode::Test, rest)
-        } else if let Some(rest) = s[3..].strip_prefix("live_") {
-            (Mode::Live, rest)
-        } else {
-            return Err(err());
-        };
-        if secret.len() < 4 || !is_token(secret, 128) {
-            return Err(err());
-        }
-        Ok(ApiKey { raw: s.to_owned(), kind, mode })
-    }
-}
-
-/// Unix seconds now.
-pub fn unix_now() -> u64 {
-    unix_now_ms() / 1000
-}
-
-/// Unix milliseconds now.
-pub fn unix_now_ms() -> u64 {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -440,34 +314,6 @@ mod tests {
         assert_eq!(a.created_at().to_string(), "2023-11-14T22:13:20Z");
         let now = EventId::generate();
         assert!(now.created_at().unix_seconds().abs_diff(unix_now()) <= 1);
-    }
-
-    #[test]
-    fn created_at_formats_and_parses_rfc3339() {
-        let t: Timestamp = "2024-01-15T10:30:00Z".parse().unwrap();
-        assert_eq!(t.unix_seconds(), 1_705_314_600);
-        assert_eq!(t.to_string(), "2024-01-15T10:30:00Z");
-        assert!("yesterday".parse::<Timestamp>().is_err());
-    }
-
-    #[test]
-    fn api_keys_parse_hash_and_never_print() {
-        let k = ApiKey::generate(Mode::Live);
-        assert!(k.expose().starts_with("sk_live_"));
-        let parsed: ApiKey = k.expose().parse().unwrap();
-        assert_eq!(parsed.mode(), Mode::Live);
-        assert_eq!(parsed.hash(), k.hash());
-        assert_eq!(k.hash().len(), 64);
-        assert!(!format!("{k} {k:?}").contains(&k.expose()[8..]));
-        for bad in ["", "sk_test_", "pk_test_abcd1234", "sk_prod_abcd1234", "sk_test_ab", "sk_test_abc$1234", "rk_prod_abcd1234", "rk_"] {
-            assert!(bad.parse::<ApiKey>().is_err(), "{bad:?}");
-        }
-        let rk = ApiKey::generate_kind(KeyKind::Restricted, Mode::Test);
-        assert!(rk.expose().starts_with("rk_test_"));
-        let parsed: ApiKey = rk.expose().parse().unwrap();
-        assert_eq!((parsed.kind(), parsed.mode()), (KeyKind::Restricted, Mode::Test));
-        assert_eq!(format!("{rk}"), format!("rk_test_****{}", rk.hint()));
-        assert_eq!(ApiKey::redacted(KeyKind::Restricted, Mode::Live, "abcd"), "rk_live_…abcd");
     }
 
     #[test]

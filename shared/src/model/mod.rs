@@ -10,6 +10,7 @@ pub mod event_type;
 pub mod health;
 pub mod ids;
 pub mod list;
+pub mod time;
 pub mod webhook_secret;
 pub mod webhook_url;
 
