@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, Code};
 use crate::http::Api;
 use crate::http::extract::{Form, NoQuery, PathId, Query};
-use crate::http::objects::{EndpointObject, HealthObject};
+use crate::http::objects::{EndpointObject, StatsObject};
 use crate::http::params::{Params, exclusive, missing};
 use crate::model::Invalid;
 use crate::model::endpoint::{EnabledEvents, Endpoint, EndpointStatus, MAX_RATE_LIMIT, new_endpoint, rotate};
@@ -186,7 +186,8 @@ pub async fn stats(State(api): State<Arc<Api>>, principal: Principal, PathId(id)
     let (from_ms, to_ms) = window.millis();
     let found = api.deliveries.endpoint_attempts(&principal, &endpoint.id, from_ms, to_ms, MAX_ATTEMPTS).await?;
     let health = api.health.get(&principal, &endpoint.id).await?;
-    Ok(Json(with_health(window.summarise(&endpoint.id, &found), &health)).into_response())
+    let stats = window.summarise(&found);
+    Ok(Json(StatsObject::new(endpoint.id, &stats, &health)).into_response())
 }
 
 /// `enabled_events`, or its other name `events` (the reference's clients send it); not both.
@@ -206,11 +207,6 @@ fn rate_limit(p: &mut Params) -> Result<Option<Option<u32>>, ApiError> {
 }
 
 /// An endpoint's API object with its delivery health.
-fn with_health(mut endpoint: Value, health: &Health) -> Value {
-    endpoint["health"] = serde_json::to_value(HealthObject::from(health)).unwrap_or(Value::Null);
-    endpoint
-}
-
 fn description(d: Option<String>) -> Result<Option<String>, ApiError> {
     match d {
         Some(d) if d.chars().count() > MAX_DESCRIPTION => {

@@ -1,5 +1,6 @@
 //! The API's objects, as responses serialise them, built from model values: the
-//! `webhook_endpoint` with its `health`, and the `webhook_delivery_attempt`. (Fields are in the
+//! `webhook_endpoint` with its `health`, its `webhook_endpoint_stats`, and the
+//! `webhook_delivery_attempt`. (Fields are in the
 //! order the API has always answered them.)
 
 use serde::Serialize;
@@ -9,6 +10,7 @@ use crate::model::endpoint::{Endpoint, EndpointStatus};
 use crate::model::health::Health;
 use crate::model::ids::{AttemptId, EndpointId, EventId, Mode, Timestamp};
 use crate::model::webhook_url::WebhookUrl;
+use crate::webhook::stats::Stats;
 
 /// The `webhook_endpoint` object; `secret` only in the answers that made it (creation, rotation).
 #[derive(Debug, Serialize)]
@@ -42,6 +44,22 @@ impl<'a> EndpointObject<'a> {
             secret: with_secret.then(|| e.secret.expose()),
             health: HealthObject::from(health),
         }
+    }
+}
+
+/// The `webhook_endpoint_stats` object: the endpoint's stats over a window, and its health now.
+#[derive(Debug, Serialize)]
+pub struct StatsObject<'a> {
+    pub object: &'static str,
+    pub endpoint: EndpointId,
+    #[serde(flatten)]
+    pub stats: &'a Stats,
+    pub health: HealthObject<'a>,
+}
+
+impl<'a> StatsObject<'a> {
+    pub fn new(endpoint: EndpointId, stats: &'a Stats, health: &'a Health) -> Self {
+        StatsObject { object: "webhook_endpoint_stats", endpoint, stats, health: HealthObject::from(health) }
     }
 }
 

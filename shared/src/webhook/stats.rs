@@ -4,11 +4,10 @@
 //! `ByEndpoint` keys, merged newest first, at most [`MAX_ATTEMPTS`] per call.
 
 use serde::Serialize;
-use serde_json::{Value, json};
 
 use crate::model::Invalid;
 use crate::model::delivery::{AttemptSummary, EndpointAttempts};
-use crate::model::ids::{EndpointId, Timestamp};
+use crate::model::ids::{EventId, Timestamp};
 
 /// Attempts read per call, newest first; beyond it the answer says `has_more` and its counts cover
 /// the newest this many.
@@ -75,9 +74,8 @@ impl Window {
         (self.since.0 * 1000, (self.until.0 + 1) * 1000)
     }
 
-    /// The stats object of `endpoint` from the attempts read in this window.
-    pub fn summarise(&self, endpoint: &EndpointId, found: &EndpointAttempts) -> Value {
-        let all = Tally::of(found.attempts.iter());
+    /// An endpoint's stats over this window, from the attempts read in it.
+    pub fn summarise(&self, found: &EndpointAttempts) -> Stats {
         let step = self.interval.secs();
         let first = self.since.0 / step * step;
         // Each attempt into its point once (a 30-day hourly window has 721 points and up to
@@ -90,90 +88,113 @@ impl Window {
                 bucket.push(a);
             }
         }
-        let series: Vec<Value> = buckets
+        let series = buckets
             .into_iter()
             .enumerate()
-            .map(|(i, inside)| {
-                let mut point = Tally::of(inside.into_iter()).to_json();
-                point["start"] = json!(Timestamp(first + i as u64 * step));
-                point
-            })
+            .map(|(i, inside)| Point { totals: Totals::of(inside.into_iter()), start: Timestamp(first + i as u64 * step) })
             .collect();
-        let failures: Vec<Value> = found
+        let recent_failures = found
             .attempts
             .iter()
             .filter(|a| !a.succeeded)
             .take(RECENT_FAILURES)
-            .map(|a| {
-                json!({
-                    "event": a.event_id,
-                    "attempt": a.attempt,
-                    "created": Timestamp(a.at_ms / 1000),
-                    "http_status": a.http_status,
-                    "error": a.error,
-                    "latency_ms": a.latency_ms,
-                })
+            .map(|a| Failure {
+                event: a.event_id,
+                attempt: a.attempt,
+                created: Timestamp(a.at_ms / 1000),
+                http_status: a.http_status,
+                error: a.error.clone(),
+                latency_ms: a.latency_ms,
             })
             .collect();
-        let mut out = json!({
-            "object": "webhook_endpoint_stats",
-            "endpoint": endpoint,
-            "since": self.since,
-            "until": self.until,
-            "interval": self.interval,
-        });
-        let totals = all.to_json();
-        for (k, v) in totals.as_object().into_iter().flatten() {
-            out[k] = v.clone();
+        Stats {
+            since: self.since,
+            until: self.until,
+            interval: self.interval,
+            totals: Totals::of(found.attempts.iter()),
+            series,
+            recent_failures,
+            has_more: found.has_more,
         }
-        out["series"] = Value::Array(series);
-        out["recent_failures"] = Value::Array(failures);
-        out["has_more"] = json!(found.has_more);
-        out
     }
+}
+
+/// An endpoint's stats over a window (the API's `webhook_endpoint_stats` object, less its
+/// `object`, `endpoint` and `health`, which `http::objects` adds).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    pub since: Timestamp,
+    pub until: Timestamp,
+    pub interval: Interval,
+    #[serde(flatten)]
+    pub totals: Totals,
+    pub series: Vec<Point>,
+    pub recent_failures: Vec<Failure>,
+    /// More attempts fell in the window than were read.
+    pub has_more: bool,
 }
 
 /// Counts and latency percentiles of some attempts.
-struct Tally {
-    attempts: usize,
-    succeeded: usize,
-    latencies: Vec<u64>,
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Totals {
+    pub attempts: usize,
+    pub succeeded: usize,
+    pub failed: usize,
+    /// To four decimals; `None` without attempts.
+    pub success_rate: Option<f64>,
+    pub latency_ms: Percentiles,
 }
 
-impl Tally {
-    fn of<'a>(attempts: impl Iterator<Item = &'a AttemptSummary>) -> Tally {
-        let mut t = Tally { attempts: 0, succeeded: 0, latencies: Vec::new() };
+/// Nearest-rank latency percentiles, ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Percentiles {
+    pub p50: Option<u64>,
+    pub p95: Option<u64>,
+}
+
+/// One hour or day of the series.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Point {
+    #[serde(flatten)]
+    pub totals: Totals,
+    pub start: Timestamp,
+}
+
+/// A failed attempt, as `recent_failures` lists it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Failure {
+    pub event: EventId,
+    pub attempt: u32,
+    pub created: Timestamp,
+    pub http_status: Option<u16>,
+    pub error: Option<String>,
+    pub latency_ms: u64,
+}
+
+impl Totals {
+    fn of<'a>(attempts: impl Iterator<Item = &'a AttemptSummary>) -> Totals {
+        let (mut n, mut succeeded, mut latencies) = (0, 0, Vec::new());
         for a in attempts {
-            t.attempts += 1;
-            t.succeeded += usize::from(a.succeeded);
-            t.latencies.push(a.latency_ms);
+            n += 1;
+            succeeded += usize::from(a.succeeded);
+            latencies.push(a.latency_ms);
         }
-        t.latencies.sort_unstable();
-        t
-    }
-
-    /// The nearest-rank percentile `p` (0–100) of the latencies, `None` without attempts.
-    fn percentile(&self, p: usize) -> Option<u64> {
-        let n = self.latencies.len();
-        (n > 0).then(|| self.latencies[(n * p).div_ceil(100).max(1) - 1])
-    }
-
-    fn to_json(&self) -> Value {
-        let rate = (self.attempts > 0).then(|| (self.succeeded as f64 / self.attempts as f64 * 10_000.0).round() / 10_000.0);
-        json!({
-            "attempts": self.attempts,
-            "succeeded": self.succeeded,
-            "failed": self.attempts - self.succeeded,
-            "success_rate": rate,
-            "latency_ms": { "p50": self.percentile(50), "p95": self.percentile(95) },
-        })
+        latencies.sort_unstable();
+        // The nearest-rank percentile `p` (0–100) of the latencies, `None` without attempts.
+        let percentile = |p: usize| (n > 0).then(|| latencies[(n * p).div_ceil(100).max(1) - 1]);
+        Totals {
+            attempts: n,
+            succeeded,
+            failed: n - succeeded,
+            success_rate: (n > 0).then(|| (succeeded as f64 / n as f64 * 10_000.0).round() / 10_000.0),
+            latency_ms: Percentiles { p50: percentile(50), p95: percentile(95) },
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::ids::EventId;
 
     const NOW: u64 = 1_780_000_000;
 
@@ -216,11 +237,11 @@ mod tests {
         let mut attempts: Vec<_> = (1..=20).map(|i| attempt(NOW - 60 * i, i % 5 != 0, i * 10)).collect();
         attempts.push(attempt(NOW - 2 * 3_600 - 30, false, 900));
         let found = EndpointAttempts { attempts, has_more: false };
-        let s = w.summarise(&EndpointId::generate(), &found);
+        let s = serde_json::to_value(w.summarise(&found)).unwrap();
         assert_eq!((s["attempts"].as_u64(), s["succeeded"].as_u64(), s["failed"].as_u64()), (Some(21), Some(16), Some(5)));
-        assert_eq!(s["success_rate"], json!(0.7619));
+        assert_eq!(s["success_rate"], serde_json::json!(0.7619));
         // Latencies 10..200 and 900: the 11th and the 20th of 21.
-        assert_eq!(s["latency_ms"], json!({"p50": 110, "p95": 200}));
+        assert_eq!(s["latency_ms"], serde_json::json!({"p50": 110, "p95": 200}));
         let series = s["series"].as_array().unwrap();
         assert_eq!(series.len(), 4, "{series:?}");
         let total: u64 = series.iter().map(|p| p["attempts"].as_u64().unwrap()).sum();
