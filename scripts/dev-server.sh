@@ -10,7 +10,7 @@ start_dev_server() {
   dev_pid=""
   trap stop_dev_server EXIT
   # The client suites page through many events of one account at once: no per-account rate limit
-  # here (tests/events_api.rs holds the limit itself).
+  # here (tests/it/events_api.rs holds the limit itself).
   env PAYGATE_RATE_LIMIT_TEST=0 PAYGATE_RATE_LIMIT_LIVE=0 "$@" "$BIN" dev --no-servers --addr 127.0.0.1:0 >"$work/dev.out" 2>"$work/dev.err" &
   dev_pid=$!
   for _ in $(seq 1 600); do

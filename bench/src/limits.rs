@@ -4,7 +4,7 @@
 //! second's burst spread over the run); against two instances of its router over the same tables,
 //! as two warm Lambdas (the count they share holds them to the limit plus a tenth each); and
 //! against the stack `make deploy-local` deployed when `PAYGATE_API_URL` names it (the emulator
-//! runs each invocation in a process of its own, which serves one request and keeps nothing).
+//! runs invocations in short-lived processes, so there the shared count does the limiting).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -109,9 +109,9 @@ pub async fn run(mut stack: Stack) -> anyhow::Result<Vec<Row>> {
             limit,
             counts,
             bound,
-            "the emulator starts a process for each invocation, which serves one request: no bucket outlives it, and no instance serves a \
-             tenth of the limit (2 requests) to add to the shared count, so nothing limits there; in AWS, warm instances hold the limit \
-             plus a tenth each (README Rate limits)",
+            "the emulator runs invocations in short-lived processes (each a bucket of its own, most serving a request or a few): what \
+             holds them together is the count they share, added to by an instance once it has served 2 requests (a tenth of 25) in a \
+             second; in AWS, n warm instances hold the limit × (1 + 0.2 n) (README Rate limits)",
         ));
     }
     Ok(rows)

@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use integration_tests::receiver::Receiver;
+use testkit::receiver::Receiver;
 
 /// The `paygate` binary, which Cargo builds for this package's tests.
 fn paygate() -> PathBuf {

@@ -30,7 +30,7 @@ include!(concat!(env!("OUT_DIR"), "/assets.rs"));
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The dashboard function's logical id in template.yaml, and its routes there (API Gateway's
-/// syntax; `tests/template_routes.rs` holds the template to them).
+/// syntax; `tests/it/template_routes.rs` holds the template to them).
 pub const LOGICAL_ID: &str = "DashboardFunction";
 pub const ROUTES: &[&str] = &["GET /dashboard", "GET /dashboard/{proxy+}"];
 

@@ -1,10 +1,10 @@
 //! Shared set-up of the integration tests: clients for the real local servers, the template's
-//! tables and queues, fresh accounts, the local HTTP API on a random port, and OpenAPI checks.
+//! tables and queues, fresh accounts, the local HTTP API on a random port, and OpenAPI checks; the
+//! receivers, the fault proxy and the conflict injector are `testkit`'s.
 
-pub mod conflicts;
-pub mod fault_proxy;
 pub mod openapi;
-pub mod receiver;
+
+pub use testkit::{conflicts, eventually, fault_proxy, receiver};
 
 use futures::StreamExt;
 use paygate::store::api_keys::NewAccount;
@@ -17,7 +17,7 @@ pub async fn stack() -> Stack {
 }
 
 /// The tests' API has no per-account rate limit: many of them page through hundreds of events at
-/// once for one account. `tests/events_api.rs` holds the limit itself, on a stack of its own.
+/// once for one account. `tests/it/events_api.rs` holds the limit itself, on a stack of its own.
 fn unlimited(mut stack: Stack) -> Stack {
     stack.deps.config.rate_limits = paygate::http::rate_limit::RateLimits { live: 0, test: 0, ..Default::default() };
     stack
@@ -28,25 +28,6 @@ fn unlimited(mut stack: Stack) -> Stack {
 pub async fn isolated_stack() -> Stack {
     let suffix = ulid::Ulid::generate().to_string().to_lowercase();
     unlimited(Stack::local(Some(&suffix)).await.unwrap_or_else(|e| panic!("{e}; or run the tests with `make test`")))
-}
-
-/// Polls `check` until it returns `Some`, every 100 ms, for at most `bound` (a generous ceiling,
-/// never a latency assertion); `None` when it never did.
-pub async fn eventually<T, F, Fut>(bound: std::time::Duration, mut check: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + bound;
-    loop {
-        if let Some(v) = check().await {
-            return Some(v);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return None;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
 }
 
 /// Publishes an event of type `t` as `ingest-event` does (with its delivery states), a millisecond

@@ -2,7 +2,7 @@
 //! its function's part of it with `lambda_http::run` ([`lambda`]); `paygate dev` serves all of it
 //! behind a middleware that does what API Gateway does (`cli/src/gateway.rs`). Every route
 //! authenticates its caller itself (`auth`, through the `Principal` extractor).
-//! template.yaml is the other place routes are written; `tests/template_routes.rs` checks the two.
+//! template.yaml is the other place routes are written; `tests/it/template_routes.rs` checks the two.
 
 pub mod api_keys;
 pub mod endpoints;

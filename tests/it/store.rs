@@ -332,7 +332,7 @@ async fn batches_sqs_and_eventbridge_invocations_publish_entry_by_entry() {
 #[test]
 fn the_ingest_schema_and_the_parser_agree() {
     use paygate::ingest::IngestRequest;
-    let schema: serde_json::Value = serde_json::from_str(include_str!("../schemas/ingest-input.schema.json")).unwrap();
+    let schema: serde_json::Value = serde_json::from_str(include_str!("../../schemas/ingest-input.schema.json")).unwrap();
     let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
     let good = json!({
         "account_id": "acct_1AbC", "mode": "live", "type": "checkout.session.completed",

@@ -1,8 +1,7 @@
 //! `/v1/api_keys` through the local HTTP API on DynamoDB Local: listing, restricted keys and
 //! their permissions (403 `permission_error`), rolling (the calling key included) and revoking,
 //! test and live kept apart, the day of last use, the key cache bound, and keys stored before key
-//! ids existed. Every response is checked against openapi.yaml by `Api`. (A module of the
-//! `events_api` test binary.)
+//! ids existed. Every response is checked against openapi.yaml by `Api`.
 
 use std::time::Duration;
 

@@ -2,9 +2,6 @@
 //! run) with a real HTTP client, on DynamoDB Local. Every response is checked
 //! against openapi.yaml by `Api::get`.
 
-#[path = "api_keys.rs"]
-mod api_keys;
-
 use integration_tests::{Api, account, event_at, live_principal, seed, stack, test_principal};
 use paygate::list::ListParams;
 use paygate::store::event_list::list_events;
