@@ -13,6 +13,7 @@ use serde::Serialize;
 use crate::error::{ApiError, Code};
 use crate::http::Api;
 use crate::http::extract::{Form, PathId, Query};
+use crate::http::objects::ListObject;
 use crate::model::api_key::{KeyKind, Permissions};
 use crate::model::ids::{ApiKeyId, Principal, Timestamp, unix_now};
 use crate::model::list::Page;
@@ -96,7 +97,7 @@ pub async fn list(State(api): State<Arc<Api>>, principal: Principal, Query(mut p
     let all: Vec<StoredKey> = api.keys.list(&principal).await?.into_iter().filter(|k| k.active(now)).collect();
     let page = Page::of(all, |k| &k.id, &query);
     let data: Vec<ApiKeyObject> = page.data.iter().map(ApiKeyObject::from).collect();
-    Ok(Json(Page { data, has_more: page.has_more }.to_json("/v1/api_keys")).into_response())
+    Ok(Json(ListObject::of(&Page { data, has_more: page.has_more }, "/v1/api_keys")).into_response())
 }
 
 /// `POST /v1/api_keys`: a new restricted key (`rk_…`) with `permissions[events]` (`none` or

@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::error::{ApiError, Code};
 use crate::http::Api;
 use crate::http::extract::{Form, NoQuery, PathId, Query};
-use crate::http::objects::{EndpointObject, StatsObject};
+use crate::http::objects::{EndpointObject, ListObject, StatsObject};
 use crate::http::params::{Params, exclusive, missing};
 use crate::model::Invalid;
 use crate::model::endpoint::{EnabledEvents, Endpoint, EndpointStatus, MAX_RATE_LIMIT, new_endpoint, rotate};
@@ -61,7 +61,7 @@ pub async fn list(State(api): State<Arc<Api>>, principal: Principal, Query(mut p
     let ids: Vec<EndpointId> = page.data.iter().map(|e| e.id).collect();
     let health = api.health.get_all(&principal, &ids).await?;
     let data: Vec<EndpointObject> = page.data.iter().zip(&health).map(|(e, h)| EndpointObject::new(e, h, false)).collect();
-    Ok(Json(Page { data, has_more: page.has_more }.to_json("/v1/webhook_endpoints")).into_response())
+    Ok(Json(ListObject::of(&Page { data, has_more: page.has_more }, "/v1/webhook_endpoints")).into_response())
 }
 
 /// `GET /v1/webhook_endpoints/{id}`.

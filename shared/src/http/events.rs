@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use crate::error::ApiError;
 use crate::http::Api;
 use crate::http::extract::{NoQuery, PathId, Query};
-use crate::http::objects::AttemptObject;
+use crate::http::objects::{AttemptObject, ListObject};
 use crate::model::delivery::Attempt;
 use crate::model::event::EventJson;
 use crate::model::ids::{AttemptId, EventId, Principal};
@@ -32,7 +32,7 @@ pub async fn retrieve(State(api): State<Arc<Api>>, principal: Principal, _: NoQu
 /// `GET /v1/events`.
 pub async fn list(State(api): State<Arc<Api>>, principal: Principal, params: ListParams) -> Result<Response, ApiError> {
     let found = list_events(&api.events, &principal, &params).await?;
-    Ok(Json(found.page.to_json("/v1/events")).into_response())
+    Ok(Json(ListObject::of(&found.page, "/v1/events")).into_response())
 }
 
 /// `GET /v1/events/{id}/deliveries`: the delivery attempts of the event, to every endpoint, oldest
@@ -54,5 +54,6 @@ pub async fn deliveries(State(api): State<Arc<Api>>, principal: Principal, PathI
     let keyed: Vec<(Reverse<AttemptId>, Attempt)> = attempts.into_iter().map(|(id, a)| (Reverse(id), a)).collect();
     let page = Page::of(keyed, |(id, _)| id, &query);
     let data: Vec<AttemptObject> = page.data.iter().map(|(Reverse(id), a)| AttemptObject::new(*id, a)).collect();
-    Ok(Json(Page { data, has_more: page.has_more }.to_json(&format!("/v1/events/{}/deliveries", event.id))).into_response())
+    let url = format!("/v1/events/{}/deliveries", event.id);
+    Ok(Json(ListObject::of(&Page { data, has_more: page.has_more }, &url)).into_response())
 }

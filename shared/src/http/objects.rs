@@ -1,4 +1,4 @@
-//! The API's objects, as responses serialise them, built from model values: the
+//! The API's objects, as responses serialise them, built from model values: a `list`, the
 //! `webhook_endpoint` with its `health`, its `webhook_endpoint_stats`, and the
 //! `webhook_delivery_attempt`. (Fields are in the
 //! order the API has always answered them.)
@@ -9,8 +9,24 @@ use crate::model::delivery::Attempt;
 use crate::model::endpoint::{Endpoint, EndpointStatus};
 use crate::model::health::Health;
 use crate::model::ids::{AttemptId, EndpointId, EventId, Mode, Timestamp};
+use crate::model::list::Page;
 use crate::model::webhook_url::WebhookUrl;
 use crate::webhook::stats::Stats;
+
+/// Stripe's `list` object, serialised straight from a page (no intermediate JSON tree).
+#[derive(Debug, Serialize)]
+pub struct ListObject<'a, T> {
+    object: &'static str,
+    data: &'a [T],
+    has_more: bool,
+    url: &'a str,
+}
+
+impl<'a, T: Serialize> ListObject<'a, T> {
+    pub fn of(page: &'a Page<T>, url: &'a str) -> Self {
+        ListObject { object: "list", data: &page.data, has_more: page.has_more, url }
+    }
+}
 
 /// The `webhook_endpoint` object; `secret` only in the answers that made it (creation, rotation).
 #[derive(Debug, Serialize)]

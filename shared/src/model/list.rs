@@ -2,8 +2,6 @@
 //! parameters. Parsing them from a query string is `http::list_params` (its grammar
 //! `http::params`); the Queries a page takes are `store::event_list`.
 
-use serde::Serialize;
-
 use crate::model::event_type::TypeSelector;
 use crate::model::ids::EventId;
 
@@ -56,22 +54,6 @@ impl<Id> Default for PageQuery<Id> {
 pub struct Page<T> {
     pub data: Vec<T>,
     pub has_more: bool,
-}
-
-/// Stripe's list object, serialised straight from the page (no intermediate JSON tree).
-#[derive(Debug, Serialize)]
-pub struct ListObject<'a, T> {
-    object: &'static str,
-    data: &'a [T],
-    has_more: bool,
-    url: &'a str,
-}
-
-impl<T: Serialize> Page<T> {
-    /// Stripe's list object.
-    pub fn to_json<'a>(&'a self, url: &'a str) -> ListObject<'a, T> {
-        ListObject { object: "list", data: &self.data, has_more: self.has_more, url }
-    }
 }
 
 impl<T> Page<T> {

@@ -407,7 +407,7 @@ mod tests {
         let e = check_url(&format!("{longest}a"), Mode::Live, strict).await.unwrap_err();
         assert_eq!((e.kind, e.param), (crate::model::InvalidKind::Parameter, "url"));
         let e = check_url(&format!("{base}{}", "a".repeat(450_000)), Mode::Live, strict).await.unwrap_err();
-        assert_eq!(crate::error::ApiError::from(e).status(), 400, "a 450 kB URL is a 400, not a 500");
+        assert_eq!((e.kind, e.param), (crate::model::InvalidKind::Parameter, "url"), "a 450 kB URL is an invalid parameter (a 400), not a failure");
     }
 
     /// An attempt's error is stored and logged: it must not carry the URL, whose query string may
