@@ -12,16 +12,16 @@
 //! The day a key was last used is written when a read of the key finds it older than today: at
 //! most once a day per key, and from one instance at most once an hour ([`TOUCH_EVERY`]).
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
+use crate::cache::TtlCache;
 use crate::error::{ApiError, Code};
 use crate::model::ids::{ApiKey, Principal, Timestamp, unix_now};
 use crate::store::api_keys::{ApiKeyStore, StoredKey};
 
-/// The most keys a function remembers (valid, and refused, each); past it, it forgets them all
-/// and starts again.
+/// The most keys a function remembers (valid, refused and touched, each); past it, it forgets
+/// them and starts again.
 const MAX_CACHED_KEYS: usize = 10_000;
 /// How long a refused key (unknown or revoked) is refused without reading the table again: keys
 /// are random, so one unknown now does not come to exist, and a revoked key stays revoked.
@@ -34,17 +34,31 @@ pub const TOUCH_EVERY: Duration = Duration::from_secs(3600);
 /// Who is calling: the key's stored record (account, mode, kind, permissions).
 pub type Caller = Arc<StoredKey>;
 
+/// A key as a request presents it: parsed from the `Authorization` header and hashed, once.
+#[derive(Debug)]
+pub struct Presented {
+    key: ApiKey,
+    hash: String,
+}
+
+impl Presented {
+    /// `Bearer sk_…`, or the 401 a malformed or missing header gets.
+    pub fn from_header(authorization: Option<&str>) -> Result<Self, ApiError> {
+        let key = parse_authorization(authorization)?;
+        Ok(Presented { hash: key.hash(), key })
+    }
+}
+
 /// Authenticates requests for one function, remembering valid keys (see the module docs).
 #[derive(Debug)]
 pub struct Authenticator {
     keys: ApiKeyStore,
-    ttl: Duration,
-    /// Valid keys by hash, with when they were read.
-    valid: Mutex<HashMap<String, (Caller, Instant)>>,
-    /// Refused keys by hash: the refusal, and when.
-    refused: Mutex<HashMap<String, (ApiError, Instant)>>,
-    /// When this instance last tried to record a key's day of use, by hash.
-    touched: Mutex<HashMap<String, Instant>>,
+    /// Valid keys by hash, for the key cache bound.
+    valid: TtlCache<String, Caller>,
+    /// Refused keys by hash: the refusal, for [`REFUSED_FOR`].
+    refused: TtlCache<String, ApiError>,
+    /// Keys whose day of use this instance tried to record, for [`TOUCH_EVERY`].
+    touched: TtlCache<String, ()>,
 }
 
 impl Authenticator {
@@ -52,23 +66,20 @@ impl Authenticator {
     pub fn new(keys: ApiKeyStore, ttl: Duration) -> Self {
         Authenticator {
             keys,
-            ttl: ttl.min(MAX_KEY_CACHE),
-            valid: Mutex::new(HashMap::new()),
-            refused: Mutex::new(HashMap::new()),
-            touched: Mutex::new(HashMap::new()),
+            valid: TtlCache::new(ttl.min(MAX_KEY_CACHE), MAX_CACHED_KEYS),
+            refused: TtlCache::new(REFUSED_FOR, MAX_CACHED_KEYS),
+            touched: TtlCache::new(TOUCH_EVERY, MAX_CACHED_KEYS),
         }
     }
 
     /// How long a valid key is remembered: the bound on how long a revoked key still works here.
     pub fn cache_bound(&self) -> Duration {
-        self.ttl
+        self.valid.ttl()
     }
 
-    /// The caller of a key this instance already knows is valid (no read): `None` for any other
-    /// header, malformed ones included.
-    pub fn known(&self, authorization: Option<&str>) -> Option<Caller> {
-        let key = parse_authorization(authorization).ok()?;
-        self.remembered(&key.hash()).filter(|c| c.active(now()))
+    /// The caller of a key this instance already knows is valid (no read).
+    pub fn known(&self, presented: &Presented) -> Option<Caller> {
+        self.valid.get(&presented.hash).filter(|c| c.active(now()))
     }
 
     /// Who the `Authorization` header's value speaks for, or the error to answer.
@@ -78,15 +89,20 @@ impl Authenticator {
 
     /// The key the `Authorization` header's value is, as stored, or the error to answer.
     pub async fn caller(&self, authorization: Option<&str>) -> Result<Caller, ApiError> {
-        let key = parse_authorization(authorization)?;
-        let hash = key.hash();
-        if let Some(caller) = self.remembered(&hash) {
+        self.caller_of(Presented::from_header(authorization)?).await
+    }
+
+    /// The presented key as stored, or the error to answer: from memory while this instance
+    /// remembers it (valid or refused), else one read of the ApiKeys table.
+    pub async fn caller_of(&self, presented: Presented) -> Result<Caller, ApiError> {
+        let Presented { key, hash } = presented;
+        if let Some(caller) = self.valid.get(&hash) {
             return match usable(&key, &caller) {
                 Ok(()) => Ok(caller),
                 Err(e) => Err(self.refuse(hash, e)),
             };
         }
-        if let Some(refusal) = self.refusal(&hash) {
+        if let Some(refusal) = self.refused.get(&hash) {
             return Err(refusal);
         }
         let mut stored = match self.keys.find(&key).await? {
@@ -98,39 +114,24 @@ impl Authenticator {
         }
         self.touch_if_due(&mut stored).await;
         let caller = Arc::new(stored);
-        if !self.ttl.is_zero() {
-            let mut valid = self.valid.lock().unwrap_or_else(|e| e.into_inner());
-            if valid.len() >= MAX_CACHED_KEYS {
-                valid.clear();
-            }
-            valid.insert(hash, (caller.clone(), Instant::now()));
-        }
+        self.valid.insert(hash, caller.clone());
         Ok(caller)
     }
 
     /// Forgets what this instance knows of the key stored under `hash` (after rolling or revoking
     /// it here): the next request with it reads the table.
     pub fn forget(&self, hash: &str) {
-        self.valid.lock().unwrap_or_else(|e| e.into_inner()).remove(hash);
+        self.valid.remove(hash);
     }
 
     /// Records today as the key's last day of use when the stored day is older, and this
     /// instance has not tried within [`TOUCH_EVERY`]. A failure is logged, never answered.
     async fn touch_if_due(&self, stored: &mut StoredKey) {
         let today = Timestamp(unix_now() / 86_400 * 86_400);
-        if stored.last_used.is_some_and(|d| d >= today) {
+        if stored.last_used.is_some_and(|d| d >= today) || self.touched.get(&stored.hash).is_some() {
             return;
         }
-        {
-            let mut touched = self.touched.lock().unwrap_or_else(|e| e.into_inner());
-            if touched.get(&stored.hash).is_some_and(|at| at.elapsed() < TOUCH_EVERY) {
-                return;
-            }
-            if touched.len() >= MAX_CACHED_KEYS {
-                touched.clear();
-            }
-            touched.insert(stored.hash.clone(), Instant::now());
-        }
+        self.touched.insert(stored.hash.clone(), ());
         match self.keys.touch(stored, today).await {
             Ok(()) => stored.last_used = Some(today),
             Err(e) => tracing::warn!(error = %e, key_id = %stored.id, "could not record the key's day of use"),
@@ -138,23 +139,9 @@ impl Authenticator {
     }
 
     fn refuse(&self, hash: String, e: ApiError) -> ApiError {
-        self.valid.lock().unwrap_or_else(|e| e.into_inner()).remove(&hash);
-        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        if refused.len() >= MAX_CACHED_KEYS {
-            refused.clear();
-        }
-        refused.insert(hash, (e.clone(), Instant::now()));
+        self.valid.remove(&hash);
+        self.refused.insert(hash, e.clone());
         e
-    }
-
-    fn refusal(&self, hash: &str) -> Option<ApiError> {
-        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
-        refused.get(hash).filter(|(_, at)| at.elapsed() < REFUSED_FOR).map(|(e, _)| e.clone())
-    }
-
-    fn remembered(&self, hash: &str) -> Option<Caller> {
-        let valid = self.valid.lock().unwrap_or_else(|e| e.into_inner());
-        valid.get(hash).filter(|(_, read_at)| read_at.elapsed() < self.ttl).map(|(p, _)| p.clone())
     }
 }
 

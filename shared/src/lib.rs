@@ -2,6 +2,7 @@
 
 pub mod auth;
 pub mod aws;
+pub mod cache;
 pub mod config;
 pub mod error;
 pub mod http;

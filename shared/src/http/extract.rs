@@ -8,7 +8,7 @@ use axum::body::to_bytes;
 use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use http::request::Parts;
 
-use crate::auth::Caller;
+use crate::auth::{Caller, Presented};
 use crate::error::{ApiError, Code};
 use crate::http::Api;
 use crate::http::params::{MAX_BODY_BYTES, Params};
@@ -99,13 +99,18 @@ fn permitted(caller: &Caller, needs: Needs) -> Result<(), ApiError> {
 /// (`rate_limit::FailedAuths`); an address past its limit is answered 429 without its key being
 /// looked up, unless the key is one this instance already knows is valid.
 async fn authenticated(api: &Api, header: Option<&str>, source: Option<std::net::IpAddr>) -> Result<Caller, ApiError> {
-    let Some(ip) = source else { return api.auth.caller(header).await };
-    if let Some(known) = api.auth.known(header) {
+    // Parsed and hashed once, whichever of the paths below it takes.
+    let presented = Presented::from_header(header);
+    let Some(ip) = source else { return api.auth.caller_of(presented?).await };
+    if let Some(known) = presented.as_ref().ok().and_then(|p| api.auth.known(p)) {
         return Ok(known);
     }
     let now = std::time::Instant::now();
     api.failed_auths.check(ip, now).map_err(|secs| api.failed_auths.refusal(secs))?;
-    let result = api.auth.caller(header).await;
+    let result = match presented {
+        Ok(p) => api.auth.caller_of(p).await,
+        Err(e) => Err(e),
+    };
     if let Err(ApiError::Authentication { .. }) = &result {
         api.failed_auths.failed(ip, now);
     }

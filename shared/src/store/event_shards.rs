@@ -20,13 +20,14 @@
 //!   one Query, as before.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::AttributeValue;
 use serde::{Deserialize, Serialize};
 
+use crate::cache::TtlCache;
 use crate::model::ids::{EventId, Principal, unix_now_ms};
 use crate::store::{IdKey, StoreError, key_item};
 
@@ -106,16 +107,13 @@ pub fn principal_of_events_key(pk: &str) -> Option<Principal> {
     crate::store::principal_of_partition(base)
 }
 
-/// Each cached plan, with when it was read.
-type PlanCache = Arc<Mutex<HashMap<Principal, (Instant, Arc<ShardPlan>)>>>;
-
 /// Reads and changes shard plans, and remembers what it read for `ttl`.
 #[derive(Debug, Clone)]
 pub struct ShardPlans {
     client: Client,
     table: String,
-    ttl: Duration,
-    cache: PlanCache,
+    /// Each plan read, for `ttl` (shared by the clones).
+    cache: Arc<TtlCache<Principal, Arc<ShardPlan>>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -128,7 +126,7 @@ impl ShardPlans {
     /// Plans are kept `ttl` (the wiring passes the key cache bound), at most [`MAX_PLAN_CACHE`]:
     /// well within [`PLAN_NOTICE`] whatever the configuration says.
     pub fn new(client: Client, table: impl Into<String>, ttl: Duration) -> Self {
-        ShardPlans { client, table: table.into(), ttl: ttl.min(MAX_PLAN_CACHE), cache: Default::default() }
+        ShardPlans { client, table: table.into(), cache: Arc::new(TtlCache::new(ttl.min(MAX_PLAN_CACHE), CACHED_PLANS)) }
     }
 
     fn key(principal: &Principal) -> HashMap<String, AttributeValue> {
@@ -137,17 +135,11 @@ impl ShardPlans {
 
     /// The plan of `principal`, from the cache while it is younger than the ttl.
     pub async fn get(&self, principal: &Principal) -> Result<Arc<ShardPlan>, StoreError> {
-        if let Some((at, plan)) = self.cache.lock().expect("plan cache").get(principal)
-            && at.elapsed() < self.ttl
-        {
-            return Ok(plan.clone());
+        if let Some(plan) = self.cache.get(principal) {
+            return Ok(plan);
         }
         let plan = Arc::new(self.read(principal).await?);
-        let mut cache = self.cache.lock().expect("plan cache");
-        if cache.len() >= CACHED_PLANS {
-            cache.clear();
-        }
-        cache.insert(principal.clone(), (Instant::now(), plan.clone()));
+        self.cache.insert(principal.clone(), plan.clone());
         Ok(plan)
     }
 
@@ -182,7 +174,7 @@ impl ShardPlans {
             .send()
             .await?;
         let steps = out.attributes.map(serde_dynamo::from_item::<_, PlanItem>).transpose()?.map(|p| p.steps).unwrap_or_default();
-        self.cache.lock().expect("plan cache").remove(principal);
+        self.cache.remove(principal);
         Ok(ShardPlan { steps })
     }
 
