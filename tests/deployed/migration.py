@@ -83,7 +83,14 @@ def after(path):
         assert all(ok for _, ok in good.got), "every delivery verifies"
     finally:
         good.server.shutdown()
-    print(f"after: {len(old)} old events read, listed and delivered; {len(new)} new ones delivered")
+    # The old account's key, stored before key ids and the ByAccount index existed: the update
+    # added the index in place, and the key gets its id when first read, so it lists and rolls.
+    status, keys = call("GET", "/v1/api_keys", key)
+    assert status == 200 and [k["type"] for k in keys["data"]] == ["secret"] and keys["data"][0]["id"].startswith("key_"), (status, keys)
+    status, rolled = call("POST", f"/v1/api_keys/{keys['data'][0]['id']}/roll", key, {"expires_in": 600})
+    assert status == 200 and rolled["secret"].startswith("sk_test_"), (status, rolled)
+    assert call("GET", "/v1/events?limit=1", rolled["secret"])[0] == 200 and call("GET", "/v1/events?limit=1", key)[0] == 200, "both keys work during the grace"
+    print(f"after: {len(old)} old events read, listed and delivered; {len(new)} new ones delivered; the old key listed and rolled")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@
 //!   and nothing is lost: each event stays where its own step put it, so the count can go up or
 //!   down.
 //! - **A list page reads every key the plan's steps give for its id range** (one Query each, in
-//!   parallel, `Limit = limit + 1`, merged by id; see `list.rs`). An account without a plan pays
+//!   parallel, `Limit = limit + 1`, merged by id; see `store/event_list.rs`). An account without a plan pays
 //!   one Query, as before.
 
 use std::collections::HashMap;
