@@ -79,7 +79,7 @@ impl Authenticator {
 
     /// The caller of a key this instance already knows is valid (no read).
     pub fn known(&self, presented: &Presented) -> Option<Caller> {
-        self.valid.get(&presented.hash).filter(|c| c.active(now()))
+        self.valid.get(&presented.hash).filter(|c| c.active(Timestamp::now()))
     }
 
     /// Who the `Authorization` header's value speaks for, or the error to answer.
@@ -107,7 +107,7 @@ impl Authenticator {
         }
         let mut stored = match self.keys.find(&key).await? {
             Some(stored) => stored,
-            None => return Err(self.refuse(hash, auth_error(Code::ApiKeyInvalid, format!("Invalid API Key provided: {key}")))),
+            None => return Err(self.refuse(hash, unknown_key(&key))),
         };
         if let Err(e) = usable(&key, &stored) {
             return Err(self.refuse(hash, e));
@@ -145,18 +145,14 @@ impl Authenticator {
     }
 }
 
-fn now() -> Timestamp {
-    Timestamp(unix_now())
-}
-
 /// Whether the stored `key` may be used now.
 fn usable(key: &ApiKey, stored: &StoredKey) -> Result<(), ApiError> {
-    if stored.revoked || stored.expired(now()) {
+    if stored.revoked || stored.expired(Timestamp::now()) {
         return Err(auth_error(Code::ApiKeyExpired, format!("Expired API Key provided: {key}")));
     }
     // Cannot happen for keys we issued (kind and mode are part of the hashed key); refuse anyway.
     if stored.principal.mode != key.mode() || stored.kind() != key.kind() {
-        return Err(auth_error(Code::ApiKeyInvalid, format!("Invalid API Key provided: {key}")));
+        return Err(unknown_key(key));
     }
     Ok(())
 }
@@ -165,9 +161,14 @@ fn usable(key: &ApiKey, stored: &StoredKey) -> Result<(), ApiError> {
 /// the store's failure (a 500 or 429).
 pub async fn authenticate(keys: &ApiKeyStore, authorization: Option<&str>) -> Result<Principal, ApiError> {
     let key = parse_authorization(authorization)?;
-    let stored = keys.find(&key).await?.ok_or_else(|| auth_error(Code::ApiKeyInvalid, format!("Invalid API Key provided: {key}")))?;
+    let stored = keys.find(&key).await?.ok_or_else(|| unknown_key(&key))?;
     usable(&key, &stored)?;
     Ok(stored.principal)
+}
+
+/// The 401 of a key that is well formed but not ours.
+fn unknown_key(key: &ApiKey) -> ApiError {
+    auth_error(Code::ApiKeyInvalid, format!("Invalid API Key provided: {key}"))
 }
 
 fn auth_error(code: Code, message: String) -> ApiError {

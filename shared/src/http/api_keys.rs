@@ -15,7 +15,7 @@ use crate::http::Api;
 use crate::http::extract::{Form, PathId, Query};
 use crate::http::objects::ListObject;
 use crate::model::api_key::{KeyKind, Permissions};
-use crate::model::ids::{ApiKeyId, Principal, Timestamp, unix_now};
+use crate::model::ids::{ApiKeyId, Principal, Timestamp};
 use crate::model::list::Page;
 use crate::store::api_keys::{Created, IssuedKey, MAX_RESTRICTED_KEYS, StoredKey};
 
@@ -55,10 +55,7 @@ impl From<&StoredKey> for ApiKeyObject {
             kind: k.kind(),
             name: k.name.clone(),
             hint: k.redacted(),
-            permissions: match k.grant {
-                crate::model::api_key::Grant::Secret => None,
-                crate::model::api_key::Grant::Restricted(p) => Some(p),
-            },
+            permissions: k.grant.permissions(),
             created: k.created,
             expires_at: k.expires_at,
             last_used: k.last_used,
@@ -84,16 +81,12 @@ fn shown_once(issued: &IssuedKey) -> Response {
     response
 }
 
-fn now() -> Timestamp {
-    Timestamp(unix_now())
-}
-
 /// `GET /v1/api_keys`: the keys that work (secret and restricted, rolled ones until they expire),
 /// newest first, a page at a time.
 pub async fn list(State(api): State<Arc<Api>>, principal: Principal, Query(mut p): Query) -> Result<Response, ApiError> {
     let query = p.page::<ApiKeyId>("an API key id (key_…)")?;
     p.done()?;
-    let now = now();
+    let now = Timestamp::now();
     let all: Vec<StoredKey> = api.keys.list(&principal).await?.into_iter().filter(|k| k.active(now)).collect();
     let page = Page::of(all, |k| &k.id, &query);
     let data: Vec<ApiKeyObject> = page.data.iter().map(ApiKeyObject::from).collect();
@@ -107,7 +100,7 @@ pub async fn create(State(api): State<Arc<Api>>, principal: Principal, Form(mut 
     let name = name(p.string("name")?)?;
     let mut permissions = Permissions::default();
     for (resource, access) in p.object("permissions")? {
-        permissions.set(&resource, &access).map_err(|e| ApiError::invalid(Code::ParameterInvalid, e.param, e.message))?;
+        permissions.set(&resource, &access)?;
     }
     p.done()?;
     match api.keys.create_restricted(&principal, name, permissions).await? {
@@ -128,17 +121,13 @@ pub async fn roll(State(api): State<Arc<Api>>, principal: Principal, PathId(id):
     let expires_in = p.whole_number("expires_in", 0, MAX_EXPIRES_IN)?.unwrap_or(0);
     p.done()?;
     let old = key_of(&api, &principal, &id).await?;
-    if old.expires_at.is_some() {
+    if let Some(at) = old.expires_at {
         return Err(ApiError::request(
             Code::ParameterInvalid,
-            format!(
-                "The API key {} was rolled already and expires at {}: roll the key that replaced it instead.",
-                old.id,
-                old.expires_at.map(|t| t.to_string()).unwrap_or_default()
-            ),
+            format!("The API key {} was rolled already and expires at {at}: roll the key that replaced it instead.", old.id),
         ));
     }
-    let expires_at = Timestamp(now().unix_seconds() + u64::from(expires_in));
+    let expires_at = Timestamp(Timestamp::now().unix_seconds() + u64::from(expires_in));
     let issued = api.keys.roll(&old, expires_at).await?.ok_or_else(|| changed(&old))?;
     api.auth.forget(&old.hash);
     tracing::info!(old = %old.id, new = %issued.stored.id, expires_in, "API key rolled");
@@ -165,14 +154,14 @@ pub async fn revoke(State(api): State<Arc<Api>>, principal: Principal, PathId(id
     }
     api.auth.forget(&key.hash);
     tracing::info!(key_id = %key.id, "API key revoked");
-    Ok(Json(ApiKeyObject { expires_at: Some(now()), ..ApiKeyObject::from(&key) }))
+    Ok(Json(ApiKeyObject { expires_at: Some(Timestamp::now()), ..ApiKeyObject::from(&key) }))
 }
 
 /// The working key of `principal` with the path's id, or a 404.
 async fn key_of(api: &Api, principal: &Principal, raw: &str) -> Result<StoredKey, ApiError> {
     let missing = || ApiError::not_found("API key", raw, "id");
     let id: ApiKeyId = raw.parse().map_err(|_| missing())?;
-    api.keys.by_id(principal, id).await?.filter(|k| k.active(now())).ok_or_else(missing)
+    api.keys.by_id(principal, id).await?.filter(|k| k.active(Timestamp::now())).ok_or_else(missing)
 }
 
 fn changed(key: &StoredKey) -> ApiError {

@@ -196,7 +196,7 @@ fn enabled_events(p: &mut Params) -> Result<Option<EnabledEvents>, ApiError> {
         (Some(_), Some(_)) => Err(exclusive("events", &["enabled_events", "events"])),
         (Some(v), None) => Ok(Some(EnabledEvents::parse(&v)?)),
         // A bad list names the parameter it came in.
-        (None, Some(v)) => Ok(Some(EnabledEvents::parse(&v).map_err(|e| Invalid { param: "events", ..e })?)),
+        (None, Some(v)) => Ok(Some(EnabledEvents::parse(&v).map_err(|e| Invalid { param: "events".into(), ..e })?)),
         (None, None) => Ok(None),
     }
 }

@@ -9,6 +9,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::model::Invalid;
 use crate::model::ids::{MalformedId, Mode, is_token, random_alnum};
 
 /// A key's kind: its prefix (`sk_` or `rk_`).
@@ -101,15 +102,6 @@ pub struct Permissions {
     pub webhook_endpoints: Access,
 }
 
-/// A permission that cannot be given: `permissions[events]=write`, `permissions[x]=read`.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{message}")]
-pub struct InvalidPermission {
-    /// The parameter, `permissions[events]`.
-    pub param: String,
-    pub message: String,
-}
-
 impl Permissions {
     /// The resources a restricted key can be given access to.
     pub const RESOURCES: [Resource; 2] = [Resource::Events, Resource::WebhookEndpoints];
@@ -123,16 +115,16 @@ impl Permissions {
     }
 
     /// Sets `resource` (by its API name) to `access` (by its API name), when that can be given.
-    pub fn set(&mut self, resource: &str, access: &str) -> Result<(), InvalidPermission> {
+    pub fn set(&mut self, resource: &str, access: &str) -> Result<(), Invalid> {
         let param = format!("permissions[{}]", resource.chars().take(64).collect::<String>());
         let Some(r) = Self::RESOURCES.into_iter().find(|r| r.as_str() == resource) else {
             let names: Vec<&str> = Self::RESOURCES.iter().map(|r| r.as_str()).collect();
-            return Err(InvalidPermission { message: format!("Unknown permission {param}: a restricted key has {}.", names.join(" and ")), param });
+            return Err(Invalid::parameter(param.clone(), format!("Unknown permission {param}: a restricted key has {}.", names.join(" and "))));
         };
         let grantable = r.grantable();
         let Some(a) = grantable.iter().copied().find(|a| a.as_str() == access) else {
             let names: Vec<&str> = grantable.iter().map(|a| a.as_str()).collect();
-            return Err(InvalidPermission { message: format!("{param} must be one of {}.", names.join(", ")), param });
+            return Err(Invalid::parameter(param.clone(), format!("{param} must be one of {}.", names.join(", "))));
         };
         match r {
             Resource::Events => self.events = a,
@@ -155,6 +147,14 @@ impl Grant {
         match self {
             Grant::Secret => KeyKind::Secret,
             Grant::Restricted(_) => KeyKind::Restricted,
+        }
+    }
+
+    /// A restricted key's permissions; `None` for a secret key, which may do everything.
+    pub fn permissions(&self) -> Option<Permissions> {
+        match self {
+            Grant::Secret => None,
+            Grant::Restricted(p) => Some(*p),
         }
     }
 
@@ -188,17 +188,6 @@ impl fmt::Display for Needs {
         match self.resource {
             Resource::ApiKeys => f.write_str("a secret key"),
             r => write!(f, "{}: {}", r.as_str(), self.access),
-        }
-    }
-}
-
-impl FromStr for KeyKind {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "secret" => Ok(KeyKind::Secret),
-            "restricted" => Ok(KeyKind::Restricted),
-            _ => Err(()),
         }
     }
 }

@@ -7,7 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::model::Invalid;
 use crate::model::event_type::{EventType, TypeSelector};
-use crate::model::ids::{EndpointId, Mode, Timestamp, unix_now};
+use crate::model::ids::{EndpointId, Mode, Timestamp};
 use crate::model::webhook_secret::WebhookSecret;
 use crate::model::webhook_url::WebhookUrl;
 
@@ -122,7 +122,7 @@ pub fn new_endpoint(mode: Mode, url: WebhookUrl, enabled_events: EnabledEvents, 
         enabled_events,
         description,
         status: EndpointStatus::Enabled,
-        created_at: Timestamp(unix_now()),
+        created_at: Timestamp::now(),
         secret: WebhookSecret::generate(),
         previous_secret: None,
         rate_limit: None,

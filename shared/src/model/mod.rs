@@ -2,6 +2,8 @@
 //! imports from `store`, `webhook` or `http` (`tests/layers.rs` holds it); a value that does not
 //! parse is an [`Invalid`], which `http` alone turns into a 400 (`error.rs`).
 
+use std::borrow::Cow;
+
 pub mod api_key;
 pub mod delivery;
 pub mod endpoint;
@@ -28,16 +30,17 @@ pub enum InvalidKind {
 #[error("{message}")]
 pub struct Invalid {
     pub kind: InvalidKind,
-    pub param: &'static str,
+    /// The parameter (`url`, `permissions[events]`).
+    pub param: Cow<'static, str>,
     pub message: String,
 }
 
 impl Invalid {
-    pub fn parameter(param: &'static str, message: impl Into<String>) -> Self {
-        Invalid { kind: InvalidKind::Parameter, param, message: message.into() }
+    pub fn parameter(param: impl Into<Cow<'static, str>>, message: impl Into<String>) -> Self {
+        Invalid { kind: InvalidKind::Parameter, param: param.into(), message: message.into() }
     }
 
-    pub fn url(param: &'static str, message: impl Into<String>) -> Self {
-        Invalid { kind: InvalidKind::Url, param, message: message.into() }
+    pub fn url(message: impl Into<String>) -> Self {
+        Invalid { kind: InvalidKind::Url, param: Cow::Borrowed("url"), message: message.into() }
     }
 }

@@ -15,6 +15,11 @@ use crate::model::ids::MalformedId;
 pub struct Timestamp(pub u64);
 
 impl Timestamp {
+    /// Now, in whole seconds.
+    pub fn now() -> Self {
+        Timestamp(unix_now())
+    }
+
     pub fn unix_seconds(self) -> u64 {
         self.0
     }

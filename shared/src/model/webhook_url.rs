@@ -6,10 +6,6 @@ use crate::model::Invalid;
 /// The longest webhook URL accepted, as browsers and most servers do.
 pub const MAX_URL_LEN: usize = 2048;
 
-fn invalid_url(message: impl Into<String>) -> Invalid {
-    Invalid::url("url", message)
-}
-
 /// A webhook URL of the right shape: absolute http(s), at most [`MAX_URL_LEN`] long, a host, no
 /// credentials. Where it may point is the network policy's business (`webhook::ssrf`: `check_url`
 /// at creation, its `WebhookClient` at connect time).
@@ -44,21 +40,21 @@ impl std::str::FromStr for WebhookUrl {
         }
         let url = url::Url::parse(raw.trim()).map_err(|e| match e {
             url::ParseError::RelativeUrlWithoutBase => {
-                invalid_url("Invalid URL: a webhook URL needs a scheme and a host, such as https://example.com/webhooks.")
+                Invalid::url("Invalid URL: a webhook URL needs a scheme and a host, such as https://example.com/webhooks.")
             }
-            e => invalid_url(format!("Invalid URL: {e}; a webhook URL looks like https://example.com/webhooks.")),
+            e => Invalid::url(format!("Invalid URL: {e}; a webhook URL looks like https://example.com/webhooks.")),
         })?;
         if !matches!(url.scheme(), "https" | "http") {
-            return Err(invalid_url(format!(
+            return Err(Invalid::url(format!(
                 "Invalid URL scheme {}: a webhook URL starts with https:// (or http:// in test mode), such as https://example.com/webhooks.",
                 url.scheme()
             )));
         }
         if !url.username().is_empty() || url.password().is_some() {
-            return Err(invalid_url("Webhook URLs may not contain credentials."));
+            return Err(Invalid::url("Webhook URLs may not contain credentials."));
         }
         if url.host().is_none() {
-            return Err(invalid_url("The URL has no host."));
+            return Err(Invalid::url("The URL has no host."));
         }
         Ok(WebhookUrl(url))
     }

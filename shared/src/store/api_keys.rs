@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem, Update};
 use serde::{Deserialize, Serialize};
 
 use crate::model::api_key::{Grant, KeyKind, Permissions};
-use crate::model::ids::{AccountId, ApiKey, ApiKeyId, Mode, Principal, Timestamp, unix_now};
+use crate::model::ids::{AccountId, ApiKey, ApiKeyId, Mode, Principal, Timestamp};
 use crate::store::{HashKey, StoreError, conditional, key_item, transact_write};
 
 /// The index of an account's keys.
@@ -164,7 +164,7 @@ impl ApiKeyStore {
 
     /// A new restricted key for `principal`, unless it has [`MAX_RESTRICTED_KEYS`] already.
     pub async fn create_restricted(&self, principal: &Principal, name: Option<String>, permissions: Permissions) -> Result<Created, StoreError> {
-        let now = Timestamp(unix_now());
+        let now = Timestamp::now();
         let restricted = self.list(principal).await?.iter().filter(|k| k.kind() == KeyKind::Restricted && k.active(now)).count();
         if restricted >= MAX_RESTRICTED_KEYS {
             return Ok(Created::LimitReached(MAX_RESTRICTED_KEYS));
@@ -210,11 +210,7 @@ impl ApiKeyStore {
     /// until `expires_at`. `None` when `old` was rolled or revoked meanwhile.
     pub async fn roll(&self, old: &StoredKey, expires_at: Timestamp) -> Result<Option<IssuedKey>, StoreError> {
         let key = ApiKey::generate_kind(old.kind(), old.principal.mode);
-        let permissions = match old.grant {
-            Grant::Secret => None,
-            Grant::Restricted(p) => Some(p),
-        };
-        let item = new_item(&old.principal.account, &key, old.name.clone(), permissions);
+        let item = new_item(&old.principal.account, &key, old.name.clone(), old.grant.permissions());
         let put =
             Put::builder().table_name(&self.table).set_item(Some(serde_dynamo::to_item(&item)?)).condition_expression("attribute_not_exists(pk)").build()?;
         let expire = Update::builder()
@@ -239,10 +235,7 @@ impl ApiKeyStore {
     /// revoked meanwhile.
     pub async fn revoke_stored(&self, key: &StoredKey) -> Result<bool, StoreError> {
         let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&HashKey { pk: key.hash.clone() })))
+            .update(&key.hash)
             .update_expression("SET revoked = :t REMOVE account_pk")
             .condition_expression("account_pk = :a AND (kind = :r OR attribute_exists(expires_at))")
             .expression_attribute_values(":t", AttributeValue::Bool(true))
@@ -255,10 +248,7 @@ impl ApiKeyStore {
 
     /// Revokes `key`, whatever it is (the operator's way out: tests and incident response).
     pub async fn revoke(&self, key: &ApiKey) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&HashKey { pk: key.hash() })))
+        self.update(&key.hash())
             .update_expression("SET revoked = :t REMOVE account_pk")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_values(":t", AttributeValue::Bool(true))
@@ -276,10 +266,7 @@ impl ApiKeyStore {
         }
         let id = ApiKeyId::generate();
         let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&HashKey { pk: item.pk.clone() })))
+            .update(&item.pk)
             .condition_expression("attribute_exists(pk) AND attribute_not_exists(key_id)")
             .expression_attribute_values(":k", AttributeValue::S(id.to_string()));
         update = if item.revoked {
@@ -302,16 +289,18 @@ impl ApiKeyStore {
     /// condition refuses an earlier or equal day).
     pub async fn touch(&self, key: &StoredKey, day: Timestamp) -> Result<(), StoreError> {
         let out = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(&HashKey { pk: key.hash.clone() })))
+            .update(&key.hash)
             .update_expression("SET last_used = :d")
             .condition_expression("attribute_exists(pk) AND (attribute_not_exists(last_used) OR last_used < :d)")
             .expression_attribute_values(":d", AttributeValue::S(day.to_string()))
             .send()
             .await;
         conditional(out).map(|_| ())
+    }
+
+    /// An UpdateItem of the key stored under `hash`.
+    fn update(&self, hash: &str) -> aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder {
+        self.client.update_item().table_name(&self.table).set_key(Some(key_item(&HashKey { pk: hash.to_owned() })))
     }
 
     /// A Query of `principal`'s keys in `ByAccount` with `condition` (`:a` is bound to its key).
@@ -353,7 +342,7 @@ fn new_item(account: &AccountId, key: &ApiKey, name: Option<String>, permissions
         account_pk: Some(Principal { account: account.clone(), mode: key.mode() }.partition()),
         account_id: account.clone(),
         mode: key.mode(),
-        created_at: Timestamp(unix_now()),
+        created_at: Timestamp::now(),
         revoked: false,
         hint: key.hint().to_owned(),
         kind: key.kind(),

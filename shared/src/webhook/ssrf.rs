@@ -120,35 +120,31 @@ pub fn is_forbidden(ip: IpAddr) -> bool {
 
 pub use crate::model::webhook_url::{MAX_URL_LEN, WebhookUrl};
 
-fn invalid_url(message: impl Into<String>) -> Invalid {
-    Invalid::url("url", message)
-}
-
 /// Parses and checks a URL for an endpoint of `mode`: https in live mode, and every address its
 /// host resolves to public (unless the policy allows private ones).
 pub async fn check_url(raw: &str, mode: Mode, policy: UrlPolicy) -> Result<WebhookUrl, Invalid> {
     let url: WebhookUrl = raw.parse()?;
     if url.url().scheme() == "http" && mode == Mode::Live {
-        return Err(invalid_url("Live mode webhook endpoints must use https."));
+        return Err(Invalid::url("Live mode webhook endpoints must use https."));
     }
-    let host = url.url().host().ok_or_else(|| invalid_url("The URL has no host."))?;
+    let host = url.url().host().ok_or_else(|| Invalid::url("The URL has no host."))?;
     let port = url.url().port_or_known_default().unwrap_or(443);
     if !port_allowed(port) {
-        return Err(invalid_url(format!("Port {port} is not allowed: webhooks use port 80, 443, or 1024 and above.")));
+        return Err(Invalid::url(format!("Port {port} is not allowed: webhooks use port 80, 443, or 1024 and above.")));
     }
     let addrs: Vec<IpAddr> = match host {
         url::Host::Ipv4(ip) => vec![IpAddr::V4(ip)],
         url::Host::Ipv6(ip) => vec![IpAddr::V6(ip)],
         url::Host::Domain(name) => match tokio::net::lookup_host((name, port)).await {
             Ok(it) => it.map(|a| a.ip()).collect(),
-            Err(_) => return Err(invalid_url(format!("The host {name} does not resolve."))),
+            Err(_) => return Err(Invalid::url(format!("The host {name} does not resolve."))),
         },
     };
     if addrs.is_empty() {
-        return Err(invalid_url("The host does not resolve."));
+        return Err(Invalid::url("The host does not resolve."));
     }
     if !policy.allow_private && addrs.iter().any(|ip| is_forbidden(*ip)) {
-        return Err(invalid_url("The URL resolves to a private, loopback, link-local or reserved address; webhooks go to public addresses only."));
+        return Err(Invalid::url("The URL resolves to a private, loopback, link-local or reserved address; webhooks go to public addresses only."));
     }
     Ok(url)
 }
@@ -384,7 +380,7 @@ mod tests {
                 assert!(r.is_ok(), "{url}: {r:?}");
             } else {
                 let e = r.unwrap_err();
-                assert_eq!((e.param, e.kind), ("url", crate::model::InvalidKind::Url), "{url}");
+                assert_eq!((e.param.as_ref(), e.kind), ("url", crate::model::InvalidKind::Url), "{url}");
             }
         }
         assert!(check_url("http://93.184.215.14/hook", Mode::Live, strict).await.is_err(), "live needs https");
@@ -405,9 +401,9 @@ mod tests {
         let longest = format!("{base}{}", "a".repeat(MAX_URL_LEN - base.len()));
         assert!(check_url(&longest, Mode::Live, strict).await.is_ok());
         let e = check_url(&format!("{longest}a"), Mode::Live, strict).await.unwrap_err();
-        assert_eq!((e.kind, e.param), (crate::model::InvalidKind::Parameter, "url"));
+        assert_eq!((e.kind, e.param.as_ref()), (crate::model::InvalidKind::Parameter, "url"));
         let e = check_url(&format!("{base}{}", "a".repeat(450_000)), Mode::Live, strict).await.unwrap_err();
-        assert_eq!((e.kind, e.param), (crate::model::InvalidKind::Parameter, "url"), "a 450 kB URL is an invalid parameter (a 400), not a failure");
+        assert_eq!((e.kind, e.param.as_ref()), (crate::model::InvalidKind::Parameter, "url"), "a 450 kB URL is an invalid parameter (a 400), not a failure");
     }
 
     /// An attempt's error is stored and logged: it must not carry the URL, whose query string may
