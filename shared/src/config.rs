@@ -86,7 +86,7 @@ impl Config {
             .and_then(|d| d.parse::<u32>().ok())
             .filter(|d| (1..=crate::store::deliveries::MAX_DUE_SHARDS).contains(d))
             .unwrap_or(crate::store::deliveries::DUE_SHARDS);
-        let key_cache = get("PAYGATE_KEY_CACHE_SECONDS").and_then(|s| s.parse::<u64>().ok()).unwrap_or(DEFAULT_KEY_CACHE_SECS).min(DEFAULT_KEY_CACHE_SECS);
+        let key_cache = get("PAYGATE_KEY_CACHE_SECONDS").and_then(|s| s.parse::<u64>().ok()).unwrap_or(DEFAULT_KEY_CACHE_SECS);
         Config {
             events_table: name("EventsTable"),
             webhook_endpoints_table: name("WebhookEndpointsTable"),

@@ -66,7 +66,7 @@ async fn limited(api: &Api, principal: &Principal) -> Result<(), ApiError> {
         Count::Over => Err(refusal(1)),
         Count::Add(n) => {
             match api.rate_windows.add(principal, second, n).await {
-                Ok(total) => api.limiter.shared.synced(principal, second, total, limit),
+                Ok(total) => api.limiter.shared.synced(principal, second, total),
                 Err(e) => tracing::warn!(error = %e, "could not add to the shared request count; this instance's limit alone applies"),
             }
             Ok(())

@@ -12,9 +12,10 @@
 //!   the limit, it refuses the account for the rest of the second. An account that stays under a
 //!   tenth of its limit per instance never causes a write; one at its limit, one write per tenth.
 //!
-//! The bound: in any second, an account's allowed requests are at most its limit plus what each
-//! instance serving it allowed since its last addition, under a tenth of the limit each: the limit
-//! × (1 + n / 10) for `n` instances, against n × the limit with the buckets alone. API Gateway's
+//! The bound: in any second, an account's allowed requests are at most its limit plus, for each
+//! instance serving it, its last addition (made before it learned the sum) and what it allowed
+//! since, under two tenths of the limit: the limit × (1 + 0.2 n) for `n` instances, against n ×
+//! the limit with the buckets alone. API Gateway's
 //! stage throttle (`ApiThrottleRate`) bounds every merchant together. If the count cannot be
 //! written (DynamoDB failing), the buckets alone apply.
 //!
@@ -172,9 +173,9 @@ struct Window {
     second: u64,
     /// Allowed here and not yet added.
     unsynced: u32,
-    /// Every instance's count as last read, with what this instance added since.
+    /// Every instance's count as last read, with what this instance added since: the second is
+    /// over for the account once this and what is not yet added reach the limit.
     known: u64,
-    over: bool,
 }
 
 /// Each account's requests this second across instances, as far as this instance knows (see the
@@ -194,13 +195,12 @@ impl SharedWindows {
         if map.len() >= MAX_TRACKED && !map.contains_key(principal) {
             map.retain(|_, w| w.second >= second);
         }
-        let fresh = Window { second, unsynced: 0, known: 0, over: false };
+        let fresh = Window { second, unsynced: 0, known: 0 };
         let w = map.entry(principal.clone()).or_insert(fresh);
         if w.second != second {
             *w = fresh;
         }
-        if w.over || w.known + u64::from(w.unsynced) >= u64::from(limit) {
-            w.over = true;
+        if w.known + u64::from(w.unsynced) >= u64::from(limit) {
             return Count::Over;
         }
         w.unsynced += 1;
@@ -213,11 +213,10 @@ impl SharedWindows {
     }
 
     /// The shared count of `principal`'s `second` after this instance's addition.
-    pub fn synced(&self, principal: &Principal, second: u64, total: u64, limit: u32) {
+    pub fn synced(&self, principal: &Principal, second: u64, total: u64) {
         let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(w) = map.get_mut(principal).filter(|w| w.second == second) {
             w.known = w.known.max(total);
-            w.over |= total >= u64::from(limit);
         }
     }
 }
@@ -302,18 +301,18 @@ mod tests {
         assert_eq!(counts[..9], [Count::Allow; 9]);
         assert_eq!(counts[9], Count::Add(10));
         // Other instances had made 85 meanwhile: 95 in all, so five more, then the second is over.
-        w.synced(&a, 7, 95, 100);
+        w.synced(&a, 7, 95);
         assert_eq!((0..5).map(|_| w.count(&a, 7, 100)).filter(|c| *c != Count::Over).count(), 5);
         assert_eq!(w.count(&a, 7, 100), Count::Over);
         // A sum at the limit closes the second at once; the next second starts afresh.
         let b = p(Mode::Test);
         assert_eq!(w.count(&b, 7, 2), Count::Add(1), "a tenth of 2 is less than one: each request adds");
-        w.synced(&b, 7, 2, 2);
+        w.synced(&b, 7, 2);
         assert_eq!(w.count(&b, 7, 2), Count::Over);
         assert_eq!(w.count(&a, 8, 100), Count::Allow);
         assert_eq!(w.count(&b, 8, 0), Count::Allow, "0: no limit");
         // A sum read for a second that has passed changes nothing.
-        w.synced(&a, 7, 1_000, 100);
+        w.synced(&a, 7, 1_000);
         assert_eq!(w.count(&a, 8, 100), Count::Allow);
     }
 
