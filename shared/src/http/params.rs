@@ -85,33 +85,23 @@ impl Params {
     /// absent → `None`; JSON `null` or `""` → `Some(None)` (clear it); else `Some(Some(n))`.
     pub fn clearable_number(&mut self, name: &str, min: u32, max: u32) -> Result<Option<Option<u32>>, ApiError> {
         let bad = || ApiError::invalid(Code::ParameterInvalid, name, format!("{name} must be a whole number from {min} to {max}, or empty to remove it."));
-        let n = match self.values.remove(name) {
-            None => return Ok(None),
-            Some(Value::Null) => return Ok(Some(None)),
-            Some(Value::String(s)) if s.is_empty() => return Ok(Some(None)),
-            Some(Value::String(s)) => s.parse::<u32>().map_err(|_| bad())?,
-            Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(bad)?,
-            Some(_) => return Err(bad()),
-        };
-        if !(min..=max).contains(&n) {
-            return Err(bad());
+        match self.values.remove(name) {
+            None => Ok(None),
+            Some(Value::Null) => Ok(Some(None)),
+            Some(Value::String(s)) if s.is_empty() => Ok(Some(None)),
+            Some(v) => whole_in(&v, min, max).map(|n| Some(Some(n))).ok_or_else(bad),
         }
-        Ok(Some(Some(n)))
     }
 
     /// A whole number from `min` to `max` (a JSON number or a string of digits), if given.
     pub fn whole_number(&mut self, name: &str, min: u32, max: u32) -> Result<Option<u32>, ApiError> {
         let bad = || ApiError::invalid(Code::ParameterInvalidInteger, name, format!("{name} must be a whole number from {min} to {max}."));
-        let n = match self.values.remove(name) {
-            None | Some(Value::Null) => return Ok(None),
-            Some(Value::String(s)) => s.trim().parse::<u32>().map_err(|_| bad())?,
-            Some(Value::Number(n)) => n.as_u64().and_then(|n| u32::try_from(n).ok()).ok_or_else(bad)?,
-            Some(_) => return Err(bad()),
-        };
-        if !(min..=max).contains(&n) {
-            return Err(bad());
+        match self.values.remove(name) {
+            None | Some(Value::Null) => Ok(None),
+            // Digits with spaces around them are the number.
+            Some(Value::String(s)) => whole_in(&Value::String(s.trim().to_owned()), min, max).map(Some).ok_or_else(bad),
+            Some(v) => whole_in(&v, min, max).map(Some).ok_or_else(bad),
         }
-        Ok(Some(n))
     }
 
     /// A map of strings: `name[field]=value` in a form, an object in JSON; `(field, value)` pairs.
@@ -202,6 +192,16 @@ impl Params {
             None => Ok(()),
         }
     }
+}
+
+/// `value` as a whole number from `min` to `max`: a JSON number, or a string of digits.
+fn whole_in(value: &Value, min: u32, max: u32) -> Option<u32> {
+    let n = match value {
+        Value::String(s) => s.parse::<u32>().ok()?,
+        Value::Number(n) => u32::try_from(n.as_u64()?).ok()?,
+        _ => return None,
+    };
+    (min..=max).contains(&n).then_some(n)
 }
 
 /// `name` of `name[]` or `name[12]`; `None` for any other key (`created[gte]`, `types[x]`).
