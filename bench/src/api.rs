@@ -84,9 +84,8 @@ pub async fn run(mut stack: Stack) -> anyhow::Result<Vec<Row>> {
     let hop_base = format!("http://{}", hop_listener.local_addr()?);
     let body = serde_json::to_string(&event)?;
     let handler_get = raw_get.clone();
-    let hop_app = axum::Router::new()
-        .route("/hop", axum::routing::get(move || std::future::ready(body.clone())))
-        .route("/get_item", axum::routing::get(handler_get));
+    let hop_app =
+        axum::Router::new().route("/hop", axum::routing::get(move || std::future::ready(body.clone()))).route("/get_item", axum::routing::get(handler_get));
     tokio::spawn(async move { axum::serve(hop_listener, hop_app).await });
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Empty<Bytes>>();
     let reqwest = reqwest::Client::new();

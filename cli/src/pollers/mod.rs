@@ -6,8 +6,9 @@
 //! back, logged once per backoff step. A stream record that cannot be read at all is logged at error
 //! level, parked in the fan-out failure queue, and skipped (its deliveries are the sweeper's).
 //!
-//! `stream.rs` reads the stream, `queue.rs` the delivery queue; here: starting them, the sweeper's
-//! timer, and the backoff they share.
+//! `stream.rs` reads the stream (`lanes.rs`: its records fanned out in parallel by partition key,
+//! as the mapping's `ParallelizationFactor` does), `queue.rs` the delivery queue; here: starting
+//! them, the sweeper's timer, and the backoff they share.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,7 @@ use tokio::task::JoinHandle;
 
 use crate::stack::Stack;
 
+mod lanes;
 mod queue;
 mod stream;
 
@@ -143,5 +145,7 @@ mod tests {
         let stream = &template["Resources"]["FanoutFunction"]["Properties"]["Events"];
         let batch = stream.as_mapping().unwrap().values().next().unwrap()["Properties"]["BatchSize"].as_i64();
         assert_eq!(batch, Some(i64::from(STREAM_BATCH)));
+        let factor = stream.as_mapping().unwrap().values().next().unwrap()["Properties"]["ParallelizationFactor"].as_u64();
+        assert_eq!(factor, Some(lanes::PARALLELIZATION as u64));
     }
 }

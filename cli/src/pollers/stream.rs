@@ -1,5 +1,6 @@
-//! The Events table's stream → `fanout`, as Lambda's stream mapping does: batches of
-//! [`STREAM_BATCH`] per shard, a record nobody can read parked in the fan-out failure queue.
+//! The Events table's stream → `fanout`, as Lambda's stream mapping does: batches of at most
+//! [`STREAM_BATCH`] records, handed to the fan-out in lanes by partition key (`lanes`, the
+//! mapping's `ParallelizationFactor`), a record nobody can read parked in the fan-out failure queue.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -14,7 +15,13 @@ use paygate::webhook::fanout::Fanout;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
+use super::lanes::{Handler, IN_FLIGHT, Lanes, PARALLELIZATION};
 use super::{BACKOFF_FIRST, Backoff, STREAM_BATCH, STREAM_IDLE};
+
+/// Records a GetRecords call reads at most: the API's maximum. A burst of one merchant is read in
+/// a few calls, so the records behind it reach their own lanes soon; each lane is still handed
+/// batches of at most [`STREAM_BATCH`].
+const STREAM_READ: i32 = 1000;
 use crate::stack::Stack;
 
 fn to_record(r: aws_sdk_dynamodbstreams::types::Record) -> EventRecord {
@@ -71,7 +78,7 @@ struct Page {
 /// stream images, which no SDK accepts), the page is read from the raw JSON instead, record by
 /// record, so one bad record is set aside rather than stalling the shard.
 async fn get_records(streams: &aws_sdk_dynamodbstreams::Client, iterator: &str) -> anyhow::Result<Page> {
-    match streams.get_records().shard_iterator(iterator).limit(STREAM_BATCH).send().await {
+    match streams.get_records().shard_iterator(iterator).limit(STREAM_READ).send().await {
         Ok(o) => Ok(Page { records: o.records.unwrap_or_default().into_iter().map(to_record).collect(), unreadable: Vec::new(), next: o.next_shard_iterator }),
         // A 2xx answer the SDK could not read: read it ourselves.
         Err(e) if e.raw_response().is_some_and(|r| r.status().is_success()) => {
@@ -132,6 +139,14 @@ pub(super) async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: boo
     for id in shard_ids(&streams, &stream_arn).await.unwrap_or_default() {
         shards.insert(id, Shard::new(from_start));
     }
+    let handler: Handler = Arc::new(move |records| {
+        let (fanout, sent) = (fanout.clone(), sent.clone());
+        Box::pin(async move {
+            invoke_fanout(&fanout, records).await;
+            sent.notify_one();
+        })
+    });
+    let lanes = Lanes::new(PARALLELIZATION, STREAM_BATCH as usize, IN_FLIGHT, handler);
     Ok(tokio::spawn(async move {
         let mut last_describe = tokio::time::Instant::now();
         loop {
@@ -196,8 +211,7 @@ pub(super) async fn stream_poller(stack: &Stack, fanout: Fanout, from_start: boo
                     .max_by(|a, b| (a.len(), a).cmp(&(b.len(), b)));
                 if !page.records.is_empty() {
                     any = true;
-                    invoke_fanout(&fanout, page.records).await;
-                    sent.notify_one();
+                    lanes.dispatch(page.records).await;
                 }
                 if last_sequence.is_some() {
                     shard.last_sequence = last_sequence;
