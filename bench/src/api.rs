@@ -211,6 +211,15 @@ pub async fn run(mut stack: Stack) -> anyhow::Result<Vec<Row>> {
             ),
         ),
         Row::new(
+            "GET /v1/events/{id} p50 through `paygate dev`, against the same hop with no router",
+            p50(Kind::Api),
+            "ms",
+            Some(("a handler doing only the raw GetItem", p50(Kind::GetItemHandler))),
+            Target::RatioAtMost(1.10),
+            "the same runs as the row above: what our router, authentication included, adds to an HTTP server that does nothing \
+             but the GetItem, on the same hop, client and DynamoDB Local",
+        ),
+        Row::new(
             "rate limiter CPU per request",
             micros(limiter_cpu),
             "us",
