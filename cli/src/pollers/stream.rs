@@ -17,12 +17,12 @@ use tokio::task::JoinHandle;
 
 use super::lanes::{Handler, IN_FLIGHT, Lanes, PARALLELIZATION};
 use super::{BACKOFF_FIRST, Backoff, STREAM_BATCH, STREAM_IDLE};
+use crate::stack::Stack;
 
 /// Records a GetRecords call reads at most: the API's maximum. A burst of one merchant is read in
 /// a few calls, so the records behind it reach their own lanes soon; each lane is still handed
 /// batches of at most [`STREAM_BATCH`].
 const STREAM_READ: i32 = 1000;
-use crate::stack::Stack;
 
 fn to_record(r: aws_sdk_dynamodbstreams::types::Record) -> EventRecord {
     let mut record = EventRecord::default();
