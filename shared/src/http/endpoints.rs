@@ -206,7 +206,7 @@ fn rate_limit(p: &mut Params) -> Result<Option<Option<u32>>, ApiError> {
     p.clearable_number("rate_limit", 1, MAX_RATE_LIMIT)
 }
 
-/// An endpoint's API object with its delivery health.
+/// `description`: at most [`MAX_DESCRIPTION`] characters; empty removes it.
 fn description(d: Option<String>) -> Result<Option<String>, ApiError> {
     match d {
         Some(d) if d.chars().count() > MAX_DESCRIPTION => {

@@ -1,5 +1,5 @@
 //! The model: what things are, parsed once, knowing nothing of storage or HTTP. Nothing here
-//! imports from `store`, `webhook` or `http` (`tests/layers.rs` holds it); a value that does not
+//! imports from `store`, `webhook` or `http` (`shared/src/layers.rs` holds it); a value that does not
 //! parse is an [`Invalid`], which `http` alone turns into a 400 (`error.rs`).
 
 use std::borrow::Cow;

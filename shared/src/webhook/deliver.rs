@@ -22,7 +22,7 @@ use tracing::Instrument;
 use crate::model::delivery::{Attempt, DeliveryStatus, Snapshot, StateChange};
 use crate::model::endpoint::{Endpoint, EndpointStatus};
 use crate::model::event::EventJson;
-use crate::model::ids::{EndpointId, Principal, unix_now};
+use crate::model::ids::{EndpointId, Principal, unix_now, unix_now_ms};
 use crate::store::StoreError;
 use crate::store::deliveries::DeliveryStore;
 use crate::store::endpoints::EndpointStore;
@@ -398,7 +398,7 @@ impl Deliverer {
     /// The gates of `n` deliveries to one endpoint (`webhook::throttle`): a `rate_limit` slot and,
     /// for a slow endpoint, a lease each; those that get neither join the endpoint's waiting line.
     async fn endpoint_gates(&self, principal: &Principal, endpoint: &Endpoint, health: &Health, n: usize) -> Result<Vec<Gate>, StoreError> {
-        let now_ms = crate::model::ids::unix_now_ms();
+        let now_ms = unix_now_ms();
         // `None`: not now (no slot or no lease), a place in the line follows.
         let mut gates: Vec<Option<Gate>> = Vec::with_capacity(n);
         let go = |at_ms| Some(Gate::Go { at_ms, lease: None });
@@ -443,14 +443,14 @@ impl Deliverer {
     async fn join_line(&self, principal: &Principal, endpoint: &Endpoint, health: &Health, n: usize) -> Result<Vec<u64>, StoreError> {
         let slow = health.slow_since.map(|_| (health.slow_ms, self.client.timeout().as_millis() as u64));
         let pace = throttle::line_pace_ms(endpoint.rate_limit, slow, self.breaker.max_concurrency);
-        let start = self.health.join_line(principal, &endpoint.id, health.line_ms, crate::model::ids::unix_now_ms(), n, pace).await?;
+        let start = self.health.join_line(principal, &endpoint.id, health.line_ms, unix_now_ms(), n, pace).await?;
         Ok(throttle::places(start, n, pace))
     }
 
     /// A lease for an attempt found slow while it runs: marks the endpoint slow (so later batches
     /// take leases first), then takes a free lease. `None` when all are taken.
     async fn lease_midway(&self, principal: &Principal, endpoint: &EndpointId, health: &Health) -> Result<Option<(String, u64)>, StoreError> {
-        let now_ms = crate::model::ids::unix_now_ms();
+        let now_ms = unix_now_ms();
         let (marked, full) = {
             let memo = self.memo.lock().expect("memo lock");
             (memo.marked_until.get(endpoint).is_some_and(|t| *t > now_ms), memo.full_until.get(endpoint).is_some_and(|t| *t > now_ms))
@@ -485,7 +485,7 @@ impl Deliverer {
                 return Ok(Plan::done(Some(hold(&msg, until))));
             }
             Gate::Go { at_ms, lease } => {
-                if let Some(wait) = at_ms.and_then(|at| at.checked_sub(crate::model::ids::unix_now_ms())) {
+                if let Some(wait) = at_ms.and_then(|at| at.checked_sub(unix_now_ms())) {
                     tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
                 }
                 lease
