@@ -53,7 +53,8 @@ cf = boto3.client("cloudformation")
 res = {r["LogicalResourceId"]: r["PhysicalResourceId"] for r in cf.describe_stack_resources(StackName="$STACK")["StackResources"]}
 for var, lid in [("PAYGATE_EVENTS_TABLE", "EventsTable"), ("PAYGATE_WEBHOOK_ENDPOINTS_TABLE", "WebhookEndpointsTable"),
                  ("PAYGATE_API_KEYS_TABLE", "ApiKeysTable"), ("PAYGATE_DELIVERIES_TABLE", "DeliveriesTable"),
-                 ("PAYGATE_DELIVERY_QUEUE_URL", "DeliveryQueue"), ("PAYGATE_DELIVERY_DLQ_URL", "DeliveryDeadLetterQueue")]:
+                 ("PAYGATE_DELIVERY_QUEUE_URL", "DeliveryQueue"), ("PAYGATE_DELIVERY_DLQ_URL", "DeliveryDeadLetterQueue"),
+                 ("PAYGATE_SLOW_DELIVERY_QUEUE_URL", "SlowDeliveryQueue")]:
     print(f"export {var}={res[lid]}")
 stage = "dev"  # the Stage parameter's default
 # The emulator's path-style address of the API: every client resolves 127.0.0.1, where

@@ -141,6 +141,7 @@ pub async fn run(stack: Stack) -> anyhow::Result<Vec<Row>> {
     let mut env: Vec<(String, String)> = RESOURCES.iter().map(|(logical, var, _)| ((*var).to_owned(), stack.config.name_of(logical))).collect();
     env.push(("PAYGATE_DELIVERY_QUEUE_URL".into(), stack.config.delivery_queue_url.clone()));
     env.push(("PAYGATE_DELIVERY_DLQ_URL".into(), stack.config.delivery_dlq_url.clone()));
+    env.push(("PAYGATE_SLOW_DELIVERY_QUEUE_URL".into(), stack.config.slow_delivery_queue_url.clone()));
     env.push(("PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS".into(), "true".into()));
     // The SDK in the functions talks to the benchmark's DynamoDB Local.
     let paygate::aws::Target::Local { dynamodb, .. } = &stack.clients.target else { anyhow::bail!("a local stack") };

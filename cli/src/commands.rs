@@ -285,6 +285,7 @@ pub fn env(stack: &Stack) -> CliResult {
         ("PAYGATE_DELIVERIES_TABLE", &c.deliveries_table),
         ("PAYGATE_DELIVERY_QUEUE_URL", &c.delivery_queue_url),
         ("PAYGATE_DELIVERY_DLQ_URL", &c.delivery_dlq_url),
+        ("PAYGATE_SLOW_DELIVERY_QUEUE_URL", &c.slow_delivery_queue_url),
         ("PAYGATE_ALLOW_PRIVATE_WEBHOOK_URLS", "true"),
     ] {
         println!("export {k}={v}");

@@ -16,6 +16,10 @@ pub struct Config {
     /// set-up fills them in when it creates the queues.
     pub delivery_queue_url: String,
     pub delivery_dlq_url: String,
+    /// The slow lane (`SlowDeliveryQueue`, `PAYGATE_SLOW_DELIVERY_QUEUE_URL`): where the deliverer
+    /// moves deliveries to slow endpoints, so that their long attempts hold its batches only.
+    pub slow_delivery_queue: String,
+    pub slow_delivery_queue_url: String,
     /// The queue where stream records the fan-out cannot read are parked
     /// (`PAYGATE_FANOUT_FAILURE_QUEUE_URL`; deployed, the stream mapping's on-failure destination).
     pub fanout_failure_queue: String,
@@ -50,6 +54,7 @@ pub const RESOURCES: &[(&str, &str, &str)] = &[
     ("DeliveriesTable", "PAYGATE_DELIVERIES_TABLE", "paygate-deliveries"),
     ("DeliveryQueue", "PAYGATE_DELIVERY_QUEUE", "paygate-delivery"),
     ("DeliveryDeadLetterQueue", "PAYGATE_DELIVERY_DLQ", "paygate-delivery-dlq"),
+    ("SlowDeliveryQueue", "PAYGATE_SLOW_DELIVERY_QUEUE", "paygate-delivery-slow"),
     ("FanoutFailureQueue", "PAYGATE_FANOUT_FAILURE_QUEUE", "paygate-fanout-failures"),
     ("PayGateIngestQueue", "PAYGATE_INGEST_QUEUE", "paygate-ingest"),
     ("IngestDeadLetterQueue", "PAYGATE_INGEST_DLQ", "paygate-ingest-dlq"),
@@ -96,6 +101,8 @@ impl Config {
             delivery_dlq: name("DeliveryDeadLetterQueue"),
             delivery_queue_url: get("PAYGATE_DELIVERY_QUEUE_URL").unwrap_or_default(),
             delivery_dlq_url: get("PAYGATE_DELIVERY_DLQ_URL").unwrap_or_default(),
+            slow_delivery_queue: name("SlowDeliveryQueue"),
+            slow_delivery_queue_url: get("PAYGATE_SLOW_DELIVERY_QUEUE_URL").unwrap_or_default(),
             fanout_failure_queue: name("FanoutFailureQueue"),
             fanout_failure_queue_url: get("PAYGATE_FANOUT_FAILURE_QUEUE_URL").unwrap_or_default(),
             ingest_queue: name("PayGateIngestQueue"),
@@ -125,6 +132,7 @@ impl Config {
             "DeliveriesTable" => self.deliveries_table.clone(),
             "DeliveryQueue" => self.delivery_queue.clone(),
             "DeliveryDeadLetterQueue" => self.delivery_dlq.clone(),
+            "SlowDeliveryQueue" => self.slow_delivery_queue.clone(),
             "FanoutFailureQueue" => self.fanout_failure_queue.clone(),
             "PayGateIngestQueue" => self.ingest_queue.clone(),
             "IngestDeadLetterQueue" => self.ingest_dlq.clone(),

@@ -83,6 +83,7 @@ impl Deps {
             health: self.health(),
             sqs: self.clients.sqs.clone(),
             dlq_url: self.config.delivery_dlq_url.clone(),
+            slow_lane: Fanout { deliveries: self.deliveries(), sqs: self.clients.sqs.clone(), queue_url: self.config.slow_delivery_queue_url.clone() },
             client: WebhookClient::new(self.policy),
             schedule,
             breaker: BreakerConfig::default(),

@@ -106,10 +106,21 @@ fn header<'a>(h: &'a HeaderMap, name: &str) -> &'a str {
     h.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
 }
 
+/// One request in flight, until its handler ends or is dropped (the client went away: a
+/// withdrawn attempt).
+struct InFlight(Arc<AtomicUsize>);
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 async fn handle(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> Response {
     let at_ms = paygate::ids::unix_now_ms();
     r.started.fetch_add(1, Ordering::SeqCst);
     let now = r.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+    let in_flight = InFlight(r.in_flight.clone());
     r.max_in_flight.fetch_max(now, Ordering::SeqCst);
     let (secrets, answer) = {
         let mut inner = r.inner.lock().unwrap();
@@ -140,7 +151,7 @@ async fn handle(State(r): State<Receiver>, headers: HeaderMap, body: Bytes) -> R
         Answer::TooMany(_) => 429,
     };
     r.inner.lock().unwrap().received.push(Received { body: body.to_vec(), event, verified, v1_count: sig.matches("v1=").count(), at_ms, status });
-    r.in_flight.fetch_sub(1, Ordering::SeqCst);
+    drop(in_flight);
     match answer {
         Answer::Status(s) => (StatusCode::from_u16(s).unwrap(), "answered").into_response(),
         Answer::Slow(_) => (StatusCode::OK, "slow").into_response(),

@@ -7,15 +7,18 @@
 
 use std::time::Duration;
 
+use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::QueueAttributeName;
 use futures::StreamExt;
 use integration_tests::receiver::{Answer, Receiver};
 use integration_tests::{Api, account, eventually, isolated_stack, publish, test_principal};
+use paygate::model::health::HealthUpdate;
 use paygate::store::deliveries::DeliveryStatus;
 use paygate::store::endpoints::Created;
 use paygate::webhook::breaker::BreakerConfig;
 use paygate::webhook::deliver::{Deliverer, RetrySchedule};
 use paygate::webhook::endpoints::{EnabledEvents, Endpoint, new_endpoint};
+use paygate::webhook::fanout::DeliveryMessage;
 use paygate::webhook::ssrf::WebhookClient;
 use paygate::{EventType, Principal};
 use paygate_cli::pollers;
@@ -379,6 +382,106 @@ async fn a_slow_endpoint_holds_at_most_its_concurrency() {
     println!("most attempts in flight at once at a slow endpoint with a cap of {CAP}: {}", slow.max_in_flight());
     assert!(slow.max_in_flight() <= CAP as usize, "{} in flight", slow.max_in_flight());
     assert!(slow.max_in_flight() >= 2, "and it was used");
+}
+
+/// One batch of `queue`'s, as Lambda hands it over: each message with its queue's ARN.
+fn batch_from(queue_url: &str, deliveries: &[DeliveryMessage]) -> SqsEvent {
+    let mut batch = SqsEvent::default();
+    batch.records = deliveries
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut m = SqsMessage::default();
+            m.message_id = Some(format!("m{i}"));
+            m.body = Some(serde_json::to_string(d).unwrap());
+            m.event_source_arn = Some(format!("arn:aws:sqs:us-east-1:000000000000:{}", queue_url.rsplit('/').next().unwrap()));
+            m
+        })
+        .collect();
+    batch
+}
+
+/// The delivery messages waiting in a queue (received, then deleted).
+async fn take_messages(stack: &Stack, queue_url: &str) -> Vec<DeliveryMessage> {
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let out = stack.clients.sqs.receive_message().queue_url(queue_url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+        for m in out.messages() {
+            got.push(serde_json::from_str(m.body().unwrap()).unwrap());
+            stack.clients.sqs.delete_message().queue_url(queue_url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+        }
+    }
+    got
+}
+
+/// Deployed, an attempt holds its batch (one of the mapping's concurrent invocations) until it
+/// ends. So the delivery queue's batches never hold on to a slow endpoint: the attempt that finds
+/// it slow is withdrawn after 2 s and the delivery moved to the slow lane, and once the endpoint is
+/// known slow its deliveries are moved there without an attempt. The slow lane's batch attempts
+/// them, each with a lease, and they are delivered.
+#[tokio::test]
+async fn a_slow_endpoints_attempts_are_made_from_the_slow_lane_only() {
+    let stack = isolated_stack().await;
+    let d = quick_breaker(&stack, &[5, 5, 5], 5);
+    let (main, slow_lane) = (stack.config.delivery_queue_url.clone(), stack.config.slow_delivery_queue_url.clone());
+    let p = test_principal(&account(&stack).await);
+    let slow = Receiver::start(vec![Answer::Slow(Duration::from_millis(3_000)); 100]).await;
+    let ep = endpoint(&stack, &p, &slow).await;
+    let events = publish_many(&stack, &p, 2).await;
+    let [first, second] = [0, 1].map(|i| DeliveryMessage::new(&p, events[i].id, ep.id));
+
+    // Not known slow yet: attempted, withdrawn when it turns out slow, moved.
+    let response = d.handle(batch_from(&main, std::slice::from_ref(&first))).await;
+    assert!(response.batch_item_failures.is_empty(), "acknowledged: {response:?}");
+    assert_eq!(slow.started(), 1);
+    assert!(stack.health().get(&p, &ep.id).await.unwrap().slow_since.is_some(), "marked slow");
+    assert_eq!(stack.deliveries().status(&p, first.event_id, &ep.id).await.unwrap(), Some(DeliveryStatus::Pending), "withdrawn, not counted");
+    assert_eq!(take_messages(&stack, &slow_lane).await, std::slice::from_ref(&first), "moved to the slow lane");
+
+    // Known slow: moved without an attempt.
+    let response = d.handle(batch_from(&main, std::slice::from_ref(&second))).await;
+    assert!(response.batch_item_failures.is_empty(), "acknowledged: {response:?}");
+    assert_eq!(slow.started(), 1, "no attempt from the delivery queue's batch");
+    assert_eq!(take_messages(&stack, &slow_lane).await, std::slice::from_ref(&second), "moved to the slow lane");
+
+    // The slow lane attempts them, with leases, to the end.
+    let response = d.handle(batch_from(&slow_lane, &[first.clone(), second.clone()])).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(slow.started(), 3);
+    for m in [&first, &second] {
+        assert_eq!(stack.deliveries().status(&p, m.event_id, &ep.id).await.unwrap(), Some(DeliveryStatus::Succeeded));
+    }
+    assert!(stack.health().get(&p, &ep.id).await.unwrap().leases.is_empty(), "the leases were given back");
+}
+
+/// A slow endpoint whose breaker is open is probed from the slow lane: the delivery queue's batch
+/// moves the delivery due for the probe without claiming the probe, and the slow lane's batch
+/// claims it, probes, and the endpoint's breaker closes.
+#[tokio::test]
+async fn a_slow_endpoint_is_probed_from_the_slow_lane() {
+    let stack = isolated_stack().await;
+    let d = quick_breaker(&stack, &[5, 5, 5], 5);
+    let (main, slow_lane) = (stack.config.delivery_queue_url.clone(), stack.config.slow_delivery_queue_url.clone());
+    let p = test_principal(&account(&stack).await);
+    let slow = Receiver::start(vec![Answer::Slow(Duration::from_millis(2_500)); 10]).await;
+    let ep = endpoint(&stack, &p, &slow).await;
+    let now = paygate::ids::unix_now();
+    let open = HealthUpdate { failures: 5, open: Some((now - 1, 1)), slow: Some(true), ..Default::default() };
+    stack.health().record(&p, &ep.id, &open).await.unwrap();
+    let [event] = publish_many(&stack, &p, 1).await.try_into().unwrap();
+    let delivery = DeliveryMessage::new(&p, event.id, ep.id);
+
+    let response = d.handle(batch_from(&main, std::slice::from_ref(&delivery))).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(slow.started(), 0, "no probe from the delivery queue's batch");
+    assert_eq!(stack.health().get(&p, &ep.id).await.unwrap().next_probe_at, Some(now - 1), "the probe not claimed");
+    assert_eq!(take_messages(&stack, &slow_lane).await, std::slice::from_ref(&delivery), "moved to the slow lane");
+
+    let response = d.handle(batch_from(&slow_lane, std::slice::from_ref(&delivery))).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(slow.started(), 1, "the probe");
+    assert_eq!(stack.deliveries().status(&p, event.id, &ep.id).await.unwrap(), Some(DeliveryStatus::Succeeded));
+    assert!(!stack.health().get(&p, &ep.id).await.unwrap().is_open(), "the breaker closed");
 }
 
 /// Every delivery message carries its tenant, `{account}#{mode}`, as `MessageGroupId` (what makes

@@ -173,7 +173,9 @@ async fn timeouts_and_refused_connections_retry_then_the_dlq_keeps_the_message()
     let mut dead = Receiver::default();
     dead.url = refused_url.parse().unwrap();
     let dead_ep = endpoint(&stack, &p, &dead, &["payment.*"]).await;
-    let slow = Receiver::start(vec![Answer::Slow(Duration::from_secs(7)), Answer::Status(200)]).await;
+    // Its first request is withdrawn after 2 s from the delivery queue's batch and moved to the slow
+    // lane (not an attempt); the slow lane's attempt times out (5 s) and is retried.
+    let slow = Receiver::start(vec![Answer::Slow(Duration::from_secs(7)), Answer::Slow(Duration::from_secs(7)), Answer::Status(200)]).await;
     let slow_ep = endpoint(&stack, &p, &slow, &["payment.*"]).await;
 
     let event = emit(&stack, &p, EventType::PaymentCreated).await;
@@ -185,6 +187,7 @@ async fn timeouts_and_refused_connections_retry_then_the_dlq_keeps_the_message()
     let slow_attempts: Vec<_> = attempts.iter().filter(|x| x.endpoint_id == slow_ep.id).collect();
     assert_eq!(slow_attempts.len(), 2);
     assert_eq!(slow_attempts[0].error.as_deref(), Some("timeout"));
+    assert_eq!(slow.started(), 3, "the withdrawn request, the attempt that timed out, its retry");
     let dead_attempts: Vec<_> = attempts.iter().filter(|x| x.endpoint_id == dead_ep.id).collect();
     assert_eq!(dead_attempts.len(), 3, "the first attempt and the two retries of the schedule");
     assert!(dead_attempts.iter().all(|x| !x.succeeded && x.error.as_deref().unwrap().starts_with("connection failed")));

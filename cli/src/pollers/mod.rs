@@ -25,7 +25,7 @@ mod queue;
 mod stream;
 
 pub use queue::READ_AHEAD;
-use queue::queue_poller;
+use queue::{Lane, queue_poller};
 use stream::stream_poller;
 
 /// Stream batch size (the template's, too).
@@ -35,6 +35,9 @@ pub const QUEUE_BATCH: i32 = 10;
 /// Batches of the delivery queue handled at once: the deployed mapping's `MaximumConcurrency`
 /// (a test holds the two equal). A slow batch holds one of them, never the queue.
 pub const QUEUE_CONCURRENCY: usize = 50;
+/// Batches of the slow lane handled at once: the slow mapping's `MaximumConcurrency` (the template's
+/// `SlowDeliveryConcurrency` default; a test holds the two equal).
+pub const SLOW_QUEUE_CONCURRENCY: usize = 50;
 /// How long an idle stream poller waits before reading its shards again, unless its doorbell rings
 /// (see `doorbell`): once a second. A poll costs DynamoDB Local several milliseconds of CPU
 /// (`make bench` measures idle CPU with and without the pollers), and writers that ring are read at
@@ -70,9 +73,19 @@ pub async fn start(stack: &Stack, deliverer: Deliverer, from_start: bool) -> any
     // sweeper to look at the next due time again.
     let handled = Arc::new(Notify::new());
     let stream = stream_poller(stack, stack.fanout(), from_start, sent.clone()).await?;
-    let queue = tokio::spawn(queue_poller(stack.clone(), deliverer, sent.clone(), handled.clone()));
+    // "The delivery queue's batch was handled" (it may have moved deliveries to the slow lane).
+    let moved = Arc::new(Notify::new());
+    let main = Lane { what: "delivery queue", url: stack.config.delivery_queue_url.clone(), concurrency: QUEUE_CONCURRENCY, after_batch: moved.clone() };
+    let slow = Lane {
+        what: "slow lane",
+        url: stack.config.slow_delivery_queue_url.clone(),
+        concurrency: SLOW_QUEUE_CONCURRENCY,
+        after_batch: Arc::new(Notify::new()),
+    };
+    let queue = tokio::spawn(queue_poller(stack.clone(), deliverer.clone(), main, sent.clone(), handled.clone()));
+    let slow_queue = tokio::spawn(queue_poller(stack.clone(), deliverer, slow, moved, handled.clone()));
     let sweeper = tokio::spawn(sweep_every(stack.sweeper(), sent, handled));
-    Ok(Pollers { tasks: vec![stream, queue, sweeper] })
+    Ok(Pollers { tasks: vec![stream, queue, slow_queue, sweeper] })
 }
 
 /// Capped exponential backoff that logs each failure once, with the wait that follows it.
@@ -135,13 +148,20 @@ mod tests {
     #[test]
     fn the_queue_poller_matches_the_templates_delivery_mapping() {
         let template: serde_norway::Value = serde_norway::from_str(crate::stack::provision::TEMPLATE).unwrap();
-        let mapping = &template["Resources"]["DeliverWebhooksFunction"]["Properties"]["Events"]["Queue"]["Properties"];
-        assert_eq!(mapping["BatchSize"].as_i64(), Some(i64::from(QUEUE_BATCH)));
-        // MaximumConcurrency is the DeliveryConcurrency parameter: its default is what dev runs.
-        let concurrency = &mapping["ScalingConfig"]["MaximumConcurrency"];
-        let serde_norway::Value::Tagged(reference) = concurrency else { panic!("MaximumConcurrency: {concurrency:?}") };
-        let parameter = reference.value.as_str().unwrap();
-        assert_eq!(template["Parameters"][parameter]["Default"].as_u64(), Some(QUEUE_CONCURRENCY as u64));
+        let events = &template["Resources"]["DeliverWebhooksFunction"]["Properties"]["Events"];
+        for (event, queue, concurrency) in [("Queue", "DeliveryQueue", QUEUE_CONCURRENCY), ("SlowQueue", "SlowDeliveryQueue", SLOW_QUEUE_CONCURRENCY)] {
+            let mapping = &events[event]["Properties"];
+            let serde_norway::Value::Tagged(arn) = &mapping["Queue"] else { panic!("{event}: {mapping:?}") };
+            assert_eq!(arn.value.as_str(), Some(format!("{queue}.Arn").as_str()));
+            assert_eq!(mapping["BatchSize"].as_i64(), Some(i64::from(QUEUE_BATCH)));
+            assert_eq!(mapping["FunctionResponseTypes"][0].as_str(), Some("ReportBatchItemFailures"));
+            // MaximumConcurrency is a parameter: its default is what dev runs.
+            let max = &mapping["ScalingConfig"]["MaximumConcurrency"];
+            let serde_norway::Value::Tagged(reference) = max else { panic!("MaximumConcurrency: {max:?}") };
+            let parameter = reference.value.as_str().unwrap();
+            assert_eq!(template["Parameters"][parameter]["Default"].as_u64(), Some(concurrency as u64), "{event}");
+        }
+        assert_eq!(events.as_mapping().unwrap().len(), 2, "the delivery queue and the slow lane");
         let stream = &template["Resources"]["FanoutFunction"]["Properties"]["Events"];
         let batch = stream.as_mapping().unwrap().values().next().unwrap()["Properties"]["BatchSize"].as_i64();
         assert_eq!(batch, Some(i64::from(STREAM_BATCH)));

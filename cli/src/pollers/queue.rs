@@ -1,5 +1,6 @@
-//! The delivery queue → `deliver-webhooks`, as Lambda's SQS mapping does: batches of
-//! [`QUEUE_BATCH`], up to [`QUEUE_CONCURRENCY`] at once, served fairly across tenants.
+//! The delivery queue and the slow lane → `deliver-webhooks`, as Lambda's SQS mappings do:
+//! batches of [`QUEUE_BATCH`], up to each mapping's concurrency at once, served fairly across
+//! tenants.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -10,10 +11,26 @@ use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeN
 use paygate::webhook::deliver::Deliverer;
 use tokio::sync::{Notify, Semaphore};
 
-use super::{Backoff, QUEUE_BATCH, QUEUE_CONCURRENCY, QUEUE_IDLE};
+use super::{Backoff, QUEUE_BATCH, QUEUE_IDLE};
 use crate::stack::Stack;
 
-fn to_message(m: aws_sdk_sqs::types::Message) -> SqsMessage {
+/// One queue and its mapping: the delivery queue, or the slow lane.
+pub(super) struct Lane {
+    pub what: &'static str,
+    pub url: String,
+    /// Batches at once: the mapping's `MaximumConcurrency`.
+    pub concurrency: usize,
+    /// Rung when a batch of this lane has been handled (it may have moved deliveries to the other
+    /// lane).
+    pub after_batch: Arc<Notify>,
+}
+
+/// The ARN Lambda gives a message of this queue (the deliverer tells the lanes apart by it).
+fn queue_arn(url: &str) -> String {
+    format!("arn:aws:sqs:us-east-1:000000000000:{}", url.rsplit('/').next().unwrap_or_default())
+}
+
+fn to_message(m: aws_sdk_sqs::types::Message, arn: &str) -> SqsMessage {
     let mut msg = SqsMessage::default();
     msg.message_id = m.message_id;
     msg.receipt_handle = m.receipt_handle;
@@ -31,11 +48,12 @@ fn to_message(m: aws_sdk_sqs::types::Message) -> SqsMessage {
         })
         .collect();
     msg.event_source = Some("aws:sqs".to_owned());
+    msg.event_source_arn = Some(arn.to_owned());
     msg
 }
 
-/// Receives from the delivery queue, ten messages at a time, and hands batches to the deliverer
-/// while it receives more, up to [`QUEUE_CONCURRENCY`] batches at once (as Lambda's mapping does);
+/// Receives from a lane's queue, ten messages at a time, and hands batches to the deliverer while
+/// it receives more, up to the lane's concurrency in batches at once (as Lambda's mapping does);
 /// when the queue is empty it waits [`QUEUE_IDLE`] or until woken by `sent`. (Not a long poll: the
 /// local SQS server answers those in 100 ms steps, and a wake-up cannot cancel one without risking
 /// messages handed to a request nobody reads.)
@@ -48,10 +66,11 @@ fn to_message(m: aws_sdk_sqs::types::Message) -> SqsMessage {
 ///
 /// A local SQS server that restarted has forgotten its queues: they are created again (the pending
 /// deliveries are in DynamoDB, and the sweeper sends them again).
-pub(super) async fn queue_poller(stack: Stack, deliverer: Deliverer, sent: Arc<Notify>, handled: Arc<Notify>) {
-    let (sqs, queue_url) = (&stack.clients.sqs, &stack.config.delivery_queue_url);
-    let mut backoff = Backoff::new("delivery queue");
-    let slots = Arc::new(Semaphore::new(QUEUE_CONCURRENCY));
+pub(super) async fn queue_poller(stack: Stack, deliverer: Deliverer, lane: Lane, sent: Arc<Notify>, handled: Arc<Notify>) {
+    let (sqs, queue_url) = (&stack.clients.sqs, &lane.url);
+    let arn = queue_arn(queue_url);
+    let mut backoff = Backoff::new(lane.what);
+    let slots = Arc::new(Semaphore::new(lane.concurrency));
     let fair = Arc::new(std::sync::Mutex::new(Fair::default()));
     // A batch finished: a slot is free.
     let done = Arc::new(Notify::new());
@@ -73,13 +92,13 @@ pub(super) async fn queue_poller(stack: Stack, deliverer: Deliverer, sent: Arc<N
             {
                 Ok(out) => {
                     backoff.reset();
-                    let messages: Vec<SqsMessage> = out.messages.unwrap_or_default().into_iter().map(to_message).collect();
+                    let messages: Vec<SqsMessage> = out.messages.unwrap_or_default().into_iter().map(|m| to_message(m, &arn)).collect();
                     got = messages.len();
                     fair.lock().expect("fair lock").add(messages);
                 }
                 Err(e) => {
                     if e.as_service_error().is_some_and(|s| s.is_queue_does_not_exist()) {
-                        tracing::warn!("the delivery queue is gone (the SQS server restarted?); creating the queues again");
+                        tracing::warn!(queue = lane.what, "the queue is gone (the SQS server restarted?); creating the queues again");
                         if let Err(e) = stack.provision().await {
                             tracing::warn!(error = %e, "could not create the queues");
                         }
@@ -93,8 +112,8 @@ pub(super) async fn queue_poller(stack: Stack, deliverer: Deliverer, sent: Arc<N
         loop {
             let Ok(slot) = slots.clone().try_acquire_owned() else { break };
             let Some(batch) = fair.lock().expect("fair lock").next_batch() else { break };
-            let (deliverer, sqs, queue_url, fair, done, handled) =
-                (deliverer.clone(), sqs.clone(), queue_url.clone(), fair.clone(), done.clone(), handled.clone());
+            let (deliverer, sqs, queue_url, fair, done, handled, after_batch) =
+                (deliverer.clone(), sqs.clone(), queue_url.clone(), fair.clone(), done.clone(), handled.clone(), lane.after_batch.clone());
             batches.spawn(async move {
                 let groups: Vec<String> = batch.iter().map(group_of).collect();
                 invoke_deliverer(&deliverer, &sqs, &queue_url, batch).await;
@@ -102,6 +121,7 @@ pub(super) async fn queue_poller(stack: Stack, deliverer: Deliverer, sent: Arc<N
                 drop(slot);
                 done.notify_one();
                 handled.notify_one();
+                after_batch.notify_one();
             });
         }
         if got == 0 {

@@ -125,6 +125,7 @@ impl Stack {
         let provisioned = stack.provision().await?;
         stack.config.delivery_queue_url = provisioned.queue_urls.get("DeliveryQueue").cloned().unwrap_or_default();
         stack.config.delivery_dlq_url = provisioned.queue_urls.get("DeliveryDeadLetterQueue").cloned().unwrap_or_default();
+        stack.config.slow_delivery_queue_url = provisioned.queue_urls.get("SlowDeliveryQueue").cloned().unwrap_or_default();
         stack.config.fanout_failure_queue_url = provisioned.queue_urls.get("FanoutFailureQueue").cloned().unwrap_or_default();
         Ok(stack)
     }

@@ -9,6 +9,14 @@
 //! item, never an invisible SQS message: the queue's in-flight messages are only the attempts being
 //! made now, whatever the backlog of any merchant. Attempts are counted in the delivery state, not
 //! by SQS. Only our own failure (DynamoDB unreachable) leaves a message on the queue.
+//!
+//! **Two lanes.** An attempt holds its batch (deployed: one of the mapping's concurrent
+//! invocations) until it ends, up to the 15 s timeout. So a delivery to an endpoint known to be
+//! slow (`throttle::SLOW_MS` or more per attempt) is not attempted from the delivery queue: it is
+//! moved to the slow lane (`SlowDeliveryQueue`, a mapping of its own), and so is an attempt that
+//! turns out slow there (withdrawn after `SLOW_MS`). Slow endpoints' attempts, each with its
+//! endpoint's lease, hold only the slow lane's batches: they wait for each other, never the other
+//! merchants' deliveries.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -51,6 +59,8 @@ pub struct Deliverer {
     pub health: HealthStore,
     pub sqs: crate::aws::Sqs,
     pub dlq_url: String,
+    /// Sends deliveries to the slow lane, the queue whose batches may be held by slow endpoints.
+    pub slow_lane: crate::webhook::fanout::Fanout,
     /// Sends the POSTs, to public addresses only (unless the policy allows private ones).
     pub client: WebhookClient,
     pub schedule: RetrySchedule,
@@ -123,6 +133,8 @@ enum Step {
 /// A delivery to attempt: its event and endpoint, which attempt it is, and when it was opened.
 struct Ready {
     msg: DeliveryMessage,
+    /// Its batch is the slow lane's.
+    slow_lane: bool,
     event: EventJson,
     endpoint: Endpoint,
     health: Health,
@@ -197,12 +209,14 @@ impl Deliverer {
             health.entry((w.msg.principal(), w.msg.endpoint_id)).or_insert_with(|| (w.snapshot.health.clone(), Vec::new(), Vec::new()));
         }
         let keys: Vec<Option<(Principal, EndpointId)>> = work.iter().map(|w| w.as_ref().map(|w| (w.msg.principal(), w.msg.endpoint_id))).collect();
+        // A batch comes from one queue.
+        let slow_lane = messages.first().is_some_and(|m| self.in_slow_lane(m));
 
         // Decide each delivery, then ask each endpoint's throttle about those to attempt, then attempt.
         let steps = join_all(messages.iter().zip(work).map(|(m, work)| async move {
             let Some(Work { msg, snapshot }) = work else { return Ok(Step::Plan(Plan::done(None))) };
             let span = tracing::info_span!("deliver", event_id = %msg.event_id, endpoint_id = %msg.endpoint_id);
-            self.prepare(m, msg, snapshot).instrument(span).await
+            self.prepare(m, msg, snapshot, slow_lane).instrument(span).await
         }))
         .await;
         let gates = self.gates(&steps).await;
@@ -311,7 +325,7 @@ impl Deliverer {
 
     /// One delivery, decided: [`decide`] on what was read, with the I/O a decision asks for
     /// (re-opening a redriven delivery, claiming the breaker's probe).
-    async fn prepare(&self, m: &SqsMessage, msg: DeliveryMessage, mut snapshot: Snapshot) -> Result<Step, StoreError> {
+    async fn prepare(&self, m: &SqsMessage, msg: DeliveryMessage, mut snapshot: Snapshot, slow_lane: bool) -> Result<Step, StoreError> {
         let principal = msg.principal();
         let (event_id, endpoint_id) = (msg.event_id, msg.endpoint_id);
         let schedule = self.schedule.for_mode(principal.mode);
@@ -323,6 +337,10 @@ impl Deliverer {
             self.deliveries.reopen(&principal, event_id, &endpoint_id).await?;
             snapshot.state = self.deliveries.state(&principal, event_id, &endpoint_id).await?;
             decision = decide(&facts(&snapshot, false), schedule, now, jitter);
+        }
+        if matches!(decision, Decision::Probe { .. } | Decision::Attempt { .. }) && snapshot.health.slow_since.is_some() && !slow_lane {
+            // A slow endpoint is attempted (and probed) from the slow lane only.
+            return Ok(Step::Plan(self.to_slow_lane(&msg).await));
         }
         let attempt = match decision {
             Decision::Skip(why) => {
@@ -360,7 +378,29 @@ impl Deliverer {
         let (Some(event), Some(endpoint), Some(state)) = (snapshot.event, snapshot.endpoint, snapshot.state) else {
             unreachable!("decide attempts only a pending delivery whose event and endpoint exist")
         };
-        Ok(Step::Ready(Ready { msg, event, endpoint, health: snapshot.health, attempt, opened_at: state.opened_at }))
+        Ok(Step::Ready(Ready { msg, slow_lane, event, endpoint, health: snapshot.health, attempt, opened_at: state.opened_at }))
+    }
+
+    /// Whether this message was read from the slow lane (its queue's ARN names the slow lane's
+    /// queue; `paygate dev`'s poller gives its messages the ARN Lambda would).
+    fn in_slow_lane(&self, m: &SqsMessage) -> bool {
+        let queue = self.slow_lane.queue_url.rsplit('/').next().unwrap_or_default();
+        !queue.is_empty() && m.event_source_arn.as_deref().and_then(|arn| arn.rsplit(':').next()) == Some(queue)
+    }
+
+    /// Moves a delivery to the slow lane (the message it came in is acknowledged). If it cannot be
+    /// sent, it waits in DynamoDB a moment, and the scheduler enqueues it again.
+    async fn to_slow_lane(&self, msg: &DeliveryMessage) -> Plan {
+        match self.slow_lane.enqueue(std::slice::from_ref(msg)).await {
+            Ok(()) => {
+                tracing::info!("slow endpoint: delivery moved to the slow lane");
+                Plan::done(None)
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "could not move the delivery to the slow lane; it waits in DynamoDB");
+                Plan::done(Some(hold(msg, unix_now() + rand::rng().random_range(1..=3))))
+            }
+        }
     }
 
     /// Each ready delivery's gate, in order (`None` for the others): per endpoint, its
@@ -447,21 +487,26 @@ impl Deliverer {
         Ok(throttle::places(start, n, pace))
     }
 
-    /// A lease for an attempt found slow while it runs: marks the endpoint slow (so later batches
-    /// take leases first), then takes a free lease. `None` when all are taken.
-    async fn lease_midway(&self, principal: &Principal, endpoint: &EndpointId, health: &Health) -> Result<Option<(String, u64)>, StoreError> {
+    /// Marks an endpoint found slow by an attempt (so later batches move its deliveries to the slow
+    /// lane, and take leases there), once per process and minute.
+    async fn mark_slow(&self, principal: &Principal, endpoint: &EndpointId, health: &Health) -> Result<(), StoreError> {
         let now_ms = unix_now_ms();
-        let (marked, full) = {
-            let memo = self.memo.lock().expect("memo lock");
-            (memo.marked_until.get(endpoint).is_some_and(|t| *t > now_ms), memo.full_until.get(endpoint).is_some_and(|t| *t > now_ms))
-        };
-        if full {
-            return Ok(None);
-        }
+        let marked = self.memo.lock().expect("memo lock").marked_until.get(endpoint).is_some_and(|t| *t > now_ms);
         if !marked && health.slow_since.is_none() {
             self.health.mark_slow(principal, endpoint).await?;
             self.memo.lock().expect("memo lock").marked_until.insert(*endpoint, now_ms + 60 * MEMO_MS);
         }
+        Ok(())
+    }
+
+    /// A lease for an attempt found slow while it runs in the slow lane: marks the endpoint slow,
+    /// then takes a free lease. `None` when all are taken.
+    async fn lease_midway(&self, principal: &Principal, endpoint: &EndpointId, health: &Health) -> Result<Option<(String, u64)>, StoreError> {
+        let now_ms = unix_now_ms();
+        if self.memo.lock().expect("memo lock").full_until.get(endpoint).is_some_and(|t| *t > now_ms) {
+            return Ok(None);
+        }
+        self.mark_slow(principal, endpoint, health).await?;
         let until = now_ms + LEASE_MS;
         let mut free = throttle::free_leases(&health.leases, self.breaker.max_concurrency, now_ms);
         // Deliverers that found the same leases free try them in different orders.
@@ -478,7 +523,7 @@ impl Deliverer {
     /// One attempt through its gate: wait for a slot or hold it in DynamoDB; POST; [`after`] on the
     /// answer; give the lease back.
     async fn attempt(&self, ready: Ready, gate: Gate) -> Result<Plan, StoreError> {
-        let Ready { msg, event, endpoint, attempt, health, opened_at } = ready;
+        let Ready { msg, slow_lane, event, endpoint, attempt, health, opened_at } = ready;
         let mut lease = match gate {
             Gate::Wait(until) => {
                 tracing::info!(until, "over the endpoint's rate limit or concurrency; waiting in DynamoDB");
@@ -511,15 +556,20 @@ impl Deliverer {
         tokio::pin!(post);
         let response = match lease {
             Some(_) => post.await,
-            // Not known slow: if it turns out slow, it needs a lease to go on (`throttle`).
+            // Not known slow: if it turns out slow, it is withdrawn (not counted as an attempt: its
+            // outcome is unknown, as after a crash; receivers dedupe by event id) and moved to the
+            // slow lane; in the slow lane it needs a lease to go on (`throttle`).
             None => tokio::select! {
                 r = &mut post => r,
                 () = tokio::time::sleep(std::time::Duration::from_millis(throttle::SLOW_MS)) => {
+                    if !slow_lane {
+                        self.mark_slow(&principal, &endpoint_id, &health).await?;
+                        tracing::info!("slow endpoint: attempt withdrawn from the delivery queue's batch");
+                        return Ok(self.to_slow_lane(&msg).await);
+                    }
                     lease = self.lease_midway(&principal, &endpoint_id, &health).await?;
                     if lease.is_none() {
-                        // Over the cap: withdrawn, not counted as an attempt (its outcome is
-                        // unknown, as after a crash; receivers dedupe by event id), and held for
-                        // its place in the endpoint's line.
+                        // Over the cap: withdrawn too, and held for its place in the endpoint's line.
                         tracing::info!("slow endpoint at its concurrency; attempt withdrawn, waiting in DynamoDB");
                         let slow = Health { slow_since: Some(unix_now()), ..health.clone() };
                         let until = self.join_line(&principal, &endpoint, &slow, 1).await?[0];
