@@ -5,7 +5,6 @@
 
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use integration_tests::conflicts::ConflictInjector;
 use integration_tests::receiver::{Answer, Receiver};
 use integration_tests::{Api, account, attribute_event_item, eventually, isolated_stack, publish, test_principal};
@@ -62,22 +61,6 @@ async fn count_is_exact(stack: &Stack, p: &Principal, e: &Event) -> bool {
 /// Settles the delivery of `e` to `ep` as succeeded (no attempt recorded), alone.
 fn succeeded(p: &Principal, e: &Event, ep: &Endpoint) -> StateChange {
     StateChange::Settle { principal: p.clone(), event: e.id, endpoint: ep.id, status: DeliveryStatus::Succeeded, attempt: None, event_exists: true }
-}
-
-/// One SQS batch of these deliveries.
-fn batch(deliveries: &[DeliveryMessage]) -> SqsEvent {
-    let mut batch = SqsEvent::default();
-    batch.records = deliveries
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let mut m = SqsMessage::default();
-            m.message_id = Some(format!("m{i}"));
-            m.body = Some(serde_json::to_string(d).unwrap());
-            m
-        })
-        .collect();
-    batch
 }
 
 async fn running(schedule: &[u64]) -> (Stack, Pollers) {
@@ -142,7 +125,7 @@ async fn sixteen_endpoints_and_an_event() -> (Stack, Principal, Vec<Receiver>, V
 async fn sixteen_endpoints_settling_one_event_at_once_count_exactly() {
     let (stack, p, receivers, eps, e) = sixteen_endpoints_and_an_event().await;
     // All sixteen messages in one batch: delivered concurrently, settled in one transaction.
-    let batch = batch(&eps.iter().map(|ep| DeliveryMessage::new(&p, e.id, ep.id)).collect::<Vec<_>>());
+    let batch = integration_tests::sqs_batch(&stack.config.delivery_queue_url, &eps.iter().map(|ep| DeliveryMessage::new(&p, e.id, ep.id)).collect::<Vec<_>>());
     let response = deliverer(&stack, &[1]).handle(batch).await;
     assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
     assert!(receivers.iter().all(|r| r.received().len() == 1));
@@ -158,7 +141,10 @@ async fn sixteen_batches_settling_one_event_at_once_count_exactly() {
     // Sixteen one-message batches at once (sixteen concurrent invocations): sixteen transactions
     // contending for the event's count.
     let d = deliverer(&stack, &[1]);
-    let responses = futures::future::join_all(eps.iter().map(|ep| d.handle(batch(&[DeliveryMessage::new(&p, e.id, ep.id)])))).await;
+    let responses = futures::future::join_all(
+        eps.iter().map(|ep| d.handle(integration_tests::sqs_batch(&stack.config.delivery_queue_url, &[DeliveryMessage::new(&p, e.id, ep.id)]))),
+    )
+    .await;
     assert!(responses.iter().all(|r| r.batch_item_failures.is_empty()));
     assert!(receivers.iter().all(|r| r.received().len() == 1));
     for ep in &eps {
@@ -225,7 +211,7 @@ async fn two_messages_for_one_delivery_in_a_batch_send_it_once() {
     let ep = endpoint(&stack, &p, &r, &["*"]).await;
     let e = publish(&stack, &p, EventType::PaymentSucceeded, payment()).await;
     let m = DeliveryMessage::new(&p, e.id, ep.id);
-    let response = deliverer(&stack, &[1]).handle(batch(&[m.clone(), m])).await;
+    let response = deliverer(&stack, &[1]).handle(integration_tests::sqs_batch(&stack.config.delivery_queue_url, &[m.clone(), m])).await;
     assert!(response.batch_item_failures.is_empty(), "{:?}", response.batch_item_failures);
     assert_eq!(r.received().len(), 1, "one POST");
     assert_eq!(stack.deliveries().status(&p, e.id, &ep.id).await.unwrap(), Some(DeliveryStatus::Succeeded));
@@ -571,14 +557,26 @@ async fn deliveries_read_the_endpoints_copy_which_follows_every_write() {
     store.set_status(&p, &ep.id, EndpointStatus::Disabled).await.unwrap();
     assert_eq!(copy().await.unwrap().status, EndpointStatus::Disabled, "what the delivery function reads is disabled too");
     let e = publish(&stack, &p, EventType::PaymentSucceeded, payment()).await;
-    assert!(deliverer(&stack, &[1]).handle(batch(&[DeliveryMessage::new(&p, e.id, ep.id)])).await.batch_item_failures.is_empty());
+    assert!(
+        deliverer(&stack, &[1])
+            .handle(integration_tests::sqs_batch(&stack.config.delivery_queue_url, &[DeliveryMessage::new(&p, e.id, ep.id)]))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
     assert!(r.received().is_empty(), "a disabled endpoint gets nothing");
     store.set_status(&p, &ep.id, EndpointStatus::Enabled).await.unwrap();
 
     // An endpoint with no copy (as written before copies): delivered from the original, then copied.
     stack.clients.dynamodb.delete_item().table_name(&stack.config.webhook_endpoints_table).set_key(Some(copy_key(&ep.id))).send().await.unwrap();
     let e = publish(&stack, &p, EventType::PaymentSucceeded, payment()).await;
-    assert!(deliverer(&stack, &[1]).handle(batch(&[DeliveryMessage::new(&p, e.id, ep.id)])).await.batch_item_failures.is_empty());
+    assert!(
+        deliverer(&stack, &[1])
+            .handle(integration_tests::sqs_batch(&stack.config.delivery_queue_url, &[DeliveryMessage::new(&p, e.id, ep.id)]))
+            .await
+            .batch_item_failures
+            .is_empty()
+    );
     assert_eq!(r.received().len(), 1);
     assert_eq!(copy().await.unwrap().status, EndpointStatus::Enabled, "the copy is written from the original");
     // A status change of an endpoint without a copy writes one too.

@@ -7,7 +7,6 @@
 
 use std::time::Duration;
 
-use aws_lambda_events::sqs::{SqsEvent, SqsMessage};
 use aws_sdk_sqs::types::QueueAttributeName;
 use futures::StreamExt;
 use integration_tests::receiver::{Answer, Receiver};
@@ -384,23 +383,6 @@ async fn a_slow_endpoint_holds_at_most_its_concurrency() {
     assert!(slow.max_in_flight() >= 2, "and it was used");
 }
 
-/// One batch of `queue`'s, as Lambda hands it over: each message with its queue's ARN.
-fn batch_from(queue_url: &str, deliveries: &[DeliveryMessage]) -> SqsEvent {
-    let mut batch = SqsEvent::default();
-    batch.records = deliveries
-        .iter()
-        .enumerate()
-        .map(|(i, d)| {
-            let mut m = SqsMessage::default();
-            m.message_id = Some(format!("m{i}"));
-            m.body = Some(serde_json::to_string(d).unwrap());
-            m.event_source_arn = Some(format!("arn:aws:sqs:us-east-1:000000000000:{}", queue_url.rsplit('/').next().unwrap()));
-            m
-        })
-        .collect();
-    batch
-}
-
 /// The delivery messages waiting in a queue (received, then deleted).
 async fn take_messages(stack: &Stack, queue_url: &str) -> Vec<DeliveryMessage> {
     let mut got = Vec::new();
@@ -431,7 +413,7 @@ async fn a_slow_endpoints_attempts_are_made_from_the_slow_lane_only() {
     let [first, second] = [0, 1].map(|i| DeliveryMessage::new(&p, events[i].id, ep.id));
 
     // Not known slow yet: attempted, withdrawn when it turns out slow, moved.
-    let response = d.handle(batch_from(&main, std::slice::from_ref(&first))).await;
+    let response = d.handle(integration_tests::sqs_batch(&main, std::slice::from_ref(&first))).await;
     assert!(response.batch_item_failures.is_empty(), "acknowledged: {response:?}");
     assert_eq!(slow.started(), 1);
     assert!(stack.health().get(&p, &ep.id).await.unwrap().slow_since.is_some(), "marked slow");
@@ -439,13 +421,13 @@ async fn a_slow_endpoints_attempts_are_made_from_the_slow_lane_only() {
     assert_eq!(take_messages(&stack, &slow_lane).await, std::slice::from_ref(&first), "moved to the slow lane");
 
     // Known slow: moved without an attempt.
-    let response = d.handle(batch_from(&main, std::slice::from_ref(&second))).await;
+    let response = d.handle(integration_tests::sqs_batch(&main, std::slice::from_ref(&second))).await;
     assert!(response.batch_item_failures.is_empty(), "acknowledged: {response:?}");
     assert_eq!(slow.started(), 1, "no attempt from the delivery queue's batch");
     assert_eq!(take_messages(&stack, &slow_lane).await, std::slice::from_ref(&second), "moved to the slow lane");
 
     // The slow lane attempts them, with leases, to the end.
-    let response = d.handle(batch_from(&slow_lane, &[first.clone(), second.clone()])).await;
+    let response = d.handle(integration_tests::sqs_batch(&slow_lane, &[first.clone(), second.clone()])).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(slow.started(), 3);
     for m in [&first, &second] {
@@ -471,13 +453,13 @@ async fn a_slow_endpoint_is_probed_from_the_slow_lane() {
     let [event] = publish_many(&stack, &p, 1).await.try_into().unwrap();
     let delivery = DeliveryMessage::new(&p, event.id, ep.id);
 
-    let response = d.handle(batch_from(&main, std::slice::from_ref(&delivery))).await;
+    let response = d.handle(integration_tests::sqs_batch(&main, std::slice::from_ref(&delivery))).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(slow.started(), 0, "no probe from the delivery queue's batch");
     assert_eq!(stack.health().get(&p, &ep.id).await.unwrap().next_probe_at, Some(now - 1), "the probe not claimed");
     assert_eq!(take_messages(&stack, &slow_lane).await, std::slice::from_ref(&delivery), "moved to the slow lane");
 
-    let response = d.handle(batch_from(&slow_lane, std::slice::from_ref(&delivery))).await;
+    let response = d.handle(integration_tests::sqs_batch(&slow_lane, std::slice::from_ref(&delivery))).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(slow.started(), 1, "the probe");
     assert_eq!(stack.deliveries().status(&p, event.id, &ep.id).await.unwrap(), Some(DeliveryStatus::Succeeded));

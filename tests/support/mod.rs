@@ -195,6 +195,24 @@ impl Api {
     }
 }
 
+/// One SQS batch of these deliveries as Lambda hands it over from the queue at `queue_url` (each
+/// message with its queue's ARN, which tells the deliverer its lane).
+pub fn sqs_batch(queue_url: &str, deliveries: &[paygate::webhook::fanout::DeliveryMessage]) -> aws_lambda_events::sqs::SqsEvent {
+    let mut batch = aws_lambda_events::sqs::SqsEvent::default();
+    batch.records = deliveries
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let mut m = aws_lambda_events::sqs::SqsMessage::default();
+            m.message_id = Some(format!("m{i}"));
+            m.body = Some(serde_json::to_string(d).unwrap());
+            m.event_source_arn = Some(format!("arn:aws:sqs:us-east-1:000000000000:{}", queue_url.rsplit('/').next().unwrap_or_default()));
+            m
+        })
+        .collect();
+    batch
+}
+
 /// One SQS batch with a first receive of each event's delivery to `endpoint` (message id: the
 /// event id), as the delivery queue hands it to the deliverer.
 pub fn delivery_batch(p: &Principal, events: &[Event], endpoint: paygate::EndpointId) -> aws_lambda_events::sqs::SqsEvent {
