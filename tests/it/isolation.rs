@@ -436,6 +436,45 @@ async fn a_slow_endpoints_attempts_are_made_from_the_slow_lane_only() {
     assert!(stack.health().get(&p, &ep.id).await.unwrap().leases.is_empty(), "the leases were given back");
 }
 
+/// From the delivery queue, a slow endpoint's deliveries cross to the slow lane only as many as it
+/// has leases free: with 8 of its 10 taken, 2 of 5 cross and 3 wait in its line in DynamoDB, so a
+/// dead endpoint's backlog does not all cross only to find no lease.
+#[tokio::test]
+async fn deliveries_cross_to_the_slow_lane_only_as_many_as_leases_are_free() {
+    let stack = isolated_stack().await;
+    let d = quick_breaker(&stack, &[5, 5, 5], 5);
+    let p = test_principal(&account(&stack).await);
+    let slow = Receiver::start(vec![Answer::Slow(Duration::from_millis(2_500)); 10]).await;
+    let ep = endpoint(&stack, &p, &slow).await;
+    stack.health().mark_slow(&p, &ep.id).await.unwrap();
+    let now_ms = paygate::ids::unix_now_ms();
+    for lease in 0..8 {
+        assert!(stack.health().acquire_lease(&p, &ep.id, &lease.to_string(), now_ms + 60_000, now_ms).await.unwrap());
+    }
+    let events = publish_many(&stack, &p, 5).await;
+    let deliveries: Vec<_> = events.iter().map(|e| DeliveryMessage::new(&p, e.id, ep.id)).collect();
+    let state = |e: paygate::EventId| {
+        let stack = &stack;
+        let (p, ep) = (&p, ep.id);
+        async move { stack.deliveries().state(p, e, &ep).await.unwrap().unwrap() }
+    };
+    let mut before = Vec::new();
+    for e in &events {
+        before.push(state(e.id).await);
+    }
+    let response = d.handle(integration_tests::sqs_batch(&stack.config.delivery_queue_url, &deliveries)).await;
+    assert!(response.batch_item_failures.is_empty(), "{response:?}");
+    assert_eq!(slow.started(), 0, "no attempt from the delivery queue's batch");
+    assert_eq!(take_messages(&stack, &stack.config.slow_delivery_queue_url).await.len(), 2, "as many as leases are free");
+    let mut lined = 0;
+    for (e, was) in events.iter().zip(before) {
+        let now = state(e.id).await;
+        assert_eq!(now.status, DeliveryStatus::Pending);
+        lined += usize::from(now != was);
+    }
+    assert_eq!(lined, 3, "the others wait in the endpoint's line");
+}
+
 /// A slow endpoint whose breaker is open is probed from the slow lane: the delivery queue's batch
 /// moves the delivery due for the probe without claiming the probe, and the slow lane's batch
 /// claims it, probes, and the endpoint's breaker closes.

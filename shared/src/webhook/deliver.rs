@@ -76,6 +76,8 @@ pub struct Deliverer {
 pub struct LeaseMemo {
     marked_until: HashMap<EndpointId, u64>,
     full_until: HashMap<EndpointId, u64>,
+    /// Deliveries moved to the slow lane in the current second: until when, and how many.
+    moved: HashMap<EndpointId, (u64, usize)>,
 }
 
 /// How long a process trusts what it learnt of an endpoint's leases (ms).
@@ -91,11 +93,13 @@ pub enum Outcome {
 }
 
 /// What follows a message's state change once it is written.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum Then {
     Done,
     /// Acknowledge it, and copy it to the dead-letter queue for this reason.
     DeadLetter(&'static str),
+    /// Acknowledge it: its delivery was moved to the slow lane (with the batch's others).
+    SlowLane(DeliveryMessage),
 }
 
 /// One message's plan: the state change to write (if any), what follows, and what its attempt (if
@@ -123,6 +127,9 @@ struct Work {
 /// signals and latencies).
 type EndpointHealths = HashMap<(Principal, EndpointId), (Health, Vec<Signal>, Vec<u64>)>;
 
+/// The endpoint of a message's delivery (none for a message without one).
+type EndpointKey = Option<(Principal, EndpointId)>;
+
 /// What one delivery comes to once decided: a plan already, or an attempt to make.
 #[allow(clippy::large_enum_variant)] // at most ten live at once, one per message of a batch
 enum Step {
@@ -149,6 +156,8 @@ enum Gate {
     Go { at_ms: Option<u64>, lease: Option<(String, u64)> },
     /// Not now: it waits in DynamoDB until then (unix seconds).
     Wait(u64),
+    /// Not from this batch: the endpoint is slow and this is the delivery queue's batch.
+    SlowLane,
 }
 
 /// How long a lease is held at most: longer than any attempt (15 s) with room to spare, so a
@@ -208,7 +217,7 @@ impl Deliverer {
         for w in work.iter().flatten() {
             health.entry((w.msg.principal(), w.msg.endpoint_id)).or_insert_with(|| (w.snapshot.health.clone(), Vec::new(), Vec::new()));
         }
-        let keys: Vec<Option<(Principal, EndpointId)>> = work.iter().map(|w| w.as_ref().map(|w| (w.msg.principal(), w.msg.endpoint_id))).collect();
+        let keys: Vec<EndpointKey> = work.iter().map(|w| w.as_ref().map(|w| (w.msg.principal(), w.msg.endpoint_id))).collect();
         // A batch comes from one queue.
         let slow_lane = messages.first().is_some_and(|m| self.in_slow_lane(m));
 
@@ -232,6 +241,7 @@ impl Deliverer {
             Ok((key, plan))
         }))
         .await;
+        let plans = self.move_to_slow_lane(plans).await;
 
         let changes: Vec<StateChange> = plans.iter().filter_map(|p| p.as_ref().ok()?.1.change.clone()).collect();
         let mut written = self.deliveries.apply_all(&changes).await.into_iter();
@@ -296,7 +306,7 @@ impl Deliverer {
     /// What follows a written state change.
     async fn then(&self, m: &SqsMessage, then: Then) -> Outcome {
         match then {
-            Then::Done => Outcome::Done,
+            Then::Done | Then::SlowLane(_) => Outcome::Done,
             Then::DeadLetter(reason) => {
                 self.to_dlq(m, reason).await;
                 Outcome::Done
@@ -338,9 +348,9 @@ impl Deliverer {
             snapshot.state = self.deliveries.state(&principal, event_id, &endpoint_id).await?;
             decision = decide(&facts(&snapshot, false), schedule, now, jitter);
         }
-        if matches!(decision, Decision::Probe { .. } | Decision::Attempt { .. }) && snapshot.health.slow_since.is_some() && !slow_lane {
-            // A slow endpoint is attempted (and probed) from the slow lane only.
-            return Ok(Step::Plan(self.to_slow_lane(&msg).await));
+        if matches!(decision, Decision::Probe { .. }) && snapshot.health.slow_since.is_some() && !slow_lane {
+            // A slow endpoint is probed from the slow lane only (the probe is claimed there).
+            return Ok(Step::Plan(to_slow_lane(msg)));
         }
         let attempt = match decision {
             Decision::Skip(why) => {
@@ -388,19 +398,33 @@ impl Deliverer {
         !queue.is_empty() && m.event_source_arn.as_deref().and_then(|arn| arn.rsplit(':').next()) == Some(queue)
     }
 
-    /// Moves a delivery to the slow lane (the message it came in is acknowledged). If it cannot be
-    /// sent, it waits in DynamoDB a moment, and the scheduler enqueues it again.
-    async fn to_slow_lane(&self, msg: &DeliveryMessage) -> Plan {
-        match self.slow_lane.enqueue(std::slice::from_ref(msg)).await {
-            Ok(()) => {
-                tracing::info!("slow endpoint: delivery moved to the slow lane");
-                Plan::done(None)
-            }
+    /// Sends the batch's deliveries planned for the slow lane there, ten to a request; the messages
+    /// they came in are then acknowledged. If they cannot be sent, they wait in DynamoDB a moment
+    /// instead, and the scheduler enqueues them again.
+    async fn move_to_slow_lane(&self, mut plans: Vec<Result<(EndpointKey, Plan), StoreError>>) -> Vec<Result<(EndpointKey, Plan), StoreError>> {
+        let moving: Vec<DeliveryMessage> = plans
+            .iter()
+            .filter_map(|p| match &p.as_ref().ok()?.1.then {
+                Then::SlowLane(m) => Some(m.clone()),
+                _ => None,
+            })
+            .collect();
+        if moving.is_empty() {
+            return plans;
+        }
+        match self.slow_lane.enqueue(&moving).await {
+            Ok(()) => tracing::info!(moved = moving.len(), "slow endpoints: deliveries moved to the slow lane"),
             Err(e) => {
-                tracing::warn!(error = %e, "could not move the delivery to the slow lane; it waits in DynamoDB");
-                Plan::done(Some(hold(msg, unix_now() + rand::rng().random_range(1..=3))))
+                tracing::warn!(error = %e, "could not move deliveries to the slow lane; they wait in DynamoDB");
+                let until = unix_now() + rand::rng().random_range(1..=3);
+                for (_, plan) in plans.iter_mut().flatten() {
+                    if let Then::SlowLane(m) = &plan.then {
+                        *plan = Plan::done(Some(hold(m, until)));
+                    }
+                }
             }
         }
+        plans
     }
 
     /// Each ready delivery's gate, in order (`None` for the others): per endpoint, its
@@ -416,7 +440,7 @@ impl Deliverer {
         let mut gates: Vec<Option<Gate>> = steps.iter().map(|_| None).collect();
         let decided = join_all(by_endpoint.into_iter().map(|((principal, _), indexes)| async move {
             let Ok(Step::Ready(first)) = &steps[indexes[0]] else { unreachable!("grouped from ready steps") };
-            let gates = self.endpoint_gates(&principal, &first.endpoint, &first.health, indexes.len()).await;
+            let gates = self.endpoint_gates(&principal, &first.endpoint, &first.health, indexes.len(), first.slow_lane).await;
             (indexes, gates)
         }))
         .await;
@@ -435,12 +459,20 @@ impl Deliverer {
         gates
     }
 
-    /// The gates of `n` deliveries to one endpoint (`webhook::throttle`): a `rate_limit` slot and,
-    /// for a slow endpoint, a lease each; those that get neither join the endpoint's waiting line.
-    async fn endpoint_gates(&self, principal: &Principal, endpoint: &Endpoint, health: &Health, n: usize) -> Result<Vec<Gate>, StoreError> {
+    /// The gates of `n` deliveries to one endpoint (`webhook::throttle`). From the delivery queue,
+    /// a slow endpoint's go to the slow lane, as many as it has leases free for them. Otherwise a
+    /// `rate_limit` slot and, for a slow endpoint, a lease each. Those that get none of these join
+    /// the endpoint's waiting line.
+    async fn endpoint_gates(&self, principal: &Principal, endpoint: &Endpoint, health: &Health, n: usize, slow_lane: bool) -> Result<Vec<Gate>, StoreError> {
         let now_ms = unix_now_ms();
         // `None`: not now (no slot or no lease), a place in the line follows.
         let mut gates: Vec<Option<Gate>> = Vec::with_capacity(n);
+        if health.slow_since.is_some() && !slow_lane {
+            let moving = self.to_move(&endpoint.id, health, n);
+            gates.extend((0..n).map(|i| (i < moving).then_some(Gate::SlowLane)));
+            let mut places = if moving < n { self.join_line(principal, endpoint, health, n - moving).await?.into_iter() } else { Vec::new().into_iter() };
+            return Ok(gates.into_iter().map(|g| g.unwrap_or_else(|| Gate::Wait(places.next().expect("a place for each waiting delivery")))).collect());
+        }
         let go = |at_ms| Some(Gate::Go { at_ms, lease: None });
         match endpoint.rate_limit {
             Some(rate) => {
@@ -499,6 +531,23 @@ impl Deliverer {
         Ok(())
     }
 
+    /// How many of `n` deliveries to a slow endpoint this process moves from the delivery queue to
+    /// the slow lane now: as many as it has leases free (as read), less those this process moved
+    /// there in the last second. The others wait in its line instead of crossing to the slow lane
+    /// only to find no lease: a dead endpoint's backlog costs no more than it did in one lane.
+    fn to_move(&self, endpoint: &EndpointId, health: &Health, n: usize) -> usize {
+        let now_ms = unix_now_ms();
+        let free = throttle::free_leases(&health.leases, self.breaker.max_concurrency, now_ms).len();
+        let mut memo = self.memo.lock().expect("memo lock");
+        let (until, moved) = memo.moved.entry(*endpoint).or_insert((0, 0));
+        if *until <= now_ms {
+            (*until, *moved) = (now_ms + MEMO_MS, 0);
+        }
+        let moving = n.min(free.saturating_sub(*moved));
+        *moved += moving;
+        moving
+    }
+
     /// A lease for an attempt found slow while it runs in the slow lane: marks the endpoint slow,
     /// then takes a free lease. `None` when all are taken.
     async fn lease_midway(&self, principal: &Principal, endpoint: &EndpointId, health: &Health) -> Result<Option<(String, u64)>, StoreError> {
@@ -529,6 +578,7 @@ impl Deliverer {
                 tracing::info!(until, "over the endpoint's rate limit or concurrency; waiting in DynamoDB");
                 return Ok(Plan::done(Some(hold(&msg, until))));
             }
+            Gate::SlowLane => return Ok(to_slow_lane(msg)),
             Gate::Go { at_ms, lease } => {
                 if let Some(wait) = at_ms.and_then(|at| at.checked_sub(unix_now_ms())) {
                     tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
@@ -562,14 +612,18 @@ impl Deliverer {
             None => tokio::select! {
                 r = &mut post => r,
                 () = tokio::time::sleep(std::time::Duration::from_millis(throttle::SLOW_MS)) => {
-                    if !slow_lane {
+                    if slow_lane {
+                        lease = self.lease_midway(&principal, &endpoint_id, &health).await?;
+                    } else {
                         self.mark_slow(&principal, &endpoint_id, &health).await?;
-                        tracing::info!("slow endpoint: attempt withdrawn from the delivery queue's batch");
-                        return Ok(self.to_slow_lane(&msg).await);
+                        if self.to_move(&endpoint_id, &health, 1) == 1 {
+                            tracing::info!("slow endpoint: attempt withdrawn from the delivery queue's batch, for the slow lane");
+                            return Ok(to_slow_lane(msg));
+                        }
                     }
-                    lease = self.lease_midway(&principal, &endpoint_id, &health).await?;
                     if lease.is_none() {
-                        // Over the cap: withdrawn too, and held for its place in the endpoint's line.
+                        // Over the cap (from the delivery queue: no lease free for it in the slow
+                        // lane): withdrawn too, and held for its place in the endpoint's line.
                         tracing::info!("slow endpoint at its concurrency; attempt withdrawn, waiting in DynamoDB");
                         let slow = Health { slow_since: Some(unix_now()), ..health.clone() };
                         let until = self.join_line(&principal, &endpoint, &slow, 1).await?[0];
@@ -622,6 +676,11 @@ impl Deliverer {
         plan.signal = Some((signal, latency_ms));
         Ok(plan)
     }
+}
+
+/// Moves the delivery to the slow lane ([`Deliverer::move_to_slow_lane`] sends it).
+fn to_slow_lane(msg: DeliveryMessage) -> Plan {
+    Plan { change: None, then: Then::SlowLane(msg), signal: None }
 }
 
 /// Leaves the delivery pending and unattempted until `until`.
