@@ -1,5 +1,5 @@
 //! What Lambda's event source mappings and the EventBridge schedule do, for `paygate dev` and the
-//! tests: the Events table's stream feeds `fanout`, the delivery queue feeds `deliver-webhooks`, and
+//! tests: the Events table's stream feeds `fanout`, the delivery queues feed `deliver-webhooks`, and
 //! the sweeper runs on a timer, with the same event shapes, batch sizes and partial batch failures.
 //!
 //! No poller ever drops a batch: a failure is retried with capped backoff until the servers are
@@ -7,8 +7,8 @@
 //! level, parked in the fan-out failure queue, and skipped (its deliveries are the sweeper's).
 //!
 //! `stream.rs` reads the stream (`lanes.rs`: its records fanned out in parallel by partition key,
-//! as the mapping's `ParallelizationFactor` does), `queue.rs` the delivery queue; here: starting
-//! them, the sweeper's timer, and the backoff they share.
+//! as the mapping's `ParallelizationFactor` does), `queue.rs` the delivery queue and the slow lane
+//! (one poller each); here: starting them, the sweeper's timer, and the backoff they share.
 
 use std::sync::Arc;
 use std::time::Duration;
