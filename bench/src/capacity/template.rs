@@ -42,6 +42,9 @@ pub fn ceilings(template: &str) -> anyhow::Result<Vec<Ceiling>> {
     let mapping = ["Resources", "DeliverWebhooksFunction", "Properties", "Events", "Queue", "Properties"];
     let batch = number(&doc, &[&mapping[..], &["BatchSize"]].concat())?;
     let concurrency = number(&doc, &[&mapping[..], &["ScalingConfig", "MaximumConcurrency"]].concat())?;
+    let slow_mapping = ["Resources", "DeliverWebhooksFunction", "Properties", "Events", "SlowQueue", "Properties"];
+    let slow_concurrency = number(&doc, &[&slow_mapping[..], &["ScalingConfig", "MaximumConcurrency"]].concat())?;
+    let slow_batch = number(&doc, &[&slow_mapping[..], &["BatchSize"]].concat())?;
     let sweepers = number(&doc, &["Resources", "SweeperFunction", "Properties", "ReservedConcurrentExecutions"])?;
     Ok(vec![
         Ceiling::new(
@@ -78,6 +81,16 @@ pub fn ceilings(template: &str) -> anyhow::Result<Vec<Ceiling>> {
             "in-flight delivery messages",
             format!("at most MaximumConcurrency × BatchSize = {:.0} (retries wait in DynamoDB); SQS allows {SQS_IN_FLIGHT_LIMIT:.0}", concurrency * batch),
             SQS_IN_FLIGHT_LIMIT / (concurrency * batch),
+            "× headroom",
+            1.0,
+        ),
+        Ceiling::new(
+            "in-flight slow-lane messages",
+            format!(
+                "at most SlowDeliveryConcurrency {slow_concurrency:.0} × BatchSize {slow_batch:.0} = {:.0}: slow endpoints' attempts, each with its lease (the rest wait in DynamoDB); SQS allows {SQS_IN_FLIGHT_LIMIT:.0}",
+                slow_concurrency * slow_batch
+            ),
+            SQS_IN_FLIGHT_LIMIT / (slow_concurrency * slow_batch),
             "× headroom",
             1.0,
         ),
