@@ -31,6 +31,19 @@ pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
     parts.join(": ")
 }
 
+/// A queue's name: the last segment of its URL (`…/{account}/{name}`), which is also the last
+/// field of its ARN (`arn:aws:sqs:{region}:{account}:{name}`).
+pub fn queue_name(url: &str) -> &str {
+    url.rsplit('/').next().unwrap_or_default()
+}
+
+/// The ARN Lambda gives the messages it reads from a local queue (`paygate dev`'s pollers and the
+/// tests hand the deliverer the same).
+#[cfg(feature = "local")]
+pub fn local_queue_arn(url: &str) -> String {
+    format!("arn:aws:sqs:us-east-1:000000000000:{}", queue_name(url))
+}
+
 /// Where the SDK clients talk to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {

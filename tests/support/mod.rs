@@ -206,7 +206,7 @@ pub fn sqs_batch(queue_url: &str, deliveries: &[paygate::webhook::fanout::Delive
             let mut m = aws_lambda_events::sqs::SqsMessage::default();
             m.message_id = Some(format!("m{i}"));
             m.body = Some(serde_json::to_string(d).unwrap());
-            m.event_source_arn = Some(format!("arn:aws:sqs:us-east-1:000000000000:{}", queue_url.rsplit('/').next().unwrap_or_default()));
+            m.event_source_arn = Some(paygate::aws::local_queue_arn(queue_url));
             m
         })
         .collect();

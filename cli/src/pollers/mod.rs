@@ -75,13 +75,8 @@ pub async fn start(stack: &Stack, deliverer: Deliverer, from_start: bool) -> any
     let stream = stream_poller(stack, stack.fanout(), from_start, sent.clone()).await?;
     // "The delivery queue's batch was handled" (it may have moved deliveries to the slow lane).
     let moved = Arc::new(Notify::new());
-    let main = Lane { what: "delivery queue", url: stack.config.delivery_queue_url.clone(), concurrency: QUEUE_CONCURRENCY, after_batch: moved.clone() };
-    let slow = Lane {
-        what: "slow lane",
-        url: stack.config.slow_delivery_queue_url.clone(),
-        concurrency: SLOW_QUEUE_CONCURRENCY,
-        after_batch: Arc::new(Notify::new()),
-    };
+    let main = Lane { what: "delivery queue", url: stack.config.delivery_queue_url.clone(), concurrency: QUEUE_CONCURRENCY, after_batch: Some(moved.clone()) };
+    let slow = Lane { what: "slow lane", url: stack.config.slow_delivery_queue_url.clone(), concurrency: SLOW_QUEUE_CONCURRENCY, after_batch: None };
     let queue = tokio::spawn(queue_poller(stack.clone(), deliverer.clone(), main, sent.clone(), handled.clone()));
     let slow_queue = tokio::spawn(queue_poller(stack.clone(), deliverer, slow, moved, handled.clone()));
     let sweeper = tokio::spawn(sweep_every(stack.sweeper(), sent, handled));

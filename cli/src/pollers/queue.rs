@@ -20,14 +20,9 @@ pub(super) struct Lane {
     pub url: String,
     /// Batches at once: the mapping's `MaximumConcurrency`.
     pub concurrency: usize,
-    /// Rung when a batch of this lane has been handled (it may have moved deliveries to the other
-    /// lane).
-    pub after_batch: Arc<Notify>,
-}
-
-/// The ARN Lambda gives a message of this queue (the deliverer tells the lanes apart by it).
-fn queue_arn(url: &str) -> String {
-    format!("arn:aws:sqs:us-east-1:000000000000:{}", url.rsplit('/').next().unwrap_or_default())
+    /// Rung when a batch of this lane has been handled: the delivery queue's wakes the slow lane's
+    /// poller (the batch may have moved deliveries there).
+    pub after_batch: Option<Arc<Notify>>,
 }
 
 fn to_message(m: aws_sdk_sqs::types::Message, arn: &str) -> SqsMessage {
@@ -68,7 +63,8 @@ fn to_message(m: aws_sdk_sqs::types::Message, arn: &str) -> SqsMessage {
 /// deliveries are in DynamoDB, and the sweeper sends them again).
 pub(super) async fn queue_poller(stack: Stack, deliverer: Deliverer, lane: Lane, sent: Arc<Notify>, handled: Arc<Notify>) {
     let (sqs, queue_url) = (&stack.clients.sqs, &lane.url);
-    let arn = queue_arn(queue_url);
+    // The deliverer tells the lanes apart by their queue's ARN.
+    let arn = paygate::aws::local_queue_arn(queue_url);
     let mut backoff = Backoff::new(lane.what);
     let slots = Arc::new(Semaphore::new(lane.concurrency));
     let fair = Arc::new(std::sync::Mutex::new(Fair::default()));
@@ -121,7 +117,9 @@ pub(super) async fn queue_poller(stack: Stack, deliverer: Deliverer, lane: Lane,
                 drop(slot);
                 done.notify_one();
                 handled.notify_one();
-                after_batch.notify_one();
+                if let Some(n) = after_batch {
+                    n.notify_one();
+                }
             });
         }
         if got == 0 {

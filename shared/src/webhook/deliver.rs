@@ -394,7 +394,7 @@ impl Deliverer {
     /// Whether this message was read from the slow lane (its queue's ARN names the slow lane's
     /// queue; `paygate dev`'s poller gives its messages the ARN Lambda would).
     fn in_slow_lane(&self, m: &SqsMessage) -> bool {
-        let queue = self.slow_lane.queue_url.rsplit('/').next().unwrap_or_default();
+        let queue = crate::aws::queue_name(&self.slow_lane.queue_url);
         !queue.is_empty() && m.event_source_arn.as_deref().and_then(|arn| arn.rsplit(':').next()) == Some(queue)
     }
 
@@ -470,38 +470,37 @@ impl Deliverer {
         if health.slow_since.is_some() && !slow_lane {
             let moving = self.to_move(&endpoint.id, health, n);
             gates.extend((0..n).map(|i| (i < moving).then_some(Gate::SlowLane)));
-            let mut places = if moving < n { self.join_line(principal, endpoint, health, n - moving).await?.into_iter() } else { Vec::new().into_iter() };
-            return Ok(gates.into_iter().map(|g| g.unwrap_or_else(|| Gate::Wait(places.next().expect("a place for each waiting delivery")))).collect());
-        }
-        let go = |at_ms| Some(Gate::Go { at_ms, lease: None });
-        match endpoint.rate_limit {
-            Some(rate) => {
-                let (mut slots, tat) = throttle::take_slots(health.tat_ms, now_ms, rate, n);
-                if !slots.is_empty() && !self.health.take_slots(principal, &endpoint.id, health.tat_ms, tat).await? {
-                    // Another deliverer took slots meanwhile: these wait their turn.
-                    slots.clear();
-                }
-                gates.extend(slots.iter().map(|at| go(Some(*at))));
-                gates.resize(n, None);
-            }
-            None => gates.extend((0..n).map(|_| go(None))),
-        }
-        if health.slow_since.is_some() {
-            let mut free = throttle::free_leases(&health.leases, self.breaker.max_concurrency, now_ms).into_iter();
-            for gate in gates.iter_mut() {
-                let Some(Gate::Go { lease, .. }) = gate else { continue };
-                let until = now_ms + LEASE_MS;
-                let mut got = None;
-                for id in free.by_ref() {
-                    if self.health.acquire_lease(principal, &endpoint.id, &id, until, now_ms).await? {
-                        got = Some((id, until));
-                        break;
+        } else {
+            let go = |at_ms| Some(Gate::Go { at_ms, lease: None });
+            match endpoint.rate_limit {
+                Some(rate) => {
+                    let (mut slots, tat) = throttle::take_slots(health.tat_ms, now_ms, rate, n);
+                    if !slots.is_empty() && !self.health.take_slots(principal, &endpoint.id, health.tat_ms, tat).await? {
+                        // Another deliverer took slots meanwhile: these wait their turn.
+                        slots.clear();
                     }
+                    gates.extend(slots.iter().map(|at| go(Some(*at))));
+                    gates.resize(n, None);
                 }
-                match got {
-                    Some(l) => *lease = Some(l),
-                    // Over the endpoint's concurrency: wait, without holding a delivery slot.
-                    None => *gate = None,
+                None => gates.extend((0..n).map(|_| go(None))),
+            }
+            if health.slow_since.is_some() {
+                let mut free = throttle::free_leases(&health.leases, self.breaker.max_concurrency, now_ms).into_iter();
+                for gate in gates.iter_mut() {
+                    let Some(Gate::Go { lease, .. }) = gate else { continue };
+                    let until = now_ms + LEASE_MS;
+                    let mut got = None;
+                    for id in free.by_ref() {
+                        if self.health.acquire_lease(principal, &endpoint.id, &id, until, now_ms).await? {
+                            got = Some((id, until));
+                            break;
+                        }
+                    }
+                    match got {
+                        Some(l) => *lease = Some(l),
+                        // Over the endpoint's concurrency: wait, without holding a delivery slot.
+                        None => *gate = None,
+                    }
                 }
             }
         }
