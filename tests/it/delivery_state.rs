@@ -63,6 +63,13 @@ fn succeeded(p: &Principal, e: &Event, ep: &Endpoint) -> StateChange {
     StateChange::Settle { principal: p.clone(), event: e.id, endpoint: ep.id, status: DeliveryStatus::Succeeded, attempt: None, event_exists: true }
 }
 
+/// One delivery of `e` to `ep` from the delivery queue, through a fresh deliverer; its message is
+/// not left to retry.
+async fn deliver_once(stack: &Stack, p: &Principal, e: &Event, ep: &Endpoint) {
+    let batch = integration_tests::sqs_batch(&stack.config.delivery_queue_url, &[DeliveryMessage::new(p, e.id, ep.id)]);
+    assert!(deliverer(stack, &[1]).handle(batch).await.batch_item_failures.is_empty());
+}
+
 async fn running(schedule: &[u64]) -> (Stack, Pollers) {
     let stack = isolated_stack().await;
     let pollers = pollers::start(&stack, deliverer(&stack, schedule), true).await.unwrap();
@@ -557,26 +564,14 @@ async fn deliveries_read_the_endpoints_copy_which_follows_every_write() {
     store.set_status(&p, &ep.id, EndpointStatus::Disabled).await.unwrap();
     assert_eq!(copy().await.unwrap().status, EndpointStatus::Disabled, "what the delivery function reads is disabled too");
     let e = publish(&stack, &p, EventType::PaymentSucceeded, payment()).await;
-    assert!(
-        deliverer(&stack, &[1])
-            .handle(integration_tests::sqs_batch(&stack.config.delivery_queue_url, &[DeliveryMessage::new(&p, e.id, ep.id)]))
-            .await
-            .batch_item_failures
-            .is_empty()
-    );
+    deliver_once(&stack, &p, &e, &ep).await;
     assert!(r.received().is_empty(), "a disabled endpoint gets nothing");
     store.set_status(&p, &ep.id, EndpointStatus::Enabled).await.unwrap();
 
     // An endpoint with no copy (as written before copies): delivered from the original, then copied.
     stack.clients.dynamodb.delete_item().table_name(&stack.config.webhook_endpoints_table).set_key(Some(copy_key(&ep.id))).send().await.unwrap();
     let e = publish(&stack, &p, EventType::PaymentSucceeded, payment()).await;
-    assert!(
-        deliverer(&stack, &[1])
-            .handle(integration_tests::sqs_batch(&stack.config.delivery_queue_url, &[DeliveryMessage::new(&p, e.id, ep.id)]))
-            .await
-            .batch_item_failures
-            .is_empty()
-    );
+    deliver_once(&stack, &p, &e, &ep).await;
     assert_eq!(r.received().len(), 1);
     assert_eq!(copy().await.unwrap().status, EndpointStatus::Enabled, "the copy is written from the original");
     // A status change of an endpoint without a copy writes one too.
