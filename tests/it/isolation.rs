@@ -187,7 +187,9 @@ fn latencies(r: &Receiver, published: &[(paygate::EventId, u64)]) -> Vec<u64> {
 
 /// Account A's endpoint accepts connections and never answers; account B's answers at once. With
 /// A's 600 events in the queue, B's events are all delivered while A's backlog still waits, and
-/// once A's breaker is open A's endpoint gets only its probes.
+/// once A's breaker is open A's endpoint gets only its probes. B's figures are printed, not
+/// asserted: what A's first attempts cost B is at most the 0.5 s after which the delivery queue's
+/// batches withdraw them.
 #[tokio::test]
 async fn a_dead_endpoint_does_not_delay_another_merchant() {
     let stack = isolated_stack().await;
@@ -208,7 +210,9 @@ async fn a_dead_endpoint_does_not_delay_another_merchant() {
     }
     let alone_ms = latencies(&fast, &alone);
 
+    let publishing = std::time::Instant::now();
     let a_events = publish_many(&stack, &a, 600).await;
+    let (published_in, a_started) = (publishing.elapsed(), dead.started());
     let mut with_a = Vec::new();
     let mut b_events = Vec::new();
     for _ in 0..12 {
@@ -224,6 +228,10 @@ async fn a_dead_endpoint_does_not_delay_another_merchant() {
         a_pending += stack.events().get(&a, e.id).await.unwrap().unwrap().pending_webhooks;
     }
     let with_a_ms = latencies(&fast, &with_a);
+    println!(
+        "A's 600 published in {} ms, {a_started} of their attempts begun by then; B's events while A's time out, in publishing order (ms): {with_a_ms:?}",
+        published_in.as_millis()
+    );
     println!(
         "B alone: p50 {} ms, p90 {} ms; B while A's 600 time out: p50 {} ms, p90 {} ms; A's deliveries still pending {a_pending}, A's attempts so far {}",
         percentile(alone_ms.clone(), 50),
@@ -245,7 +253,15 @@ async fn a_dead_endpoint_does_not_delay_another_merchant() {
     let probes = dead.started() - before;
     println!("A's attempts in 15 s with its breaker open: {probes}");
     assert!(probes <= 8, "{probes} attempts at a dead endpoint whose breaker is open");
-    assert!(dead.started() < a_events.len(), "not every A event was tried: {}", dead.started());
+    // Requests withdrawn unanswered (after 0.5 s from the delivery queue, 2 s from the slow lane)
+    // are not attempts: before it is known slow, A's endpoint may see most of its backlog begun
+    // once. What counts against the schedule is bounded by its leases and the breaker.
+    let mut recorded = 0;
+    for e in &a_events {
+        recorded += stack.deliveries().attempts(&a, e.id).await.unwrap().len();
+    }
+    println!("A's requests begun: {}; attempts recorded: {recorded}", dead.started());
+    assert!(recorded < a_events.len() / 2, "not every A event was attempted: {recorded} attempts recorded");
 }
 
 /// The endpoint fails, its breaker opens, the probes are spaced, the endpoint recovers and the
@@ -398,9 +414,9 @@ async fn take_messages(stack: &Stack, queue_url: &str) -> Vec<DeliveryMessage> {
 
 /// Deployed, an attempt holds its batch (one of the mapping's concurrent invocations) until it
 /// ends. So the delivery queue's batches never hold on to a slow endpoint: the attempt that finds
-/// it slow is withdrawn after 2 s and the delivery moved to the slow lane, and once the endpoint is
-/// known slow its deliveries are moved there without an attempt. The slow lane's batch attempts
-/// them, each with a lease, and they are delivered.
+/// it slow is withdrawn after 0.5 s and the delivery moved to the slow lane, and from then on the
+/// endpoint's deliveries are moved there without an attempt. The slow lane's batch attempts them,
+/// finds the endpoint slow (3 s) and goes on with a lease each, and they are delivered.
 #[tokio::test]
 async fn a_slow_endpoints_attempts_are_made_from_the_slow_lane_only() {
     let stack = isolated_stack().await;
@@ -416,11 +432,12 @@ async fn a_slow_endpoints_attempts_are_made_from_the_slow_lane_only() {
     let response = d.handle(integration_tests::sqs_batch(&main, std::slice::from_ref(&first))).await;
     assert!(response.batch_item_failures.is_empty(), "acknowledged: {response:?}");
     assert_eq!(slow.started(), 1);
-    assert!(stack.health().get(&p, &ep.id).await.unwrap().slow_since.is_some(), "marked slow");
+    let health = stack.health().get(&p, &ep.id).await.unwrap();
+    assert!(health.slow_lane_since.is_some() && health.slow_since.is_none(), "in the slow lane, not known slow yet: {health:?}");
     assert_eq!(stack.deliveries().status(&p, first.event_id, &ep.id).await.unwrap(), Some(DeliveryStatus::Pending), "withdrawn, not counted");
     assert_eq!(take_messages(&stack, &slow_lane).await, std::slice::from_ref(&first), "moved to the slow lane");
 
-    // Known slow: moved without an attempt.
+    // In the slow lane: moved without an attempt.
     let response = d.handle(integration_tests::sqs_batch(&main, std::slice::from_ref(&second))).await;
     assert!(response.batch_item_failures.is_empty(), "acknowledged: {response:?}");
     assert_eq!(slow.started(), 1, "no attempt from the delivery queue's batch");
@@ -433,7 +450,50 @@ async fn a_slow_endpoints_attempts_are_made_from_the_slow_lane_only() {
     for m in [&first, &second] {
         assert_eq!(stack.deliveries().status(&p, m.event_id, &ep.id).await.unwrap(), Some(DeliveryStatus::Succeeded));
     }
-    assert!(stack.health().get(&p, &ep.id).await.unwrap().leases.is_empty(), "the leases were given back");
+    let health = stack.health().get(&p, &ep.id).await.unwrap();
+    assert!(health.slow_since.is_some(), "marked slow by the slow lane's attempts");
+    assert!(health.leases.is_empty(), "the leases were given back");
+}
+
+/// An endpoint answering in about a second (slower than the delivery queue's batches wait, faster
+/// than a slow endpoint) goes through the slow lane without leases, and comes back to the delivery
+/// queue once its attempts there take under 250 ms.
+#[tokio::test]
+async fn an_endpoint_answering_in_a_second_goes_through_the_slow_lane_until_it_is_fast_again() {
+    let stack = isolated_stack().await;
+    let d = quick_breaker(&stack, &[5, 5, 5], 5);
+    let (main, slow_lane) = (stack.config.delivery_queue_url.clone(), stack.config.slow_delivery_queue_url.clone());
+    let p = test_principal(&account(&stack).await);
+    let second = Answer::Slow(Duration::from_millis(1_000));
+    let receiver = Receiver::start(vec![second.clone(), second]).await;
+    let ep = endpoint(&stack, &p, &receiver).await;
+    let events = publish_many(&stack, &p, 3).await;
+    let [a, b, c] = [0, 1, 2].map(|i| DeliveryMessage::new(&p, events[i].id, ep.id));
+    let lane = || async { stack.health().get(&p, &ep.id).await.unwrap() };
+
+    // Withdrawn after 0.5 s, moved.
+    assert!(d.handle(integration_tests::sqs_batch(&main, std::slice::from_ref(&a))).await.batch_item_failures.is_empty());
+    assert_eq!(take_messages(&stack, &slow_lane).await, std::slice::from_ref(&a), "moved to the slow lane");
+    assert!(lane().await.slow_lane_since.is_some(), "in the slow lane");
+    // Made from the slow lane, a second long: delivered without a lease, not marked slow.
+    assert!(d.handle(integration_tests::sqs_batch(&slow_lane, std::slice::from_ref(&a))).await.batch_item_failures.is_empty());
+    assert_eq!(stack.deliveries().status(&p, a.event_id, &ep.id).await.unwrap(), Some(DeliveryStatus::Succeeded));
+    let health = lane().await;
+    assert!(health.slow_lane_since.is_some() && health.slow_since.is_none() && health.leases.is_empty(), "{health:?}");
+    assert_eq!(receiver.started(), 2);
+
+    // Still in the slow lane: moved without an attempt; made there, at once this time.
+    assert!(d.handle(integration_tests::sqs_batch(&main, std::slice::from_ref(&b))).await.batch_item_failures.is_empty());
+    assert_eq!(receiver.started(), 2, "no attempt from the delivery queue's batch");
+    assert_eq!(take_messages(&stack, &slow_lane).await, std::slice::from_ref(&b));
+    assert!(d.handle(integration_tests::sqs_batch(&slow_lane, std::slice::from_ref(&b))).await.batch_item_failures.is_empty());
+    assert!(lane().await.slow_lane_since.is_none(), "fast again: back to the delivery queue");
+
+    // Attempted from the delivery queue again.
+    assert!(d.handle(integration_tests::sqs_batch(&main, std::slice::from_ref(&c))).await.batch_item_failures.is_empty());
+    assert_eq!(receiver.started(), 4);
+    assert_eq!(stack.deliveries().status(&p, c.event_id, &ep.id).await.unwrap(), Some(DeliveryStatus::Succeeded));
+    assert!(take_messages(&stack, &slow_lane).await.is_empty());
 }
 
 /// From the delivery queue, a slow endpoint's deliveries cross to the slow lane only as many as it

@@ -173,7 +173,7 @@ async fn timeouts_and_refused_connections_retry_then_the_dlq_keeps_the_message()
     let mut dead = Receiver::default();
     dead.url = refused_url.parse().unwrap();
     let dead_ep = endpoint(&stack, &p, &dead, &["payment.*"]).await;
-    // Its first request is withdrawn after 2 s from the delivery queue's batch and moved to the slow
+    // Its first request is withdrawn after 0.5 s from the delivery queue's batch and moved to the slow
     // lane (not an attempt); the slow lane's attempt times out (5 s) and is retried.
     let slow = Receiver::start(vec![Answer::Slow(Duration::from_secs(7)), Answer::Slow(Duration::from_secs(7)), Answer::Status(200)]).await;
     let slow_ep = endpoint(&stack, &p, &slow, &["payment.*"]).await;
@@ -280,13 +280,14 @@ async fn a_message_delivered_twice_decrements_once() {
 
 #[tokio::test]
 async fn concurrency_is_real() {
-    // Ten endpoints on a receiver that holds each request for a second (the client's timeout here
-    // is 5 s): with the batch delivered concurrently, all ten requests are in flight at the same
-    // moment, as the receiver counts them (nothing is timed; `make bench` measures the speed-up).
+    // Ten endpoints on a receiver that holds each request for 300 ms (under the 500 ms after which
+    // the delivery queue's batch withdraws an attempt for the slow lane): with the batch delivered
+    // concurrently, all ten requests are in flight at the same moment, as the receiver counts them
+    // (nothing is timed; `make bench` measures the speed-up).
     let stack = isolated_stack().await;
     let a = account(&stack).await;
     let p = test_principal(&a);
-    let shared = Receiver::start((0..10).map(|_| Answer::Slow(Duration::from_secs(1))).collect()).await;
+    let shared = Receiver::start((0..10).map(|_| Answer::Slow(Duration::from_millis(300))).collect()).await;
     let mut messages = Vec::new();
     for _ in 0..10 {
         let ep = endpoint(&stack, &p, &shared, &["*"]).await;

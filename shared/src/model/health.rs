@@ -29,6 +29,10 @@ pub struct Health {
     /// Set while its attempts are slow: each one then takes a lease (`webhook::throttle`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub slow_since: Option<u64>,
+    /// Set while its attempts take `throttle::SLOW_LANE_MS` or more: its deliveries then go through
+    /// the slow lane (`webhook::deliver`), without a lease unless it is slow too.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slow_lane_since: Option<u64>,
     /// The leases of a slow endpoint: lease number → expiry (unix ms).
     #[serde(default)]
     pub leases: std::collections::BTreeMap<String, u64>,
@@ -57,4 +61,7 @@ pub struct HealthUpdate {
     pub disable: Option<String>,
     /// Mark the endpoint slow (`Some(true)`) or fast again (`Some(false)`).
     pub slow: Option<bool>,
+    /// Send its deliveries through the slow lane (`Some(true)`) or the delivery queue again
+    /// (`Some(false)`).
+    pub slow_lane: Option<bool>,
 }

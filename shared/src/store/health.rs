@@ -88,6 +88,11 @@ impl HealthStore {
             Some(false) => remove.extend(["slow_since", "slow_ms", "line_ms"]),
             None => {}
         }
+        match u.slow_lane {
+            Some(true) => set.push("slow_lane_since = if_not_exists(slow_lane_since, :now)"),
+            Some(false) => remove.push("slow_lane_since"),
+            None => {}
+        }
         if let Some(reason) = &u.disable {
             set.push("disabled_reason = :reason");
             req = req.expression_attribute_values(":reason", AttributeValue::S(reason.clone()));
@@ -150,6 +155,20 @@ impl HealthStore {
             .expression_attribute_values(":now", n(unix_now()))
             .expression_attribute_values(":expires", n(unix_now() + KEPT_SECS))
             .expression_attribute_values(":none", AttributeValue::M(Default::default()))
+            .send()
+            .await?;
+        Ok(())
+    }
+
+    /// Sends the endpoint's deliveries through the slow lane (if they do not go there already).
+    pub async fn mark_slow_lane(&self, principal: &Principal, endpoint: &EndpointId) -> Result<(), StoreError> {
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(Self::key(principal, endpoint)))
+            .update_expression("SET slow_lane_since = if_not_exists(slow_lane_since, :now), expires_at = :expires")
+            .expression_attribute_values(":now", n(unix_now()))
+            .expression_attribute_values(":expires", n(unix_now() + KEPT_SECS))
             .send()
             .await?;
         Ok(())

@@ -23,7 +23,7 @@
 
 pub use crate::model::health::{Health, HealthUpdate};
 use crate::model::ids::Timestamp;
-use crate::webhook::throttle::SLOW_MS;
+use crate::webhook::throttle::{FAST_AGAIN_MS, SLOW_LANE_MS, SLOW_MS};
 
 /// The breaker's thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,6 +93,12 @@ impl Health {
         self.next_probe_at.is_some()
     }
 
+    /// Whether its deliveries go through the slow lane: it is slow, or its attempts take
+    /// [`SLOW_LANE_MS`] or more.
+    pub fn in_slow_lane(&self) -> bool {
+        self.slow_since.is_some() || self.slow_lane_since.is_some()
+    }
+
     /// The probe a deliverer claims at `now`: the next probe's time and interval after this one.
     pub fn claim(&self, config: &BreakerConfig, now: u64) -> (u64, u64) {
         let interval = (self.probe_interval.max(config.first_probe) * 2).min(config.max_probe);
@@ -104,7 +110,8 @@ impl Health {
     /// the endpoint after `disable_after` of failing; a `429` pauses it. `None` when nothing changes
     /// (a healthy endpoint that succeeded).
     /// `latencies_ms`: how long the batch's attempts took, which marks the endpoint slow (any at
-    /// [`SLOW_MS`] or more) or fast again (all under it).
+    /// [`SLOW_MS`] or more) or fast again (all under it), and sends it through the slow lane (any
+    /// at [`SLOW_LANE_MS`] or more) or back to the delivery queue (all under [`FAST_AGAIN_MS`]).
     pub fn update(&self, signals: &[Signal], latencies_ms: &[u64], config: &BreakerConfig, now: u64) -> Option<HealthUpdate> {
         let mut u = HealthUpdate {
             paused_until: signals
@@ -133,6 +140,16 @@ impl Health {
         let slow = latencies_ms.iter().any(|l| *l >= SLOW_MS);
         if !latencies_ms.is_empty() && slow != self.slow_since.is_some() {
             u.slow = Some(slow);
+        }
+        let lane = if latencies_ms.iter().any(|l| *l >= SLOW_LANE_MS) {
+            Some(true)
+        } else if !latencies_ms.is_empty() && latencies_ms.iter().all(|l| *l < FAST_AGAIN_MS) {
+            Some(false)
+        } else {
+            None
+        };
+        if lane.is_some_and(|l| l != self.slow_lane_since.is_some()) {
+            u.slow_lane = lane;
         }
         (u != HealthUpdate::default()).then_some(u)
     }
@@ -184,11 +201,29 @@ mod tests {
     #[test]
     fn slow_attempts_mark_the_endpoint_slow_and_fast_ones_clear_it() {
         let fast = Health::default();
-        assert_eq!(fast.update(&[Signal::Succeeded], &[30, 2_500], &C, 100).unwrap().slow, Some(true));
+        let u = fast.update(&[Signal::Succeeded], &[30, 2_500], &C, 100).unwrap();
+        assert_eq!((u.slow, u.slow_lane), (Some(true), Some(true)), "slow, and so in the slow lane");
         assert_eq!(fast.update(&[Signal::Succeeded], &[30, 40], &C, 100), None);
-        let slow = Health { slow_since: Some(90), ..Health::default() };
-        assert_eq!(slow.update(&[Signal::Succeeded], &[30], &C, 100).unwrap().slow, Some(false));
+        let slow = Health { slow_since: Some(90), slow_lane_since: Some(90), ..Health::default() };
+        let u = slow.update(&[Signal::Succeeded], &[30], &C, 100).unwrap();
+        assert_eq!((u.slow, u.slow_lane), (Some(false), Some(false)));
         assert_eq!(slow.update(&[Signal::Succeeded], &[3_000], &C, 100), None, "slow already");
+        let u = slow.update(&[Signal::Succeeded], &[900], &C, 100).unwrap();
+        assert_eq!((u.slow, u.slow_lane), (Some(false), None), "no longer slow, still in the slow lane");
+    }
+
+    #[test]
+    fn attempts_of_half_a_second_send_the_endpoint_through_the_slow_lane_until_they_take_under_a_quarter() {
+        let fast = Health::default();
+        let u = fast.update(&[Signal::Succeeded], &[30, 600], &C, 100).unwrap();
+        assert_eq!((u.slow_lane, u.slow), (Some(true), None));
+        assert_eq!(fast.update(&[Signal::Succeeded], &[30, 499], &C, 100), None);
+        let lane = Health { slow_lane_since: Some(90), ..Health::default() };
+        assert!(lane.in_slow_lane());
+        assert_eq!(lane.update(&[Signal::Succeeded], &[700], &C, 100), None, "in the slow lane already");
+        assert_eq!(lane.update(&[Signal::Succeeded], &[40, 300], &C, 100), None, "not all under FAST_AGAIN_MS: it stays");
+        assert_eq!(lane.update(&[Signal::Succeeded], &[40, 249], &C, 100).unwrap().slow_lane, Some(false));
+        assert_eq!(lane.update(&[Signal::Failed], &[], &C, 100).unwrap().slow_lane, None, "no attempt's time, no change");
     }
 
     #[test]

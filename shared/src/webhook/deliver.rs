@@ -11,12 +11,14 @@
 //! by SQS. Only our own failure (DynamoDB unreachable) leaves a message on the queue.
 //!
 //! **Two lanes.** An attempt holds its batch (deployed: one of the mapping's concurrent
-//! invocations) until it ends, up to the 15 s timeout. So a delivery to an endpoint known to be
-//! slow (`throttle::SLOW_MS` or more per attempt) is not attempted from the delivery queue: it is
-//! moved to the slow lane (`SlowDeliveryQueue`, a mapping of its own), and so is an attempt that
-//! turns out slow there (withdrawn after `SLOW_MS`). Slow endpoints' attempts, each with its
-//! endpoint's lease, hold only the slow lane's batches: they wait for each other, never the other
-//! merchants' deliveries.
+//! invocations) until it ends, up to the 15 s timeout. So an attempt from the delivery queue that
+//! takes `throttle::SLOW_LANE_MS` is withdrawn there and moved to the slow lane
+//! (`SlowDeliveryQueue`, a mapping of its own), and so is every later delivery to its endpoint
+//! until the endpoint answers in under `throttle::FAST_AGAIN_MS` again: a batch of the delivery
+//! queue waits at most `SLOW_LANE_MS` for any endpoint. In the slow lane an attempt goes on to the
+//! timeout; one that takes `throttle::SLOW_MS` marks its endpoint slow, and a slow endpoint's
+//! attempts each take one of its leases. Endpoints in the slow lane hold only its batches: they
+//! wait for each other, never the other merchants' deliveries.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -71,10 +73,10 @@ pub struct Deliverer {
 
 /// What one deliverer process remembers of slow endpoints, so that many attempts finding the same
 /// endpoint slow at once do not all write its health item (a hot item): until when it is marked
-/// slow already, and until when its leases were all taken.
+/// slow (or for the slow lane) already, and until when its leases were all taken.
 #[derive(Debug, Default)]
 pub struct LeaseMemo {
-    marked_until: HashMap<EndpointId, u64>,
+    marked_until: HashMap<(EndpointId, Mark), u64>,
     full_until: HashMap<EndpointId, u64>,
     /// Deliveries moved to the slow lane in the current second: until when, and how many.
     moved: HashMap<EndpointId, (u64, usize)>,
@@ -82,6 +84,15 @@ pub struct LeaseMemo {
 
 /// How long a process trusts what it learnt of an endpoint's leases (ms).
 const MEMO_MS: u64 = 1_000;
+
+/// What an attempt found of its endpoint, written to its health once per process and minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Mark {
+    /// It takes `throttle::SLOW_MS` or more: leases (`HealthStore::mark_slow`).
+    Slow,
+    /// It takes `throttle::SLOW_LANE_MS` or more: the slow lane (`HealthStore::mark_slow_lane`).
+    SlowLane,
+}
 
 /// What became of one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -348,8 +359,8 @@ impl Deliverer {
             snapshot.state = self.deliveries.state(&principal, event_id, &endpoint_id).await?;
             decision = decide(&facts(&snapshot, false), schedule, now, jitter);
         }
-        if matches!(decision, Decision::Probe { .. }) && snapshot.health.slow_since.is_some() && !slow_lane {
-            // A slow endpoint is probed from the slow lane only (the probe is claimed there).
+        if matches!(decision, Decision::Probe { .. }) && snapshot.health.in_slow_lane() && !slow_lane {
+            // An endpoint in the slow lane is probed from there only (the probe is claimed there).
             return Ok(Step::Plan(to_slow_lane(msg)));
         }
         let attempt = match decision {
@@ -460,15 +471,16 @@ impl Deliverer {
     }
 
     /// The gates of `n` deliveries to one endpoint (`webhook::throttle`). From the delivery queue,
-    /// a slow endpoint's go to the slow lane, as many as it has leases free for them. Otherwise a
+    /// the deliveries of an endpoint in the slow lane go there; a slow endpoint's only as many as it
+    /// has leases free for them. Otherwise a
     /// `rate_limit` slot and, for a slow endpoint, a lease each. Those that get none of these join
     /// the endpoint's waiting line.
     async fn endpoint_gates(&self, principal: &Principal, endpoint: &Endpoint, health: &Health, n: usize, slow_lane: bool) -> Result<Vec<Gate>, StoreError> {
         let now_ms = unix_now_ms();
         // `None`: not now (no slot or no lease), a place in the line follows.
         let mut gates: Vec<Option<Gate>> = Vec::with_capacity(n);
-        if health.slow_since.is_some() && !slow_lane {
-            let moving = self.to_move(&endpoint.id, health, n);
+        if health.in_slow_lane() && !slow_lane {
+            let moving = if health.slow_since.is_some() { self.to_move(&endpoint.id, health, n) } else { n };
             gates.extend((0..n).map(|i| (i < moving).then_some(Gate::SlowLane)));
         } else {
             let go = |at_ms| Some(Gate::Go { at_ms, lease: None });
@@ -518,14 +530,22 @@ impl Deliverer {
         Ok(throttle::places(start, n, pace))
     }
 
-    /// Marks an endpoint found slow by an attempt (so later batches move its deliveries to the slow
-    /// lane, and take leases there), once per process and minute.
-    async fn mark_slow(&self, principal: &Principal, endpoint: &EndpointId, health: &Health) -> Result<(), StoreError> {
+    /// Marks an endpoint found slow by an attempt (so later batches take leases for it), or found
+    /// to take `SLOW_LANE_MS` (so later batches move its deliveries to the slow lane); once per
+    /// process and minute.
+    async fn mark(&self, mark: Mark, principal: &Principal, endpoint: &EndpointId, health: &Health) -> Result<(), StoreError> {
         let now_ms = unix_now_ms();
-        let marked = self.memo.lock().expect("memo lock").marked_until.get(endpoint).is_some_and(|t| *t > now_ms);
-        if !marked && health.slow_since.is_none() {
-            self.health.mark_slow(principal, endpoint).await?;
-            self.memo.lock().expect("memo lock").marked_until.insert(*endpoint, now_ms + 60 * MEMO_MS);
+        let stored = match mark {
+            Mark::Slow => health.slow_since.is_some(),
+            Mark::SlowLane => health.slow_lane_since.is_some(),
+        };
+        let marked = stored || self.memo.lock().expect("memo lock").marked_until.get(&(*endpoint, mark)).is_some_and(|t| *t > now_ms);
+        if !marked {
+            match mark {
+                Mark::Slow => self.health.mark_slow(principal, endpoint).await?,
+                Mark::SlowLane => self.health.mark_slow_lane(principal, endpoint).await?,
+            }
+            self.memo.lock().expect("memo lock").marked_until.insert((*endpoint, mark), now_ms + 60 * MEMO_MS);
         }
         Ok(())
     }
@@ -554,7 +574,7 @@ impl Deliverer {
         if self.memo.lock().expect("memo lock").full_until.get(endpoint).is_some_and(|t| *t > now_ms) {
             return Ok(None);
         }
-        self.mark_slow(principal, endpoint, health).await?;
+        self.mark(Mark::Slow, principal, endpoint, health).await?;
         let until = now_ms + LEASE_MS;
         let mut free = throttle::free_leases(&health.leases, self.breaker.max_concurrency, now_ms);
         // Deliverers that found the same leases free try them in different orders.
@@ -603,26 +623,23 @@ impl Deliverer {
         let headers = sign(&endpoint.signing_secrets(now), &event.id.to_string(), now, &body);
         let post = self.client.post(&endpoint.url, headers, body);
         tokio::pin!(post);
+        // From the delivery queue, an attempt that takes `SLOW_LANE_MS` is withdrawn (not counted as
+        // an attempt: its outcome is unknown, as after a crash; receivers dedupe by event id) and
+        // moved to the slow lane. There, one that takes `SLOW_MS` needs a lease to go on.
+        let limit_ms = if slow_lane { throttle::SLOW_MS } else { throttle::SLOW_LANE_MS };
         let response = match lease {
             Some(_) => post.await,
-            // Not known slow: if it turns out slow, it is withdrawn (not counted as an attempt: its
-            // outcome is unknown, as after a crash; receivers dedupe by event id) and moved to the
-            // slow lane; in the slow lane it needs a lease to go on (`throttle`).
             None => tokio::select! {
                 r = &mut post => r,
-                () = tokio::time::sleep(std::time::Duration::from_millis(throttle::SLOW_MS)) => {
-                    if slow_lane {
-                        lease = self.lease_midway(&principal, &endpoint_id, &health).await?;
-                    } else {
-                        self.mark_slow(&principal, &endpoint_id, &health).await?;
-                        if self.to_move(&endpoint_id, &health, 1) == 1 {
-                            tracing::info!("slow endpoint: attempt withdrawn from the delivery queue's batch, for the slow lane");
-                            return Ok(to_slow_lane(msg));
-                        }
+                () = tokio::time::sleep(std::time::Duration::from_millis(limit_ms)) => {
+                    if !slow_lane {
+                        self.mark(Mark::SlowLane, &principal, &endpoint_id, &health).await?;
+                        tracing::info!("slow endpoint: attempt withdrawn from the delivery queue's batch, for the slow lane");
+                        return Ok(to_slow_lane(msg));
                     }
+                    lease = self.lease_midway(&principal, &endpoint_id, &health).await?;
                     if lease.is_none() {
-                        // Over the cap (from the delivery queue: no lease free for it in the slow
-                        // lane): withdrawn too, and held for its place in the endpoint's line.
+                        // Over the cap: withdrawn too, and held for its place in the endpoint's line.
                         tracing::info!("slow endpoint at its concurrency; attempt withdrawn, waiting in DynamoDB");
                         let slow = Health { slow_since: Some(unix_now()), ..health.clone() };
                         let until = self.join_line(&principal, &endpoint, &slow, 1).await?[0];

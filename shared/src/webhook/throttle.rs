@@ -23,6 +23,14 @@ use std::collections::BTreeMap;
 
 /// An attempt that takes this long marks its endpoint slow.
 pub const SLOW_MS: u64 = 2_000;
+/// An attempt from the delivery queue that takes this long is withdrawn there, and its endpoint's
+/// deliveries go through the slow lane (`deliver`'s module docs) until its attempts take less than
+/// [`FAST_AGAIN_MS`]: the most a batch of the delivery queue waits for an endpoint.
+pub const SLOW_LANE_MS: u64 = 500;
+/// An endpoint in the slow lane whose batch's attempts all take less than this goes back to the
+/// delivery queue (half of [`SLOW_LANE_MS`], so that one answering at about that time does not go
+/// back and forth, a withdrawn attempt each time).
+pub const FAST_AGAIN_MS: u64 = SLOW_LANE_MS / 2;
 /// Slots a batch may take ahead of now.
 pub const HORIZON_MS: u64 = 1_000;
 
