@@ -506,7 +506,7 @@ async fn deliveries_cross_to_the_slow_lane_only_as_many_as_leases_are_free() {
     let p = test_principal(&account(&stack).await);
     let slow = Receiver::start(vec![Answer::Slow(Duration::from_millis(2_500)); 10]).await;
     let ep = endpoint(&stack, &p, &slow).await;
-    stack.health().mark_slow(&p, &ep.id).await.unwrap();
+    stack.health().mark(&p, &ep.id, paygate::model::health::Mark::Slow).await.unwrap();
     let now_ms = paygate::ids::unix_now_ms();
     for lease in 0..8 {
         assert!(stack.health().acquire_lease(&p, &ep.id, &lease.to_string(), now_ms + 60_000, now_ms).await.unwrap());

@@ -65,3 +65,12 @@ pub struct HealthUpdate {
     /// (`Some(false)`).
     pub slow_lane: Option<bool>,
 }
+
+/// What an attempt found of its endpoint (`store::health`'s `mark`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Mark {
+    /// It takes `throttle::SLOW_MS` or more: its attempts take leases.
+    Slow,
+    /// It takes `throttle::SLOW_LANE_MS` or more: its deliveries go through the slow lane.
+    SlowLane,
+}

@@ -7,7 +7,7 @@
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue};
 
-use crate::model::health::{Health, HealthUpdate};
+use crate::model::health::{Health, HealthUpdate, Mark};
 use crate::model::ids::{EndpointId, Principal, unix_now};
 use crate::store::deliveries::endpoint_partition;
 use crate::store::{Item, ItemRef, SortKey, StoreError, conditional, get_many, key_item};
@@ -145,32 +145,24 @@ impl HealthStore {
         conditional(req.send().await)
     }
 
-    /// Marks the endpoint slow (if it is not already), with room for its leases.
-    pub async fn mark_slow(&self, principal: &Principal, endpoint: &EndpointId) -> Result<(), StoreError> {
-        self.client
+    /// Marks the endpoint slow (with room for its leases) or for the slow lane, if it is not
+    /// already.
+    pub async fn mark(&self, principal: &Principal, endpoint: &EndpointId, mark: Mark) -> Result<(), StoreError> {
+        let now = unix_now();
+        let mut req = self
+            .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(Self::key(principal, endpoint)))
-            .update_expression("SET slow_since = if_not_exists(slow_since, :now), leases = if_not_exists(leases, :none), expires_at = :expires")
-            .expression_attribute_values(":now", n(unix_now()))
-            .expression_attribute_values(":expires", n(unix_now() + KEPT_SECS))
-            .expression_attribute_values(":none", AttributeValue::M(Default::default()))
-            .send()
-            .await?;
-        Ok(())
-    }
-
-    /// Sends the endpoint's deliveries through the slow lane (if they do not go there already).
-    pub async fn mark_slow_lane(&self, principal: &Principal, endpoint: &EndpointId) -> Result<(), StoreError> {
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::key(principal, endpoint)))
-            .update_expression("SET slow_lane_since = if_not_exists(slow_lane_since, :now), expires_at = :expires")
-            .expression_attribute_values(":now", n(unix_now()))
-            .expression_attribute_values(":expires", n(unix_now() + KEPT_SECS))
-            .send()
-            .await?;
+            .expression_attribute_values(":now", n(now))
+            .expression_attribute_values(":expires", n(now + KEPT_SECS));
+        req = match mark {
+            Mark::Slow => req
+                .update_expression("SET slow_since = if_not_exists(slow_since, :now), leases = if_not_exists(leases, :none), expires_at = :expires")
+                .expression_attribute_values(":none", AttributeValue::M(Default::default())),
+            Mark::SlowLane => req.update_expression("SET slow_lane_since = if_not_exists(slow_lane_since, :now), expires_at = :expires"),
+        };
+        req.send().await?;
         Ok(())
     }
 

@@ -32,6 +32,7 @@ use tracing::Instrument;
 use crate::model::delivery::{Attempt, DeliveryStatus, Snapshot, StateChange};
 use crate::model::endpoint::{Endpoint, EndpointStatus};
 use crate::model::event::EventJson;
+use crate::model::health::Mark;
 use crate::model::ids::{EndpointId, Principal, unix_now, unix_now_ms};
 use crate::store::StoreError;
 use crate::store::deliveries::DeliveryStore;
@@ -84,15 +85,6 @@ pub struct LeaseMemo {
 
 /// How long a process trusts what it learnt of an endpoint's leases (ms).
 const MEMO_MS: u64 = 1_000;
-
-/// What an attempt found of its endpoint, written to its health once per process and minute.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-enum Mark {
-    /// It takes `throttle::SLOW_MS` or more: leases (`HealthStore::mark_slow`).
-    Slow,
-    /// It takes `throttle::SLOW_LANE_MS` or more: the slow lane (`HealthStore::mark_slow_lane`).
-    SlowLane,
-}
 
 /// What became of one message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -541,10 +533,7 @@ impl Deliverer {
         };
         let marked = stored || self.memo.lock().expect("memo lock").marked_until.get(&(*endpoint, mark)).is_some_and(|t| *t > now_ms);
         if !marked {
-            match mark {
-                Mark::Slow => self.health.mark_slow(principal, endpoint).await?,
-                Mark::SlowLane => self.health.mark_slow_lane(principal, endpoint).await?,
-            }
+            self.health.mark(principal, endpoint, mark).await?;
             self.memo.lock().expect("memo lock").marked_until.insert((*endpoint, mark), now_ms + 60 * MEMO_MS);
         }
         Ok(())
