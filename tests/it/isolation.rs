@@ -399,6 +399,28 @@ async fn a_slow_endpoint_holds_at_most_its_concurrency() {
     assert!(slow.max_in_flight() >= 2, "and it was used");
 }
 
+/// What the two lanes' tests start from: a fresh stack, a deliverer with a quick breaker, the two
+/// queues' URLs, and a merchant's endpoint at a receiver answering `script`.
+struct Lanes {
+    stack: Stack,
+    d: Deliverer,
+    main: String,
+    slow_lane: String,
+    p: Principal,
+    receiver: Receiver,
+    ep: Endpoint,
+}
+
+async fn lanes(script: Vec<Answer>) -> Lanes {
+    let stack = isolated_stack().await;
+    let d = quick_breaker(&stack, &[5, 5, 5], 5);
+    let (main, slow_lane) = (stack.config.delivery_queue_url.clone(), stack.config.slow_delivery_queue_url.clone());
+    let p = test_principal(&account(&stack).await);
+    let receiver = Receiver::start(script).await;
+    let ep = endpoint(&stack, &p, &receiver).await;
+    Lanes { stack, d, main, slow_lane, p, receiver, ep }
+}
+
 /// The delivery messages waiting in a queue (received, then deleted).
 async fn take_messages(stack: &Stack, queue_url: &str) -> Vec<DeliveryMessage> {
     let mut got = Vec::new();
@@ -419,12 +441,7 @@ async fn take_messages(stack: &Stack, queue_url: &str) -> Vec<DeliveryMessage> {
 /// finds the endpoint slow (3 s) and goes on with a lease each, and they are delivered.
 #[tokio::test]
 async fn a_slow_endpoints_attempts_are_made_from_the_slow_lane_only() {
-    let stack = isolated_stack().await;
-    let d = quick_breaker(&stack, &[5, 5, 5], 5);
-    let (main, slow_lane) = (stack.config.delivery_queue_url.clone(), stack.config.slow_delivery_queue_url.clone());
-    let p = test_principal(&account(&stack).await);
-    let slow = Receiver::start(vec![Answer::Slow(Duration::from_millis(3_000)); 100]).await;
-    let ep = endpoint(&stack, &p, &slow).await;
+    let Lanes { stack, d, main, slow_lane, p, receiver: slow, ep } = lanes(vec![Answer::Slow(Duration::from_millis(3_000)); 100]).await;
     let events = publish_many(&stack, &p, 2).await;
     let [first, second] = [0, 1].map(|i| DeliveryMessage::new(&p, events[i].id, ep.id));
 
@@ -460,13 +477,7 @@ async fn a_slow_endpoints_attempts_are_made_from_the_slow_lane_only() {
 /// queue once its attempts there take under 250 ms.
 #[tokio::test]
 async fn an_endpoint_answering_in_a_second_goes_through_the_slow_lane_until_it_is_fast_again() {
-    let stack = isolated_stack().await;
-    let d = quick_breaker(&stack, &[5, 5, 5], 5);
-    let (main, slow_lane) = (stack.config.delivery_queue_url.clone(), stack.config.slow_delivery_queue_url.clone());
-    let p = test_principal(&account(&stack).await);
-    let second = Answer::Slow(Duration::from_millis(1_000));
-    let receiver = Receiver::start(vec![second.clone(), second]).await;
-    let ep = endpoint(&stack, &p, &receiver).await;
+    let Lanes { stack, d, main, slow_lane, p, receiver, ep } = lanes(vec![Answer::Slow(Duration::from_millis(1_000)); 2]).await;
     let events = publish_many(&stack, &p, 3).await;
     let [a, b, c] = [0, 1, 2].map(|i| DeliveryMessage::new(&p, events[i].id, ep.id));
     let lane = || async { stack.health().get(&p, &ep.id).await.unwrap() };
@@ -501,11 +512,7 @@ async fn an_endpoint_answering_in_a_second_goes_through_the_slow_lane_until_it_i
 /// dead endpoint's backlog does not all cross only to find no lease.
 #[tokio::test]
 async fn deliveries_cross_to_the_slow_lane_only_as_many_as_leases_are_free() {
-    let stack = isolated_stack().await;
-    let d = quick_breaker(&stack, &[5, 5, 5], 5);
-    let p = test_principal(&account(&stack).await);
-    let slow = Receiver::start(vec![Answer::Slow(Duration::from_millis(2_500)); 10]).await;
-    let ep = endpoint(&stack, &p, &slow).await;
+    let Lanes { stack, d, main, slow_lane, p, receiver: slow, ep } = lanes(vec![Answer::Slow(Duration::from_millis(2_500)); 10]).await;
     stack.health().mark(&p, &ep.id, paygate::model::health::Mark::Slow).await.unwrap();
     let now_ms = paygate::ids::unix_now_ms();
     for lease in 0..8 {
@@ -522,10 +529,10 @@ async fn deliveries_cross_to_the_slow_lane_only_as_many_as_leases_are_free() {
     for e in &events {
         before.push(state(e.id).await);
     }
-    let response = d.handle(integration_tests::sqs_batch(&stack.config.delivery_queue_url, &deliveries)).await;
+    let response = d.handle(integration_tests::sqs_batch(&main, &deliveries)).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
     assert_eq!(slow.started(), 0, "no attempt from the delivery queue's batch");
-    assert_eq!(take_messages(&stack, &stack.config.slow_delivery_queue_url).await.len(), 2, "as many as leases are free");
+    assert_eq!(take_messages(&stack, &slow_lane).await.len(), 2, "as many as leases are free");
     let mut lined = 0;
     for (e, was) in events.iter().zip(before) {
         let now = state(e.id).await;
@@ -540,12 +547,7 @@ async fn deliveries_cross_to_the_slow_lane_only_as_many_as_leases_are_free() {
 /// claims it, probes, and the endpoint's breaker closes.
 #[tokio::test]
 async fn a_slow_endpoint_is_probed_from_the_slow_lane() {
-    let stack = isolated_stack().await;
-    let d = quick_breaker(&stack, &[5, 5, 5], 5);
-    let (main, slow_lane) = (stack.config.delivery_queue_url.clone(), stack.config.slow_delivery_queue_url.clone());
-    let p = test_principal(&account(&stack).await);
-    let slow = Receiver::start(vec![Answer::Slow(Duration::from_millis(2_500)); 10]).await;
-    let ep = endpoint(&stack, &p, &slow).await;
+    let Lanes { stack, d, main, slow_lane, p, receiver: slow, ep } = lanes(vec![Answer::Slow(Duration::from_millis(2_500)); 10]).await;
     let now = paygate::ids::unix_now();
     let open = HealthUpdate { failures: 5, open: Some((now - 1, 1)), slow: Some(true), ..Default::default() };
     stack.health().record(&p, &ep.id, &open).await.unwrap();
