@@ -65,8 +65,9 @@ export interface WebhookEndpoint {
 /**
  * An endpoint's circuit breaker: `open` after 5 failed attempts in a row (deliveries wait, one
  * probe at `next_probe_at`), `closed` again after a success. A 429 pauses it until `paused_until`;
- * 5 days of failure disable the endpoint (`disabled_reason`); `slow` endpoints get at most 10
- * attempts at once.
+ * 5 days of failure disable the endpoint (`disabled_reason`); `slow` endpoints (2 s or more per
+ * attempt) get at most 10 attempts at once; `slow_lane` endpoints (0.5 s or more) are delivered
+ * from a queue of their own, so that they never hold up other merchants' webhooks.
  */
 export interface EndpointHealth {
   state: 'closed' | 'open'
@@ -76,6 +77,7 @@ export interface EndpointHealth {
   paused_until: string | null
   disabled_reason: string | null
   slow: boolean
+  slow_lane: boolean
 }
 
 export interface EndpointCreateParams {

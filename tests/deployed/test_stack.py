@@ -77,16 +77,21 @@ def ingest(account, event_type, obj):
 class Receiver:
     """A webhook receiver on 127.0.0.1 that verifies both signature schemes."""
 
-    def __init__(self, status=200, port=0):
-        self.got, self.status, self.secret = [], status, None
+    def __init__(self, status=200, port=0, delay=0.0):
+        self.got, self.status, self.secret, self.started = [], status, None, []
         outer = self
 
         class H(http.server.BaseHTTPRequestHandler):
             def do_POST(self):  # noqa: N802
                 body = self.rfile.read(int(self.headers["Content-Length"]))
+                outer.started.append(body)
+                time.sleep(delay)
+                try:
+                    self.send_response(outer.status)
+                    self.end_headers()
+                except (BrokenPipeError, ConnectionResetError):
+                    return  # the sender withdrew the request
                 outer.got.append((body, outer.verify(body, self.headers)))
-                self.send_response(outer.status)
-                self.end_headers()
 
             def log_message(self, *a):
                 pass
@@ -187,6 +192,35 @@ def test_webhooks_end_to_end_retries_and_the_dlq(account):
     finally:
         good.server.shutdown()
         bad.server.shutdown()
+
+
+def test_an_endpoint_answering_in_a_second_is_delivered_from_the_slow_lane():
+    """The two mappings, deployed: the delivery queue's invocation withdraws the attempt at 0.5 s
+    and moves the delivery to SlowDeliveryQueue (under the function's own policy); that queue's
+    mapping invokes the function again, which knows its lane by the batch's eventSourceARN and
+    waits the second out."""
+    fresh = json.loads(subprocess.run([BIN, "accounts", "create"], check=True, capture_output=True).stdout)
+    key = fresh["test_key"]
+    slow = Receiver(delay=1.0)
+    try:
+        status, ep = call("POST", "/v1/webhook_endpoints", key, {"url": slow.url, "events": ["payment.*"]})
+        assert status == 200, ep
+        slow.secret = ep["secret"]
+        paid = ingest(fresh, "payment.succeeded", {"id": "pay_slow", "object": "payment"})
+        _, attempts = eventually(
+            lambda: (lambda s, b: (s, b) if any(a["status"] == "succeeded" for a in b.get("data", [])) else None)(*call("GET", f"/v1/events/{paid['id']}/deliveries", key)),
+            "the delivery from the slow lane",
+        )
+        assert len(attempts["data"]) == 1, attempts
+        assert attempts["data"][0]["latency_ms"] >= 1000, attempts
+        assert len(slow.started) == 2, "the withdrawn request, then the slow lane's attempt"
+        assert all(json.loads(b)["id"] == paid["id"] for b in slow.started)
+        body, verified = slow.got[-1]
+        assert verified and json.loads(body)["id"] == paid["id"]
+        _, endpoint = call("GET", f"/v1/webhook_endpoints/{ep['id']}", key)
+        assert endpoint["health"]["slow_lane"] is True and endpoint["health"]["slow"] is False, endpoint["health"]
+    finally:
+        slow.server.shutdown()
 
 
 def test_every_endpoint_route_works_under_the_functions_own_policy(account):

@@ -373,6 +373,7 @@ async fn an_endpoint_failing_for_too_long_is_disabled_and_enabling_it_resets_the
     assert_eq!(enabled.body["health"]["state"], "closed");
     assert_eq!(enabled.body["health"]["consecutive_failures"], 0);
     assert_eq!(enabled.body["health"]["disabled_reason"], serde_json::Value::Null);
+    assert_eq!((&enabled.body["health"]["slow"], &enabled.body["health"]["slow_lane"]), (&serde_json::json!(false), &serde_json::json!(false)));
 }
 
 /// A slow endpoint (200 after 2.5 s) with a backlog holds at most `max_concurrency` attempts at

@@ -155,6 +155,7 @@ function Breaker ({ health }) {
       {health.next_probe_at && <><dt>Next probe</dt><dd><Time value={health.next_probe_at} /></dd></>}
       {health.paused_until && <><dt>Paused until (429)</dt><dd><Time value={health.paused_until} /></dd></>}
       {health.slow && <><dt>Slow</dt><dd>yes: at most 10 attempts at once</dd></>}
+      {health.slow_lane && !health.slow && <><dt>Slow lane</dt><dd>yes: answers in 0.5 s or more, delivered from the slow lane</dd></>}
       {health.disabled_reason && <><dt>Disabled by the breaker</dt><dd>{health.disabled_reason}</dd></>}
     </dl>
   )

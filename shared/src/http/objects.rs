@@ -88,7 +88,10 @@ pub struct HealthObject<'a> {
     pub next_probe_at: Option<Timestamp>,
     pub paused_until: Option<Timestamp>,
     pub disabled_reason: &'a Option<String>,
+    /// Its attempts take 2 s or more: each takes one of its leases.
     pub slow: bool,
+    /// Its attempts take 0.5 s or more: its deliveries go through the slow lane.
+    pub slow_lane: bool,
 }
 
 impl<'a> From<&'a Health> for HealthObject<'a> {
@@ -101,6 +104,7 @@ impl<'a> From<&'a Health> for HealthObject<'a> {
             paused_until: h.paused_until.map(Timestamp),
             disabled_reason: &h.disabled_reason,
             slow: h.slow_since.is_some(),
+            slow_lane: h.in_slow_lane(),
         }
     }
 }
