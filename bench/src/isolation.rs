@@ -117,7 +117,7 @@ pub async fn run(stack: Stack) -> anyhow::Result<Vec<Row>> {
             "ms",
             Some(("B alone, p90", pct(&alone, 0.9))),
             Target::RatioAtMost(1.5),
-            "as above",
+            format!("as above; B's events in publishing order: {:?} ms", with_a.iter().map(Duration::as_millis).collect::<Vec<_>>()),
         ),
         Row::new(
             "in-flight messages per 1,000 waiting retries",

@@ -11,24 +11,21 @@ after the update are delivered too.
 
 import json
 import os
-import subprocess
 import sys
 import time
 
 import boto3
-from test_stack import BIN, Receiver, call, eventually, ingest
+from test_stack import Receiver, call, eventually, ingest, new_account, subscribe
 
 TYPES = ["payment.succeeded", "refund.created", "payment.failed", "customer.created", "payout.completed", "payment.created"]
 
 
 def before(path):
-    account = json.loads(subprocess.run([BIN, "accounts", "create"], check=True, capture_output=True).stdout)
+    account = new_account()
     key = account["test_key"]
     failing = Receiver(status=500)
     try:
-        status, ep = call("POST", "/v1/webhook_endpoints", key, {"url": failing.url, "events": ["*"]})
-        assert status == 200, ep
-        failing.secret = ep["secret"]
+        ep = subscribe(failing, key, ["*"])
         since = int(time.time()) - 1
         events = [ingest(account, t, {"id": f"obj_{i}", "object": "payment"}) for i, t in enumerate(TYPES)]
         # The retry schedule (1,2,4 s) runs out: four attempts each, then the final failure.

@@ -61,9 +61,22 @@ def eventually(check, what, bound=90.0):
     raise AssertionError(f"timed out waiting for {what}")
 
 
+def new_account():
+    """A new account through the CLI, with its test key."""
+    return json.loads(subprocess.run([BIN, "accounts", "create"], check=True, capture_output=True).stdout)
+
+
 @pytest.fixture(scope="module")
 def account():
-    return json.loads(subprocess.run([BIN, "accounts", "create"], check=True, capture_output=True).stdout)
+    return new_account()
+
+
+def subscribe(receiver, key, events):
+    """An endpoint at `receiver` for `events`, created through the API; the receiver keeps its secret."""
+    status, ep = call("POST", "/v1/webhook_endpoints", key, {"url": receiver.url, "events": events})
+    assert status == 200, ep
+    receiver.secret, receiver.endpoint = ep["secret"], ep["id"]
+    return ep
 
 
 def ingest(account, event_type, obj):
@@ -199,13 +212,11 @@ def test_an_endpoint_answering_in_a_second_is_delivered_from_the_slow_lane():
     and moves the delivery to SlowDeliveryQueue (under the function's own policy); that queue's
     mapping invokes the function again, which knows its lane by the batch's eventSourceARN and
     waits the second out."""
-    fresh = json.loads(subprocess.run([BIN, "accounts", "create"], check=True, capture_output=True).stdout)
+    fresh = new_account()
     key = fresh["test_key"]
     slow = Receiver(delay=1.0)
     try:
-        status, ep = call("POST", "/v1/webhook_endpoints", key, {"url": slow.url, "events": ["payment.*"]})
-        assert status == 200, ep
-        slow.secret = ep["secret"]
+        ep = subscribe(slow, key, ["payment.*"])
         paid = ingest(fresh, "payment.succeeded", {"id": "pay_slow", "object": "payment"})
         _, attempts = eventually(
             lambda: (lambda s, b: (s, b) if any(a["status"] == "succeeded" for a in b.get("data", [])) else None)(*call("GET", f"/v1/events/{paid['id']}/deliveries", key)),

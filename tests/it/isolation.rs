@@ -11,7 +11,7 @@ use aws_sdk_sqs::types::QueueAttributeName;
 use futures::StreamExt;
 use integration_tests::receiver::{Answer, Receiver};
 use integration_tests::{Api, account, eventually, isolated_stack, publish, test_principal};
-use paygate::model::health::HealthUpdate;
+use paygate::model::health::{HealthUpdate, Mark};
 use paygate::store::deliveries::DeliveryStatus;
 use paygate::store::endpoints::Created;
 use paygate::webhook::breaker::BreakerConfig;
@@ -253,15 +253,7 @@ async fn a_dead_endpoint_does_not_delay_another_merchant() {
     let probes = dead.started() - before;
     println!("A's attempts in 15 s with its breaker open: {probes}");
     assert!(probes <= 8, "{probes} attempts at a dead endpoint whose breaker is open");
-    // Requests withdrawn unanswered (after 0.5 s from the delivery queue, 2 s from the slow lane)
-    // are not attempts: before it is known slow, A's endpoint may see most of its backlog begun
-    // once. What counts against the schedule is bounded by its leases and the breaker.
-    let mut recorded = 0;
-    for e in &a_events {
-        recorded += stack.deliveries().attempts(&a, e.id).await.unwrap().len();
-    }
-    println!("A's requests begun: {}; attempts recorded: {recorded}", dead.started());
-    assert!(recorded < a_events.len() / 2, "not every A event was attempted: {recorded} attempts recorded");
+    assert!(dead.started() < a_events.len(), "not every A event was tried: {}", dead.started());
 }
 
 /// The endpoint fails, its breaker opens, the probes are spaced, the endpoint recovers and the
@@ -508,18 +500,17 @@ async fn an_endpoint_answering_in_a_second_goes_through_the_slow_lane_until_it_i
     assert!(take_messages(&stack, &slow_lane).await.is_empty());
 }
 
-/// From the delivery queue, a slow endpoint's deliveries cross to the slow lane only as many as it
-/// has leases free: with 8 of its 10 taken, 2 of 5 cross and 3 wait in its line in DynamoDB, so a
-/// dead endpoint's backlog does not all cross only to find no lease.
-#[tokio::test]
-async fn deliveries_cross_to_the_slow_lane_only_as_many_as_leases_are_free() {
-    let Lanes { stack, d, main, slow_lane, p, receiver: slow, ep } = lanes(vec![Answer::Slow(Duration::from_millis(2_500)); 10]).await;
-    stack.health().mark(&p, &ep.id, paygate::model::health::Mark::Slow).await.unwrap();
+/// `n` deliveries to an endpoint marked `mark`, with `taken` of its 10 leases taken, through one
+/// batch of the delivery queue: how many crossed to the slow lane, and how many wait in DynamoDB
+/// (pending, their state changed). The batch makes no attempt.
+async fn cross(mark: Mark, taken: usize, n: usize) -> (usize, usize) {
+    let Lanes { stack, d, main, slow_lane, p, receiver, ep } = lanes(vec![Answer::Slow(Duration::from_millis(2_500)); 10]).await;
+    stack.health().mark(&p, &ep.id, mark).await.unwrap();
     let now_ms = paygate::ids::unix_now_ms();
-    for lease in 0..8 {
+    for lease in 0..taken {
         assert!(stack.health().acquire_lease(&p, &ep.id, &lease.to_string(), now_ms + 60_000, now_ms).await.unwrap());
     }
-    let events = publish_many(&stack, &p, 5).await;
+    let events = publish_many(&stack, &p, n).await;
     let deliveries: Vec<_> = events.iter().map(|e| DeliveryMessage::new(&p, e.id, ep.id)).collect();
     let state = |e: paygate::EventId| {
         let stack = &stack;
@@ -532,15 +523,32 @@ async fn deliveries_cross_to_the_slow_lane_only_as_many_as_leases_are_free() {
     }
     let response = d.handle(integration_tests::sqs_batch(&main, &deliveries)).await;
     assert!(response.batch_item_failures.is_empty(), "{response:?}");
-    assert_eq!(slow.started(), 0, "no attempt from the delivery queue's batch");
-    assert_eq!(take_messages(&stack, &slow_lane).await.len(), 2, "as many as leases are free");
-    let mut lined = 0;
+    assert_eq!(receiver.started(), 0, "no attempt from the delivery queue's batch");
+    let crossed = take_messages(&stack, &slow_lane).await.len();
+    let mut waiting = 0;
     for (e, was) in events.iter().zip(before) {
         let now = state(e.id).await;
         assert_eq!(now.status, DeliveryStatus::Pending);
-        lined += usize::from(now != was);
+        waiting += usize::from(now != was);
     }
-    assert_eq!(lined, 3, "the others wait in the endpoint's line");
+    (crossed, waiting)
+}
+
+/// From the delivery queue, a slow endpoint's deliveries cross to the slow lane only as many as it
+/// has leases free: with 8 of its 10 taken, 2 of 5 cross and 3 wait in its line in DynamoDB, so a
+/// dead endpoint's backlog does not all cross only to find no lease.
+#[tokio::test]
+async fn deliveries_cross_to_the_slow_lane_only_as_many_as_leases_are_free() {
+    assert_eq!(cross(Mark::Slow, 8, 5).await, (2, 3));
+}
+
+/// An endpoint new in the slow lane (an attempt took 0.5 s a moment ago) may not answer at all:
+/// until the slow lane has shown whether it does, its deliveries cross only as many as it would
+/// have leases free (10 of 12), and the others wait a moment in DynamoDB, so that a dead
+/// endpoint's backlog does not all cross, and all get a request there, before it is known slow.
+#[tokio::test]
+async fn an_endpoint_new_in_the_slow_lane_crosses_only_as_many_as_it_would_have_leases() {
+    assert_eq!(cross(Mark::SlowLane, 0, 12).await, (10, 2));
 }
 
 /// A slow endpoint whose breaker is open is probed from the slow lane: the delivery queue's batch

@@ -23,7 +23,7 @@
 
 pub use crate::model::health::{Health, HealthUpdate};
 use crate::model::ids::Timestamp;
-use crate::webhook::throttle::{FAST_AGAIN_MS, SLOW_LANE_MS, SLOW_MS};
+use crate::webhook::throttle::{FAST_AGAIN_MS, NEW_IN_LANE_SECS, SLOW_LANE_MS, SLOW_MS};
 
 /// The breaker's thresholds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -97,6 +97,12 @@ impl Health {
     /// [`SLOW_LANE_MS`] or more.
     pub fn in_slow_lane(&self) -> bool {
         self.slow_since.is_some() || self.slow_lane_since.is_some()
+    }
+
+    /// Whether its deliveries cross to the slow lane only as many as it has leases free: it is
+    /// slow, or it came to the slow lane less than [`NEW_IN_LANE_SECS`] before `now`.
+    pub fn crossing_bounded(&self, now: u64) -> bool {
+        self.slow_since.is_some() || self.slow_lane_since.is_some_and(|since| now < since + NEW_IN_LANE_SECS)
     }
 
     /// The probe a deliverer claims at `now`: the next probe's time and interval after this one.
@@ -220,6 +226,8 @@ mod tests {
         assert_eq!(fast.update(&[Signal::Succeeded], &[30, 499], &C, 100), None);
         let lane = Health { slow_lane_since: Some(90), ..Health::default() };
         assert!(lane.in_slow_lane());
+        assert!(lane.crossing_bounded(90 + NEW_IN_LANE_SECS - 1) && !lane.crossing_bounded(90 + NEW_IN_LANE_SECS), "bounded while new in the lane");
+        assert!(Health { slow_since: Some(10), ..lane.clone() }.crossing_bounded(1_000), "bounded while slow");
         assert_eq!(lane.update(&[Signal::Succeeded], &[700], &C, 100), None, "in the slow lane already");
         assert_eq!(lane.update(&[Signal::Succeeded], &[40, 300], &C, 100), None, "not all under FAST_AGAIN_MS: it stays");
         assert_eq!(lane.update(&[Signal::Succeeded], &[40, 249], &C, 100).unwrap().slow_lane, Some(false));

@@ -419,7 +419,7 @@ impl Deliverer {
             Ok(()) => tracing::info!(moved = moving.len(), "slow endpoints: deliveries moved to the slow lane"),
             Err(e) => {
                 tracing::warn!(error = %e, "could not move deliveries to the slow lane; they wait in DynamoDB");
-                let until = unix_now() + rand::rng().random_range(1..=3);
+                let until = moment();
                 for (_, plan) in plans.iter_mut().flatten() {
                     if let Then::SlowLane(m) = &plan.then {
                         *plan = Plan::done(Some(hold(m, until)));
@@ -452,7 +452,7 @@ impl Deliverer {
                 // The throttle cannot be asked (DynamoDB): nothing is sent to the endpoint now; its
                 // deliveries wait a moment (and are retried as they are if that cannot be written either).
                 tracing::warn!(error = %e, "could not consult the endpoint's throttle; its deliveries wait");
-                let until = unix_now() + rand::rng().random_range(1..=3);
+                let until = moment();
                 indexes.iter().map(|_| Gate::Wait(until)).collect()
             });
             for (i, g) in indexes.into_iter().zip(endpoint_gates) {
@@ -463,16 +463,16 @@ impl Deliverer {
     }
 
     /// The gates of `n` deliveries to one endpoint (`webhook::throttle`). From the delivery queue,
-    /// the deliveries of an endpoint in the slow lane go there; a slow endpoint's only as many as it
-    /// has leases free for them. Otherwise a
-    /// `rate_limit` slot and, for a slow endpoint, a lease each. Those that get none of these join
-    /// the endpoint's waiting line.
+    /// the deliveries of an endpoint in the slow lane go there; while it is slow or new in the lane
+    /// ([`Health::crossing_bounded`]), only as many as it has leases free. Otherwise a `rate_limit`
+    /// slot and, for a slow endpoint, a lease each. Those that get none of these join the
+    /// endpoint's line.
     async fn endpoint_gates(&self, principal: &Principal, endpoint: &Endpoint, health: &Health, n: usize, slow_lane: bool) -> Result<Vec<Gate>, StoreError> {
         let now_ms = unix_now_ms();
         // `None`: not now (no slot or no lease), a place in the line follows.
         let mut gates: Vec<Option<Gate>> = Vec::with_capacity(n);
         if health.in_slow_lane() && !slow_lane {
-            let moving = if health.slow_since.is_some() { self.to_move(&endpoint.id, health, n) } else { n };
+            let moving = if health.crossing_bounded(unix_now()) { self.to_move(&endpoint.id, health, n) } else { n };
             gates.extend((0..n).map(|i| (i < moving).then_some(Gate::SlowLane)));
         } else {
             let go = |at_ms| Some(Gate::Go { at_ms, lease: None });
@@ -517,8 +517,16 @@ impl Deliverer {
     /// its pace (`webhook::throttle`): when each comes back (unix seconds).
     async fn join_line(&self, principal: &Principal, endpoint: &Endpoint, health: &Health, n: usize) -> Result<Vec<u64>, StoreError> {
         let slow = health.slow_since.map(|_| (health.slow_ms, self.client.timeout().as_millis() as u64));
-        let pace = throttle::line_pace_ms(endpoint.rate_limit, slow, self.breaker.max_concurrency);
-        let start = self.health.join_line(principal, &endpoint.id, health.line_ms, unix_now_ms(), n, pace).await?;
+        let mut pace = throttle::line_pace_ms(endpoint.rate_limit, slow, self.breaker.max_concurrency);
+        let mut from_ms = unix_now_ms();
+        if slow.is_none() && health.crossing_bounded(unix_now()) {
+            // New in the slow lane: the line starts once the slow lane has shown whether it is
+            // slow (its places are then paced by its leases) or not (they all cross), paced as if
+            // it answered in `SLOW_LANE_MS` (50 ms apart with 10 leases).
+            pace = pace.max(throttle::SLOW_LANE_MS / u64::from(self.breaker.max_concurrency.max(1)));
+            from_ms += throttle::NEW_IN_LANE_SECS * 1000;
+        }
+        let start = self.health.join_line(principal, &endpoint.id, health.line_ms, from_ms, n, pace).await?;
         Ok(throttle::places(start, n, pace))
     }
 
@@ -539,10 +547,11 @@ impl Deliverer {
         Ok(())
     }
 
-    /// How many of `n` deliveries to a slow endpoint this process moves from the delivery queue to
-    /// the slow lane now: as many as it has leases free (as read), less those this process moved
-    /// there in the last second. The others wait in its line instead of crossing to the slow lane
-    /// only to find no lease: a dead endpoint's backlog costs no more than it did in one lane.
+    /// How many of `n` deliveries to a slow endpoint (or one new in the slow lane) this process
+    /// moves from the delivery queue to the slow lane now: as many as it has leases free (as read),
+    /// less those this process moved there in the last second. The others wait instead of crossing
+    /// to the slow lane only to find no lease: a dead endpoint's backlog costs no more than it did
+    /// in one lane.
     fn to_move(&self, endpoint: &EndpointId, health: &Health, n: usize) -> usize {
         let now_ms = unix_now_ms();
         let free = throttle::free_leases(&health.leases, self.breaker.max_concurrency, now_ms).len();
@@ -623,8 +632,16 @@ impl Deliverer {
                 () = tokio::time::sleep(std::time::Duration::from_millis(limit_ms)) => {
                     if !slow_lane {
                         self.mark(Mark::SlowLane, &principal, &endpoint_id, &health).await?;
-                        tracing::info!("slow endpoint: attempt withdrawn from the delivery queue's batch, for the slow lane");
-                        return Ok(to_slow_lane(msg));
+                        if self.to_move(&endpoint_id, &health, 1) == 1 {
+                            tracing::info!("slow endpoint: attempt withdrawn from the delivery queue's batch, for the slow lane");
+                            return Ok(to_slow_lane(msg));
+                        }
+                        // As many as it would have leases free have crossed this second: this one
+                        // waits in the endpoint's line, until the slow lane shows how slow it is.
+                        tracing::info!("slow endpoint: attempt withdrawn from the delivery queue's batch; waiting in DynamoDB");
+                        let new = Health { slow_lane_since: Some(unix_now()), ..health.clone() };
+                        let until = self.join_line(&principal, &endpoint, &new, 1).await?[0];
+                        return Ok(Plan::done(Some(hold(&msg, until))));
                     }
                     lease = self.lease_midway(&principal, &endpoint_id, &health).await?;
                     if lease.is_none() {
@@ -681,6 +698,12 @@ impl Deliverer {
         plan.signal = Some((signal, latency_ms));
         Ok(plan)
     }
+}
+
+/// A moment from now (unix seconds): 1–3 s, spread, for deliveries that wait in DynamoDB until
+/// something is known (or works) again.
+fn moment() -> u64 {
+    unix_now() + rand::rng().random_range(1..=3)
 }
 
 /// Moves the delivery to the slow lane ([`Deliverer::move_to_slow_lane`] sends it).
