@@ -530,6 +530,13 @@ impl Deliverer {
         Ok(throttle::places(start, n, pace))
     }
 
+    /// A withdrawn attempt's delivery, held for its place in the endpoint's line, paced as `found`
+    /// (the endpoint as the attempt found it: new in the slow lane, or slow) says.
+    async fn withdrawn_to_line(&self, msg: &DeliveryMessage, endpoint: &Endpoint, found: &Health) -> Result<Plan, StoreError> {
+        let until = self.join_line(&msg.principal(), endpoint, found, 1).await?[0];
+        Ok(Plan::done(Some(hold(msg, until))))
+    }
+
     /// Marks an endpoint found slow by an attempt (so later batches take leases for it), or found
     /// to take `SLOW_LANE_MS` (so later batches move its deliveries to the slow lane); once per
     /// process and minute.
@@ -640,16 +647,14 @@ impl Deliverer {
                         // waits in the endpoint's line, until the slow lane shows how slow it is.
                         tracing::info!("slow endpoint: attempt withdrawn from the delivery queue's batch; waiting in DynamoDB");
                         let new = Health { slow_lane_since: Some(unix_now()), ..health.clone() };
-                        let until = self.join_line(&principal, &endpoint, &new, 1).await?[0];
-                        return Ok(Plan::done(Some(hold(&msg, until))));
+                        return self.withdrawn_to_line(&msg, &endpoint, &new).await;
                     }
                     lease = self.lease_midway(&principal, &endpoint_id, &health).await?;
                     if lease.is_none() {
                         // Over the cap: withdrawn too, and held for its place in the endpoint's line.
                         tracing::info!("slow endpoint at its concurrency; attempt withdrawn, waiting in DynamoDB");
                         let slow = Health { slow_since: Some(unix_now()), ..health.clone() };
-                        let until = self.join_line(&principal, &endpoint, &slow, 1).await?[0];
-                        return Ok(Plan::done(Some(hold(&msg, until))));
+                        return self.withdrawn_to_line(&msg, &endpoint, &slow).await;
                     }
                     post.await
                 }
