@@ -87,7 +87,7 @@ pub fn ceilings(template: &str) -> anyhow::Result<Vec<Ceiling>> {
         Ceiling::new(
             "in-flight slow-lane messages",
             format!(
-                "at most SlowDeliveryConcurrency {slow_concurrency:.0} × BatchSize {slow_batch:.0} = {:.0}: slow endpoints' attempts, each with its lease (the rest wait in DynamoDB); SQS allows {SQS_IN_FLIGHT_LIMIT:.0}",
+                "at most SlowDeliveryConcurrency {slow_concurrency:.0} × BatchSize {slow_batch:.0} = {:.0}: attempts to endpoints answering in 0.5 s or more, a slow one's each with its lease (the rest wait in DynamoDB); SQS allows {SQS_IN_FLIGHT_LIMIT:.0}",
                 slow_concurrency * slow_batch
             ),
             SQS_IN_FLIGHT_LIMIT / (slow_concurrency * slow_batch),
