@@ -99,12 +99,14 @@ class Receiver:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.started.append(body)
                 time.sleep(delay)
+                # Recorded before the answer goes out: a sender that saw the answer finds it here.
+                record = (body, outer.verify(body, self.headers))
+                outer.got.append(record)
                 try:
                     self.send_response(outer.status)
                     self.end_headers()
                 except (BrokenPipeError, ConnectionResetError):
-                    return  # the sender withdrew the request
-                outer.got.append((body, outer.verify(body, self.headers)))
+                    outer.got.remove(record)  # the sender withdrew the request: not answered
 
             def log_message(self, *a):
                 pass
