@@ -33,8 +33,9 @@ pub const SLOW_LANE_MS: u64 = 500;
 pub const FAST_AGAIN_MS: u64 = SLOW_LANE_MS / 2;
 /// For this long after an endpoint's first attempt that took [`SLOW_LANE_MS`], nothing says yet
 /// whether it answers at all: its deliveries cross to the slow lane only as many as it would have
-/// leases free, and the others wait a moment in DynamoDB. By then its attempts in the slow lane have
-/// taken [`SLOW_MS`] (it is slow: leases from then on) or answered (it is not: they all cross).
+/// leases free, and the others join its line in DynamoDB, which starts this long later. By then its
+/// attempts in the slow lane have taken [`SLOW_MS`] (it is slow: leases from then on) or answered
+/// (it is not: they all cross).
 pub const NEW_IN_LANE_SECS: u64 = SLOW_MS / 1000 + 1;
 /// Slots a batch may take ahead of now.
 pub const HORIZON_MS: u64 = 1_000;
