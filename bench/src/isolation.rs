@@ -37,24 +37,21 @@ async fn endpoint(stack: &Stack, p: &Principal, delay: Option<Duration>, seen: m
     Ok(ep)
 }
 
-/// `n` events for `p`, 16 publishes at a time, each ringing the pollers' doorbell as every
-/// `paygate dev` publisher does: the stream is read as the events come, as the deployed mapping
-/// reads it (four times a second a shard), not in one burst a second. (Without the rings, the
-/// last second of A's events, ~150, was fanned out at once just as B's first events were
+/// A payment event for `p` (`data.object.id` = `id`), then a ring of the pollers' doorbell, as
+/// every `paygate dev` publisher does: the stream is read as the events come, as the deployed
+/// mapping reads it (four times a second a shard), not in one burst a second. (Without the rings,
+/// the last second of A's events, ~150, was fanned out at once just as B's first events were
 /// published, and B waited on that one DynamoDB Local.)
+async fn publish_rung(stack: &Stack, p: &Principal, id: &str) -> anyhow::Result<paygate::Event> {
+    let event = publish_payment(stack, p, serde_json::json!({"id": id, "object": "payment"})).await?;
+    paygate_cli::doorbell::ring(&stack.config.events_table);
+    Ok(event)
+}
+
+/// `n` events for `p`, 16 publishes at a time, each ringing the doorbell ([`publish_rung`]).
 async fn publish_many(stack: &Stack, p: &Principal, n: usize) -> anyhow::Result<Vec<paygate::Event>> {
     use futures::StreamExt;
-    futures::stream::iter(0..n)
-        .map(|_| async {
-            let e = publish_payment(stack, p, serde_json::json!({"id": "pay_many", "object": "payment"})).await;
-            paygate_cli::doorbell::ring(&stack.config.events_table);
-            e
-        })
-        .buffer_unordered(16)
-        .collect::<Vec<_>>()
-        .await
-        .into_iter()
-        .collect()
+    futures::stream::iter(0..n).map(|_| publish_rung(stack, p, "pay_many")).buffer_unordered(16).collect::<Vec<_>>().await.into_iter().collect()
 }
 
 /// How long each of `n` events (published one every 100 ms for `p`) took from before its publish
@@ -64,8 +61,7 @@ async fn b_latencies(stack: &Stack, p: &Principal, seen: &mut mpsc::UnboundedRec
         let mut sent: Vec<(String, tokio::time::Instant)> = Vec::new();
         for _ in 0..n {
             let at = tokio::time::Instant::now();
-            let e = publish_payment(stack, p, serde_json::json!({"id": "pay_b", "object": "payment"})).await?;
-            paygate_cli::doorbell::ring(&stack.config.events_table);
+            let e = publish_rung(stack, p, "pay_b").await?;
             sent.push((e.id.to_string(), at));
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
